@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One entry point that sets everything up on a fresh machine, then runs what you ask for:
+#   bash dev.sh app     run the Gradio app (CELEBLOOK_PRESET=tiny for no weights)
+#   bash dev.sh test    run the test suite
+#   bash dev.sh <cmd>   run any command inside the project's environment
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${CELEBLOOK_VENV:-.venv}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # busy-waiting OpenMP threads wreck latency on small shared CPUs
+export GRADIO_ANALYTICS_ENABLED=False
+export HF_HUB_DISABLE_TELEMETRY=1
+
+stamp="$VENV/.requirements.sha256"
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[dev.sh] installing requirements into $VENV (first run takes a few minutes)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+need_browser() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[dev.sh] installing Debian chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "[dev.sh] chromium not found: browser tests will be skipped (install Debian's 'chromium' package)"
+  fi
+}
+
+case "${1:-}" in
+  app) shift; exec "$VENV/bin/python" app.py "$@" ;;
+  test) shift; need_browser; exec "$VENV/bin/python" -m pytest "$@" ;;
+  "") echo "usage: bash dev.sh app|test|<command>"; exit 2 ;;
+  *) exec "$VENV/bin/$1" "${@:2}" ;;
+esac

@@ -1,0 +1,19 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CELEBLOOK_SHARED", REPO.parent / "shared"))
+CONFORMANCE = SHARED / "conformance"
+
+
+@pytest.fixture(scope="session")
+def conformance_dir() -> Path:
+    if not (CONFORMANCE / "mobilestylegan_seed1234.npz").exists():
+        pytest.skip(f"conformance vectors not found at {CONFORMANCE} (they ship only beside the team's checkout)")
+    return CONFORMANCE
