@@ -1,0 +1,153 @@
+"""``render``: latents from .npy files -> PNGs; ``generate``: random faces from seeds.
+
+Both write ``OUT/latents.npy``, the W+ actually rendered (N,23,512) float32, beside the PNGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import InputError
+from ..media import save_pngs, to_uint8
+from ..models import Generator, create_generator
+
+SIZES = (256, 512, 1024)
+PSI_RANGE = (0.0, 2.0)
+MAX_SEEDS = 10_000
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    render = subparsers.add_parser("render", help="render latents (.npy z or W+) to PNGs")
+    latents = render.add_mutually_exclusive_group(required=True)
+    latents.add_argument("--z", type=Path, metavar="FILE.npy", help="z latents, (N,512) or (512,)")
+    latents.add_argument("--wplus", type=Path, metavar="FILE.npy", help="W+ latents, (N,23,512) or (23,512)")
+    _common(render, psi_default=None)
+    render.set_defaults(func=run_render)
+
+    generate = subparsers.add_parser("generate", help="render random faces from seeds")
+    generate.add_argument("--seeds", type=parse_seeds, required=True, help="e.g. 1-4, 7 or 1-3,9 (seed -> z via torch.Generator)")
+    _common(generate, psi_default=0.7)
+    generate.set_defaults(func=run_generate)
+
+
+def _common(parser: argparse.ArgumentParser, psi_default: float | None) -> None:
+    parser.add_argument("--checkpoint", type=Path, help="generator file: published .ckpt, HF .pth or our .safetensors (default: the preset's)")
+    parser.add_argument("--truncation", type=float, default=psi_default, metavar="PSI",
+                        help=f"psi in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}] towards w_avg (default: {psi_default or 'none'})")
+    parser.add_argument("--noise", type=parse_noise, default=None, metavar="zero|SEED", help="noise maps: zero (default) or fixed from a seed")
+    parser.add_argument("--size", type=int, choices=SIZES, default=1024, help="output size in px (early exit below 1024)")
+    parser.add_argument("--preset", default=None, help="ffhq | tiny (default: $CELEBLOOK_PRESET or ffhq)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+
+
+def parse_noise(text: str) -> int | None:
+    if text == "zero":
+        return None
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'zero' or a seed, got {text!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"noise seed must be >= 0, got {seed}")
+    return seed
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1-4' -> [1,2,3,4]; '1-3,9' -> [1,2,3,9]; ranges are inclusive, seeds >= 0."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            start, stop = int(lo), int(hi if sep else lo)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad seed range {text!r}: use e.g. 1-4 or 1,5,9") from None
+        if start < 0 or stop < start or stop >= 2**63:
+            raise argparse.ArgumentTypeError(f"bad seed range {part.strip()!r}: seeds must satisfy 0 <= first <= last")
+        seeds.extend(range(start, stop + 1))
+        if len(seeds) > MAX_SEEDS:
+            raise argparse.ArgumentTypeError(f"at most {MAX_SEEDS} seeds per call")
+    return seeds
+
+
+def _generator(args: argparse.Namespace) -> Generator:
+    from ..presets import get_preset
+
+    try:
+        preset = get_preset(args.preset)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    if args.truncation is not None and not (PSI_RANGE[0] <= args.truncation <= PSI_RANGE[1]):
+        raise InputError(f"--truncation must be in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}], got {args.truncation}")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out {args.out} exists and is not a directory")
+    generator = create_generator(preset, args.checkpoint)
+    if args.size not in generator.config.sizes:
+        raise InputError(f"--size {args.size} is not one of this generator's sizes {generator.config.sizes}")
+    return generator
+
+
+def load_latents(path: Path, shape: tuple[int, ...], what: str) -> torch.Tensor:
+    """A finite float array of ``shape`` (or one sample without the batch axis) -> (N, *shape) float32."""
+    if not path.is_file():
+        raise InputError(f"{what} file not found: {path}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"{path}: not a .npy array ({err})") from None
+    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.floating):
+        raise InputError(f"{path}: {what} must be a float array, got dtype {getattr(array, 'dtype', type(array).__name__)}")
+    if array.shape == shape:
+        array = array[None]
+    if array.ndim != len(shape) + 1 or array.shape[1:] != shape or array.shape[0] == 0:
+        want = ", ".join(map(str, shape))
+        raise InputError(f"{path}: {what} must have shape (N,{want}) or ({want}), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise InputError(f"{path}: {what} contains NaN or inf")
+    return torch.from_numpy(array.astype(np.float32))
+
+
+@torch.no_grad()
+def render_wplus(generator: Generator, wplus: torch.Tensor, size: int, noise_seed: int | None, progress: bool = True) -> np.ndarray:
+    """W+ (N,23,512) -> (N,size,size,3) uint8, one image at a time (eager CPU scales badly with batch)."""
+    noise = generator.make_noise(noise_seed) if noise_seed is not None else None
+    images = [
+        to_uint8(generator(w[None], size=size, noise=noise))[0]
+        for w in tqdm(wplus, desc="rendering", unit="img", disable=not progress or len(wplus) < 2)
+    ]
+    return np.stack(images)
+
+
+def _write(out: Path, images: np.ndarray, wplus: torch.Tensor, names: list[str] | None = None) -> None:
+    paths = save_pngs(images, out, names)
+    np.save(out / "latents.npy", wplus.numpy().astype(np.float32))
+    print(f"wrote {len(paths)} PNG(s) and latents.npy to {out}")
+
+
+def run_render(args: argparse.Namespace) -> int:
+    generator = _generator(args)
+    config = generator.config
+    if args.z is not None:
+        z = load_latents(args.z, (config.style_dim,), "z")
+        with torch.no_grad():
+            wplus = generator.z_to_wplus(z, 1.0 if args.truncation is None else args.truncation)
+    else:
+        wplus = load_latents(args.wplus, (config.n_slots, config.style_dim), "W+")
+        if args.truncation is not None:
+            wplus = generator.truncate(wplus, args.truncation)
+    _write(args.out, render_wplus(generator, wplus, args.size, args.noise), wplus)
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    generator = _generator(args)
+    z = torch.cat([torch.randn(1, generator.config.style_dim, generator=torch.Generator().manual_seed(s)) for s in args.seeds])
+    with torch.no_grad():
+        wplus = generator.z_to_wplus(z, args.truncation)
+    names = [f"seed{s:04d}.png" for s in args.seeds]
+    _write(args.out, render_wplus(generator, wplus, args.size, args.noise), wplus, names)
+    return 0

@@ -1,0 +1,83 @@
+"""``weights status | download | convert``: the files in weights/manifest.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("weights", help="weight files: status, download, convert")
+    commands = parser.add_subparsers(dest="weights_command", required=True, parser_class=type(parser))
+
+    status = commands.add_parser("status", help="present / missing / corrupt, and the command that gets each file")
+    status.add_argument("--preset", default=None, help="only this preset's files (default: $CELEBLOOK_PRESET or ffhq)")
+    status.set_defaults(func=run_status)
+
+    download = commands.add_parser("download", help="fetch files (verified, atomic); default: the preset's missing defaults")
+    download.add_argument("names", nargs="*", help="manifest names (see `weights status`)")
+    download.add_argument("--revision", help="Hugging Face revision (branch, tag or commit) instead of the manifest's")
+    download.add_argument("--preset", default=None, help="preset whose default files to fetch when no names are given")
+    download.set_defaults(func=run_download)
+
+    convert = commands.add_parser("convert", help="published .ckpt / HF .pth -> our safetensors + sidecar (+ manifest sha256)")
+    convert.add_argument("source", nargs="?", type=Path, help="checkpoint to convert (default: the one in the weights dir)")
+    convert.add_argument("--out", type=Path, help="write here instead of the preset's generator file (manifest untouched)")
+    convert.add_argument("--preset", default=None, help="preset whose generator is made (default: $CELEBLOOK_PRESET or ffhq)")
+    convert.set_defaults(func=run_convert)
+
+
+def _preset(name: str | None):
+    from ..presets import get_preset
+
+    try:
+        return get_preset(name)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from .. import weights
+    from ..presets import weights_dir
+
+    preset = _preset(args.preset)
+    root = weights_dir()
+    print(f"weights dir: {root}   manifest: {weights.manifest_path(root)}")
+    rows = [s for s in weights.status(root, progress=True) if s.file.preset == preset.name]
+    if not rows:
+        print(f"preset {preset.name!r} uses seeded random weights: no files needed")
+        return 0
+    width = max(len(s.file.name) for s in rows)
+    for s in rows:
+        line = f"{s.file.name:<{width}}  {s.state:<8}"
+        if s.detail:
+            line += f"  ({s.detail})"
+        if s.state != "present":
+            line += f"  -> {s.file.command}"
+        print(line)
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from .. import weights
+    from ..presets import weights_dir
+
+    root = weights_dir()
+    names = args.names
+    if not names:
+        preset = _preset(args.preset)
+        names = [s.file.name for s in weights.status(root) if s.file.preset == preset.name and s.file.default and s.state != "present"]
+        if not names:
+            print(f"nothing to download for preset {preset.name!r}")
+    for name in names:
+        weights.download(name, root, revision=args.revision)
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from .. import weights
+
+    weights.convert(args.source, args.out, preset=_preset(args.preset).name)
+    return 0

@@ -1,0 +1,372 @@
+"""Weight files: the manifest, and ``status`` / ``download`` / ``convert`` over it.
+
+The manifest (``weights/manifest.json``) lists every file with what it is, where it comes from, its
+size and hash where published (null where not), its licence and the command that gets it. Files live
+in ``weights_dir()``. Hashes of present files are cached by (size, mtime) in ``.hashes.json`` there,
+so ``status`` does not re-read gigabytes each time. Downloads go to ``<name>.part`` and are renamed
+only after size and hash are verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from tqdm import tqdm
+
+from . import __version__
+from .errors import InputError, WeightsError
+from .presets import weights_dir
+
+MANIFEST_NAME = "manifest.json"
+HASH_CACHE_NAME = ".hashes.json"
+REPO_MANIFEST = Path(__file__).resolve().parent.parent / "weights" / MANIFEST_NAME
+HF_DEFAULT_ENDPOINT = "https://huggingface.co"
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One manifest entry."""
+
+    name: str  # file name inside the weights dir
+    what: str
+    role: str  # generator-source | generator | clip | student-init | mapper | strength | student
+    preset: str
+    source: dict | None  # {"hub", "file", "revision"} or {"url", ...}; None when made here
+    size: int | None
+    sha256: str | None
+    md5: str | None
+    licence: str | None
+    get: str  # download | convert | train
+    command: str
+    default: bool = False  # fetched by a bare `weights download`
+    sidecar: str | None = None
+
+    @classmethod
+    def from_json(cls, d: dict) -> WeightFile:
+        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass
+class FileStatus:
+    file: WeightFile
+    path: Path
+    state: str  # present | missing | corrupt
+    detail: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# manifest
+
+
+def manifest_path(root: Path | None = None) -> Path:
+    """The weights dir's own manifest if it has one, else the one shipped in the repository."""
+    own = (root or weights_dir()) / MANIFEST_NAME
+    return own if own.exists() else REPO_MANIFEST
+
+
+def read_manifest(root: Path | None = None) -> dict:
+    path = manifest_path(root)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise WeightsError(f"{path}: unreadable weights manifest ({err})") from None
+
+
+def load_manifest(root: Path | None = None) -> list[WeightFile]:
+    return [WeightFile.from_json(d) for d in read_manifest(root)["files"]]
+
+
+def find(name: str, root: Path | None = None) -> WeightFile:
+    files = load_manifest(root)
+    for f in files:
+        if f.name == name:
+            return f
+    raise InputError(f"unknown weight file {name!r}; the manifest lists: {', '.join(f.name for f in files)}")
+
+
+def find_role(preset: str, role: str, root: Path | None = None) -> WeightFile:
+    for f in load_manifest(root):
+        if f.preset == preset and f.role == role:
+            return f
+    raise WeightsError(f"the weights manifest has no {role} file for preset {preset!r}")
+
+
+def require(preset: str, role: str, root: Path | None = None) -> Path:
+    """Path of the preset's file for ``role``; a WeightsError with the fixing command if it is absent."""
+    root = root or weights_dir()
+    f = find_role(preset, role, root)
+    path = root / f.name
+    if not path.is_file():
+        raise WeightsError(f"{role} weights for preset {preset!r} are missing ({path}); get them with: {f.command}")
+    return path
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(part, path)
+
+
+def record_hash(name: str, sha256: str, size: int, root: Path | None = None) -> None:
+    """Store a file's sha256 and size in the weights dir's manifest (copied from the repo's if needed)."""
+    root = root or weights_dir()
+    manifest = read_manifest(root)
+    for d in manifest["files"]:
+        if d["name"] == name:
+            d["sha256"], d["size"] = sha256, size
+    _write_json(root / MANIFEST_NAME, manifest)
+
+
+# ---------------------------------------------------------------------------------------------------
+# hashing with a (size, mtime) cache
+
+
+def _cache(root: Path) -> dict:
+    try:
+        return json.loads((root / HASH_CACHE_NAME).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _cache_key(root: Path, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _remember(root: Path, path: Path, hashes: dict[str, str]) -> None:
+    key = _cache_key(root, path)
+    if Path(key).is_absolute():  # only files inside the weights dir are cached
+        return
+    st = path.stat()
+    cache = _cache(root)
+    cache[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, **hashes}
+    _write_json(root / HASH_CACHE_NAME, cache)
+
+
+def file_hashes(path: Path, root: Path | None = None, progress: bool = False) -> dict[str, str]:
+    """{'sha256', 'md5'} of a file in the weights dir, from the cache when size and mtime still match."""
+    root = root or weights_dir()
+    st = path.stat()
+    hit = _cache(root).get(_cache_key(root, path))
+    if hit and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
+        return {"sha256": hit["sha256"], "md5": hit["md5"]}
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    with open(path, "rb") as f, tqdm(total=st.st_size, unit="B", unit_scale=True, desc=f"hashing {path.name}",
+                                     disable=not progress, leave=False) as bar:
+        while block := f.read(CHUNK):
+            sha.update(block)
+            md5.update(block)
+            bar.update(len(block))
+    hashes = {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
+    _remember(root, path, hashes)
+    return hashes
+
+
+# ---------------------------------------------------------------------------------------------------
+# status
+
+
+def _expected_sha256(f: WeightFile, root: Path) -> str | None:
+    if f.sha256 or not f.sidecar:
+        return f.sha256
+    try:
+        return json.loads((root / f.sidecar).read_text()).get("sha256")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def check(f: WeightFile, root: Path | None = None, progress: bool = False) -> FileStatus:
+    """present / missing / corrupt for one file (size first, then sha256 or md5 where known)."""
+    root = root or weights_dir()
+    path = root / f.name
+    if not path.is_file():
+        return FileStatus(f, path, "missing")
+    size = path.stat().st_size
+    if f.size is not None and size != f.size:
+        return FileStatus(f, path, "corrupt", f"size {size:,} bytes, expected {f.size:,}")
+    if f.sidecar and not (root / f.sidecar).is_file():
+        return FileStatus(f, path, "corrupt", f"its sidecar {f.sidecar} is missing")
+    sha256, md5 = _expected_sha256(f, root), f.md5
+    if not (sha256 or md5):
+        return FileStatus(f, path, "present", "no published hash to check against")
+    hashes = file_hashes(path, root, progress)
+    if sha256 and hashes["sha256"] != sha256:
+        return FileStatus(f, path, "corrupt", f"sha256 {hashes['sha256'][:12]}... != expected {sha256[:12]}...")
+    if md5 and hashes["md5"] != md5:
+        return FileStatus(f, path, "corrupt", f"md5 {hashes['md5']} != published {md5}")
+    return FileStatus(f, path, "present", "sha256 verified" if sha256 else "md5 verified")
+
+
+def status(root: Path | None = None, progress: bool = False) -> list[FileStatus]:
+    root = root or weights_dir()
+    return [check(f, root, progress) for f in load_manifest(root)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# download
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def source_url(f: WeightFile, revision: str | None = None) -> str:
+    """Where a downloadable file comes from; hub files honour HF_ENDPOINT and a revision override."""
+    src = f.source or {}
+    if "hub" in src:
+        endpoint = os.environ.get("HF_ENDPOINT", HF_DEFAULT_ENDPOINT).rstrip("/")
+        rev = quote(revision or src.get("revision") or "main", safe="")
+        return f"{endpoint}/{src['hub']}/resolve/{rev}/{quote(src['file'])}"
+    if revision:
+        raise InputError(f"--revision applies to Hugging Face files only; {f.name} comes from {src.get('url')}")
+    if "url" not in src:
+        raise WeightsError(f"{f.name} has no download source")
+    return src["url"]
+
+
+class _RedirectRecorder(urllib.request.HTTPRedirectHandler):
+    """Keeps the Hub's X-Linked-* headers (sha256 and size of LFS files), which only the redirect carries."""
+
+    def __init__(self) -> None:
+        self.linked: dict[str, str] = {}
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        for key in ("X-Linked-Etag", "X-Linked-Size"):
+            if headers.get(key):
+                self.linked[key] = headers[key]
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _sha256_of_etag(etag: str | None) -> str | None:
+    etag = (etag or "").removeprefix("W/").strip('"')
+    return etag if re.fullmatch(r"[0-9a-f]{64}", etag) else None
+
+
+def download(
+    name: str, root: Path | None = None, revision: str | None = None, progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Fetch one manifest file into the weights dir, verified; never leaves a partial file under its name."""
+    root = root or weights_dir()
+    f = find(name, root)
+    if f.get != "download":
+        raise WeightsError(f"{name} is not downloadable; it is made with: {f.command}")
+    dest = root / f.name
+    if revision is None and check(f, root).state == "present":
+        log(f"{name}: already present")
+        return dest
+    url = source_url(f, revision)
+    if offline():
+        raise WeightsError(f"refusing to download {name}: offline mode (HF_HUB_OFFLINE is set); unset it or copy the file to {dest}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    recorder = _RedirectRecorder()
+    opener = urllib.request.build_opener(recorder)
+    request = urllib.request.Request(url, headers={"User-Agent": f"celeblook/{__version__}"})
+    sha, md5, received, kept = hashlib.sha256(), hashlib.md5(), 0, False
+    try:
+        with opener.open(request, timeout=60) as resp, open(part, "wb") as out:
+            if resp.headers.get("Content-Type", "").startswith("text/html"):
+                raise WeightsError(
+                    f"download of {name} refused: {url} answered with a web page, not the file "
+                    f"(a quota or confirmation page?); fetch it in a browser and save it as {dest}"
+                )
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length else None
+            headers = {**{k: v for k, v in resp.headers.items()}, **recorder.linked}
+            with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
+                while block := resp.read(CHUNK):
+                    out.write(block)
+                    sha.update(block)
+                    md5.update(block)
+                    received += len(block)
+                    bar.update(len(block))
+        if total is not None and received != total:
+            raise WeightsError(f"download of {name} interrupted after {received:,} of {total:,} bytes; nothing was kept, run the command again")
+        _verify(f, received, sha.hexdigest(), md5.hexdigest(), headers)
+        os.replace(part, dest)
+        kept = True
+    except urllib.error.HTTPError as err:
+        raise WeightsError(f"download of {name} failed: HTTP {err.code} {err.reason} from {url}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise WeightsError(f"download of {name} interrupted after {received:,} bytes ({reason}); nothing was kept, run the command again") from None
+    finally:
+        if not kept:
+            part.unlink(missing_ok=True)
+    _remember(root, dest, {"sha256": sha.hexdigest(), "md5": md5.hexdigest()})
+    if not (f.sha256 or f.md5 or _sha256_of_etag(headers.get("X-Linked-Etag") or headers.get("ETag"))):
+        log(f"{name}: downloaded {received:,} bytes; no published hash to verify, sha256 {sha.hexdigest()}")
+    else:
+        log(f"{name}: downloaded {received:,} bytes, verified")
+    return dest
+
+
+def _verify(f: WeightFile, size: int, sha256: str, md5: str, headers: dict[str, str]) -> None:
+    linked_size = headers.get("X-Linked-Size")
+    expected_size = f.size if f.size is not None else (int(linked_size) if linked_size else None)
+    if expected_size is not None and size != expected_size:
+        raise WeightsError(f"download of {f.name} refused: {size:,} bytes, expected {expected_size:,}; nothing was kept")
+    expected_sha = f.sha256 or _sha256_of_etag(headers.get("X-Linked-Etag") or headers.get("ETag"))
+    if expected_sha and sha256 != expected_sha:
+        raise WeightsError(f"download of {f.name} refused: sha256 {sha256[:12]}... does not match {expected_sha[:12]}...; nothing was kept")
+    if f.md5 and md5 != f.md5:
+        raise WeightsError(f"download of {f.name} refused: md5 {md5} does not match the published {f.md5}; nothing was kept")
+
+
+# ---------------------------------------------------------------------------------------------------
+# convert
+
+
+def convert(
+    source: str | Path | None = None, out: str | Path | None = None, preset: str = "ffhq",
+    root: Path | None = None, log: Callable[[str], None] = print,
+) -> Path:
+    """Published .ckpt or HF .pth -> our safetensors + sidecar (w_avg from 10k seeded samples).
+
+    Without ``out`` the result is the preset's generator file, and its sha256 goes into the manifest.
+    """
+    import torch
+
+    from .models.checkpoint import W_AVG_SAMPLES, W_AVG_SEED, read_checkpoint, write_generator
+    from .models.mobilestylegan import Generator
+    from .presets import get_preset
+
+    root = root or weights_dir()
+    target = find_role(preset, "generator", root)
+    if source is None:
+        sources = [s for s in load_manifest(root) if s.preset == preset and s.role == "generator-source"]
+        present = [check(s, root, progress=True) for s in sources if (root / s.name).is_file()]
+        if not present:
+            raise WeightsError(f"no MobileStyleGAN checkpoint in {root} to convert; get one with: {sources[-1].command}")
+        corrupt = [s for s in present if s.state == "corrupt"]
+        if len(corrupt) == len(present):
+            raise WeightsError(f"{corrupt[0].path.name} is corrupt ({corrupt[0].detail}); get it again with: {corrupt[0].file.command}")
+        source = next(s.path for s in present if s.state == "present")
+    source = Path(source)
+    ckpt = read_checkpoint(source, None if out is not None else get_preset(preset).generator)
+    # the mean is computed below with a recorded sample count and seed; load with a placeholder first
+    generator = Generator(ckpt.config).load_reference(ckpt.state_dict, w_avg=torch.zeros(1, ckpt.config.style_dim))
+    log(f"computing w_avg from {W_AVG_SAMPLES:,} seeded samples (seed {W_AVG_SEED})")
+    w_avg = generator.compute_w_avg(W_AVG_SAMPLES, seed=W_AVG_SEED)
+    source_sha = file_hashes(source, root, progress=True)["sha256"]
+    dest = Path(out) if out is not None else root / target.name
+    sidecar = write_generator(dest, ckpt, w_avg, source_sha)
+    if out is None:
+        record_hash(target.name, sidecar["sha256"], sidecar["size"], root)
+        _remember(root, dest, {"sha256": sidecar["sha256"], "md5": hashlib.md5(dest.read_bytes()).hexdigest()})
+    log(f"wrote {dest} ({sidecar['size']:,} bytes, sha256 {sidecar['sha256']}) from {source.name} ({ckpt.kind})")
+    return dest

@@ -1,0 +1,254 @@
+"""weights status / download / convert against a local HTTP server standing in for the Hub and Drive."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+
+from celeblook import weights
+from celeblook.cli import main
+from celeblook.errors import WeightsError
+from celeblook.models.checkpoint import load_generator
+from celeblook.models.mobilestylegan import GeneratorConfig
+from celeblook.models.reference_layout import fill_reference
+
+from test_checkpoint import save_hf, save_lightning
+
+HF_FILE = "mobilestylegan_ffhq_v2.pth"
+HF_PATH = "/public-data/MobileStyleGAN/resolve/{rev}/models/mobilestylegan_ffhq_v2.pth"
+PAYLOAD = os.urandom(300_000)
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class Server:
+    """Serves ``routes``: path -> (body, mode); mode 'ok', 'cut' (closes mid-body), 'html', 'bad-etag'."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[bytes, str]] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                if self.path not in server.routes:
+                    self.send_error(404)
+                    return
+                body, mode = server.routes[self.path]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html" if mode == "html" else "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                etag = "0" * 64 if mode == "bad-etag" else hashlib.sha256(body).hexdigest()
+                self.send_header("X-Linked-Etag", f'"{etag}"')
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if mode == "cut" else body)
+                self.wfile.flush()
+                if mode == "cut":
+                    self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch, server) -> Path:
+    """An empty weights dir with its own manifest; the Drive entry points at the local server."""
+    root = tmp_path / "weights"
+    root.mkdir()
+    manifest = json.loads(weights.REPO_MANIFEST.read_text())
+    for entry in manifest["files"]:
+        if entry["name"] == "mobilestylegan_ffhq.ckpt":
+            entry["source"]["url"] = f"{server.url}/drive/ckpt"
+            entry["md5"] = hashlib.md5(PAYLOAD).hexdigest()
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(root))
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    return root
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name not in ("manifest.json", ".hashes.json"))
+
+
+def test_manifest_lists_every_file_with_provenance():
+    files = weights.load_manifest(weights.REPO_MANIFEST.parent)
+    names = {f.name for f in files}
+    assert {"mobilestylegan_ffhq.ckpt", HF_FILE, "mobilestylegan_ffhq.safetensors",
+            "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors", "efficientformer_l3.snap_dist_in1k.safetensors"} <= names
+    by_name = {f.name: f for f in files}
+    assert by_name["mobilestylegan_ffhq.ckpt"].md5 == "8de24b4d08049c32dbec8beca5ed2074"
+    assert "11Kja0XGE8liLb6R5slNZjF3j3v_6xydt" in by_name["mobilestylegan_ffhq.ckpt"].source["url"]
+    assert by_name[HF_FILE].source == {"hub": "public-data/MobileStyleGAN", "file": "models/mobilestylegan_ffhq_v2.pth", "revision": "main"}
+    assert by_name["open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors"].source["hub"] == "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"
+    assert by_name["efficientformer_l3.snap_dist_in1k.safetensors"].source["hub"] == "timm/efficientformer_l3.snap_dist_in1k"
+    for f in files:
+        assert f.command.startswith("python -m celeblook ") and f.get in {"download", "convert", "train"}
+        assert f.sha256 is None or len(f.sha256) == 64  # never a made-up placeholder
+    assert {f.command.split()[4] for f in files if f.get == "train"} == {"mapper", "strength", "encoder"}
+
+
+def test_hub_download_verifies_against_the_linked_etag(root, server):
+    server.routes[HF_PATH.format(rev="main")] = (PAYLOAD, "ok")
+    path = weights.download(HF_FILE, log=lambda _: None)
+    assert path == root / HF_FILE and path.read_bytes() == PAYLOAD
+    assert leftovers(root) == [HF_FILE]
+    assert json.loads((root / ".hashes.json").read_text())[HF_FILE]["sha256"] == SHA
+
+
+def test_revision_is_passed_to_the_hub(root, server):
+    server.routes[HF_PATH.format(rev="v2.0")] = (PAYLOAD, "ok")
+    assert main(["weights", "download", HF_FILE, "--revision", "v2.0"]) == 0
+    assert server.requests == [HF_PATH.format(rev="v2.0")]
+
+
+def test_interrupted_download_keeps_nothing_and_a_retry_succeeds(root, server, capsys):
+    server.routes[HF_PATH.format(rev="main")] = (PAYLOAD, "cut")
+    assert main(["weights", "download", HF_FILE]) == 2
+    err = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]  # after the progress bar
+    assert err.startswith(f"error: download of {HF_FILE} interrupted after 150,000 of 300,000 bytes")
+    assert leftovers(root) == []  # neither the final name nor a .part
+    server.routes[HF_PATH.format(rev="main")] = (PAYLOAD, "ok")
+    assert main(["weights", "download", HF_FILE]) == 0
+    assert (root / HF_FILE).read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize("how", ["manifest hash", "hub etag"])
+def test_corrupted_download_is_refused(root, server, how):
+    if how == "manifest hash":  # the manifest knows the hash; the server sends other bytes
+        weights.record_hash(HF_FILE, SHA, len(PAYLOAD), root)
+        server.routes[HF_PATH.format(rev="main")] = (PAYLOAD[::-1], "ok")
+    else:
+        server.routes[HF_PATH.format(rev="main")] = (PAYLOAD, "bad-etag")
+    with pytest.raises(WeightsError, match=r"refused: sha256 .* does not match"):
+        weights.download(HF_FILE, log=lambda _: None)
+    assert leftovers(root) == []
+
+
+def test_url_download_checks_the_published_md5(root, server):
+    server.routes["/drive/ckpt"] = (PAYLOAD[:-1] + b"x", "ok")
+    with pytest.raises(WeightsError, match=r"md5 .* does not match the published"):
+        weights.download("mobilestylegan_ffhq.ckpt", log=lambda _: None)
+    server.routes["/drive/ckpt"] = (b"<html>quota exceeded</html>", "html")
+    with pytest.raises(WeightsError, match=r"answered with a web page"):
+        weights.download("mobilestylegan_ffhq.ckpt", log=lambda _: None)
+    assert leftovers(root) == []
+    server.routes["/drive/ckpt"] = (PAYLOAD, "ok")
+    weights.download("mobilestylegan_ffhq.ckpt", log=lambda _: None)
+    assert weights.check(weights.find("mobilestylegan_ffhq.ckpt")).detail == "md5 verified"
+
+
+def test_offline_refuses_without_a_request(root, server, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["weights", "download", HF_FILE]) == 2
+    assert "offline mode (HF_HUB_OFFLINE is set)" in capsys.readouterr().err
+    assert server.requests == [] and leftovers(root) == []
+
+
+def test_not_downloadable_and_unknown_names(root, capsys):
+    assert main(["weights", "download", "ffhq/mapper.safetensors"]) == 2
+    assert "made with: python -m celeblook train mapper" in capsys.readouterr().err
+    assert main(["weights", "download", "nope.bin"]) == 2
+    assert "unknown weight file 'nope.bin'" in capsys.readouterr().err
+
+
+def test_status_present_missing_corrupt_with_commands(root, server, capsys):
+    server.routes["/drive/ckpt"] = (PAYLOAD, "ok")
+    weights.download("mobilestylegan_ffhq.ckpt", log=lambda _: None)
+    (root / "efficientformer_l3.snap_dist_in1k.safetensors").write_bytes(b"x")  # no published hash: present, unverified
+    assert main(["weights", "status"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "present" in lines["mobilestylegan_ffhq.ckpt"] and "md5 verified" in lines["mobilestylegan_ffhq.ckpt"]
+    assert "present" in lines["efficientformer_l3.snap_dist_in1k.safetensors"]
+    assert "no published hash" in lines["efficientformer_l3.snap_dist_in1k.safetensors"]
+    assert lines[HF_FILE].split()[1] == "missing" and lines[HF_FILE].endswith(f"-> python -m celeblook weights download {HF_FILE}")
+    assert lines["ffhq/mapper.safetensors"].endswith("-> python -m celeblook train mapper --preset ffhq --out weights/ffhq")
+
+    ckpt = root / "mobilestylegan_ffhq.ckpt"
+    ckpt.write_bytes(PAYLOAD[:-1] + b"!")  # same size, new mtime: the cache must not hide it
+    assert main(["weights", "status"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mobilestylegan_ffhq.ckpt"))
+    assert "corrupt" in line and "md5" in line and line.endswith("-> python -m celeblook weights download mobilestylegan_ffhq.ckpt")
+
+
+def test_status_uses_the_hash_cache(root):
+    path = root / "mobilestylegan_ffhq.ckpt"
+    path.write_bytes(PAYLOAD)
+    assert weights.check(weights.find("mobilestylegan_ffhq.ckpt")).state == "present"
+    cache = json.loads((root / ".hashes.json").read_text())
+    cache["mobilestylegan_ffhq.ckpt"]["md5"] = "0" * 32  # same size and mtime: status trusts the cache
+    (root / ".hashes.json").write_text(json.dumps(cache))
+    assert weights.check(weights.find("mobilestylegan_ffhq.ckpt")).state == "corrupt"
+
+
+def test_status_for_tiny_needs_nothing(root, capsys):
+    assert main(["weights", "status", "--preset", "tiny"]) == 0
+    assert "no files needed" in capsys.readouterr().out
+
+
+def test_convert_writes_safetensors_sidecar_and_manifest_hash(root, capsys):
+    sd = fill_reference(GeneratorConfig(), base_seed=5)
+    save_hf(sd, root / HF_FILE)
+    assert main(["weights", "convert"]) == 0
+    out = root / "mobilestylegan_ffhq.safetensors"
+    sidecar = json.loads((root / "mobilestylegan_ffhq.json").read_text())
+    sha = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert sidecar["sha256"] == sha and sidecar["source"]["file"] == HF_FILE
+    assert sidecar["source"]["sha256"] == hashlib.sha256((root / HF_FILE).read_bytes()).hexdigest()
+    assert sidecar["w_avg"]["n_samples"] == 10_000
+    assert 43e6 < out.stat().st_size < 45e6
+    assert weights.find("mobilestylegan_ffhq.safetensors").sha256 == sha  # recorded in the manifest
+    assert weights.check(weights.find("mobilestylegan_ffhq.safetensors")).detail == "sha256 verified"
+    g = load_generator(out)
+    assert torch.equal(g.w_avg, load_generator(root / HF_FILE).w_avg)
+
+    from celeblook.models import create_generator
+
+    ffhq = create_generator("ffhq")
+    w = torch.randn(1, 23, 512, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ffhq(w, size=16), g(w, size=16))
+
+
+def test_convert_to_a_chosen_file(tmp_path, root):
+    tiny = fill_reference(GeneratorConfig(channels=(64, 64, 32, 16)), base_seed=2)
+    src = save_lightning(tiny, tmp_path / "custom.ckpt")
+    assert main(["weights", "convert", str(src), "--out", str(tmp_path / "custom.safetensors")]) == 0
+    g = load_generator(tmp_path / "custom.safetensors")
+    assert g.config.channels == (64, 64, 32, 16)
+    assert weights.find("mobilestylegan_ffhq.safetensors").sha256 is None  # manifest untouched
+
+
+def test_convert_without_a_source_names_the_command(root, capsys):
+    assert main(["weights", "convert"]) == 2
+    assert f"get one with: python -m celeblook weights download {HF_FILE}" in capsys.readouterr().err
+
+
+def test_bare_download_fetches_the_presets_missing_defaults(root, server, capsys):
+    routes = [HF_PATH.format(rev="main"), "/laion/CLIP-ViT-L-14-laion2B-s32B-b82K/resolve/main/open_clip_model.safetensors",
+              "/timm/efficientformer_l3.snap_dist_in1k/resolve/main/model.safetensors"]
+    for i, route in enumerate(routes):
+        server.routes[route] = (PAYLOAD[i:], "ok")
+    assert main(["weights", "download"]) == 0
+    assert sorted(server.requests) == sorted(routes)
+    assert leftovers(root) == sorted([HF_FILE, "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors", "efficientformer_l3.snap_dist_in1k.safetensors"])
+    assert main(["weights", "download"]) == 0  # all present now: nothing fetched again
+    assert len(server.requests) == 3 and "nothing to download" in capsys.readouterr().out
