@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 import warnings
 
 import numpy as np
@@ -23,10 +24,12 @@ from celeblook.models.clip import (
 )
 from celeblook.models.student import TRAIN_COMMAND, create_student, load_student, save_student, sidecar_path
 from celeblook.preprocess import OPENAI_MEAN, OPENAI_STD
+from celeblook.weights import find
 from celeblook.presets import get_preset
 
 TINY = get_preset("tiny")
 FFHQ = get_preset("ffhq")
+REPO_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 EOT = 49407
 
 
@@ -207,7 +210,9 @@ def test_local_file_round_trip(teacher, tmp_path):
 def test_missing_weights_name_the_download_command(empty_weights):
     with pytest.raises(WeightsError) as err:
         create_clip(FFHQ)
-    assert CLIP_DOWNLOAD_COMMAND in str(err.value) and "laion2b_s32b_b82k" in str(err.value)
+    file = "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors"
+    assert CLIP_DOWNLOAD_COMMAND.format(file=file) in str(err.value)
+    assert find(file, root=REPO_WEIGHTS).name == file  # the command names a real manifest entry
     assert "\n" not in str(err.value)
     with pytest.raises(WeightsError, match="not found"):
         create_clip(TINY, pretrained=empty_weights / "nope.safetensors")
@@ -236,7 +241,7 @@ def test_corrupt_or_mismatched_weights_are_weights_errors(teacher, tmp_path):
     garbage.write_bytes(b"\x00not a safetensors file" * 10)
     with pytest.raises(WeightsError, match="corrupt") as err:
         create_clip(TINY, pretrained=garbage)
-    assert CLIP_DOWNLOAD_COMMAND in str(err.value)
+    assert CLIP_DOWNLOAD_COMMAND.format(file="") in str(err.value)
     state = {k: v.contiguous() for k, v in teacher.model.state_dict().items() if not k.startswith("text.")}
     partial = tmp_path / "image_only.safetensors"
     save_file(state, str(partial))

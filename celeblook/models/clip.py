@@ -7,7 +7,7 @@ and the activation (openai, metaclip_* and dfn2b were trained with QuickGELU; op
 
 Weights are never downloaded here. They are read from, in order: an explicit file, the file
 ``weights/open_clip_<model>_<tag>.safetensors`` and the Hugging Face hub cache (where open_clip or
-``python -m celeblook weights download clip-vit-l-14`` put them). Missing -> WeightsError naming that command.
+``python -m celeblook weights download open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors`` put them). Missing -> WeightsError naming that command.
 
 The ``tiny`` preset uses ``celeblook-tiny-clip`` (open_clip_configs/): ViT-L-14's tokenizer, context and
 embedding size with 2-layer, 64-wide towers, seeded random weights.
@@ -31,7 +31,7 @@ from ..errors import InputError, WeightsError
 from ..preprocess import OPENAI_MEAN, OPENAI_STD
 from .image_encoder import ImageEncoder, one_line, seeded_init
 
-CLIP_DOWNLOAD_COMMAND = "python -m celeblook weights download clip-vit-l-14"
+CLIP_DOWNLOAD_COMMAND = "python -m celeblook weights download {file}"  # a weights/manifest.json name
 TINY_CLIP_MODEL = "celeblook-tiny-clip"
 CONFIG_DIR = Path(__file__).with_name("open_clip_configs")
 HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # open_clip's preference order
@@ -213,7 +213,7 @@ def build_clip(spec: ClipSpec, weights: str | Path | None = None, seed: int = 0)
     except Exception as err:  # safetensors/pickle/shape errors all mean the same thing to the user
         raise WeightsError(
             f"cannot load CLIP weights {path} for {spec.model_name} ({one_line(err)}); the file is corrupt or for another "
-            f"model: re-download it with `{CLIP_DOWNLOAD_COMMAND}`"
+            f"model: re-download it with `{CLIP_DOWNLOAD_COMMAND.format(file=spec.local_file.name)}`"
         ) from None
     return ClipTeacher(model, spec, source=str(path))
 
@@ -237,7 +237,7 @@ def create_clip(preset, pretrained: str | Path | None = None) -> ClipTeacher:
         if weights is None:
             raise WeightsError(
                 f"OpenCLIP {spec.model_name} weights ({tag}) not found in {spec.local_file.parent} or the "
-                f"Hugging Face cache; run `{CLIP_DOWNLOAD_COMMAND}`"
+                f"Hugging Face cache; run `{CLIP_DOWNLOAD_COMMAND.format(file=spec.local_file.name)}`"
             )
     return build_clip(spec, weights, seed=preset.seed)
 

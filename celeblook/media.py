@@ -1,0 +1,114 @@
+"""Images out: 8-bit conversion, PNG files and looping GIFs.
+
+GIFs are bounded (frame count, side and encoded bytes) so a request can never make the server build an
+unbounded animation in memory or on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import InputError
+
+# --- GIF -------------------------------------------------------------------------------------------------
+
+MAX_GIF_FRAMES = 96  # after ping-pong
+MAX_GIF_SIDE = 512
+MAX_GIF_BYTES = 8 * 2**20
+MIN_GIF_SIDE = 64  # below this a GIF that is still too many bytes is refused rather than shrunk further
+GIF_DURATION_MS = (20, 2000)  # browsers play frames shorter than 20 ms at 100 ms
+
+
+def loop_frames(frames: Sequence[Image.Image], ping_pong: bool) -> list[Image.Image]:
+    """The frames of one loop; ping-pong plays them forward then back without repeating the two ends."""
+    frames = list(frames)
+    return frames + frames[-2:0:-1] if ping_pong else frames
+
+
+def encode_gif(
+    frames: Sequence[Image.Image | np.ndarray],
+    duration_ms: int = 80,
+    ping_pong: bool = False,
+    size: int | None = None,
+    max_bytes: int = MAX_GIF_BYTES,
+) -> bytes:
+    """An endlessly looping GIF of the frames, at most ``size`` (and ``MAX_GIF_SIDE``) px a side.
+
+    When the encoded GIF is over ``max_bytes`` it is re-encoded smaller until it fits.
+    """
+    if len(frames) == 0:
+        raise InputError("a GIF needs at least one frame")
+    if not GIF_DURATION_MS[0] <= duration_ms <= GIF_DURATION_MS[1]:
+        raise InputError(f"frame duration must be {GIF_DURATION_MS[0]}..{GIF_DURATION_MS[1]} ms, got {duration_ms}")
+    if size is not None and not MIN_GIF_SIDE <= size:
+        raise InputError(f"GIF size must be at least {MIN_GIF_SIDE} px, got {size}")
+    images = loop_frames([f if isinstance(f, Image.Image) else Image.fromarray(f) for f in frames], ping_pong)
+    if len(images) > MAX_GIF_FRAMES:
+        raise InputError(f"a GIF may have at most {MAX_GIF_FRAMES} frames (ping-pong doubles them), got {len(images)}")
+    side = min(size or MAX_GIF_SIDE, MAX_GIF_SIDE, max(images[0].size))
+    while True:
+        data = _encode(images, side, duration_ms)
+        if len(data) <= max_bytes:
+            return data
+        # bytes grow with the area: jump close to the budget at once, then keep shrinking by at least 25%
+        side = int(side * min(0.75, 0.95 * math.sqrt(max_bytes / len(data))))
+        if side < MIN_GIF_SIDE:
+            raise InputError(f"the GIF does not fit in {max_bytes // 1024} KB even at {MIN_GIF_SIDE} px: use fewer frames")
+
+
+def _encode(images: list[Image.Image], side: int, duration_ms: int) -> bytes:
+    """GIF bytes of the frames scaled so their longer side is ``side`` px."""
+    width, height = images[0].size
+    target = (max(1, round(width * side / max(width, height))), max(1, round(height * side / max(width, height))))
+    resized = [im.convert("RGB").resize(target, Image.Resampling.LANCZOS) for im in images]
+    buffer = io.BytesIO()
+    resized[0].save(buffer, format="GIF", save_all=True, append_images=resized[1:], duration=duration_ms, loop=0)
+    return buffer.getvalue()
+
+
+def save_gif(
+    frames: Sequence[Image.Image | np.ndarray],
+    path: str | Path,
+    duration_ms: int = 80,
+    ping_pong: bool = False,
+    size: int | None = None,
+    max_bytes: int = MAX_GIF_BYTES,
+) -> Path:
+    """Write a bounded, looping GIF (see ``encode_gif``) and return its path."""
+    path = Path(path)
+    path.write_bytes(encode_gif(frames, duration_ms, ping_pong, size, max_bytes))
+    return path
+
+
+# --- 8-bit and PNG ---------------------------------------------------------------------------------------
+
+
+def to_uint8(images) -> np.ndarray:
+    """Generator output (N,3,H,W) in nominal [-1,1] (torch or numpy) -> (N,H,W,3) uint8.
+
+    Clamp to [-1,1], then round((x + 1) * 127.5): -1 -> 0, 0 -> 128 (127.5 rounds to even), 1 -> 255.
+    """
+    array = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, np.float32)
+    if array.ndim != 4 or array.shape[1] != 3:
+        raise InputError(f"expected images of shape (N,3,H,W), got {tuple(array.shape)}")
+    scaled = (np.clip(array, -1.0, 1.0) + 1.0) * 127.5
+    return np.rint(scaled).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def save_pngs(images: np.ndarray, out_dir: str | Path, names: Sequence[str] | None = None) -> list[Path]:
+    """Write (N,H,W,3) uint8 images as RGB PNGs: ``000.png``, ``001.png``, ... unless ``names`` are given."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = list(names) if names is not None else [f"{i:03d}.png" for i in range(len(images))]
+    if len(names) != len(images):
+        raise InputError(f"{len(images)} images but {len(names)} file names")
+    paths = [out_dir / name for name in names]
+    for image, path in zip(images, paths):
+        Image.fromarray(np.ascontiguousarray(image)).save(path)
+    return paths

@@ -1,0 +1,54 @@
+"""Our own weights on disk: ``name.safetensors`` + ``name.json`` (config, provenance, sha256).
+
+Used for the trained heads (mapper, strength predictor) and for training checkpoints. Both files are
+written under a temporary name and renamed, so a crash never leaves half a file; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from ..errors import WeightsError
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_weights(path: Path, tensors: dict[str, Tensor], sidecar: dict[str, Any]) -> str:
+    """``path`` (.safetensors) + ``path.with_suffix('.json')`` holding ``sidecar`` and the file's sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+    digest = sha256_file(tmp)
+    os.replace(tmp, path)
+    meta = {**sidecar, "weights_file": path.name, "sha256": digest}
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True).encode())
+    return digest
+
+
+def load_weights(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Inverse of :func:`save_weights`; checks the sha256 recorded in the sidecar."""
+    path = Path(path)
+    sidecar_path = path.with_suffix(".json")
+    meta = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else {}
+    if meta.get("sha256") and meta["sha256"] != sha256_file(path):
+        raise WeightsError(f"{path} does not match the sha256 in {sidecar_path.name}: the file is corrupt or was replaced")
+    return load_file(str(path)), meta

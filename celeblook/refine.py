@@ -1,0 +1,101 @@
+"""Optimisation in W+ at the generator's 256 px exit: inversion refinement and CLIP-guided text to face.
+
+Both optimise the 22 used W+ slots with Adam from a start code (slot 22 is dead and stays as it is),
+rendering at 256 px because CLIP looks at 224 px anyway and the 256 exit costs half of a 1024 render.
+There is nothing random in either: the result is fully determined by the inputs.
+
+* ``refine_inversion``: start = f(E_I(photo)) (or the mean latent without a mapper). Loss =
+  ``w_pixel * MSE(G(w), photo@256) + w_clip * (1 - cos(E_I(G(w)), E_I(photo))) + w_pull * |w - start|^2``.
+  The pixel term restores what CLIP does not encode (identity, pose, colours), the CLIP term keeps the
+  semantics, the pull keeps the code near the mapper's in-distribution answer, so edits still behave.
+* ``text_to_face_optimize``: maximise ``cos(E_I(G(w)), e_T)`` with ``w_pull * |w - w_avg|^2``; the slow
+  path for text to face that needs no trained mapper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from .errors import InputError
+
+Progress = Callable[[float, str], None]
+REFINE_SIZE = 256
+MAX_STEPS = 2000
+
+
+@dataclass
+class Optimized:
+    wplus: Tensor  # (1,23,512)
+    losses: list[float]  # loss before each step, then the loss of the returned code
+    generator_calls: int
+
+
+def photo_to_tensor(photo: Image.Image, size: int = REFINE_SIZE) -> Tensor:
+    """An aligned photo -> (1,3,size,size) in [-1,1], the generator's range (Lanczos resize)."""
+    image = photo.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+    pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).reshape(size, size, 3)
+    return pixels.permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+
+def optimize_wplus(
+    generator, start: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor], steps: int, lr: float,
+    progress: Progress | None = None, label: str = "optimising",
+) -> Optimized:
+    """Adam on the used slots of ``start`` (1,23,512); ``loss_fn(wplus, image@256) -> scalar``."""
+    if not 0 <= steps <= MAX_STEPS:
+        raise InputError(f"optimisation steps must be 0..{MAX_STEPS}, got {steps}")
+    used = generator.config.n_slots - 1
+    free = start[:, :used].detach().clone().requires_grad_(True)
+    dead = start[:, used:].detach()
+    optimizer = torch.optim.Adam([free], lr=lr)
+    losses = []
+    for step in range(steps + 1):
+        with torch.set_grad_enabled(step < steps):
+            wplus = torch.cat([free, dead], dim=1)
+            loss = loss_fn(wplus, generator(wplus, size=REFINE_SIZE))
+        losses.append(loss.item())
+        if step == steps:
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if progress is not None:
+            progress((step + 1) / steps, f"{label}: step {step + 1}/{steps}, loss {losses[-1]:.4f}")
+    return Optimized(torch.cat([free, dead], dim=1).detach(), losses, steps + 1)
+
+
+def refine_inversion(
+    generator, encoder, photo: Tensor, start: Tensor, steps: int, lr: float = 0.01,
+    w_pixel: float = 1.0, w_clip: float = 1.0, w_pull: float = 0.1, progress: Progress | None = None,
+) -> Optimized:
+    """``photo``: (1,3,256,256) in [-1,1]; ``start``: (1,23,512)."""
+    with torch.no_grad():
+        target_embedding = encoder.embed_tensor(photo)
+    start = start.detach()
+
+    def loss_fn(wplus: Tensor, image: Tensor) -> Tensor:
+        clip = 1 - F.cosine_similarity(encoder.embed_tensor(image), target_embedding, dim=-1).mean()
+        pull = (wplus - start).pow(2).mean()
+        return w_pixel * F.mse_loss(image, photo) + w_clip * clip + w_pull * pull
+
+    return optimize_wplus(generator, start, loss_fn, steps, lr, progress, "refining the inversion")
+
+
+def text_to_face_optimize(
+    generator, encoder, text_embedding: Tensor, start: Tensor, steps: int, lr: float = 0.02,
+    w_pull: float = 0.05, progress: Progress | None = None,
+) -> Optimized:
+    """Maximise CLIP's agreement of G(w) with the prompt, held near the mean latent."""
+    w_avg = generator.w_avg[:, None, :]
+
+    def loss_fn(wplus: Tensor, image: Tensor) -> Tensor:
+        score = F.cosine_similarity(encoder.embed_tensor(image), text_embedding, dim=-1).mean()
+        return (1 - score) + w_pull * (wplus - w_avg).pow(2).mean()
+
+    return optimize_wplus(generator, start, loss_fn, steps, lr, progress, "CLIP-guided text to face")

@@ -1,0 +1,151 @@
+"""Pieces every training loop shares: seeded RNG state, atomic checkpoints, metrics, progress, DDP.
+
+A checkpoint is one directory entry pair, ``<name>.safetensors`` (every tensor: model, optimizer state,
+RNG states) + ``<name>.json`` (the non-tensor skeleton: step, config, optimizer hyper-parameters, and
+where each tensor goes). Both are written to a temporary name and renamed, so a crash never leaves a
+half-written checkpoint, and nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from tqdm import tqdm
+
+from ..models.heads_io import load_weights, save_weights
+
+# ---------------------------------------------------------------------------------------------------
+# nested state (optimizer state dicts, RNG states) <-> flat tensors + JSON skeleton
+
+
+def pack_state(obj: Any, tensors: dict[str, Tensor], prefix: str) -> Any:
+    """Moves every tensor in ``obj`` into ``tensors`` and returns a JSON-able skeleton pointing at them."""
+    if isinstance(obj, Tensor):
+        tensors[prefix] = obj
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):  # optimizer state uses int keys, which JSON would turn into strings
+        return {"__items__": [[k, pack_state(v, tensors, f"{prefix}.{k}")] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return {"__list__": [pack_state(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]}
+    return obj
+
+
+def unpack_state(skeleton: Any, tensors: dict[str, Tensor]) -> Any:
+    if isinstance(skeleton, dict):
+        if "__tensor__" in skeleton:
+            return tensors[skeleton["__tensor__"]]
+        if "__items__" in skeleton:
+            return {k: unpack_state(v, tensors) for k, v in skeleton["__items__"]}
+        if "__list__" in skeleton:
+            return [unpack_state(v, tensors) for v in skeleton["__list__"]]
+    return skeleton
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """``state``: any nesting of dicts/lists of tensors and JSON values (model, optimizer, rng, step...)."""
+    tensors: dict[str, Tensor] = {}
+    skeleton = pack_state(state, tensors, "s")
+    save_weights(Path(path), tensors, {"kind": "training checkpoint", "state": skeleton})
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """On CPU; ``load_state_dict`` of modules and optimizers moves tensors to their parameters' device."""
+    tensors, meta = load_weights(Path(path))
+    return unpack_state(meta["state"], tensors)
+
+
+# ---------------------------------------------------------------------------------------------------
+# RNG
+
+
+def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Tensor]:
+    """Every RNG a loop draws from, so a resumed run draws exactly what an uninterrupted one would."""
+    state = {name: gen.get_state() for name, gen in generators.items()}
+    state["torch_cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        state["torch_cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng(generators: dict[str, torch.Generator], state: dict[str, Tensor]) -> None:
+    for name, gen in generators.items():
+        gen.set_state(state[name].cpu())
+    torch.set_rng_state(state["torch_cpu"].cpu())
+    if torch.cuda.is_available() and "torch_cuda" in state:
+        torch.cuda.set_rng_state(state["torch_cuda"].cpu())
+
+
+# ---------------------------------------------------------------------------------------------------
+# metrics and progress
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``path``; does nothing on ranks other than 0."""
+
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+
+    def write(self, step: int, **values: float) -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, "time": round(time.time(), 3), **{k: float(v) for k, v in values.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def progress_bar(total: int, initial: int, desc: str, enabled: bool) -> tqdm:
+    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# devices, precision, data parallel
+
+
+def pick_device(name: str | None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """``amp``: "bf16" | "fp16" | "off". Mixed precision only on CUDA; on CPU it would only be slower."""
+    if amp == "off" or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+class DistInfo:
+    """torchrun's WORLD_SIZE/RANK/LOCAL_RANK; world 1 (no process group) when not launched by torchrun."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@contextlib.contextmanager
+def distributed(device: torch.device) -> Iterator[DistInfo]:
+    info = DistInfo()
+    if info.world > 1:
+        if device.type == "cuda":
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield info
+    finally:
+        if info.world > 1:
+            dist.destroy_process_group()

@@ -1,0 +1,53 @@
+"""W+ optimisation at the 256 px exit: refinement lowers its loss, leaves the dead slot, is deterministic."""
+
+import pytest
+import torch
+
+from celeblook.errors import InputError
+from celeblook.models import create_generator
+from celeblook.models.clip import create_clip
+from celeblook.presets import get_preset
+from celeblook.refine import refine_inversion, text_to_face_optimize
+
+
+@pytest.fixture(scope="module")
+def models():
+    preset = get_preset("tiny")
+    return create_generator(preset), create_clip(preset)
+
+
+def _target_and_start(g):
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        target = g(g.z_to_wplus(torch.randn(1, 512, generator=gen), 0.8), size=256)
+    start = g.w_avg[:, None, :].expand(1, 23, -1).clone()
+    start[:, 22] = 7.0  # marks the dead slot
+    return target, start
+
+
+def test_refinement_lowers_its_loss_and_keeps_the_dead_slot(models):
+    g, clip = models
+    target, start = _target_and_start(g)
+    result = refine_inversion(g, clip, target, start, steps=5)
+    assert len(result.losses) == 6 and result.generator_calls == 6
+    assert result.losses[-1] < result.losses[0]
+    assert torch.equal(result.wplus[:, 22], start[:, 22])
+    again = refine_inversion(g, clip, target, start, steps=5)
+    assert torch.equal(again.wplus, result.wplus)  # nothing random
+
+
+def test_clip_guided_text_to_face_raises_the_text_score(models):
+    g, clip = models
+    text = clip.embed_texts(["a smiling woman with red hair"])
+    _, start = _target_and_start(g)
+    progress = []
+    result = text_to_face_optimize(g, clip, text, start, steps=4, lr=0.05, progress=lambda f, m: progress.append(f))
+    assert result.losses[-1] < result.losses[0]
+    assert progress == [0.25, 0.5, 0.75, 1.0]
+
+
+def test_step_count_is_checked(models):
+    g, clip = models
+    target, start = _target_and_start(g)
+    with pytest.raises(InputError, match="steps"):
+        refine_inversion(g, clip, target, start, steps=-1)

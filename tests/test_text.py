@@ -1,0 +1,52 @@
+"""Prompts and edit directions with the tiny CLIP: truncation notices, exact zero directions, bad prompts."""
+
+import pytest
+import torch
+
+from celeblook.errors import InputError
+from celeblook.models.clip import create_clip
+from celeblook.models.mapper import Mapper, MapperConfig
+from celeblook.presets import get_preset
+from celeblook.text import edit_direction, embed_prompts, text_latent, vary_embedding
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return create_clip(get_preset("tiny"))
+
+
+@pytest.fixture(scope="module")
+def mapper():
+    torch.manual_seed(0)
+    return Mapper(MapperConfig(width=64, depth=1)).set_centres(torch.zeros(768), 1.0, torch.randn(512)).eval()
+
+
+def test_embeddings_are_unit_norm_and_long_prompts_are_reported(clip):
+    embeddings, notices = embed_prompts(clip, ["a smiling woman", "a man with a beard"])
+    assert embeddings.shape == (2, 768) and torch.allclose(embeddings.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert notices == []
+    _, notices = embed_prompts(clip, ["a face " + "with very long hair " * 30])
+    assert len(notices) == 1 and "truncated to 77 tokens" in notices[0]
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", None])
+def test_empty_prompts_are_input_errors(clip, prompt):
+    with pytest.raises(InputError, match="empty"):
+        embed_prompts(clip, [prompt])
+
+
+def test_identical_prompts_give_an_exactly_zero_direction(clip, mapper):
+    e, _ = embed_prompts(clip, ["a face with glasses", "a face with glasses"])
+    assert torch.count_nonzero(edit_direction(mapper, e[:1], e[1:])) == 0
+    e, _ = embed_prompts(clip, ["a face with glasses", "a face"])
+    delta = edit_direction(mapper, e[:1], e[1:])
+    assert delta.shape == (1, 23, 512) and delta[:, :22].abs().max() > 0
+    assert torch.count_nonzero(delta[:, 22]) == 0  # the dead slot never moves
+
+
+def test_text_latent_and_seeded_variation(clip, mapper):
+    e, _ = embed_prompts(clip, ["a smiling woman"])
+    assert text_latent(mapper, e).shape == (1, 23, 512)
+    assert torch.equal(vary_embedding(e, 0.5, seed=3), vary_embedding(e, 0.5, seed=3))
+    assert not torch.equal(vary_embedding(e, 0.5, seed=3), vary_embedding(e, 0.5, seed=4))
+    assert torch.allclose((vary_embedding(e, 0.5, seed=3) - e).norm(), torch.tensor(0.5))
