@@ -164,8 +164,9 @@ def main() -> int:
         teacher_g = m["teacher_g"]
         z = torch.randn(1, 512)
         t_size = "1024" if not args.quick else "256"
+        t_clip = f"teacher E_I {m['preset'].clip_model}"
         table.add(f"teacher G StyleGAN2-{t_size}", "teacher torch", timings(lambda: teacher_g(z), teacher_runs), gmacs(lambda: teacher_g(z)))
-        table.add("teacher E_I ViT-L/14", "teacher torch", timings(lambda: clip.visual(pixels), teacher_runs), gmacs(lambda: clip.visual(pixels)))
+        table.add(t_clip, "teacher torch", timings(lambda: clip.visual(pixels), teacher_runs), gmacs(lambda: clip.visual(pixels)))
         inv_t = lambda: teacher_g(z)  # noqa: E731 - the mapper's output is a W+; StyleGAN2 takes its w: same cost
         table.add("teacher inversion", "teacher torch", timings(lambda: (mapper(clip.visual(pixels)), inv_t()), teacher_runs),
                   gmacs(lambda: (clip.visual(pixels), mapper(clip.visual(pixels)), inv_t())))
@@ -181,8 +182,8 @@ def main() -> int:
 
         p_np = pixels.numpy()
         macs = gmacs(lambda: student(pixels))
-        table.add("student E_I", "onnxruntime", timings(lambda: sess["image_encoder"].run(None, {"pixels": p_np}), runs), macs, "teacher E_I ViT-L/14")
-        table.add("student E_I", "torch eager", timings(lambda: student(pixels), runs), macs, "teacher E_I ViT-L/14")
+        table.add("student E_I", "onnxruntime", timings(lambda: sess["image_encoder"].run(None, {"pixels": p_np}), runs), macs, t_clip)
+        table.add("student E_I", "torch eager", timings(lambda: student(pixels), runs), macs, t_clip)
         e_np = student(pixels).numpy()
         macs = gmacs(lambda: mapper(torch.from_numpy(e_np)))
         table.add("mapper f", "onnxruntime", timings(lambda: sess["mapper"].run(None, {"embedding": e_np}), runs), macs)
@@ -208,11 +209,16 @@ def main() -> int:
                   timings(lambda: sess["strength"].run(None, {"wplus": w_np, "embedding": target, "delta": delta}), runs))
         table.add("learned-C edit (C + G1024)", "onnxruntime", timings(edit_ort, runs))
 
-        def sweep_gif():
-            frames = [to_uint8(sess["synthesis_512"].run(None, {"wplus": w_np + c * delta})[0])[0] for c in np.linspace(0, 0.8, 16)]
-            return encode_gif(frames, size=512)
+        def sweep_frames():
+            return [to_uint8(sess["synthesis_512"].run(None, {"wplus": w_np + c * delta})[0])[0]
+                    for c in np.linspace(0, 0.8, 16, dtype=np.float32)]
 
-        table.add("C-sweep GIF 16x512", "onnxruntime", timings(sweep_gif, max(3, runs // 2)))
+        frames = sweep_frames()
+        render = table.add("C-sweep 16 frames @512 (render)", "onnxruntime", timings(sweep_frames, max(3, runs // 2)))
+        # GIF encoding (Pillow's palette quantisation) depends on the pictures: random-weight frames are noisy
+        encode = table.add("C-sweep GIF encode (media.py)", "pillow", timings(lambda: encode_gif(frames, size=512), max(3, runs // 2)))
+        table.rows.append({**render, "stage": "C-sweep GIF 16x512", "backend": "render+encode",
+                           "median_ms": render["median_ms"] + encode["median_ms"], "min_ms": None, "gflops_per_s": None})
         t_np = tokens.numpy()
         macs = gmacs(lambda: clip.text(tokens))
         table.add("text encoder fp32", "onnxruntime", timings(lambda: sess["text_encoder"].run(None, {"tokens": t_np}), runs), macs)

@@ -1,0 +1,60 @@
+"""``python -m celeblook export onnx|check``: ONNX files for ONNX Runtime and the browser, and their parity."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("export", help="export models to ONNX and check them")
+    sub = parser.add_subparsers(dest="export_command", required=True, parser_class=type(parser))
+
+    from ..export.onnx import MODELS, OPSET, TEACHER
+
+    onnx = sub.add_parser("onnx", help="write .onnx files + manifest.json (dynamic batch, single files)")
+    onnx.add_argument("--preset", help="preset name (default: $CELEBLOOK_PRESET or ffhq)")
+    onnx.add_argument("--checkpoint", type=Path, help="generator checkpoint (any format `render` accepts)")
+    onnx.add_argument("--out", type=Path, required=True, help="output directory")
+    onnx.add_argument("--models", nargs="+", metavar="MODEL",
+                      help=f"subset of: {' '.join(MODELS)} synthesis_1024|512|256 (default: all that have weights)")
+    onnx.add_argument("--teacher", action="store_true", help=f"also export the ViT-L/14 image tower ({TEACHER}.onnx)")
+    onnx.add_argument("--fp16", action="store_true", help="also write *_fp16.onnx (fp32 inputs/outputs) for the browser")
+    onnx.add_argument("--int8", action="store_true", help="also write dynamic-int8 encoders and mapper (text encoder: always)")
+    onnx.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset, 17-20 (default {OPSET})")
+    onnx.set_defaults(func=run_export)
+
+    check = sub.add_parser("check", help="ORT vs torch parity of every file in an export directory")
+    check.add_argument("directory", type=Path)
+    check.set_defaults(func=run_check)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..export.onnx import export_preset
+    from ..presets import get_preset
+
+    if not 17 <= args.opset <= 20:
+        raise InputError(f"--opset must be between 17 and 20 (onnxruntime-web), got {args.opset}")
+    try:
+        preset = get_preset(args.preset)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    manifest = export_preset(preset, args.out, checkpoint=args.checkpoint, models=args.models, teacher=args.teacher,
+                             fp16=args.fp16, int8=args.int8, opset=args.opset, progress=lambda m: print(m, flush=True))
+    print(f"wrote {manifest}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..export.check import check_dir
+
+    rows = check_dir(args.directory, progress=lambda m: print(m, flush=True))
+    failed = [r["file"] for r in rows if not r["ok"]]
+    if failed:
+        print(f"{len(failed)} of {len(rows)} files out of tolerance: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"all {len(rows)} files within tolerance")
+    return 0

@@ -1,0 +1,94 @@
+"""Parity of exported ONNX graphs with the torch models they came from (``python -m celeblook export check DIR``).
+
+Tolerances (each file's measured value and tolerance are also written into manifest.json at export):
+
+* fp32: max |ORT - torch| <= 1e-4. Measured (ORT 1.32 CPU, batch 2-3): tiny preset 1.5e-6..5.6e-6 for mapping
+  and synthesis, <= 3e-6 for encoders, mapper and strength head; real-size ffhq generator with random weights
+  (fill_reference seed 7): mapping 5.5e-6, synthesis 1024/512/256 3.9e-7/3.7e-7/4.0e-7 (outputs up to 0.26);
+  real-size student (efficientformer_l3) passes the same bound (tests/test_export.py). ViT-L/14 towers: checked
+  with CELEBLOOK_SLOW=1; toolchain.md measured 3.6e-6 (image) and 5.5e-6 (text).
+* fp16 (keep_io_types): max |diff| / max |torch output| <= 1e-2. Measured on the real-size generator:
+  mapping 8.1e-4, synthesis 1.1e-3..1.5e-3 (cosine > 0.99999).
+* int8 (dynamic, QUInt8 weights; text encoder): per-row cosine to torch fp32 >= 0.99. Measured: tiny text
+  tower 0.999; toolchain.md measured cosine 0.9999 for the ViT-L/14 image tower and max diff 5.6e-3 on text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, WeightsError
+from ..runtime.ort import open_session
+from .onnx import MANIFEST, Graph, random_feeds, sha256_file
+
+FP32_ABS = 1e-4
+FP16_REL = 1e-2
+INT8_COSINE = 0.99
+
+__all__ = ["compare", "check_dir", "open_session", "FP32_ABS", "FP16_REL", "INT8_COSINE"]
+
+
+def compare(expected: Sequence[np.ndarray], got: Sequence[np.ndarray], precision: str, model: str = "") -> dict:
+    """Max abs / relative difference and row cosine over all outputs, judged by the precision's tolerance."""
+    abs_diff = max(float(np.abs(e - g).max()) for e, g in zip(expected, got))
+    scale = max(float(np.abs(e).max()) for e in expected) or 1.0
+    flat = [(e.reshape(e.shape[0], -1).astype(np.float64), g.reshape(g.shape[0], -1).astype(np.float64)) for e, g in zip(expected, got) if e.ndim > 1]
+    cosine = min(
+        (float(np.min((e * g).sum(1) / (np.linalg.norm(e, axis=1) * np.linalg.norm(g, axis=1) + 1e-30))) for e, g in flat),
+        default=1.0,
+    )
+    result = {"max_abs_diff": abs_diff, "max_rel_diff": abs_diff / scale, "min_cosine": cosine}
+    if precision == "fp32":
+        result.update(metric="max_abs_diff", tolerance=FP32_ABS, ok=abs_diff <= FP32_ABS)
+    elif precision == "fp16":
+        result.update(metric="max_rel_diff", tolerance=FP16_REL, ok=abs_diff / scale <= FP16_REL)
+    elif precision == "int8":
+        result.update(metric="min_cosine", tolerance=INT8_COSINE, ok=cosine >= INT8_COSINE)
+    else:
+        raise ValueError(f"unknown precision {precision!r}")
+    return result
+
+
+def check_dir(
+    directory: str | Path,
+    graphs: Sequence[Graph] | None = None,
+    batch: int = 3,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Check every file of an export directory: sha256 and size, then ORT vs torch on fresh seeded inputs.
+
+    ``graphs`` are the torch references; by default they are rebuilt from the manifest's ``source``.
+    Returns one row per file (``ok`` says whether it passed); raises nothing for a failed parity.
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{directory} has no {MANIFEST}: not an export directory")
+    manifest = json.loads(path.read_text())
+    if graphs is None:
+        from .onnx import graphs_from_source
+
+        graphs = graphs_from_source(manifest["source"], [e["model"] for e in manifest["files"]])
+    by_name = {g.name: g for g in graphs}
+    rows = []
+    for entry in manifest["files"]:
+        file = directory / entry["file"]
+        if not file.is_file():
+            raise WeightsError(f"{file} is listed in the manifest but missing: re-run the export")
+        if file.stat().st_size != entry["bytes"] or sha256_file(file) != entry["sha256"]:
+            raise WeightsError(f"{file} does not match its manifest sha256: re-run the export")
+        graph = by_name.get(entry["model"])
+        if graph is None:
+            raise WeightsError(f"cannot rebuild the torch model {entry['model']!r} to check {file.name}")
+        feeds = random_feeds(entry, batch=batch, seed=1)
+        got = open_session(file, entry["precision"]).run(None, feeds)
+        row = {"file": entry["file"], "precision": entry["precision"], **compare(graph.reference(feeds), got, entry["precision"])}
+        rows.append(row)
+        if progress:
+            status = "ok" if row["ok"] else "FAIL"
+            progress(f"{status:4s} {entry['file']}: {row['metric']} {row[row['metric']]:.3g} (tolerance {row['tolerance']:g})")
+    return rows

@@ -1,0 +1,448 @@
+"""Export CelebrityLook's models to ONNX for ONNX Runtime (CPU, the app) and onnxruntime-web (the browser).
+
+One ``.onnx`` file per graph, all with a dynamic batch axis, written as single files (no ``.onnx.data``),
+plus a ``manifest.json`` that lists every file with its inputs, outputs, sha256 and the constants a runtime
+needs around the graphs (CLIP preprocessing, ``w_avg``, ``C_max``). Graphs:
+
+    mapping.onnx              z (N,512)            -> w (N,512)
+    synthesis_<S>.onnx        wplus (N,23,512)     -> image (N,3,S,S), S in 256/512/1024, zero noise
+    image_encoder.onnx        pixels (N,3,224,224) -> image_embedding (N,768)  (the student; CLIP-normalised)
+    image_encoder_teacher.onnx                                                 (the ViT-L/14 tower, on request)
+    text_encoder.onnx         tokens (N,77) int64  -> text_embedding (N,768)   (+ text_encoder_int8.onnx)
+    mapper.onnx               embedding (N,768)    -> wplus (N,23,512)
+    strength.onnx             wplus (N,23,512), embedding (N,768), delta (N,23,512) -> strength (N,)
+
+Generator graphs are the spec form (mobilestylegan.md §5): demodulation folded at load, only the blocks and
+the one head an exit needs, and the last head fused with the inverse-Haar mix so the output is a single 1x1
+conv followed by ``DepthToSpace``. torch 2.13's dynamo exporter is used (the legacy one is deprecated); its
+known dropped-epsilon problem does not apply because the demodulation is a constant here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import InputError, WeightsError
+from ..models.mobilestylegan import Generator, MobileSynthesis, haar_idwt
+from ..presets import Preset, weights_dir
+
+OPSET = 18  # conservative for onnxruntime-web; opset 17-23 gave identical results (toolchain.md §4)
+MANIFEST = "manifest.json"
+FORMAT = "celeblook-onnx/1"
+SYNTHESIS_SIZES = (1024, 512, 256)
+MAX_BATCH = 64
+Progress = Callable[[str], None]
+
+
+# ---------------------------------------------------------------------------------------------------
+# graph modules: exactly what each file computes
+
+
+def haar_mix_matrix(channels: int = 3) -> Tensor:
+    """The inverse Haar transform before its pixel shuffle, as a (4C, 4C) matrix.
+
+    ``haar_idwt`` is linear and per-pixel up to the shuffle, so applying it to each basis vector and
+    un-shuffling gives its matrix; the final head's 1x1 conv can then absorb it (one conv instead of two).
+    """
+    eye = torch.eye(4 * channels)[:, :, None, None]  # 4C one-pixel images, one per basis vector
+    return F.pixel_unshuffle(haar_idwt(eye), 2)[:, :, 0, 0].T.contiguous()
+
+
+class SynthesisExit(nn.Module):
+    """W+ -> image at one exit size: the blocks that exit needs, zero noise, head fused with the Haar mix."""
+
+    def __init__(self, synthesis: MobileSynthesis, size: int):
+        super().__init__()
+        self.synthesis = synthesis
+        self.size = size
+        self.n_blocks = synthesis.blocks_for(size)
+        head = synthesis.blocks[self.n_blocks - 1].head
+        mix = haar_mix_matrix()
+        self.head_modulation = head.modulation
+        self.register_buffer("head_weight", torch.einsum("pq,qi->pi", mix, head.weight[:, :, 0, 0])[:, :, None, None])
+        self.register_buffer("head_bias", (mix @ head.bias.reshape(12)).reshape(1, 12, 1, 1))
+
+    def forward(self, wplus: Tensor) -> Tensor:
+        for x, _head, w in self.synthesis._hidden_states(wplus, self.n_blocks, None):
+            pass  # the generator yields every stage; only the last one is rendered
+        planes = F.conv2d(x * self.head_modulation(w)[:, :, None, None], self.head_weight) + self.head_bias
+        return F.pixel_shuffle(planes, 2)
+
+
+@dataclass
+class Graph:
+    """One model to export: a module, named example inputs (batch first) and its output names."""
+
+    name: str
+    module: nn.Module
+    inputs: dict[str, Tensor]
+    outputs: list[str]
+    meta: dict = field(default_factory=dict)
+    torch_forward: Callable[..., Tensor] | None = None  # the model's own forward, when the module is a rewrite
+
+    def reference(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The torch outputs for ORT-style numpy feeds."""
+        forward = self.torch_forward or self.module
+        with torch.inference_mode():
+            out = forward(*(torch.from_numpy(feeds[k]) for k in self.inputs))
+        out = out if isinstance(out, (tuple, list)) else (out,)
+        return [o.float().numpy() for o in out]
+
+
+def generator_graphs(generator: Generator, sizes: Sequence[int] = SYNTHESIS_SIZES) -> list[Graph]:
+    """mapping.onnx and one synthesis_<size>.onnx per exit size."""
+    cfg = generator.config
+    graphs = [Graph("mapping", generator.mapping, {"z": torch.randn(2, cfg.style_dim)}, ["w"])]
+    for size in sizes:
+        module = SynthesisExit(generator.synthesis, size).eval()
+        example = {"wplus": torch.randn(2, cfg.n_slots, cfg.style_dim)}
+        meta = {"size": size, "range": [-1, 1], "noise": "zero"}
+        graphs.append(Graph(f"synthesis_{size}", module, example, ["image"], meta, partial(generator, size=size)))
+    return graphs
+
+
+def image_encoder_graph(encoder: nn.Module, name: str = "image_encoder") -> Graph:
+    """An ImageEncoder (student or teacher tower): CLIP-normalised pixels -> unit embedding."""
+    size = getattr(encoder, "image_size", 224)
+    meta = {"image_size": size, "mean": list(encoder.mean), "std": list(encoder.std), "unit_norm": True}
+    return Graph(name, encoder, {"pixels": torch.randn(2, 3, size, size)}, ["image_embedding"], meta)
+
+
+def text_encoder_graph(text_tower: nn.Module, context_length: int = 77, vocab_size: int = 49408) -> Graph:
+    """Token ids (N,77) int64 -> unit embedding; tokenisation stays outside the graph."""
+    tokens = torch.zeros(2, context_length, dtype=torch.int64)
+    tokens[:, 0], tokens[:, 1:4], tokens[:, 4] = vocab_size - 2, 320, vocab_size - 1  # start, words, end
+    meta = {"context_length": context_length, "vocab_size": vocab_size, "unit_norm": True}
+    return Graph("text_encoder", text_tower, {"tokens": tokens}, ["text_embedding"], meta)
+
+
+def mapper_graph(mapper: nn.Module) -> Graph:
+    """CLIP embedding -> W+; the centres (w_c, e_c, e_scale) are buffers, so they are baked into the graph."""
+    cfg = mapper.config
+    example = {"embedding": torch.randn(2, cfg.embed_dim)}
+    return Graph("mapper", mapper, example, ["wplus"], {"centres": "baked into the graph"})
+
+
+def strength_graph(predictor: nn.Module, n_slots: int = 23) -> Graph:
+    """(W+, target text embedding, edit direction) -> C in (0, c_max)."""
+    cfg = predictor.config
+    example = {
+        "wplus": torch.randn(2, n_slots, cfg.style_dim),
+        "embedding": torch.randn(2, cfg.embed_dim),
+        "delta": torch.randn(2, n_slots, cfg.style_dim),
+    }
+    return Graph("strength", predictor, example, ["strength"], {"c_max": cfg.c_max})
+
+
+# ---------------------------------------------------------------------------------------------------
+# writing files
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _value_info(values) -> list[dict]:
+    from onnx import helper
+
+    return [
+        {
+            "name": v.name,
+            "shape": [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+            "dtype": str(helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)),
+        }
+        for v in values
+    ]
+
+
+def describe(path: Path, **extra) -> dict:
+    """The manifest entry of an ONNX file: inputs, outputs, shapes, dtypes, opset, sha256, size."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return {
+        "file": path.name,
+        "inputs": _value_info(model.graph.input),
+        "outputs": _value_info(model.graph.output),
+        "opset": opset,
+        "sha256": sha256_file(path),
+        "bytes": path.stat().st_size,
+        **extra,
+    }
+
+
+def export_graph(graph: Graph, path: Path, opset: int = OPSET) -> None:
+    """torch.export -> ONNX with a dynamic batch on every input, as one file."""
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    dynamic = tuple({0: batch} for _ in graph.inputs)
+    graph.module.eval()
+    # the exporter prints its steps to stdout and warns about opset conversion; keep the CLI's output ours
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            graph.module,
+            tuple(graph.inputs.values()),
+            input_names=list(graph.inputs),
+            output_names=graph.outputs,
+            dynamic_shapes=dynamic,
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+        )
+        program.save(str(path), external_data=False)
+
+
+def to_fp16(src: Path, dst: Path) -> None:
+    """fp16 weights and math inside, fp32 inputs/outputs (for the browser: half the download)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(dst))
+
+
+def to_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 (QUInt8 weights: far more accurate than QInt8 on the CLIP towers, toolchain.md §5)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it advises "pre-processing" on the root logger; shape inference is not needed here
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8)
+    finally:
+        root.setLevel(level)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the whole export
+
+
+def random_feeds(entry: dict, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs for a manifest entry: N(0,1) floats, valid token ids (start, words, end, padding)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in entry["inputs"]:
+        shape = [batch if isinstance(d, str) else d for d in spec["shape"]]
+        if spec["dtype"] == "int64":
+            tokens = np.zeros(shape, dtype=np.int64)
+            vocab = entry.get("meta", {}).get("vocab_size", 49408)
+            for row in tokens:
+                n = int(rng.integers(3, shape[1] - 1))
+                row[0], row[1 : n - 1], row[n - 1] = vocab - 2, rng.integers(1, vocab - 2, n - 2), vocab - 1
+            feeds[spec["name"]] = tokens
+        else:
+            feeds[spec["name"]] = rng.standard_normal(shape).astype(spec["dtype"])
+    return feeds
+
+
+def export_models(
+    graphs: Sequence[Graph],
+    out_dir: str | Path,
+    *,
+    fp16: bool = False,
+    int8: Sequence[str] = (),
+    constants: dict | None = None,
+    source: dict | None = None,
+    opset: int = OPSET,
+    progress: Progress | None = None,
+) -> Path:
+    """Export ``graphs`` (plus fp16 / int8 variants) into ``out_dir`` and write the manifest; returns its path.
+
+    Every file's ORT-vs-torch parity on seeded inputs is measured right after writing and recorded in the
+    manifest; ``celeblook.export.check`` repeats it from the files alone.
+    """
+    from .check import compare, open_session
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda _msg: None)
+    entries = []
+    for i, graph in enumerate(graphs, 1):
+        start = time.perf_counter()
+        path = out / f"{graph.name}.onnx"
+        export_graph(graph, path, opset)
+        variants = [(path, "fp32")]
+        if fp16:
+            to_fp16(path, out / f"{graph.name}_fp16.onnx")
+            variants.append((out / f"{graph.name}_fp16.onnx", "fp16"))
+        if graph.name in int8:
+            to_int8(path, out / f"{graph.name}_int8.onnx")
+            variants.append((out / f"{graph.name}_int8.onnx", "int8"))
+        for file, precision in variants:
+            entry = describe(file, model=graph.name, precision=precision, meta=graph.meta)
+            feeds = random_feeds(entry)
+            got = open_session(file, precision).run(None, feeds)
+            entry["parity"] = compare(graph.reference(feeds), got, precision, graph.name)
+            entries.append(entry)
+            parity = entry["parity"]
+            say(
+                f"[{i}/{len(graphs)}] {file.name}: {entry['bytes'] / 2**20:.1f} MB, ORT vs torch "
+                f"{parity['metric']} {parity[parity['metric']]:.3g} (tolerance {parity['tolerance']:g}), "
+                f"{time.perf_counter() - start:.1f} s"
+            )
+    manifest = {"format": FORMAT, "opset": opset, "source": source or {}, "constants": constants or {}, "files": entries}
+    path = out / MANIFEST
+    path.write_text(json.dumps(manifest, indent=1))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# building the graphs of a preset (the CLI and `export check`)
+
+MODELS = ("mapping", "synthesis", "image_encoder", "text_encoder", "mapper", "strength")
+TEACHER = "image_encoder_teacher"
+
+
+def _factory(name: str, module: str) -> Callable:
+    """``celeblook.models.<name>`` (the factory), else ``celeblook.models.<module>.<name>``."""
+    import importlib
+
+    for where in ("celeblook.models", f"celeblook.models.{module}"):
+        try:
+            found = getattr(importlib.import_module(where), name, None)
+        except ImportError:
+            found = None
+        if found is not None:
+            return found
+    raise WeightsError(f"cannot export: celeblook.models.{module}.{name} is not available in this checkout")
+
+
+def load_generator(preset: Preset, checkpoint: str | Path | None = None) -> Generator:
+    """The preset's generator, or one read from ``checkpoint`` (any format ``render`` accepts)."""
+    from ..models import create_generator
+
+    return create_generator(preset, checkpoint)
+
+
+def build_graphs(
+    preset: Preset,
+    checkpoint: str | Path | None = None,
+    models: Sequence[str] = MODELS,
+    progress: Progress | None = None,
+    skip_missing: bool = False,
+) -> tuple[list[Graph], dict]:
+    """The graphs for ``models`` (names from MODELS, plus TEACHER) and the runtime constants they need.
+
+    ``skip_missing``: leave out trained heads (mapper, strength) whose weights do not exist yet, saying so,
+    instead of raising WeightsError (used when the user asked for "everything", not for a named model).
+    """
+    say = progress or (lambda _msg: None)
+    unknown = sorted(set(models) - set(MODELS) - {TEACHER} - {f"synthesis_{s}" for s in SYNTHESIS_SIZES})
+    if unknown:
+        raise InputError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(MODELS + (TEACHER,))}")
+    graphs: list[Graph] = []
+    constants: dict = {"preset": preset.name, "trained": preset.trained}
+    wanted = set(models)
+    sizes = [s for s in SYNTHESIS_SIZES if "synthesis" in wanted or f"synthesis_{s}" in wanted]
+    if {"mapping", "mapper"} & wanted or sizes:
+        say("loading the generator")
+        generator = load_generator(preset, checkpoint)
+        gen_graphs = generator_graphs(generator, sizes)
+        graphs += [g for g in gen_graphs if g.name != "mapping" or "mapping" in wanted]
+        constants.update(w_avg=generator.w_avg[0].tolist(), n_slots=generator.config.n_slots, sizes=sizes)
+    if {"text_encoder", TEACHER, "image_encoder"} & wanted:
+        say("loading CLIP")
+        clip = _factory("create_clip", "clip")(preset)
+        constants["clip"] = {"size": 224, "mean": list(clip.visual.mean), "std": list(clip.visual.std),
+                             "resize": "shortest side to 224, bicubic (Pillow), centre crop", "range": [0, 1]}
+        if "text_encoder" in wanted:
+            graphs.append(text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size))
+        if TEACHER in wanted:
+            graphs.append(image_encoder_graph(clip.visual, TEACHER))
+    if "image_encoder" in wanted:
+        say("loading the student encoder")
+        graphs.append(image_encoder_graph(_factory("create_student", "student")(preset)))
+    heads = weights_dir() / preset.name  # the trained heads, where the Pipeline reads them
+    if "mapper" in wanted:
+        say("loading the mapper")
+        from ..pipeline import load_mapper_head
+
+        mapper, encoder, _notices, missing = load_mapper_head(preset, heads, generator)
+        if mapper is not None:
+            graphs.append(mapper_graph(mapper))
+            constants["mapper_encoder"] = encoder  # which image encoder's space the mapper reads
+        elif not skip_missing:
+            raise WeightsError(missing[0])
+        else:
+            say(f"skipping mapper: {missing[0]}")
+    if "strength" in wanted:
+        say("loading the strength predictor")
+        from ..models.strength import load_strength
+        from ..pipeline import STRENGTH_TRAIN_COMMAND
+
+        try:
+            predictor = load_strength(heads / "strength.safetensors", STRENGTH_TRAIN_COMMAND.format(preset=preset.name))
+        except WeightsError as err:
+            if not skip_missing:
+                raise
+            say(f"skipping strength: {err}")
+        else:
+            graphs.append(strength_graph(predictor))
+            constants["c_max"] = predictor.config.c_max
+    order = {name: i for i, name in enumerate(("mapping", *(f"synthesis_{s}" for s in SYNTHESIS_SIZES), "image_encoder", TEACHER, "text_encoder", "mapper", "strength"))}
+    return sorted(graphs, key=lambda g: order[g.name]), constants
+
+
+def graphs_from_source(source: dict, files: Sequence[str]) -> list[Graph]:
+    """Rebuild the torch references of a manifest's ``source`` (for ``export check``)."""
+    from ..presets import get_preset
+
+    checkpoint = source.get("checkpoint")
+    if checkpoint and Path(checkpoint).is_file() and sha256_file(Path(checkpoint)) != source.get("checkpoint_sha256"):
+        raise WeightsError(f"{checkpoint} changed since the export (sha256 differs): re-run the export")
+    names = {f.removesuffix("_fp16").removesuffix("_int8") for f in files}
+    return build_graphs(get_preset(source["preset"]), checkpoint, sorted(names))[0]
+
+
+INT8_ALWAYS = ("text_encoder",)  # dynamic int8 roughly halves the ViT text tower's CPU latency
+INT8_OPTIONAL = ("image_encoder", TEACHER, "mapper")  # with --int8; conv generators gain nothing from it
+
+
+def export_preset(
+    preset: Preset,
+    out_dir: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    models: Sequence[str] | None = None,
+    teacher: bool = False,
+    fp16: bool = False,
+    int8: bool = False,
+    opset: int = OPSET,
+    progress: Progress | None = None,
+) -> Path:
+    """``python -m celeblook export onnx``: build the preset's models and export them; returns the manifest path."""
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise InputError(f"checkpoint not found: {checkpoint}")
+    skip_missing = models is None  # "everything": export what has weights, say what was skipped
+    models = list(models or MODELS) + ([TEACHER] if teacher else [])
+    graphs, constants = build_graphs(preset, checkpoint, models, progress, skip_missing)
+    source = {"preset": preset.name, "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+              "checkpoint_sha256": sha256_file(Path(checkpoint)) if checkpoint else None,
+              "torch": torch.__version__}
+    quantized = INT8_ALWAYS + (INT8_OPTIONAL if int8 else ())
+    return export_models(graphs, out_dir, fp16=fp16, int8=quantized, constants=constants, source=source,
+                         opset=opset, progress=progress)

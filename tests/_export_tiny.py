@@ -1,0 +1,69 @@
+"""One ONNX export of the tiny preset's models, shared by tests/test_export.py and tests/test_ort_backend.py.
+
+Mapper and strength head are built directly (seeded random weights, small widths): parity of a graph does not
+depend on training, and the export must not need trained weights.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+from celeblook.export.onnx import (
+    export_models,
+    generator_graphs,
+    image_encoder_graph,
+    mapper_graph,
+    strength_graph,
+    text_encoder_graph,
+)
+from celeblook.models import create_generator
+from celeblook.models.clip import create_clip
+from celeblook.models.mapper import Mapper, MapperConfig
+from celeblook.models.strength import StrengthConfig, StrengthPredictor
+from celeblook.models.student import create_student
+from celeblook.presets import get_preset
+
+
+@functools.cache
+def tiny_models():
+    preset = get_preset("tiny")
+    generator = create_generator(preset)
+    clip = create_clip(preset)
+    student = create_student(preset)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        mapper = Mapper(MapperConfig(width=64, depth=1)).eval().requires_grad_(False)
+        mapper.set_centres(torch.randn(768) * 0.05, 0.3, generator.w_avg)
+        strength = StrengthPredictor(StrengthConfig(hidden=32), generator.w_avg).eval().requires_grad_(False)
+    return {"generator": generator, "clip": clip, "student": student, "mapper": mapper, "strength": strength}
+
+
+def tiny_graphs():
+    m = tiny_models()
+    clip = m["clip"]
+    return [
+        *generator_graphs(m["generator"]),
+        image_encoder_graph(m["student"]),
+        text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size),
+        mapper_graph(m["mapper"]),
+        strength_graph(m["strength"]),
+    ]
+
+
+@functools.cache
+def tiny_export(root: Path) -> Path:
+    """Export every tiny graph (fp32, fp16, int8 text encoder) into ``root/tiny_onnx``; returns the directory."""
+    m = tiny_models()
+    clip = m["clip"]
+    constants = {
+        "preset": "tiny",
+        "w_avg": m["generator"].w_avg[0].tolist(),
+        "clip": {"size": 224, "mean": list(clip.visual.mean), "std": list(clip.visual.std)},
+        "c_max": m["strength"].config.c_max,
+    }
+    out = root / "tiny_onnx"
+    export_models(tiny_graphs(), out, fp16=True, int8=("text_encoder",), constants=constants, source={"preset": "tiny"})
+    return out

@@ -1,0 +1,169 @@
+"""ONNX export: graph form, manifest, ORT-vs-torch parity (fp32 <= 1e-4; fp16/int8 within measured tolerances)."""
+
+import json
+import os
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from _export_tiny import tiny_export, tiny_graphs, tiny_models
+from celeblook.errors import InputError, WeightsError
+from celeblook.export.check import FP16_REL, FP32_ABS, INT8_COSINE, check_dir
+from celeblook.export.onnx import SynthesisExit, export_models, generator_graphs, haar_mix_matrix, random_feeds
+from celeblook.models.mobilestylegan import Generator, GeneratorConfig, haar_idwt
+from celeblook.models.reference_layout import fill_reference
+from celeblook.runtime.ort import open_session
+
+SLOW = os.environ.get("CELEBLOOK_SLOW") == "1"
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory):
+    return tiny_export(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def manifest(export_dir):
+    return json.loads((export_dir / "manifest.json").read_text())
+
+
+def ops(path):
+    return Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+
+
+def test_haar_mix_matrix_is_the_inverse_haar_before_the_shuffle():
+    x = torch.randn(2, 12, 5, 7)
+    planes = torch.einsum("pq,nqhw->nphw", haar_mix_matrix(), x)
+    torch.testing.assert_close(torch.nn.functional.pixel_shuffle(planes, 2), haar_idwt(x), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("size", [256, 512, 1024])
+def test_fused_exit_equals_the_generator(size):
+    generator = tiny_models()["generator"]
+    wplus = torch.randn(2, 23, 512, generator=torch.Generator().manual_seed(size))
+    with torch.no_grad():
+        torch.testing.assert_close(SynthesisExit(generator.synthesis, size)(wplus), generator(wplus, size=size), atol=1e-5, rtol=0)
+
+
+def test_every_file_is_listed_single_and_hashed(export_dir, manifest):
+    names = {e["file"] for e in manifest["files"]}
+    expected = {f"{m}.onnx" for m in ["mapping", "synthesis_1024", "synthesis_512", "synthesis_256", "image_encoder",
+                                      "text_encoder", "mapper", "strength"]}
+    assert expected <= names
+    assert {n.replace(".onnx", "_fp16.onnx") for n in expected} <= names
+    assert "text_encoder_int8.onnx" in names
+    assert sorted(p.name for p in export_dir.iterdir()) == sorted(names | {"manifest.json"})  # no .onnx.data files
+    for entry in manifest["files"]:
+        assert entry["opset"] == 18 and entry["bytes"] == (export_dir / entry["file"]).stat().st_size
+        assert all(spec["shape"][0] == "batch" for spec in entry["inputs"] + entry["outputs"])
+    by_file = {e["file"]: e for e in manifest["files"]}
+    assert by_file["synthesis_512.onnx"]["inputs"] == [{"name": "wplus", "shape": ["batch", 23, 512], "dtype": "float32"}]
+    assert by_file["synthesis_512.onnx"]["outputs"] == [{"name": "image", "shape": ["batch", 3, 512, 512], "dtype": "float32"}]
+    assert by_file["text_encoder.onnx"]["inputs"][0] == {"name": "tokens", "shape": ["batch", 77], "dtype": "int64"}
+    assert by_file["synthesis_1024_fp16.onnx"]["inputs"][0]["dtype"] == "float32"  # keep_io_types
+    assert len(manifest["constants"]["w_avg"]) == 512 and manifest["constants"]["clip"]["size"] == 224
+
+
+def test_synthesis_graphs_are_spec_form(export_dir):
+    for size in (256, 512, 1024):
+        counts = ops(export_dir / f"synthesis_{size}.onnx")
+        assert "ConvTranspose" not in counts and "ReduceSum" not in counts and "Sqrt" not in counts  # demod folded
+        assert counts["DepthToSpace"] == 2 + int(np.log2(size // 16))  # one IDWT per block + the final one
+    names_256 = {i.name for i in onnx.load(str(export_dir / "synthesis_256.onnx")).graph.initializer}
+    assert not any("blocks.5" in n or "blocks.6" in n or "head1" in n for n in names_256)  # only the blocks it needs
+
+
+def test_fp32_parity_at_batch_1_and_3(export_dir, manifest):
+    graphs = {g.name: g for g in tiny_graphs()}
+    for entry in manifest["files"]:
+        if entry["precision"] != "fp32":
+            continue
+        session = open_session(export_dir / entry["file"])
+        for batch in (1, 3):
+            feeds = random_feeds(entry, batch=batch, seed=batch)
+            got = session.run(None, feeds)
+            want = graphs[entry["model"]].reference(feeds)
+            assert got[0].shape == want[0].shape
+            assert np.abs(got[0] - want[0]).max() <= FP32_ABS, entry["file"]
+        assert entry["parity"]["ok"] and entry["parity"]["max_abs_diff"] <= FP32_ABS
+
+
+def test_reduced_precision_within_documented_tolerances(manifest):
+    rows = {e["file"]: e["parity"] for e in manifest["files"]}
+    for name, parity in rows.items():
+        if name.endswith("_fp16.onnx"):
+            assert parity["max_rel_diff"] <= FP16_REL, name
+        if name.endswith("_int8.onnx"):
+            assert parity["min_cosine"] >= INT8_COSINE, name
+    assert rows["synthesis_1024_fp16.onnx"]["max_rel_diff"] > 0  # it really is a different graph
+
+
+def test_check_dir_passes_then_catches_a_changed_file(export_dir, tmp_path):
+    rows = check_dir(export_dir, tiny_graphs())
+    assert rows and all(r["ok"] for r in rows)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in export_dir.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    (copy / "mapper.onnx").write_bytes((copy / "mapper.onnx").read_bytes() + b"\0")
+    with pytest.raises(WeightsError, match="sha256"):
+        check_dir(copy, tiny_graphs())
+    with pytest.raises(InputError, match="manifest"):
+        check_dir(tmp_path)
+
+
+def test_real_size_generator_parity(tmp_path):
+    """The ffhq configuration (random weights, fill_reference): mapping + 256 exit always, all exits with CELEBLOOK_SLOW=1."""
+    sd = fill_reference(GeneratorConfig(), base_seed=7)
+    generator = Generator().load_reference(sd, w_avg=sd["style_mean"])
+    sizes = (1024, 512, 256) if SLOW else (256,)
+    path = export_models(generator_graphs(generator, sizes), tmp_path)
+    entries = json.loads(path.read_text())["files"]
+    assert [e["file"] for e in entries] == ["mapping.onnx", *(f"synthesis_{s}.onnx" for s in sizes)]
+    for entry in entries:
+        assert entry["parity"]["max_abs_diff"] <= FP32_ABS, entry
+        assert entry["parity"]["min_cosine"] > 0.999999, entry
+
+
+def test_real_student_variant_parity(tmp_path):
+    """The ffhq student (efficientformer_l3 + projection, seeded random weights) exports at fp32 parity."""
+    from celeblook.export.onnx import image_encoder_graph
+    from celeblook.models.image_encoder import seeded_init
+    from celeblook.models.student import StudentConfig, StudentEncoder
+    from celeblook.presets import get_preset
+
+    with seeded_init(0):
+        student = StudentEncoder(StudentConfig.from_preset(get_preset("ffhq"))).eval().requires_grad_(False)
+    entry = json.loads(export_models([image_encoder_graph(student)], tmp_path).read_text())["files"][0]
+    assert entry["inputs"][0]["shape"] == ["batch", 3, 224, 224] and entry["outputs"][0]["shape"] == ["batch", 768]
+    assert entry["parity"]["max_abs_diff"] <= FP32_ABS
+
+
+@pytest.mark.skipif(not SLOW, reason="ViT-L/14 towers take minutes and ~4 GB to export: set CELEBLOOK_SLOW=1")
+def test_real_clip_towers_parity(tmp_path):
+    from celeblook.export.onnx import image_encoder_graph, text_encoder_graph
+    from celeblook.models.clip import ClipSpec, build_clip
+
+    clip = build_clip(ClipSpec.resolve("ViT-L-14", "laion2b_s32b_b82k"), None, seed=0)
+    graphs = [image_encoder_graph(clip.visual, "image_encoder_teacher"),
+              text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size)]
+    entries = json.loads(export_models(graphs, tmp_path, int8=("text_encoder",)).read_text())["files"]
+    for entry in entries:
+        assert entry["parity"]["ok"], entry
+
+
+def test_cli_export_then_check(tmp_path, capsys):
+    from celeblook.cli import main
+
+    out = tmp_path / "onnx"
+    assert main(["export", "onnx", "--preset", "tiny", "--models", "mapping", "synthesis_256", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "[1/2] mapping.onnx" in printed and "[2/2] synthesis_256.onnx" in printed
+    assert main(["export", "check", str(out)]) == 0
+    assert "all 2 files within tolerance" in capsys.readouterr().out
+    assert main(["export", "onnx", "--preset", "tiny", "--models", "nope", "--out", str(out)]) == 2
+    assert main(["export", "onnx", "--preset", "tiny", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err

@@ -1,0 +1,109 @@
+"""The ONNX Runtime backend: same numbers as the torch models, sessions made once, clear errors."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from _export_tiny import tiny_export, tiny_models
+from celeblook.errors import InputError, WeightsError
+from celeblook.runtime import ort as ort_runtime
+from celeblook.runtime.ort import OrtBackend
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory):
+    threads = torch.get_num_threads()
+    yield OrtBackend(tiny_export(tmp_path_factory.getbasetemp()), threads=1)
+    torch.set_num_threads(threads)
+
+
+def seeded(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_generator_calls_match_torch(backend):
+    generator = tiny_models()["generator"]
+    z = seeded(2, 512)
+    wplus = seeded(2, 23, 512, seed=1)
+    with torch.no_grad():
+        torch.testing.assert_close(backend.mapping(z), generator.mapping(z), atol=1e-4, rtol=0)
+        for size in (256, 512, 1024):
+            image = backend.synthesize(wplus.numpy(), size)  # numpy in, torch out
+            assert isinstance(image, torch.Tensor) and image.shape == (2, 3, size, size)
+            torch.testing.assert_close(image, generator(wplus, size=size), atol=1e-4, rtol=0)
+    torch.testing.assert_close(backend.w_avg, generator.w_avg)
+    assert backend.sizes == [256, 512, 1024]
+
+
+def test_encoders_mapper_and_strength_match_torch(backend):
+    m = tiny_models()
+    photos = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (300 + 40 * i, 260, 3), dtype=np.uint8)) for i in range(2)]
+    student = m["student"]
+    with torch.no_grad():
+        torch.testing.assert_close(backend.embed_images(photos), student.embed_images(photos), atol=1e-4, rtol=0)
+        clip = m["clip"]
+        tokens, _ = clip.tokenize(["a smiling woman", "a man with a beard"])
+        fp32 = clip.text(tokens)
+        int8 = backend.embed_tokens(tokens)  # the int8 text encoder by default
+        assert torch.nn.functional.cosine_similarity(int8, fp32).min() > 0.99
+        emb = seeded(3, 768)
+        torch.testing.assert_close(backend.mapper(emb), m["mapper"](emb), atol=1e-4, rtol=0)
+        wplus, delta = seeded(3, 23, 512, seed=2), seeded(3, 23, 512, seed=3)
+        c = backend.strength(wplus, emb, delta)
+        assert c.shape == (3,)
+        torch.testing.assert_close(c, m["strength"](wplus, emb, delta), atol=1e-4, rtol=0)
+
+
+def test_sessions_are_created_once_and_torch_yields_the_cores(backend):
+    assert backend.session("synthesis_256") is backend.session("synthesis_256")
+    assert torch.get_num_threads() == 1
+    assert backend.session("text_encoder")._model_path.endswith("text_encoder_int8.onnx")
+    opts = backend.session("mapping").get_session_options()
+    assert opts.intra_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_fp16_backend_uses_fp16_files(backend):
+    half = OrtBackend(backend.directory, threads=1, precision="fp16")
+    assert half.session("synthesis_256")._model_path.endswith("synthesis_256_fp16.onnx")
+    wplus = seeded(1, 23, 512)
+    full = backend.synthesize(wplus, 256)
+    assert (half.synthesize(wplus, 256) - full).abs().max() <= 1e-2 * full.abs().max()
+
+
+def test_clear_errors(backend, tmp_path, monkeypatch):
+    with pytest.raises(InputError, match="size must be one of 256, 512, 1024"):
+        backend.synthesize(seeded(1, 23, 512), 300)
+    with pytest.raises(WeightsError, match="export onnx"):
+        OrtBackend(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"files": [], "constants": {}}')
+    with pytest.raises(WeightsError, match="mapper.onnx is not in"):
+        OrtBackend(tmp_path, threads=1).mapper(seeded(1, 768))
+    monkeypatch.setenv(ort_runtime.BACKEND_ENV, "tensorflow")
+    with pytest.raises(InputError, match="CELEBLOOK_BACKEND"):
+        ort_runtime.backend_name()
+    monkeypatch.setenv(ort_runtime.BACKEND_ENV, "ONNX")
+    assert ort_runtime.backend_name() == "onnx"
+    monkeypatch.setenv(ort_runtime.THREADS_ENV, "zero")
+    with pytest.raises(InputError, match="CELEBLOOK_ORT_THREADS"):
+        ort_runtime.ort_threads()
+
+
+def test_pipeline_renders_through_the_backend(backend, monkeypatch):
+    from celeblook.pipeline import Pipeline
+
+    monkeypatch.setenv(ort_runtime.BACKEND_ENV, "onnx")
+    monkeypatch.setenv(ort_runtime.ONNX_DIR_ENV, str(backend.directory))
+    onnx_pipe = Pipeline.from_preset("tiny")
+    assert onnx_pipe.backend is not None and onnx_pipe.backend.directory == backend.directory
+    calls = []
+    monkeypatch.setattr(onnx_pipe.generator, "forward", lambda *a, **k: calls.append(a))  # torch G must not run
+    faces = onnx_pipe.random_faces([3], size=256).faces
+    assert calls == []
+    monkeypatch.setenv(ort_runtime.BACKEND_ENV, "torch")
+    torch_pipe = Pipeline.from_preset("tiny")
+    assert torch_pipe.backend is None
+    want = torch_pipe.random_faces([3], size=256).faces
+    diff = np.abs(np.asarray(faces[0].image, np.int16) - np.asarray(want[0].image, np.int16))
+    assert diff.max() <= 1  # same face up to 8-bit rounding
