@@ -24,6 +24,18 @@ def test_gif_loops_with_every_frame_and_duration(tmp_path):
     assert gif.n_frames == 5 and gif.info["loop"] == 0 and gif.info["duration"] == 70 and gif.size == (96, 96)
 
 
+def test_gif_frames_keep_their_colours():
+    # smooth gradients that change over time: one shared palette must still fit every frame
+    ramp = np.linspace(0, 255, 128)
+    sources = [np.stack([ramp[None, :] * np.ones((128, 1)), ramp[:, None] * np.ones((1, 128)),
+                         np.full((128, 128), 40.0 * i)], -1).astype(np.uint8) for i in range(6)]
+    gif = Image.open(io.BytesIO(encode_gif(sources)))
+    for i, source in enumerate(sources):
+        gif.seek(i)
+        decoded = np.asarray(gif.convert("RGB"), dtype=np.float64)
+        assert np.abs(decoded - source).mean() < 6, f"frame {i} lost its colours"
+
+
 def test_ping_pong_plays_back_without_repeating_the_ends():
     a, b, c, d = frames(4)
     assert loop_frames([a, b, c, d], ping_pong=True) == [a, b, c, d, c, b]
