@@ -116,7 +116,7 @@ def start_face(start_from: str, payload, already_aligned: bool, last: dict | Non
     return result.faces[0].wplus, result.faces[0].image, notices + result.notices
 
 
-# --- handlers (also the API: see README_app_section.md) -----------------------------------------------------
+# --- handlers (also the API: see README.md, "Calling it from Python") ----------------------------------------------
 
 
 @user_errors
