@@ -1,0 +1,52 @@
+"""``python -m celeblook eval``: inversion, edit and strength quality of a preset (celeblook.evaluate)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="measure inversion, edits and the strength head on generated faces")
+    p.add_argument("--preset", default=None, help="ffhq | tiny (default: $CELEBLOOK_PRESET or ffhq)")
+    p.add_argument("--n", type=int, default=8, help="faces to invert and edit")
+    p.add_argument("--refine-steps", type=int, default=20, help="refinement steps of the refined inversion")
+    p.add_argument("--edit-prompts", type=int, default=4, help="held-out prompts per face")
+    p.add_argument("--strength-pairs", type=int, default=32, help="held-out (latent, prompt) pairs for C")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..evaluate import EvalConfig, evaluate, table_rows
+
+    if args.n < 1 or args.n > 1000:
+        raise InputError(f"--n must be 1..1000, got {args.n}")
+    config = EvalConfig(n=args.n, refine_steps=args.refine_steps, edit_prompts=args.edit_prompts,
+                        strength_pairs=args.strength_pairs, seed=args.seed)
+    with tqdm(total=100, desc="eval", bar_format="{l_bar}{bar}| {postfix}") as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.n = round(100 * fraction)
+            bar.set_postfix_str(message)
+
+        results = evaluate(args.preset, config, progress)
+    print(f"preset: {results['preset']} ({results['label']})")
+    for notice in results["notices"]:
+        print(f"note: {notice}")
+    rows = [[section, key, f"{value:.4f}" if isinstance(value, float) and not math.isnan(value) else value]
+            for section, key, value in table_rows(results)]
+    widths = [max(len(str(row[i])) for row in rows + [["section", "metric", "value"]]) for i in range(3)]
+    for row in [["section", "metric", "value"]] + rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,22 @@
+"""Data shipped with the package: the bank of edit prompts used to train and evaluate the strength head."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+HELD_OUT_EVERY = 5  # every 5th prompt (0-based index 4, 9, 14, ...) is held out
+
+
+def load_prompts() -> list[str]:
+    """The prompt bank (celeblook/data/prompts.txt), in file order; comments and blank lines skipped."""
+    text = files(__name__).joinpath("prompts.txt").read_text(encoding="utf-8")
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def prompt_split(prompts: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """(train, held_out): a deterministic split of the bank; held out = every ``HELD_OUT_EVERY``-th prompt."""
+    prompts = load_prompts() if prompts is None else prompts
+    held = [p for i, p in enumerate(prompts) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
+    train = [p for i, p in enumerate(prompts) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
+    return train, held

@@ -1,0 +1,180 @@
+"""``python -m celeblook eval``: how well a preset's trained pieces do their jobs, on generated faces.
+
+    inversion   photo = G(w) of seeded latents; invert it (mapper only, then with refinement) and report
+                cos(E_I(photo), E_I(G(w_hat))): the pipeline's clip_similarity
+    edit        learned-C edits of those faces with held-out prompts: the text-score gain
+                cos(E_I(edit), E_T(prompt)) - cos(E_I(face), E_T(prompt)) against the similarity loss
+                1 - cos(E_I(face), E_I(edit))
+    strength    |similarity - target| of the learned C, the best fixed C and the bisection oracle on
+                held-out (latent, prompt) pairs, with the generator calls each needs
+                (celeblook.training.strength.evaluate_strength)
+
+Everything goes through celeblook.pipeline.Pipeline, so it measures what the app and CLI deliver. Trained
+presets need both heads (a WeightsError names the train commands); ``tiny`` uses seeded stand-ins and its
+results are labelled untrained: they check the plumbing, not quality.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from PIL import Image
+
+from .errors import InputError, WeightsError
+from .media import to_uint8
+from .pipeline import STRENGTH_TARGET, Pipeline
+from .presets import Preset, get_preset, weights_dir
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    n: int = 8  # faces inverted and edited
+    refine_steps: int = 20
+    edit_prompts: int = 4  # held-out prompts per face
+    strength_pairs: int = 32  # held-out (latent, prompt) pairs for the strength comparison
+    size: int = 256  # render size of every comparison (G's cheap exit; CLIP sees 224)
+    psi: float = 0.7
+    seed: int = 0
+
+
+def require_heads(preset: Preset) -> None:
+    """Trained presets: a WeightsError naming every missing head's train command, before loading anything."""
+    from .models.mapper import TRAIN_COMMAND
+    from .pipeline import STRENGTH_TRAIN_COMMAND
+
+    if not preset.trained:
+        return
+    heads = weights_dir() / preset.name
+    missing = [f"{what} weights missing ({heads / file}): run `{command.format(preset=preset.name)}`"
+               for what, file, command in (("mapper", "mapper.safetensors", TRAIN_COMMAND),
+                                           ("strength head", "strength.safetensors", STRENGTH_TRAIN_COMMAND))
+               if not (heads / file).exists()]
+    if missing:
+        raise WeightsError("eval needs the trained heads: " + "; ".join(missing))
+
+
+def evaluate(preset: str | Preset | None = None, config: EvalConfig = EvalConfig(),
+             progress: Progress | None = None) -> dict:
+    """Runs the three evaluations; returns a JSON-able dict (see the module docstring)."""
+    if config.n < 1 or config.edit_prompts < 1 or config.strength_pairs < 2:
+        raise InputError("need n >= 1, edit_prompts >= 1 and strength_pairs >= 2")
+    if not isinstance(preset, Preset):
+        try:
+            preset = get_preset(preset)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+    require_heads(preset)
+    report = progress or (lambda fraction, message: None)
+    pipeline = Pipeline.from_preset(preset)
+    notices = []
+    if pipeline.strength is None:  # only reachable for untrained presets (require_heads)
+        pipeline.strength = seeded_strength_head(preset, pipeline)
+        notices.append("strength head: seeded random weights (untrained)")
+    results = {
+        "preset": preset.label,
+        "trained": preset.trained,
+        "label": "trained" if preset.trained else "UNTRAINED: random weights; numbers check the plumbing, not quality",
+        "config": asdict(config),
+        "notices": notices,
+    }
+    generator = pipeline.generator
+    z = torch.randn(config.n, generator.config.style_dim, generator=torch.Generator().manual_seed(config.seed))
+    with torch.no_grad():
+        wplus = generator.z_to_wplus(z.to(generator.w_avg.device), config.psi)
+        photos = [Image.fromarray(image) for image in to_uint8(generator(wplus, size=config.size))]
+
+    report(0.0, "inversion")
+    results["inversion"], pipeline_notices = inversion_scores(pipeline, photos, config, report)
+    results["notices"] = pipeline_notices + notices
+    report(0.4, "edits")
+    results["edit"] = edit_scores(pipeline, wplus, config)
+    report(0.6, "strength: learned vs fixed vs oracle")
+    results["strength"] = strength_scores(pipeline, config, report)
+    report(1.0, "done")
+    return results
+
+
+def seeded_strength_head(preset: Preset, pipeline: Pipeline):
+    from .models.image_encoder import seeded_init
+    from .models.strength import StrengthPredictor
+
+    with seeded_init(preset.seed):
+        head = StrengthPredictor(w_avg=pipeline.generator.w_avg.cpu())
+    return head.to(pipeline.generator.w_avg.device).eval().requires_grad_(False)
+
+
+def inversion_scores(pipeline: Pipeline, photos: list[Image.Image], config: EvalConfig,
+                     report: Progress) -> tuple[dict, list[str]]:
+    """(scores, the pipeline's notices: untrained models and the like)."""
+    plain, refined, calls, notices = [], [], [], []
+    for i, photo in enumerate(photos):
+        result = pipeline.invert(photo, size=config.size)
+        notices += [n for n in result.notices if n not in notices]
+        plain.append(result.faces[0].scores["clip_similarity"])
+        face = pipeline.invert(photo, refine_steps=config.refine_steps, size=config.size).faces[0]
+        refined.append(face.scores["clip_similarity"])
+        calls.append(face.scores["generator_calls"])
+        report(0.4 * (i + 1) / len(photos), "inversion")
+    return {
+        "similarity": _mean(plain),
+        "similarity_refined": _mean(refined),
+        "refine_steps": config.refine_steps,
+        "generator_calls": 1,
+        "generator_calls_refined": _mean(calls),
+        "n": len(photos),
+    }, notices
+
+
+def edit_scores(pipeline: Pipeline, wplus: torch.Tensor, config: EvalConfig) -> dict:
+    from .data import prompt_split
+    from .text import embed_prompts
+
+    _, held_out = prompt_split()
+    gains, losses, strengths = [], [], []
+    for i, w in enumerate(wplus):
+        # each face gets its own slice of the held-out prompts
+        prompts = [held_out[(i * config.edit_prompts + k) % len(held_out)] for k in range(config.edit_prompts)]
+        text_embeddings, _ = embed_prompts(pipeline.clip, prompts)
+        with torch.no_grad():
+            face_embedding = pipeline.encoder.embed_tensor(pipeline.generator(w[None], size=config.size)).float()
+        before = (face_embedding * text_embeddings.to(face_embedding.device)).sum(-1)
+        for prompt, score_before in zip(prompts, before.tolist()):
+            scores = pipeline.edit(w, prompt, strength="learned", size=config.size).faces[0].scores
+            gains.append(scores["text_score"] - score_before)
+            losses.append(1 - scores["clip_similarity"])
+            strengths.append(scores["C"])
+    return {
+        "text_score_gain": _mean(gains),
+        "similarity_loss": _mean(losses),
+        "strength_mean": _mean(strengths),
+        "gain_per_similarity_loss": _mean(gains) / max(_mean(losses), 1e-8),
+        "n_edits": len(gains),
+    }
+
+
+def strength_scores(pipeline: Pipeline, config: EvalConfig, report: Progress) -> dict:
+    from .training.strength import evaluate_strength, text_edit_bank
+
+    bank = text_edit_bank(pipeline.clip, pipeline.mapper)
+    return evaluate_strength(
+        pipeline.strength, pipeline.generator, pipeline.encoder, bank, config.strength_pairs, STRENGTH_TARGET,
+        config.psi, config.size, config.seed, progress=lambda f, message: report(0.6 + 0.4 * f, message),
+    )
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def table_rows(results: dict) -> list[list[object]]:
+    """(section, metric, value) rows for the CLI's table."""
+    rows = []
+    for section in ("inversion", "edit", "strength"):
+        for key, value in results[section].items():
+            rows.append([section, key, value])
+    return rows
