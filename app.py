@@ -44,8 +44,7 @@ try:
 except WeightsError as err:  # e.g. no generator weights yet: start anyway and say what to run
     PIPELINE, LOAD_ERROR = None, str(err)
 OUT = support.OutputDir()
-# what every result says about the loaded models (also warms the generator up once at startup)
-STANDING_NOTICES = set(PIPELINE.random_faces([0], size=256).notices) if PIPELINE else set()
+STANDING_NOTICES = set(PIPELINE.notices) if PIPELINE else set()  # what every result says about the loaded models
 
 
 def pipeline() -> Pipeline:

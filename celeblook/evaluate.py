@@ -71,16 +71,11 @@ def evaluate(preset: str | Preset | None = None, config: EvalConfig = EvalConfig
     require_heads(preset)
     report = progress or (lambda fraction, message: None)
     pipeline = Pipeline.from_preset(preset)
-    notices = []
-    if pipeline.strength is None:  # only reachable for untrained presets (require_heads)
-        pipeline.strength = seeded_strength_head(preset, pipeline)
-        notices.append("strength head: seeded random weights (untrained)")
     results = {
         "preset": preset.label,
         "trained": preset.trained,
         "label": "trained" if preset.trained else "UNTRAINED: random weights; numbers check the plumbing, not quality",
         "config": asdict(config),
-        "notices": notices,
     }
     generator = pipeline.generator
     z = torch.randn(config.n, generator.config.style_dim, generator=torch.Generator().manual_seed(config.seed))
@@ -90,22 +85,13 @@ def evaluate(preset: str | Preset | None = None, config: EvalConfig = EvalConfig
 
     report(0.0, "inversion")
     results["inversion"], pipeline_notices = inversion_scores(pipeline, photos, config, report)
-    results["notices"] = pipeline_notices + notices
+    results["notices"] = pipeline_notices
     report(0.4, "edits")
     results["edit"] = edit_scores(pipeline, wplus, config)
     report(0.6, "strength: learned vs fixed vs oracle")
     results["strength"] = strength_scores(pipeline, config, report)
     report(1.0, "done")
     return results
-
-
-def seeded_strength_head(preset: Preset, pipeline: Pipeline):
-    from .models.image_encoder import seeded_init
-    from .models.strength import StrengthPredictor
-
-    with seeded_init(preset.seed):
-        head = StrengthPredictor(w_avg=pipeline.generator.w_avg.cpu())
-    return head.to(pipeline.generator.w_avg.device).eval().requires_grad_(False)
 
 
 def inversion_scores(pipeline: Pipeline, photos: list[Image.Image], config: EvalConfig,

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from .errors import InputError, WeightsError
 from .media import to_uint8
+from .models.image_encoder import seeded_init
 from .models.mapper import TRAIN_COMMAND, Mapper, MapperConfig, load_mapper
 from .presets import Preset, get_preset, weights_dir
 from .refine import photo_to_tensor, refine_inversion, text_to_face_optimize
@@ -70,7 +71,7 @@ class Pipeline:
         self.encoder = encoder  # the E_I the mapper was trained on (teacher or student)
         self.mapper = mapper
         self.strength = strength
-        self._notices = list(notices)
+        self.notices = list(notices)  # standing notes about the loaded models, repeated in every Result
         self._missing = list(missing)
 
     # -----------------------------------------------------------------------------------------------
@@ -103,15 +104,9 @@ class Pipeline:
 
             encoder = create_student(preset)
 
-        strength = None
-        strength_path = heads / "strength.safetensors"
-        if strength_path.exists():
-            from .models.strength import load_strength
-
-            strength = load_strength(strength_path, STRENGTH_TRAIN_COMMAND.format(preset=preset.name))
-        else:
-            missing.append(f"strength head weights missing ({strength_path}): run "
-                           f"`{STRENGTH_TRAIN_COMMAND.format(preset=preset.name)}`")
+        strength, strength_notices, strength_missing = load_strength_head(preset, heads, generator)
+        notices += strength_notices
+        missing += strength_missing
         from .runtime.ort import OrtBackend, backend_name
 
         backend = OrtBackend.from_env(preset.name) if backend_name() == "onnx" else None
@@ -296,7 +291,7 @@ class Pipeline:
         return self.encoder.embed_tensor(pixels).float()
 
     def _result(self, faces: list[Face], notices: Sequence[str] = ()) -> Result:
-        return Result(faces, self._notices + list(notices))
+        return Result(faces, self.notices + list(notices))
 
     def _check_wplus(self, wplus) -> Tensor:
         shape = (self.generator.config.n_slots, self.generator.config.style_dim)
@@ -341,10 +336,25 @@ def load_mapper_head(preset: Preset, heads: Path, generator) -> tuple[Mapper | N
     return None, "teacher", [], [f"mapper weights missing ({path}): run `{command}`"]
 
 
+def load_strength_head(preset: Preset, heads: Path, generator) -> tuple[object | None, list[str], list[str]]:
+    """(StrengthPredictor or None, notices, missing lines); ``tiny`` gets a seeded stand-in like its mapper."""
+    from .models.strength import StrengthPredictor, load_strength
+
+    path = heads / "strength.safetensors"
+    command = STRENGTH_TRAIN_COMMAND.format(preset=preset.name)
+    if path.exists():
+        return load_strength(path, command).to(generator.w_avg.device), [], []
+    if not preset.trained:
+        with seeded_init(preset.seed):
+            head = StrengthPredictor(w_avg=generator.w_avg.cpu())
+        return head.to(generator.w_avg.device).eval().requires_grad_(False), [
+            "strength head: seeded random weights (untrained)"], []
+    return None, [], [f"strength head weights missing ({path}): run `{command}`"]
+
+
 def seeded_mapper(preset: Preset, generator) -> Mapper:
     """The untrained stand-in for presets with random weights: seeded weights, centres e_c = 0, w_c = w_avg."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(preset.seed)
+    with seeded_init(preset.seed):
         mapper = Mapper(MapperConfig(embed_dim=preset.embed_dim, style_dim=generator.config.style_dim,
                                      n_slots=generator.config.n_slots, used_slots=generator.config.n_slots - 1))
     mapper.set_centres(torch.zeros(preset.embed_dim), 1.0, generator.w_avg)

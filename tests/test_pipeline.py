@@ -9,7 +9,7 @@ from PIL import Image
 
 from celeblook.errors import InputError, WeightsError
 from celeblook.models import create_generator
-from celeblook.pipeline import Pipeline, load_mapper_head
+from celeblook.pipeline import Pipeline, load_mapper_head, load_strength_head
 from celeblook.presets import get_preset
 
 
@@ -83,11 +83,21 @@ def test_sweep_and_morph_frames(pipe, face):
     assert torch.equal(mix.faces[-1].wplus[8:], other.wplus[8:])
 
 
+def test_tiny_has_a_labelled_seeded_strength_head(pipe, face):
+    assert pipe.missing() == []
+    learned = pipe.edit(face.wplus, "a face with glasses", strength="learned", size=256)
+    assert 0 < learned.faces[0].scores["C"] < pipe.strength.config.c_max
+    assert any("strength head: seeded random weights (untrained)" in n for n in learned.notices)
+
+
 def test_missing_heads_name_the_train_command(pipe, face, tmp_path):
-    assert any("train strength" in line for line in pipe.missing())
-    with pytest.raises(WeightsError, match="python -m celeblook train strength"):
-        pipe.edit(face.wplus, "a face with glasses", strength="learned", size=256)
     trained_tiny = dataclasses.replace(get_preset("tiny"), trained=True)  # a preset without a seeded fallback
+    strength, _, missing_strength = load_strength_head(trained_tiny, tmp_path, pipe.generator)
+    assert strength is None and "python -m celeblook train strength --preset tiny" in missing_strength[0]
+    no_strength = Pipeline(pipe.preset, pipe.generator, pipe.clip, pipe.encoder, pipe.mapper, None,
+                           missing=missing_strength)
+    with pytest.raises(WeightsError, match="python -m celeblook train strength"):
+        no_strength.edit(face.wplus, "a face with glasses", strength="learned", size=256)
     mapper, _, _, missing = load_mapper_head(trained_tiny, tmp_path, create_generator("tiny"))
     assert mapper is None and "python -m celeblook train mapper --preset tiny" in missing[0]
     no_mapper = Pipeline(pipe.preset, pipe.generator, pipe.clip, pipe.encoder, None, missing=missing)
