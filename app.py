@@ -13,7 +13,6 @@ import functools
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 import torch
 
 from celeblook import app_support as support

@@ -149,7 +149,7 @@ def main() -> int:
     directory = args.onnx_dir or Path(tempfile.mkdtemp(prefix="celeblook_bench_"))
     files = export_all(m, directory)
     sess = {name: open_session(path, threads=args.threads) for name, path in files.items()}
-    g, student, clip, mapper, strength = m["generator"], m["student"], m["clip"], m["mapper"], m["strength"]
+    g, student, clip, mapper = m["generator"], m["student"], m["clip"], m["mapper"]
     rng = np.random.default_rng(0)
     wplus = g.z_to_wplus(torch.randn(1, 512, generator=torch.Generator().manual_seed(0)), 0.7)
     w_np = wplus.numpy()

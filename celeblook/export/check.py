@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, WeightsError
+from ..files import sha256_file
 from ..runtime.ort import open_session
-from .onnx import MANIFEST, Graph, random_feeds, sha256_file
+from .onnx import MANIFEST, Graph, random_feeds
 
 FP32_ABS = 1e-4
 FP16_REL = 1e-2

@@ -21,7 +21,6 @@ known dropped-epsilon problem does not apply because the demodulation is a const
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import time
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError, WeightsError
+from ..files import sha256_file
 from ..models.mobilestylegan import Generator, MobileSynthesis, haar_idwt
 from ..presets import Preset, weights_dir
 
@@ -150,14 +150,6 @@ def strength_graph(predictor: nn.Module, n_slots: int = 23) -> Graph:
 
 # ---------------------------------------------------------------------------------------------------
 # writing files
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _value_info(values) -> list[dict]:

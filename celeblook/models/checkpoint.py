@@ -16,7 +16,6 @@ be called. Every other import a pickle asks for is refused, so a payload never r
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -34,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from ..errors import WeightsError
+from ..files import sha256_file
 from .mobilestylegan import Generator, GeneratorConfig
 from .reference_layout import reference_shapes
 
@@ -270,14 +270,6 @@ def load_generator(path: str | Path, config: GeneratorConfig | None = None) -> G
 
 # ---------------------------------------------------------------------------------------------------
 # writing our format
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_generator(

@@ -6,29 +6,18 @@ written under a temporary name and renamed, so a crash never leaves half a file;
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import WeightsError
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from ..files import atomic_write_bytes, sha256_file
 
 
 def save_weights(path: Path, tensors: dict[str, Tensor], sidecar: dict[str, Any]) -> str:
@@ -52,3 +41,20 @@ def load_weights(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     if meta.get("sha256") and meta["sha256"] != sha256_file(path):
         raise WeightsError(f"{path} does not match the sha256 in {sidecar_path.name}: the file is corrupt or was replaced")
     return load_file(str(path)), meta
+
+
+def load_head(path: Path, kind: str, config_class: type, build: Callable[[Any], nn.Module], fix: str) -> tuple[nn.Module, dict[str, Any]]:
+    """A frozen head of ``kind`` from its weights + sidecar, built as ``build(config_class(**sidecar config))``.
+
+    Config keys this version does not know are ignored; anything that does not fit is a WeightsError ending in ``fix``.
+    """
+    tensors, meta = load_weights(Path(path))
+    if meta.get("kind") != kind:
+        raise WeightsError(f"{path} is not a {kind} (its sidecar says {meta.get('kind')!r}): {fix}")
+    known = {f.name for f in fields(config_class)}
+    module = build(config_class(**{k: v for k, v in meta.get("config", {}).items() if k in known}))
+    try:
+        module.load_state_dict(tensors)
+    except RuntimeError as err:
+        raise WeightsError(f"{path} does not fit the {kind} its sidecar describes ({str(err).splitlines()[0]}): {fix}") from None
+    return module.eval().requires_grad_(False), meta

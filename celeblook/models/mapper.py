@@ -23,15 +23,14 @@ What we chose where the public material is silent, and why:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..errors import WeightsError
-from .heads_io import load_weights, save_weights
+from .heads_io import load_head, save_weights
 
 TRAIN_COMMAND = "python -m celeblook train mapper --preset {preset} --out weights/{preset}"
 
@@ -119,13 +118,4 @@ def save_mapper(path: Path, mapper: Mapper, provenance: dict[str, Any]) -> str:
 
 def load_mapper(path: Path) -> tuple[Mapper, dict[str, Any]]:
     """A frozen mapper in eval mode, plus its sidecar (config, provenance, sha256)."""
-    tensors, meta = load_weights(Path(path))
-    if meta.get("kind") != "celeblook mapper":
-        raise WeightsError(f"{path} is not a CelebrityLook mapper (its {Path(path).with_suffix('.json').name} is missing or of another kind)")
-    known = {f.name for f in fields(MapperConfig)}
-    mapper = Mapper(MapperConfig(**{k: v for k, v in meta["config"].items() if k in known}))
-    try:
-        mapper.load_state_dict(tensors)
-    except RuntimeError as err:
-        raise WeightsError(f"{path} does not fit the mapper its sidecar describes: {str(err).splitlines()[0]}") from None
-    return mapper.eval().requires_grad_(False), meta
+    return load_head(path, "celeblook mapper", MapperConfig, Mapper, f"run `{TRAIN_COMMAND.format(preset='ffhq')}`")

@@ -23,14 +23,14 @@ Why this shape:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import WeightsError
-from .heads_io import load_weights
+from .heads_io import load_head
 
 USED_SLOTS = 22  # W+ slot 22 is never read by the generator
 
@@ -107,14 +107,4 @@ def load_strength(path: Path, train_command: str = "python -m celeblook train st
     path = Path(path)
     if not path.exists():
         raise WeightsError(f"strength head weights missing at {path}: run `{train_command}`")
-    tensors, meta = load_weights(path)
-    if meta.get("kind") != STRENGTH_KIND:
-        raise WeightsError(f"{path} is not a strength head (kind {meta.get('kind')!r}): run `{train_command}`")
-    known = {f.name for f in fields(StrengthConfig)}
-    predictor = StrengthPredictor(StrengthConfig(**{k: v for k, v in meta["config"].items() if k in known}))
-    try:
-        predictor.load_state_dict(tensors)
-    except RuntimeError as err:
-        raise WeightsError(f"{path} does not fit the strength head its sidecar describes "
-                           f"({str(err).splitlines()[0]}): run `{train_command}`") from None
-    return predictor.eval().requires_grad_(False)
+    return load_head(path, STRENGTH_KIND, StrengthConfig, StrengthPredictor, f"run `{train_command}`")[0]

@@ -14,7 +14,6 @@ config, the teacher it was distilled from, provenance and the sha256 of the weig
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError, WeightsError
+from ..files import sha256_file
 from ..preprocess import CLIP_SIZE, OPENAI_MEAN, OPENAI_STD
 from .clip import ClipSpec
 from .image_encoder import ImageEncoder, one_line, seeded_init
@@ -162,7 +162,7 @@ def save_student(student: StudentEncoder, path: str | Path, provenance: dict | N
         "kind": SIDECAR_KIND,
         "config": asdict(student.config),
         "provenance": provenance or {},
-        "sha256": _sha256(path),
+        "sha256": sha256_file(path),
     }
     sidecar_path(path).write_text(json.dumps(sidecar, indent=2) + "\n")
     return path
@@ -187,7 +187,7 @@ def load_student(path: str | Path) -> StudentEncoder:
         raise WeightsError(f"student encoder sidecar {meta} is unreadable ({one_line(err)}); {fix}") from None
     if sidecar.get("kind") != SIDECAR_KIND:
         raise WeightsError(f"{meta} is not a student encoder sidecar (kind {sidecar.get('kind')!r})")
-    if _sha256(path) != expected_sha:
+    if sha256_file(path) != expected_sha:
         raise WeightsError(f"student encoder {path} is corrupt (sha256 differs from {meta.name}); {fix}")
     try:
         state = load_file(str(path))
@@ -197,12 +197,3 @@ def load_student(path: str | Path) -> StudentEncoder:
     except Exception as err:  # a sidecar that does not match its weights
         raise WeightsError(f"cannot load student encoder {path}: {one_line(err)}; {fix}") from None
     return student.eval().requires_grad_(False)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-

@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm import tqdm
 
+from ..errors import WeightsError
 from ..models.heads_io import load_weights, save_weights
 
 # ---------------------------------------------------------------------------------------------------
@@ -61,6 +62,18 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """On CPU; ``load_state_dict`` of modules and optimizers moves tensors to their parameters' device."""
     tensors, meta = load_weights(Path(path))
     return unpack_state(meta["state"], tensors)
+
+
+def resume_from(path: Path, stateful: dict[str, Any], generators: dict[str, torch.Generator], rank: int = 0) -> dict[str, Any]:
+    """Load a checkpoint into ``stateful`` (name -> module/optimizer/scaler) and the RNGs; returns the state."""
+    if not Path(path).exists():
+        raise WeightsError(f"nothing to resume: {path} does not exist")
+    state = load_checkpoint(path)
+    for name, obj in stateful.items():
+        obj.load_state_dict(state[name])
+    rng = state["rng"]
+    restore_rng(generators, rng[rank] if isinstance(rng, list) else rng)  # the mapper keeps one per rank
+    return state
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -28,9 +28,9 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torch import Tensor
 
-from ..errors import InputError, WeightsError
+from ..errors import InputError
 from ..preprocess import photo_to_clip, tensor_to_clip, to_rgb
-from .common import MetricsLog, autocast, load_checkpoint, progress_bar, restore_rng, rng_state, save_checkpoint
+from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
 
 CHECKPOINT_NAME = "encoder_checkpoint.safetensors"
 HELD_OUT_SEED_OFFSET = 1_000_003
@@ -158,12 +158,7 @@ def train_encoder(
     checkpoint = out / CHECKPOINT_NAME
     start, metrics = 0, {}
     if resume:
-        if not checkpoint.exists():
-            raise WeightsError(f"nothing to resume: {checkpoint} does not exist")
-        state = load_checkpoint(checkpoint)
-        student.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        restore_rng({"data": rng}, state["rng"])
+        state = resume_from(checkpoint, {"model": student, "optimizer": optimizer}, {"data": rng})
         start, metrics = state["step"], state["metrics"]
     else:
         metrics["cosine_to_teacher_initial"] = cosine_to_teacher(student, teacher_tower, held_generated)

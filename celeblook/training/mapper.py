@@ -44,10 +44,9 @@ from .common import (
     MetricsLog,
     autocast,
     distributed,
-    load_checkpoint,
     pick_device,
     progress_bar,
-    restore_rng,
+    resume_from,
     rng_state,
     save_checkpoint,
 )
@@ -200,12 +199,9 @@ def train_mapper(
         heldout_w, heldout_e = heldout_set(g, encoder, cfg) if dist_info.main else (None, None)
         ckpt_path = out / CHECKPOINT
         step, metrics = 0, {}
-        if resume and ckpt_path.exists():
-            state = load_checkpoint(ckpt_path)
-            mapper.load_state_dict(state["mapper"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-            restore_rng(generators, state["rng"][dist_info.rank])
+        if resume:
+            state = resume_from(ckpt_path, {"mapper": mapper, "optimizer": optimizer, "scaler": scaler}, generators,
+                                rank=dist_info.rank)
             step, metrics = state["step"], state["metrics"]
             log(f"resumed from {ckpt_path} at step {step}")
         else:

@@ -36,7 +36,7 @@ from ..errors import WeightsError
 from ..models.heads_io import save_weights
 from ..models.strength import STRENGTH_KIND, StrengthPredictor
 from ..strength_oracle import edit_angle, edit_similarity, oracle_strength
-from .common import MetricsLog, autocast, load_checkpoint, progress_bar, restore_rng, rng_state, save_checkpoint
+from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
 
 WEIGHTS_NAME = "strength.safetensors"
 CHECKPOINT_NAME = "strength_checkpoint.safetensors"
@@ -117,13 +117,7 @@ def train_strength(
     start = 0
     checkpoint = out / CHECKPOINT_NAME
     if resume:
-        if not checkpoint.exists():
-            raise WeightsError(f"nothing to resume: {checkpoint} does not exist")
-        state = load_checkpoint(checkpoint)
-        predictor.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        restore_rng({"data": rng}, state["rng"])
-        start = state["step"]
+        start = resume_from(checkpoint, {"model": predictor, "optimizer": optimizer}, {"data": rng})["step"]
     elif config.calibration_pairs:
         calibrate(predictor, generator, encoder, bank, config, rng)
     metrics = MetricsLog(out / "metrics.jsonl")
