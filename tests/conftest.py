@@ -17,3 +17,9 @@ def conformance_dir() -> Path:
     if not (CONFORMANCE / "mobilestylegan_seed1234.npz").exists():
         pytest.skip(f"conformance vectors not found at {CONFORMANCE} (they ship only beside the team's checkout)")
     return CONFORMANCE
+
+
+@pytest.fixture(autouse=True)
+def _no_preset_from_the_environment(monkeypatch):
+    """Each test picks its preset itself: neither the user's shell nor the app tests' import leaks one in."""
+    monkeypatch.delenv("CELEBLOOK_PRESET", raising=False)
