@@ -30,9 +30,18 @@ need_browser() {
   fi
 }
 
+need_web() {  # the in-browser page's runtime (onnxruntime-web, gifenc) comes from npm, pinned by web/package-lock.json
+  [ -f web/package.json ] || return 0
+  if ! command -v npm >/dev/null 2>&1; then echo "[dev.sh] npm not found: web tests will be skipped"; return 0; fi
+  if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+    echo "[dev.sh] npm ci in web/"
+    (cd web && npm ci --no-audit --no-fund --silent)
+  fi
+}
+
 case "${1:-}" in
   app) shift; exec "$VENV/bin/python" app.py "$@" ;;
-  test) shift; need_browser; exec "$VENV/bin/python" -m pytest "$@" ;;
+  test) shift; need_browser; need_web; exec "$VENV/bin/python" -m pytest "$@" ;;
   "") echo "usage: bash dev.sh app|test|<command>"; exit 2 ;;
   *) exec "$VENV/bin/$1" "${@:2}" ;;
 esac

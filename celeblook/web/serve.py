@@ -1,0 +1,66 @@
+"""Serve a built site on 127.0.0.1 with the headers onnxruntime-web needs.
+
+COOP ``same-origin`` + COEP ``require-corp`` make the page cross-origin isolated, which is what enables
+SharedArrayBuffer and so multi-threaded wasm; ``.mjs`` must be served as JavaScript (module imports are
+refused otherwise) and ``.wasm`` as ``application/wasm`` (streaming compilation).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from ..errors import InputError
+
+HOST = "127.0.0.1"  # never 0.0.0.0: this is a local preview server, not a deployment
+ISOLATION_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+MIME_TYPES = {
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".wasm": "application/wasm",
+    ".onnx": "application/octet-stream",
+    ".gz": "application/gzip",  # the tokenizer vocabulary: decompressed by the page, so no Content-Encoding
+    ".json": "application/json",
+}
+
+
+class SiteHandler(SimpleHTTPRequestHandler):
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
+
+    def end_headers(self) -> None:
+        for name, value in ISOLATION_HEADERS.items():
+            self.send_header(name, value)
+        self.send_header("Cache-Control", "no-cache")  # a rebuilt site must not mix with cached models
+        super().end_headers()
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+def make_server(site: str | Path, port: int = 8000, verbose: bool = False) -> ThreadingHTTPServer:
+    """A server for ``site`` bound to 127.0.0.1:``port`` (0 = any free port); call ``serve_forever``."""
+    site = Path(site)
+    if not (site / "index.html").is_file():
+        raise InputError(f"{site} is not a built site (no index.html): run `python -m celeblook web build --out {site}`")
+    if not 0 <= port <= 65535:
+        raise InputError(f"port must be 0..65535, got {port}")
+    try:
+        server = ThreadingHTTPServer((HOST, port), functools.partial(SiteHandler, directory=str(site)))
+    except OSError as err:
+        raise InputError(f"cannot listen on {HOST}:{port}: {err.strerror}") from None
+    server.verbose = verbose
+    return server
+
+
+def serve_in_thread(site: str | Path, port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+    """Start serving in a daemon thread (tests, benchmarks); returns the server and its base URL."""
+    server = make_server(site, port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://{HOST}:{server.server_address[1]}/"

@@ -1,0 +1,127 @@
+// Photo -> CLIP input, the same steps as celeblook/preprocess.py (photo_to_clip):
+// transparency composited on white, shortest side to 224 with Pillow's bicubic filter, centre crop, [0,1],
+// (x - mean) / std. The resize is a port of Pillow's ImagingResample for 8-bit images (same kernel, a = -0.5,
+// widened when shrinking; same 22-bit fixed-point coefficients; horizontal pass, rounding to 8 bits, vertical
+// pass), so for the same RGB pixels the result is Pillow's, bit for bit. The canvas's own drawImage scaling is
+// implementation-defined and is not used. What can still differ from Python is decoding: the browser's
+// JPEG/PNG decoders and colour management versus Pillow's (EXIF orientation is applied by both).
+
+const PRECISION_BITS = 32 - 8 - 2;
+const ONE = 2 ** PRECISION_BITS;
+
+function bicubic(x) {
+  const a = -0.5;
+  x = Math.abs(x);
+  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0;
+}
+
+/** Pillow's precompute_coeffs + normalize_coeffs_8bpc for resizing inSize -> outSize (box 0..inSize). */
+function coefficients(inSize, outSize) {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = 2 * filterscale;
+  const rows = [];
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
+    const weights = [];
+    let total = 0;
+    for (let x = 0; x < xmax; x++) {
+      const w = bicubic((x + xmin - center + 0.5) / filterscale);
+      weights.push(w);
+      total += w;
+    }
+    const fixed = weights.map((w) => {
+      const k = total !== 0 ? w / total : w;
+      return Math.trunc(k < 0 ? -0.5 + k * ONE : 0.5 + k * ONE);
+    });
+    rows.push({xmin, fixed});
+  }
+  return rows;
+}
+
+function clip8(sum) {
+  if (sum >= ONE * 256) return 255;
+  if (sum <= 0) return 0;
+  return Math.floor(sum / ONE);
+}
+
+/** One resampling pass over an interleaved RGB uint8 image along x (horizontal) or y. */
+function pass(src, width, height, outSize, horizontal) {
+  const rows = coefficients(horizontal ? width : height, outSize);
+  const outW = horizontal ? outSize : width;
+  const outH = horizontal ? height : outSize;
+  const out = new Uint8ClampedArray(outW * outH * 3);
+  const stride = horizontal ? 3 : width * 3;
+  for (let y = 0; y < outH; y++) {
+    for (let x = 0; x < outW; x++) {
+      const {xmin, fixed} = rows[horizontal ? x : y];
+      const start = horizontal ? (y * width + xmin) * 3 : (xmin * width + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        let sum = ONE / 2;
+        for (let k = 0; k < fixed.length; k++) sum += src[start + k * stride + c] * fixed[k];
+        out[(y * outW + x) * 3 + c] = clip8(sum);
+      }
+    }
+  }
+  return out;
+}
+
+/** Pillow's Image.resize(size, BICUBIC) on RGB bytes; a pass is skipped when that side keeps its size. */
+export function resizeBicubic(rgb, width, height, outW, outH) {
+  let pixels = rgb;
+  if (outW !== width) pixels = pass(pixels, width, height, outW, true);
+  if (outH !== height) pixels = pass(pixels, outW, height, outH, false);
+  return pixels;
+}
+
+/** RGBA (ImageData.data) -> RGB bytes, transparency composited on white with Pillow's alpha_composite rounding. */
+export function rgbaToRgb(rgba) {
+  const n = rgba.length / 4;
+  const rgb = new Uint8ClampedArray(n * 3);
+  for (let i = 0; i < n; i++) {
+    const a = rgba[i * 4 + 3];
+    for (let c = 0; c < 3; c++) {
+      const tmp = rgba[i * 4 + c] * a * 128 + 255 * (255 - a) * 128 + (0x80 << 7);
+      rgb[i * 3 + c] = (((tmp >> 8) + tmp) >> 8) >> 7;
+    }
+  }
+  return rgb;
+}
+
+/** torchvision's Resize(int) size rule and center_crop rounding (preprocess.resized_size / crop_offsets). */
+export function resizedSize(width, height, size) {
+  if (width <= height) return [size, Math.max(size, Math.trunc((height * size) / width))];
+  return [Math.max(size, Math.trunc((width * size) / height)), size];
+}
+
+function pyRound(x) { // Python's round(): halves to even
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * ImageData -> Float32Array (3*size*size), CHW, CLIP-normalised.
+ * @param {{data: Uint8ClampedArray, width: number, height: number}} image
+ */
+export function photoToClip(image, mean, std, size = 224) {
+  const {width, height} = image;
+  if (!(width >= 1 && height >= 1)) throw new Error(`the image is empty (${width}x${height})`);
+  const [w, h] = resizedSize(width, height, size);
+  const rgb = resizeBicubic(rgbaToRgb(image.data), width, height, w, h);
+  const left = pyRound((w - size) / 2);
+  const top = pyRound((h - size) / 2);
+  const out = new Float32Array(3 * size * size);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        const value = rgb[((y + top) * w + x + left) * 3 + c] / 255;
+        out[(c * size + y) * size + x] = (value - mean[c]) / std[c];
+      }
+    }
+  }
+  return out;
+}
