@@ -98,11 +98,9 @@ class Pipeline:
         mapper, encoder_name, mapper_notices, mapper_missing = load_mapper_head(preset, heads, generator)
         notices += mapper_notices
         missing += mapper_missing
-        encoder = clip
-        if encoder_name == "student":
-            from .models.student import create_student
-
-            encoder = create_student(preset)
+        encoder, encoder_notices, encoder_missing = pick_image_encoder(preset, clip, encoder_name)
+        notices += encoder_notices
+        missing += encoder_missing
 
         strength, strength_notices, strength_missing = load_strength_head(preset, heads, generator)
         notices += strength_notices
@@ -334,6 +332,26 @@ def load_mapper_head(preset: Preset, heads: Path, generator) -> tuple[Mapper | N
     if not preset.trained:
         return seeded_mapper(preset, generator), "teacher", ["mapper: seeded random weights (untrained)"], []
     return None, "teacher", [], [f"mapper weights missing ({path}): run `{command}`"]
+
+
+def pick_image_encoder(preset: Preset, clip, mapper_encoder: str) -> tuple[object, list[str], list[str]]:
+    """(E_I for photos, notices, missing lines).
+
+    The distilled student is the product's E_I: it was trained to reproduce the teacher's embeddings, so a
+    mapper trained on the teacher reads it too, at a tenth of the cost. Without a trained student the
+    teacher serves (slower), unless the mapper was trained on the student itself.
+    """
+    from .models.student import TRAIN_COMMAND as STUDENT_COMMAND
+    from .models.student import create_student, student_path
+
+    if not preset.trained:  # an untrained student does not share the (random) teacher's space
+        return clip, [], []
+    if student_path(preset.student).exists():
+        return create_student(preset), [f"image encoder: distilled {preset.student} student"], []
+    line = f"student image encoder missing ({student_path(preset.student)}): run `{STUDENT_COMMAND} --preset {preset.name}`"
+    if mapper_encoder == "student":
+        raise WeightsError(f"the mapper reads the student encoder, but {line}")
+    return clip, [f"image encoder: the ViT-L/14 teacher (slow; {line})"], [line]
 
 
 def load_strength_head(preset: Preset, heads: Path, generator) -> tuple[object | None, list[str], list[str]]:

@@ -144,3 +144,20 @@ def test_cli_writes_pngs_and_latents_and_bad_input_exits_2(tmp_path, monkeypatch
                  "--preset", "tiny", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot read latent")
+
+
+def test_a_trained_student_is_the_image_encoder_else_the_teacher_with_a_note(pipe, tmp_path, monkeypatch):
+    from celeblook.models.student import StudentEncoder, create_student, save_student, student_path
+    from celeblook.pipeline import pick_image_encoder
+
+    monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(tmp_path))
+    trained_tiny = dataclasses.replace(get_preset("tiny"), trained=True)
+    encoder, notices, missing = pick_image_encoder(trained_tiny, pipe.clip, "teacher")
+    assert encoder is pipe.clip and "python -m celeblook train encoder --preset tiny" in missing[0]
+    with pytest.raises(WeightsError, match="mapper reads the student"):
+        pick_image_encoder(trained_tiny, pipe.clip, "student")
+    save_student(create_student(get_preset("tiny")), student_path(trained_tiny.student))
+    encoder, notices, missing = pick_image_encoder(trained_tiny, pipe.clip, "teacher")
+    assert isinstance(encoder, StudentEncoder) and missing == [] and "student" in notices[0]
+    # untrained presets keep the teacher: a random student does not share the random teacher's space
+    assert pick_image_encoder(get_preset("tiny"), pipe.clip, "teacher")[0] is pipe.clip
