@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -26,18 +25,13 @@ if not Path(CHROMIUM).exists():
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
 import app  # noqa: E402
+from net import free_port
 from synthetic_face import wild_photo  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 90_000
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ clients, and bad input through the API (the server keeps answering)."""
 from __future__ import annotations
 
 import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 os.environ["CELEBLOOK_PRESET"] = "tiny"
@@ -16,13 +15,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
+from net import free_port
 from synthetic_face import wild_photo
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
