@@ -153,7 +153,7 @@ def test_a_trained_student_is_the_image_encoder_else_the_teacher_with_a_note(pip
     monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(tmp_path))
     trained_tiny = dataclasses.replace(get_preset("tiny"), trained=True)
     encoder, notices, missing = pick_image_encoder(trained_tiny, pipe.clip, "teacher")
-    assert encoder is pipe.clip and "python -m celeblook train encoder --preset tiny" in missing[0]
+    assert encoder is pipe.clip and "python -m celeblook train encoder --out weights --preset tiny" in missing[0]
     with pytest.raises(WeightsError, match="mapper reads the student"):
         pick_image_encoder(trained_tiny, pipe.clip, "student")
     save_student(create_student(get_preset("tiny")), student_path(trained_tiny.student))

@@ -29,7 +29,7 @@ from ..preprocess import CLIP_SIZE, OPENAI_MEAN, OPENAI_STD
 from .clip import ClipSpec
 from .image_encoder import ImageEncoder, one_line, seeded_init
 
-TRAIN_COMMAND = "python -m celeblook train encoder"
+TRAIN_COMMAND = "python -m celeblook train encoder --out weights"  # + --preset NAME
 SIDECAR_KIND = "celeblook-student-encoder"
 
 
