@@ -131,7 +131,7 @@ def text_encoder_graph(text_tower: nn.Module, context_length: int = 77, vocab_si
 
 
 def mapper_graph(mapper: nn.Module) -> Graph:
-    """CLIP embedding -> W+; the centres (w_c, e_c, e_scale) are buffers, so they are baked into the graph."""
+    """CLIP embedding -> W+; the centres (w_c, e_c, e_whiten) are buffers, so they are baked into the graph."""
     cfg = mapper.config
     example = {"embedding": torch.randn(2, cfg.embed_dim)}
     return Graph("mapper", mapper, example, ["wplus"], {"centres": "baked into the graph"})

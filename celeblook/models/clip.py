@@ -10,7 +10,7 @@ Weights are never downloaded here. They are read from, in order: an explicit fil
 ``python -m celeblook weights download open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors`` put them). Missing -> WeightsError naming that command.
 
 The ``tiny`` preset uses ``celeblook-tiny-clip`` (open_clip_configs/): ViT-L-14's tokenizer, context and
-embedding size with 2-layer, 64-wide towers, seeded random weights.
+embedding size with 2-layer towers (image: 256 wide, 32 px patches; text: 64 wide), seeded random weights.
 """
 
 from __future__ import annotations

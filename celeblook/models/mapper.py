@@ -15,9 +15,17 @@ What we chose where the public material is silent, and why:
   directions in W could not be reached.
 - Only the 22 slots the generator reads are predicted; slot 22 is dead (changing it changes no pixel),
   so it gets no head, no parameters and no gradient, and is filled with ``w_c`` (residual 0).
-- The input residual is divided by ``e_scale``, the RMS norm of ``e - e_c`` over the centre set: CLIP
-  embeddings of faces sit close together on the unit sphere, and this makes the trunk's input O(1).
-- ``e_c``, ``e_scale`` and ``w_c`` are buffers, so a saved mapper is self-contained.
+- The input residual is whitened: ``x = (e - e_c) @ e_whiten`` with the shrunk ZCA matrix of the centre
+  set (``zca_whitening``). CLIP embeddings of faces sit close together on the unit sphere and spread
+  their variance over a few directions; whitening makes every direction O(1), so directions with little
+  variance but much to say about W are learned as fast as the big ones. Without a centre set
+  ``e_whiten`` is ``I / e_scale`` (``e_scale``: RMS norm of ``e - e_c``).
+- A linear readout ``x -> R^512``, shared by the used slots and zero at initialisation, is added to the
+  heads' output. Much of W is a linear function of the CLIP residual (including its length, which
+  follows the truncation psi and which the trunk's final LayerNorm discards); Adam finds a direct
+  linear map in tens of steps, where the MLP first has to undo its random heads. Zero at start, it
+  leaves the untrained mapper as it was (the random heads give varied faces).
+- ``e_c``, ``e_scale``, ``e_whiten`` and ``w_c`` are buffers, so a saved mapper is self-contained.
 """
 
 from __future__ import annotations
@@ -82,6 +90,7 @@ class Mapper(nn.Module):
         c = config
         self.register_buffer("e_center", torch.zeros(c.embed_dim))
         self.register_buffer("e_scale", torch.ones(()))
+        self.register_buffer("e_whiten", torch.eye(c.embed_dim))
         self.register_buffer("w_center", torch.zeros(c.style_dim))
         self.trunk = nn.Sequential(
             nn.Linear(c.embed_dim, c.width),
@@ -90,24 +99,48 @@ class Mapper(nn.Module):
             nn.LeakyReLU(0.2),
         )
         self.heads = SlotHeads(c.used_slots, c.width, c.style_dim, c.head_gain)
+        self.linear = nn.Linear(c.embed_dim, c.style_dim)  # after the heads: their seeded weights do not depend on it
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
 
     @torch.no_grad()
-    def set_centres(self, e_center: Tensor, e_scale: float | Tensor, w_center: Tensor) -> Mapper:
+    def set_centres(
+        self, e_center: Tensor, e_scale: float | Tensor, w_center: Tensor, e_whiten: Tensor | None = None
+    ) -> Mapper:
+        """Centres e_c, w_c, the RMS norm ``e_scale`` of e - e_c and the input whitening (default ``I / e_scale``)."""
         self.e_center.copy_(e_center.reshape(-1))
         self.e_scale.copy_(torch.as_tensor(e_scale, dtype=torch.float32))
         self.w_center.copy_(w_center.reshape(-1))
+        eye = torch.eye(self.config.embed_dim, device=self.e_whiten.device)
+        self.e_whiten.copy_(e_whiten if e_whiten is not None else eye / self.e_scale)
         return self
 
     def residual(self, embedding: Tensor) -> Tensor:
         """(N, 768) -> (N, 22, 512): f(e - e_c) for the used slots."""
-        x = (embedding.float() - self.e_center) / self.e_scale
-        return self.heads(self.trunk(x))
+        x = (embedding.float() - self.e_center) @ self.e_whiten
+        return self.heads(self.trunk(x)) + self.linear(x)[:, None, :]
 
     def forward(self, embedding: Tensor) -> Tensor:
         """(N, 768) -> W+ (N, 23, 512) = w_c + f(e - e_c); the unused slot 22 holds w_c."""
         res = self.residual(embedding)
         pad = res.new_zeros(res.shape[0], self.config.n_slots - self.config.used_slots, self.config.style_dim)
         return self.w_center + torch.cat([res, pad], dim=1)
+
+
+def zca_whitening(residuals: Tensor, shrinkage: float = 0.1) -> Tensor:
+    """(d, d) symmetric ``(C + delta I)^(-1/2)`` for residuals (n, d) with covariance C.
+
+    ``delta = shrinkage * trace(C) / min(n - 1, d)``, a fraction of the mean non-zero eigenvalue: directions
+    with much more variance than delta come out with unit variance, those the sample barely spans (noise,
+    or fewer samples than dimensions) are damped instead of blown up.
+    """
+    n, d = residuals.shape
+    r = residuals.double() - residuals.double().mean(dim=0)
+    cov = r.T @ r / max(1, n - 1)
+    eigenvalues, vectors = torch.linalg.eigh(cov)
+    delta = shrinkage * cov.trace() / max(1, min(n - 1, d))
+    scale = (eigenvalues.clamp_min(0) + delta).rsqrt()
+    return ((vectors * scale) @ vectors.T).float()
 
 
 def save_mapper(path: Path, mapper: Mapper, provenance: dict[str, Any]) -> str:

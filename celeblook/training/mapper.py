@@ -15,7 +15,8 @@ The W+ terms teach f the generator's own codes; the consistency term asks for wh
 face that CLIP sees as the input, and costs a G + E_I forward and backward, hence the cadence (0 = off).
 
 Centres: e_c = mean E_I embedding of ``centre_samples`` seeded generator faces (psi 1, no mixing),
-computed before the first step and stored in the mapper; w_c = G.w_avg. wplus_mse is measured on a
+computed before the first step and stored in the mapper, with the shrunk ZCA whitening of the same
+embeddings (``whiten_shrinkage``); w_c = G.w_avg. wplus_mse is measured on a
 fixed seeded held-out set before the first step and at the end (OUT/metrics.json).
 
 Resumable exactly: the checkpoint holds the mapper, the optimizer, the grad scaler, every RNG state and
@@ -37,7 +38,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import InputError
-from ..models.mapper import Mapper, MapperConfig, save_mapper
+from ..models.mapper import Mapper, MapperConfig, save_mapper, zca_whitening
 from ..models.mobilestylegan import Generator
 from ..presets import Preset, get_preset
 from .common import (
@@ -72,6 +73,7 @@ class MapperTrainConfig:
     w_consistency: float = 0.1
     consistency_every: int = 4  # 0: never
     centre_samples: int = 4096
+    whiten_shrinkage: float = 0.1  # of the mean eigenvalue, added to the centre set's covariance
     heldout: int = 256
     eval_every: int = 1000
     ckpt_every: int = 1000
@@ -103,14 +105,18 @@ def embed_faces(g: Generator, encoder: nn.Module, wplus: Tensor, size: int) -> T
 
 
 @torch.no_grad()
-def clip_centre(g: Generator, encoder: nn.Module, n: int, size: int, seed: int, batch: int) -> tuple[Tensor, Tensor]:
-    """(e_c, e_scale): the mean E_I embedding of n seeded faces (psi 1, no mixing) and the RMS of e - e_c."""
+def clip_centre(
+    g: Generator, encoder: nn.Module, n: int, size: int, seed: int, batch: int, shrinkage: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(e_c, e_scale, e_whiten) of n seeded faces (psi 1, no mixing): their mean E_I embedding, the RMS norm
+    of e - e_c and its shrunk ZCA whitening."""
     gen = torch.Generator().manual_seed(seed)
     embeddings = torch.cat([
         embed_faces(g, encoder, sample_wplus(g, min(batch, n - i), 1.0, 0.0, gen), size) for i in range(0, n, batch)
     ])
     centre = embeddings.mean(dim=0)
-    return centre, (embeddings - centre).norm(dim=1).pow(2).mean().sqrt()
+    scale = (embeddings - centre).norm(dim=1).pow(2).mean().sqrt()
+    return centre, scale, zca_whitening(embeddings.cpu(), shrinkage).to(centre.device)
 
 
 @torch.no_grad()
@@ -205,8 +211,9 @@ def train_mapper(
             step, metrics = state["step"], state["metrics"]
             log(f"resumed from {ckpt_path} at step {step}")
         else:
-            e_c, e_scale = clip_centre(g, encoder, cfg.centre_samples, cfg.image_size, cfg.seed, cfg.batch)
-            mapper.set_centres(e_c, e_scale, g.w_avg)
+            e_c, e_scale, e_whiten = clip_centre(g, encoder, cfg.centre_samples, cfg.image_size, cfg.seed,
+                                                 cfg.batch, cfg.whiten_shrinkage)
+            mapper.set_centres(e_c, e_scale, g.w_avg, e_whiten)
             if dist_info.main:
                 metrics["wplus_mse_initial"] = wplus_mse(mapper, heldout_w, heldout_e)
                 used = cfg.mapper.used_slots  # the baseline a mapper must beat: always answer w_c
@@ -257,6 +264,7 @@ def train_mapper(
                 "preset": preset.name, "encoder": cfg.encoder, "trained": preset.trained, "steps": step,
                 "e_center": f"mean {cfg.encoder} embedding of {cfg.centre_samples} generated faces "
                             f"(seed {cfg.seed}, psi 1, {cfg.image_size} px exit)",
+                "e_whiten": f"ZCA whitening of the same embeddings, shrinkage {cfg.whiten_shrinkage}",
                 "w_center": "generator w_avg (mean of mapping(z) over seeded z)",
                 "train_config": _jsonable(cfg), **metrics,
             }
