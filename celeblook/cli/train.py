@@ -50,6 +50,7 @@ def register_mapper(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--consistency-every", type=int, default=4, help="image-space term every k steps (0: off)")
     p.add_argument("--centre-samples", type=int, default=4096, help="generated faces for the CLIP centre")
     p.add_argument("--heldout", type=int, default=256, help="held-out generated samples for wplus_mse")
+    p.add_argument("--whiten-shrinkage", type=float, default=0.1, help="ridge of the CLIP input whitening (0: none)")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--ckpt-every", type=int, default=1000)
     p.set_defaults(func=run_mapper)
@@ -73,7 +74,7 @@ def run_mapper(args: argparse.Namespace) -> int:
         amp=args.amp, encoder=args.encoder, mix_prob=args.mix_prob, psi_min=args.psi_min,
         image_size=args.image_size, consistency_every=args.consistency_every,
         centre_samples=args.centre_samples, heldout=args.heldout, eval_every=args.eval_every,
-        ckpt_every=args.ckpt_every, **{f"w_{k}": v for k, v in weights.items()},
+        ckpt_every=args.ckpt_every, whiten_shrinkage=args.whiten_shrinkage, **{f"w_{k}": v for k, v in weights.items()},
     )
     train_mapper(cfg, args.out, resume=args.resume)
     return 0
