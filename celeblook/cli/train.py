@@ -50,7 +50,7 @@ def register_mapper(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--consistency-every", type=int, default=4, help="image-space term every k steps (0: off)")
     p.add_argument("--centre-samples", type=int, default=4096, help="generated faces for the CLIP centre")
     p.add_argument("--heldout", type=int, default=256, help="held-out generated samples for wplus_mse")
-    p.add_argument("--whiten-shrinkage", type=float, default=0.1, help="ridge of the CLIP input whitening (0: none)")
+    p.add_argument("--whiten-shrinkage", type=float, default=0.1, help="ridge added to the CLIP input covariance before whitening")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--ckpt-every", type=int, default=1000)
     p.set_defaults(func=run_mapper)
