@@ -1,6 +1,9 @@
 """Mapper f and its training loop on the tiny preset: learning, exact resume, the dead slot, file round trip."""
 
 import json
+import math
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,3 +97,26 @@ def test_resume_reproduces_uninterrupted_run_bit_for_bit(tmp_path):
     a = load_file(tmp_path / "straight" / "mapper.safetensors")
     b = load_file(tmp_path / "resumed" / "mapper.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_torchrun_data_parallel_on_cpu(tmp_path):
+    """Two gloo processes train one mapper: rank 0 writes the files, the run resumes across ranks."""
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed beside this python")
+    args = [torchrun, "--nproc_per_node=2", "-m", "celeblook", "train", "mapper", "--preset", "tiny",
+            "--out", str(tmp_path), "--batch", "4", "--centre-samples", "32", "--heldout", "8",
+            "--image-size", "64", "--device", "cpu", "--ckpt-every", "2", "--eval-every", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(args + ["--steps", "2"], capture_output=True, text=True, env=env, timeout=240)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = subprocess.run(args + ["--steps", "3", "--resume"], capture_output=True, text=True, env=env, timeout=240)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (again.stdout + again.stderr).count("resumed from") == 2  # both ranks continued from the checkpoint
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == 3 and math.isfinite(metrics["wplus_mse_final"])
+    assert (tmp_path / "mapper.safetensors").exists()
