@@ -4,7 +4,8 @@ The generator only knows faces framed the way FFHQ frames them, so uploads are c
 from two eye centres and the mouth, FFHQ's recipe builds an oriented square around the face (re-implemented
 here from its description; the original script is CC BY-NC-SA). The landmarks come from OpenCV's Haar
 cascades, which ship inside the opencv wheel, so nothing is downloaded at run time: a face box, the two
-eyes inside it (estimated from the box when the eye cascade misses), and the mouth estimated from the eyes.
+eyes inside it (estimated from the box when the eye cascade misses), and the mouth found by the smile
+cascade near where the eyes put it (estimated from the eyes when it is not found).
 The quad is a similarity transform, so one ``cv2.warpAffine`` renders it (milliseconds, not PIL's QUAD
 transform at 4096 px).
 """
@@ -42,19 +43,26 @@ class Landmarks:
     mouth_right: np.ndarray
 
     @classmethod
-    def from_eyes(cls, eye_left: np.ndarray, eye_right: np.ndarray) -> Landmarks:
-        """Estimate the mouth from the eyes: below their midpoint, perpendicular to the eye line."""
+    def from_eyes(cls, eye_left: np.ndarray, eye_right: np.ndarray, mouth: np.ndarray | None = None) -> Landmarks:
+        """Eyes plus the mouth centre; without one the mouth is estimated below the eyes' midpoint,
+        perpendicular to the eye line. FFHQ's crop uses only the corners' mean, so their spread is nominal."""
         eye_left, eye_right = np.asarray(eye_left, np.float64), np.asarray(eye_right, np.float64)
         eye_to_eye = eye_right - eye_left
-        down = _rot90(eye_to_eye)  # perpendicular, pointing down the face
-        mouth = (eye_left + eye_right) / 2 + MOUTH_BELOW_EYES * down
+        if mouth is None:
+            mouth = expected_mouth(eye_left, eye_right)
+        mouth = np.asarray(mouth, np.float64)
         return cls(eye_left, eye_right, mouth - MOUTH_HALF_WIDTH * eye_to_eye, mouth + MOUTH_HALF_WIDTH * eye_to_eye)
+
+
+def expected_mouth(eye_left: np.ndarray, eye_right: np.ndarray) -> np.ndarray:
+    """Where FFHQ's mean face has its mouth centre, given the two eyes."""
+    return (eye_left + eye_right) / 2 + MOUTH_BELOW_EYES * _rot90(eye_right - eye_left)
 
 
 @dataclass
 class AlignedFace:
     image: Image.Image  # RGB, size x size
-    method: str  # "face + eyes", "face box" or "centre crop"
+    method: str  # "face + eyes + mouth", "face + eyes", "face box" or "centre crop"
     quad: np.ndarray  # (4, 2) corners in the photo: top-left, bottom-left, bottom-right, top-right
     notices: list[str] = field(default_factory=list)
 
@@ -105,6 +113,8 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
 
 FACE_PATCH = 320  # the face box is resampled to this many px before looking for eyes
 EYE_TOLERANCE = 0.12  # how far (in face boxes) a detected eye may sit from the usual spot
+MOUTH_TOLERANCE = 0.35  # how far (in eye distances) a detected mouth may sit from where the eyes put it
+MOUTH_MIN_NEIGHBOURS = 10  # the smile cascade fires on shadows; demand many overlapping hits
 
 
 def _affine3(m: np.ndarray) -> np.ndarray:
@@ -143,6 +153,22 @@ def _eyes_in_patch(patch: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return eye_l, eye_r
 
 
+def _mouth_in_patch(patch: np.ndarray, eyes: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
+    """The mouth centre in a face patch (OpenCV's bundled mouth/smile cascade), or None when nothing plausible
+    is found near where the eyes put it."""
+    expected = expected_mouth(*eyes)
+    top = int(max(0.0, min(expected[1] - 0.25 * FACE_PATCH, FACE_PATCH - 1)))
+    boxes = _cascade("haarcascade_smile.xml").detectMultiScale(
+        patch[top:], 1.1, MOUTH_MIN_NEIGHBOURS, minSize=(FACE_PATCH // 6, FACE_PATCH // 12)
+    )
+    centres = [np.array([x + w / 2, top + y + h / 2]) for x, y, w, h in boxes]
+    if not centres:
+        return None
+    best = min(centres, key=lambda c: np.hypot(*(c - expected)))
+    eye_distance = np.hypot(*(eyes[1] - eyes[0]))
+    return best if np.hypot(*(best - expected)) <= MOUTH_TOLERANCE * eye_distance else None
+
+
 def detect_landmarks(rgb: np.ndarray) -> tuple[Landmarks, str] | None:
     """Landmarks of a face in an RGB uint8 photo and how they were found, or None.
 
@@ -167,9 +193,12 @@ def detect_landmarks(rgb: np.ndarray) -> tuple[Landmarks, str] | None:
         to_box = np.array([[FACE_PATCH / fw, 0, -fx * FACE_PATCH / fw], [0, FACE_PATCH / fh, -fy * FACE_PATCH / fh]])
         to_patch = _affine3(to_box) @ _affine3(rotation) @ np.diag([scale, scale, 1.0])
         patch = cv2.warpAffine(gray, to_patch[:2], (FACE_PATCH, FACE_PATCH), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-        eyes = _eyes_in_patch(cv2.equalizeHist(patch))
+        patch = cv2.equalizeHist(patch)
+        eyes = _eyes_in_patch(patch)
         if eyes is not None:
-            return _landmarks_from_patch(eyes, to_patch), "face + eyes"
+            mouth = _mouth_in_patch(patch, eyes)
+            method = "face + eyes" if mouth is None else "face + eyes + mouth"
+            return _landmarks_from_patch(eyes, to_patch, mouth), method
         if fallback is None or score > fallback[0]:
             fallback = (score, to_patch)
     if fallback is None:
@@ -178,10 +207,11 @@ def detect_landmarks(rgb: np.ndarray) -> tuple[Landmarks, str] | None:
     return _landmarks_from_patch(box_eyes, fallback[1]), "face box"
 
 
-def _landmarks_from_patch(eyes: tuple[np.ndarray, np.ndarray], to_patch: np.ndarray) -> Landmarks:
+def _landmarks_from_patch(eyes: tuple[np.ndarray, np.ndarray], to_patch: np.ndarray,
+                          mouth: np.ndarray | None = None) -> Landmarks:
     back = np.linalg.inv(to_patch)
     eye_l, eye_r = (back[:2, :2] @ e + back[:2, 2] for e in eyes)
-    return Landmarks.from_eyes(eye_l, eye_r)
+    return Landmarks.from_eyes(eye_l, eye_r, None if mouth is None else back[:2, :2] @ mouth + back[:2, 2])
 
 
 def centre_quad(width: int, height: int) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 EYES = ((194.0, 232.0), (318.0, 232.0))  # eye centres in the 512 px drawing
+MOUTH = (256.0, 372.0)  # the centre of the drawn mouth
 
 
 def draw_face(seed: int = 0) -> np.ndarray:

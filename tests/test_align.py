@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from celeblook.align import Landmarks, align_face, ffhq_quad, warp_quad
+from celeblook.align import Landmarks, align_face, detect_landmarks, ffhq_quad, warp_quad
 from celeblook.errors import InputError
 from celeblook.photo import MAX_SIDE, load_photo
-from synthetic_face import draw_face, wild_photo
+from synthetic_face import EYES, MOUTH, draw_face, wild_photo
 
 # where FFHQ framing puts the eyes (fractions of the side) when the mouth is 0.9 eye distances below them
 FFHQ_EYES = np.array([[0.375, 0.4775], [0.625, 0.4775]])
@@ -75,13 +75,22 @@ def test_supersampling_keeps_large_crops_smooth():
 def test_detected_face_is_aligned_to_ffhq_framing(angle):
     photo, eyes = wild_photo(angle)
     aligned = align_face(photo, size=256)
-    assert aligned.method == "face + eyes"
+    assert aligned.method == ("face + eyes + mouth" if angle < 20 else "face + eyes")  # the smile cascade is upright-only
     assert aligned.image.size == (256, 256)
     # where the true eyes land in the crop
     src = aligned.quad[[0, 1, 3]]
     to_crop = cv2.getAffineTransform(src.astype(np.float32), np.float32([[0, 0], [0, 256], [256, 0]]))
     landed = apply(to_crop, eyes) / 256
     np.testing.assert_allclose(landed, FFHQ_EYES, atol=0.05)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_mouth_is_found_where_the_drawing_has_it(seed):
+    landmarks, method = detect_landmarks(draw_face(seed))
+    mouth = (landmarks.mouth_left + landmarks.mouth_right) / 2
+    eye_distance = EYES[1][0] - EYES[0][0]
+    assert method == "face + eyes + mouth"
+    assert np.hypot(*(mouth - np.array(MOUTH))) < 0.1 * eye_distance  # measured: ~3 px of 124
 
 
 def test_no_face_is_a_clear_error_that_suggests_the_switch():
