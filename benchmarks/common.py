@@ -9,16 +9,22 @@ import time
 from collections.abc import Callable
 
 
-def median_seconds(fn: Callable[[], object], runs: int = 7, warmup: int = 2) -> tuple[float, float]:
-    """(median, min) wall time of fn() over `runs` calls after `warmup` untimed calls."""
+def timings_ms(fn: Callable[[], object], runs: int, warmup: int = 1) -> list[float]:
+    """Wall time of each of ``runs`` calls of fn(), in ms, after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def median_seconds(fn: Callable[[], object], runs: int = 7, warmup: int = 2) -> tuple[float, float]:
+    """(median, min) wall time of fn() in seconds."""
+    times = timings_ms(fn, runs, warmup)
+    return statistics.median(times) / 1e3, min(times) / 1e3
 
 
 def machine() -> str:

@@ -33,6 +33,7 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from benchmarks.common import timings_ms  # noqa: E402
 from benchmarks.stylegan2_teacher import StyleGAN2Generator  # noqa: E402
 from celeblook.export.onnx import (  # noqa: E402
     Graph,
@@ -56,17 +57,6 @@ from celeblook.presets import get_preset  # noqa: E402
 from celeblook.runtime.ort import open_session, session_options  # noqa: E402
 
 TARGETS_MS = {"G 1024": 200, "G 256 exit": 80, "inversion": 300, "C-sweep GIF 16x512": 3000, "text encoder int8": 60}
-
-
-def timings(fn: Callable[[], object], runs: int, warmup: int = 1) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1e3)
-    return out
 
 
 def gmacs(fn: Callable[[], object]) -> float:
@@ -165,29 +155,29 @@ def main() -> int:
         z = torch.randn(1, 512)
         t_size = "1024" if not args.quick else "256"
         t_clip = f"teacher E_I {m['preset'].clip_model}"
-        table.add(f"teacher G StyleGAN2-{t_size}", "teacher torch", timings(lambda: teacher_g(z), teacher_runs), gmacs(lambda: teacher_g(z)))
-        table.add(t_clip, "teacher torch", timings(lambda: clip.visual(pixels), teacher_runs), gmacs(lambda: clip.visual(pixels)))
+        table.add(f"teacher G StyleGAN2-{t_size}", "teacher torch", timings_ms(lambda: teacher_g(z), teacher_runs), gmacs(lambda: teacher_g(z)))
+        table.add(t_clip, "teacher torch", timings_ms(lambda: clip.visual(pixels), teacher_runs), gmacs(lambda: clip.visual(pixels)))
         inv_t = lambda: teacher_g(z)  # noqa: E731 - the mapper's output is a W+; StyleGAN2 takes its w: same cost
-        table.add("teacher inversion", "teacher torch", timings(lambda: (mapper(clip.visual(pixels)), inv_t()), teacher_runs),
+        table.add("teacher inversion", "teacher torch", timings_ms(lambda: (mapper(clip.visual(pixels)), inv_t()), teacher_runs),
                   gmacs(lambda: (clip.visual(pixels), mapper(clip.visual(pixels)), inv_t())))
 
         for size in (1024, 512, 256):
             stage = f"G {size}" if size == 1024 else f"G {size} exit"
             macs = gmacs(lambda: g(wplus, size=size))
             feed = {"wplus": w_np}
-            table.add(stage, "onnxruntime", timings(lambda: sess[f"synthesis_{size}"].run(None, feed), runs), macs, f"teacher G StyleGAN2-{t_size}")
-            table.add(stage, "torch eager", timings(lambda: g(wplus, size=size), runs), macs, f"teacher G StyleGAN2-{t_size}")
+            table.add(stage, "onnxruntime", timings_ms(lambda: sess[f"synthesis_{size}"].run(None, feed), runs), macs, f"teacher G StyleGAN2-{t_size}")
+            table.add(stage, "torch eager", timings_ms(lambda: g(wplus, size=size), runs), macs, f"teacher G StyleGAN2-{t_size}")
         z_np = rng.standard_normal((1, 512)).astype(np.float32)
-        table.add("mapping", "onnxruntime", timings(lambda: sess["mapping"].run(None, {"z": z_np}), runs), gmacs(lambda: g.mapping(torch.from_numpy(z_np))))
+        table.add("mapping", "onnxruntime", timings_ms(lambda: sess["mapping"].run(None, {"z": z_np}), runs), gmacs(lambda: g.mapping(torch.from_numpy(z_np))))
 
         p_np = pixels.numpy()
         macs = gmacs(lambda: student(pixels))
-        table.add("student E_I", "onnxruntime", timings(lambda: sess["image_encoder"].run(None, {"pixels": p_np}), runs), macs, t_clip)
-        table.add("student E_I", "torch eager", timings(lambda: student(pixels), runs), macs, t_clip)
+        table.add("student E_I", "onnxruntime", timings_ms(lambda: sess["image_encoder"].run(None, {"pixels": p_np}), runs), macs, t_clip)
+        table.add("student E_I", "torch eager", timings_ms(lambda: student(pixels), runs), macs, t_clip)
         e_np = student(pixels).numpy()
         macs = gmacs(lambda: mapper(torch.from_numpy(e_np)))
-        table.add("mapper f", "onnxruntime", timings(lambda: sess["mapper"].run(None, {"embedding": e_np}), runs), macs)
-        table.add("mapper f", "torch eager", timings(lambda: mapper(torch.from_numpy(e_np)), runs), macs)
+        table.add("mapper f", "onnxruntime", timings_ms(lambda: sess["mapper"].run(None, {"embedding": e_np}), runs), macs)
+        table.add("mapper f", "torch eager", timings_ms(lambda: mapper(torch.from_numpy(e_np)), runs), macs)
 
         def invert_ort():
             emb = sess["image_encoder"].run(None, {"pixels": p_np})[0]
@@ -195,8 +185,8 @@ def main() -> int:
             return sess["synthesis_1024"].run(None, {"wplus": wp})[0]
 
         inv_macs = gmacs(lambda: g(mapper(student(pixels)), size=1024))
-        table.add("inversion (E_I + f + G1024)", "onnxruntime", timings(invert_ort, runs), inv_macs, "teacher inversion")
-        table.add("inversion (E_I + f + G1024)", "torch eager", timings(lambda: g(mapper(student(pixels)), size=1024), runs), inv_macs, "teacher inversion")
+        table.add("inversion (E_I + f + G1024)", "onnxruntime", timings_ms(invert_ort, runs), inv_macs, "teacher inversion")
+        table.add("inversion (E_I + f + G1024)", "torch eager", timings_ms(lambda: g(mapper(student(pixels)), size=1024), runs), inv_macs, "teacher inversion")
 
         delta = (torch.randn(1, 23, 512) * 0.5).numpy()
         target = e_np
@@ -206,24 +196,24 @@ def main() -> int:
             return sess["synthesis_1024"].run(None, {"wplus": w_np + c[:, None, None] * delta})[0]
 
         table.add("learned-C strength head", "onnxruntime",
-                  timings(lambda: sess["strength"].run(None, {"wplus": w_np, "embedding": target, "delta": delta}), runs))
-        table.add("learned-C edit (C + G1024)", "onnxruntime", timings(edit_ort, runs))
+                  timings_ms(lambda: sess["strength"].run(None, {"wplus": w_np, "embedding": target, "delta": delta}), runs))
+        table.add("learned-C edit (C + G1024)", "onnxruntime", timings_ms(edit_ort, runs))
 
         def sweep_frames():
             return [to_uint8(sess["synthesis_512"].run(None, {"wplus": w_np + c * delta})[0])[0]
                     for c in np.linspace(0, 0.8, 16, dtype=np.float32)]
 
         frames = sweep_frames()
-        render = table.add("C-sweep 16 frames @512 (render)", "onnxruntime", timings(sweep_frames, max(3, runs // 2)))
+        render = table.add("C-sweep 16 frames @512 (render)", "onnxruntime", timings_ms(sweep_frames, max(3, runs // 2)))
         # GIF encoding (Pillow's palette quantisation) depends on the pictures: random-weight frames are noisy
-        encode = table.add("C-sweep GIF encode (media.py)", "pillow", timings(lambda: encode_gif(frames, size=512), max(3, runs // 2)))
+        encode = table.add("C-sweep GIF encode (media.py)", "pillow", timings_ms(lambda: encode_gif(frames, size=512), max(3, runs // 2)))
         table.rows.append({**render, "stage": "C-sweep GIF 16x512", "backend": "render+encode",
                            "median_ms": render["median_ms"] + encode["median_ms"], "min_ms": None, "gflops_per_s": None})
         t_np = tokens.numpy()
         macs = gmacs(lambda: clip.text(tokens))
-        table.add("text encoder fp32", "onnxruntime", timings(lambda: sess["text_encoder"].run(None, {"tokens": t_np}), runs), macs)
-        table.add("text encoder int8", "onnxruntime", timings(lambda: sess["text_encoder_int8"].run(None, {"tokens": t_np}), runs), macs)
-        table.add("text encoder fp32", "torch eager", timings(lambda: clip.text(tokens), runs), macs)
+        table.add("text encoder fp32", "onnxruntime", timings_ms(lambda: sess["text_encoder"].run(None, {"tokens": t_np}), runs), macs)
+        table.add("text encoder int8", "onnxruntime", timings_ms(lambda: sess["text_encoder_int8"].run(None, {"tokens": t_np}), runs), macs)
+        table.add("text encoder fp32", "torch eager", timings_ms(lambda: clip.text(tokens), runs), macs)
 
     experiments = run_experiments(g, wplus, directory, runs, args.threads) if args.experiments else []
     table.finish()
