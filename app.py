@@ -19,6 +19,7 @@ from celeblook import app_support as support
 from celeblook.align import align_face
 from celeblook.errors import CelebError, InputError, WeightsError
 from celeblook.media import MAX_GIF_FRAMES, save_gif
+from celeblook.models.strength import C_MAX
 from celeblook.photo import load_photo
 from celeblook.pipeline import Pipeline
 from celeblook.presets import get_preset
@@ -32,7 +33,6 @@ MAX_STEPS = 200  # refinement / CLIP-guided optimisation steps
 MAX_FACES = 8  # random faces per request
 FRAMES_RANGE = (2, MAX_GIF_FRAMES // 2)  # ping-pong doubles them
 DURATION_MS = (20, 1000)
-C_MAX = 0.8  # the manual edit-strength slider and the sweep GIF go from 0 to this
 N_SLOTS = 23
 HEAVY = dict(concurrency_limit=1, concurrency_id="models")  # one model call at a time on a small CPU box
 

@@ -25,7 +25,8 @@ from PIL import Image
 
 from .errors import InputError, WeightsError
 from .media import to_uint8
-from .pipeline import STRENGTH_TARGET, Pipeline
+from .models.strength import TARGET_SIMILARITY
+from .pipeline import Pipeline
 from .presets import Preset, get_preset, weights_dir
 
 Progress = Callable[[float, str], None]
@@ -148,7 +149,7 @@ def strength_scores(pipeline: Pipeline, config: EvalConfig, report: Progress) ->
 
     bank = text_edit_bank(pipeline.clip, pipeline.mapper)
     return evaluate_strength(
-        pipeline.strength, pipeline.generator, pipeline.encoder, bank, config.strength_pairs, STRENGTH_TARGET,
+        pipeline.strength, pipeline.generator, pipeline.encoder, bank, config.strength_pairs, TARGET_SIMILARITY,
         config.psi, config.size, config.seed, progress=lambda f, message: report(0.6 + 0.4 * f, message),
     )
 

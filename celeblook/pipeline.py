@@ -33,6 +33,7 @@ from .errors import InputError, WeightsError
 from .media import to_uint8
 from .models.image_encoder import seeded_init
 from .models.mapper import TRAIN_COMMAND, Mapper, MapperConfig, load_mapper
+from .models.strength import C_MAX, TARGET_SIMILARITY
 from .presets import Preset, get_preset, weights_dir
 from .refine import photo_to_tensor, refine_inversion, text_to_face_optimize
 from .text import DEFAULT_SOURCE, SOURCE_FROM_IMAGE, check_prompt, edit_direction, embed_prompts, vary_embedding
@@ -44,7 +45,6 @@ MAX_STRENGTH = 2.0  # |C|; the write-up's useful range is 0..0.8
 MAX_SEEDS = 64
 TEXT_VARIATION = 0.5  # seeded spread of a prompt's embedding, in units of the centre set's RMS spread
 TEXT_OPTIMIZE_STEPS = 100  # the slow path's default when no mapper is loaded
-STRENGTH_TARGET = 0.7  # CLIP similarity of a face and its edit that learned/oracle C aim for (write-up)
 STRENGTH_TRAIN_COMMAND = "python -m celeblook train strength --preset {preset} --out weights/{preset}"
 
 
@@ -122,8 +122,7 @@ class Pipeline:
         psi, size = _check_psi(psi), _check_size(size)
         faces = []
         for seed in seeds:
-            z = torch.randn(1, self.generator.config.style_dim, generator=torch.Generator().manual_seed(seed))
-            wplus = self.generator.z_to_wplus(z.to(self._device), psi)
+            wplus = self.generator.z_to_wplus(self.generator.seeded_z(seed), psi)
             faces.append(self._face(wplus, size, seed=seed, psi=psi, generator_calls=1)[0])
         return self._result(faces)
 
@@ -170,8 +169,7 @@ class Pipeline:
                 varied = vary_embedding(text_embedding, TEXT_VARIATION * self.mapper.e_scale.item(), seed)
                 start = self.generator.truncate(self.mapper(varied), psi)
             else:
-                z = torch.randn(1, self.generator.config.style_dim, generator=torch.Generator().manual_seed(seed))
-                start = self.generator.z_to_wplus(z.to(self._device), psi)
+                start = self.generator.z_to_wplus(self.generator.seeded_z(seed), psi)
                 optimize_steps = optimize_steps or TEXT_OPTIMIZE_STEPS
                 notices.append(f"no mapper: {self._missing[0]}")
         calls = 0
@@ -199,7 +197,8 @@ class Pipeline:
         elif strength == "oracle":
             from .strength_oracle import oracle_strength
 
-            found = oracle_strength(self.generator, self.encoder, wplus, delta, target=STRENGTH_TARGET)
+            found = oracle_strength(self.generator, self.encoder, wplus, delta, target=TARGET_SIMILARITY,
+                                   reference=reference)  # the original's embedding is already at hand
             c, calls = found.strength, calls + found.generator_calls
             if found.note:
                 notices.append(found.note)
@@ -212,7 +211,7 @@ class Pipeline:
         return self._result([face], notices)
 
     @torch.no_grad()
-    def sweep(self, wplus: Tensor, target: str, source: str | None = None, c_max: float = 0.8,
+    def sweep(self, wplus: Tensor, target: str, source: str | None = None, c_max: float = C_MAX,
               n_frames: int = 16, size: int = 512) -> Result:
         wplus, size = self._check_wplus(wplus), _check_size(size)
         c_max, n_frames = _check_strength(c_max), _check_int("n_frames", n_frames, *FRAMES)

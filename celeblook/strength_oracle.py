@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .errors import InputError
+from .models.strength import C_MAX, TARGET_SIMILARITY
 
 
 def edit_embeddings(
@@ -74,12 +75,13 @@ class OracleStrength:
 
 @torch.no_grad()
 def oracle_strength(
-    generator, encoder, wplus: Tensor, delta: Tensor, target: float = 0.7, c_max: float = 0.8,
-    tol: float = 0.005, max_iter: int = 20, size: int = 256,
+    generator, encoder, wplus: Tensor, delta: Tensor, target: float = TARGET_SIMILARITY, c_max: float = C_MAX,
+    tol: float = 0.005, max_iter: int = 20, size: int = 256, reference: Tensor | None = None,
 ) -> OracleStrength:
     """Bisection for the C in [0, c_max] with |similarity - target| < tol, for one latent (23,512) or (1,23,512).
 
-    Calls: one render of the face, one at c_max (to check the target is bracketed), then one per probe.
+    Calls: one render of the face (none when its embedding is passed as ``reference``), one at c_max (to check
+    the target is bracketed), then one per probe.
     When even c_max keeps the similarity above the target the bound c_max is returned, ``bracketed=False``.
     """
     if not 0.0 < target < 1.0:
@@ -89,8 +91,9 @@ def oracle_strength(
     if not tol > 0.0 or max_iter < 1:
         raise InputError(f"need tol > 0 and max_iter >= 1, got tol={tol}, max_iter={max_iter}")
     wplus, delta = wplus.reshape(1, *wplus.shape[-2:]), delta.reshape(1, *delta.shape[-2:])
-    reference = encoder.embed_tensor(generator(wplus, size=size))
-    calls = 1
+    calls = 0
+    if reference is None:
+        reference, calls = encoder.embed_tensor(generator(wplus, size=size)), 1
 
     def similarity(c: float) -> float:
         nonlocal calls

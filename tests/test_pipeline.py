@@ -66,7 +66,8 @@ def test_edit_with_zero_strength_returns_the_input_exactly(pipe, face):
 def test_oracle_strength_and_image_source(pipe, face):
     result = pipe.edit(face.wplus, "a face with glasses", strength="oracle", size=256)
     scores = result.faces[0].scores
-    assert 0 <= scores["C"] <= 0.8 and scores["generator_calls"] >= 4
+    # at least: the original once (the oracle reuses its embedding), the probe at c_max, the edit
+    assert 0 <= scores["C"] <= 0.8 and scores["generator_calls"] >= 3
     image_source = pipe.edit(face.wplus, "a face with glasses", source="<image>", strength=0.3, size=256)
     assert image_source.faces[0].wplus.shape == (23, 512)
 

@@ -97,6 +97,13 @@ def test_oracle_bisection_converges_and_counts_calls(models, bank):
     with torch.no_grad():
         reached = float(edit_similarity(g, clip, w, delta[None], c, SIZE)[0])
     assert abs(reached - TARGET) < 1e-3 and reached == pytest.approx(result.similarity, abs=1e-6)
+    # a caller that already has the original's embedding saves that render
+    calls.clear()
+    with torch.no_grad():
+        reference = clip.embed_tensor(g(w, size=SIZE))
+    again = oracle_strength(counting, clip, w, delta, target=TARGET, c_max=0.8, tol=1e-3, max_iter=30, size=SIZE,
+                            reference=reference)
+    assert again.strength == result.strength and again.generator_calls == len(calls) == n_calls - 1
 
 
 def test_oracle_unbracketed_target_returns_bound(models, bank):

@@ -145,7 +145,7 @@ def run_render(args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     generator = _generator(args)
-    z = torch.cat([torch.randn(1, generator.config.style_dim, generator=torch.Generator().manual_seed(s)) for s in args.seeds])
+    z = torch.cat([generator.seeded_z(s) for s in args.seeds])
     with torch.no_grad():
         wplus = generator.z_to_wplus(z, args.truncation)
     names = [f"seed{s:04d}.png" for s in args.seeds]

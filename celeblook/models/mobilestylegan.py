@@ -308,6 +308,10 @@ class Generator(nn.Module):
         avg = self.w_avg if w.dim() == 2 else self.w_avg[:, None, :]
         return avg + psi * (w - avg)
 
+    def seeded_z(self, seed: int) -> Tensor:
+        """The z (1,512) of a seed: the one definition the CLI, the app and the pipeline share."""
+        return torch.randn(1, self.config.style_dim, generator=torch.Generator().manual_seed(seed)).to(self.w_avg.device)
+
     def z_to_wplus(self, z: Tensor, psi: float = 1.0) -> Tensor:
         w = self.truncate(self.mapping(z), psi)
         return w[:, None, :].expand(-1, self.config.n_slots, -1).contiguous()

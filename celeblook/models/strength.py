@@ -35,12 +35,15 @@ from .heads_io import load_head
 USED_SLOTS = 22  # W+ slot 22 is never read by the generator
 
 
+C_MAX = 0.8  # the write-up swept C over [0, 0.8]: the manual slider, the sweep and the predictor share it
+TARGET_SIMILARITY = 0.7  # CLIP similarity of a face and its edit that learned and oracle C aim for (write-up)
+
 @dataclass(frozen=True)
 class StrengthConfig:
     style_dim: int = 512
     embed_dim: int = 768
     hidden: int = 256
-    c_max: float = 0.8  # the write-up swept C over [0, 0.8]
+    c_max: float = C_MAX
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -34,7 +34,7 @@ from torch import Tensor
 from ..data import prompt_split
 from ..errors import WeightsError
 from ..models.heads_io import save_weights
-from ..models.strength import STRENGTH_KIND, StrengthPredictor
+from ..models.strength import STRENGTH_KIND, TARGET_SIMILARITY, StrengthPredictor
 from ..strength_oracle import edit_angle, edit_similarity, oracle_strength
 from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
 
@@ -73,7 +73,7 @@ class StrengthTrainConfig:
     steps: int = 2000
     batch: int = 8
     lr: float = 1e-3
-    target: float = 0.7
+    target: float = TARGET_SIMILARITY
     psi: float = 0.7  # truncation of the training latents
     size: int = 256  # render size for the CLIP comparison: G's cheap exit
     seed: int = 0
@@ -159,7 +159,7 @@ def train_strength(
 
 @torch.no_grad()
 def evaluate_strength(
-    predictor: StrengthPredictor, generator, encoder, bank: EditBank, n_pairs: int = 32, target: float = 0.7,
+    predictor: StrengthPredictor, generator, encoder, bank: EditBank, n_pairs: int = 32, target: float = TARGET_SIMILARITY,
     psi: float = 0.7, size: int = 256, seed: int = 0, grid: int = 21, oracle_tol: float = 0.005,
     progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, float]:
