@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..models.strength import C_MAX
 
 
 def _common(p: argparse.ArgumentParser, size: int = 1024) -> None:
@@ -46,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target", required=True, help='e.g. "a face with glasses"')
     p.add_argument("--source", default=None, help='neutral prompt (default "a face"), or "<image>"')
     p.add_argument("--strength", default="learned", help="a number C, 'learned' or 'oracle'")
-    p.add_argument("--gif", action="store_true", help="also write the C sweep 0..0.8 as a GIF")
+    p.add_argument("--gif", action="store_true", help=f"also write the C sweep 0..{C_MAX} as a GIF")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--aligned", action="store_true", help="the photo is already an FFHQ-style crop")
     _common(p)
