@@ -1,5 +1,8 @@
 """Image encoder speed on CPU: EfficientFormer students vs the ViT-L/14 teacher image tower, batch 1.
 
+The ffhq preset's student (efficientformer_l1) is marked in the table; the other variants are there to
+compare (StudentConfig takes any of them).
+
 fp32, torch eager under inference_mode, random weights, 224 px CLIP input. Each model is the module the
 product runs: student = timm backbone + LayerNorm + Linear to 768 + L2; teacher = open_clip ViT-L-14
 ``visual`` + L2. Median of ``--runs`` timed calls after 2 warm-up calls. On a shared machine the 1-minute
@@ -19,6 +22,7 @@ from benchmarks.common import machine, median_seconds, print_table
 
 from celeblook.models.clip import ClipSpec, build_clip
 from celeblook.models.student import StudentConfig, StudentEncoder
+from celeblook.presets import get_preset
 
 STUDENTS = ("efficientformer_l1", "efficientformer_l3", "efficientformer_l7", "efficientformerv2_l")
 TEACHER = ClipSpec.resolve("ViT-L-14", "laion2b_s32b_b82k")
@@ -46,7 +50,8 @@ def main() -> None:
     rows = []
     for label, (median, fastest, load) in timings.items():
         params = sum(p.numel() for p in models[label].parameters()) / 1e6
-        rows.append([label, f"{params:.2f}", f"{median * 1e3:.1f}", f"{fastest * 1e3:.1f}",
+        name = f"{label} (ffhq student)" if label == get_preset("ffhq").student else label
+        rows.append([name, f"{params:.2f}", f"{median * 1e3:.1f}", f"{fastest * 1e3:.1f}",
                      f"{median / teacher:.3f}", f"{teacher / median:.1f}x", f"{load:.2f}"])
     print_table(["model", "params (M)", "median ms", "min ms", "time / ViT-L/14", "speed-up", "load avg"], rows)
 

@@ -2,7 +2,7 @@
 
 Models: the ffhq generator architecture with ``fill_reference`` weights, OpenCLIP ViT-L-14 with random
 weights (speed does not depend on the weights) and the ffhq preset's
-student (efficientformer_l3, random). Each job is the real training loop (celeblook.training.*) run for
+student (efficientformer_l1, random). Each job is the real training loop (celeblook.training.*) run for
 ``--steps`` steps on those models; step times are the gaps between the per-step timestamps the loops write
 to metrics.jsonl, the first step dropped as warm-up. The mapper loop adds an image-space consistency term
 every 4th step (G + E_I backward), so its mean exceeds its median: both are printed. Evaluation,

@@ -89,8 +89,11 @@ class Pipeline:
             except ValueError as err:
                 raise InputError(str(err)) from None
         heads = Path(weights) if weights is not None else weights_dir() / preset.name
+        from .models.student import student_path
+
         generator = create_generator(preset)
-        clip = create_clip(preset)
+        # with a trained student as E_I the teacher's image tower would sit unused (1.2 GB for ViT-L/14)
+        clip = create_clip(preset, image_tower=not (preset.trained and student_path(preset.student).exists()))
         notices, missing = [], []
         if not preset.trained:
             notices.append(f"{preset.label}: every model has random weights, so faces are patterns, not people")
@@ -105,10 +108,7 @@ class Pipeline:
         strength, strength_notices, strength_missing = load_strength_head(preset, heads, generator)
         notices += strength_notices
         missing += strength_missing
-        from .runtime.ort import OrtBackend, backend_name
-
-        backend = OrtBackend.from_env(preset.name) if backend_name() == "onnx" else None
-        return cls(preset, generator, clip, encoder, mapper, strength, notices, missing, backend)
+        return cls(preset, generator, clip, encoder, mapper, strength, notices, missing, load_backend(preset))
 
     def missing(self) -> list[str]:
         return list(self._missing)
@@ -162,7 +162,7 @@ class Pipeline:
         """
         seed, psi, size = _check_seed(seed), _check_psi(psi), _check_size(size)
         optimize_steps = _check_int("optimize_steps", optimize_steps, 0, 2000)
-        text_embedding, notices = embed_prompts(self.clip, [prompt])
+        text_embedding, notices = self._embed_prompts([prompt])
         text_embedding = text_embedding.to(self._device)
         with torch.no_grad():
             if self.mapper is not None:
@@ -276,6 +276,11 @@ class Pipeline:
             return self.backend.embed_images([photo], teacher=teacher).to(self._device)
         return self.encoder.embed_images([photo]).float()
 
+    def _embed_prompts(self, prompts: list[str]) -> tuple[Tensor, list[str]]:
+        encode = self.backend.embed_tokens if self._uses("text_encoder") else None
+        embeddings, notices = embed_prompts(self.clip, prompts, encode)
+        return embeddings.to(self._device), notices
+
     def _map(self, embedding: Tensor) -> Tensor:
         return self.backend.mapper(embedding).to(self._device) if self._uses("mapper") else self.mapper(embedding)
 
@@ -308,13 +313,20 @@ class Pipeline:
         target = check_prompt(target, "target prompt")
         source = DEFAULT_SOURCE if source is None else check_prompt(source, "source prompt")
         if source == SOURCE_FROM_IMAGE:
-            embeddings, notices = embed_prompts(self.clip, [target])
+            embeddings, notices = self._embed_prompts([target])
             source_embedding = self.encoder.embed_tensor(self.generator(wplus, size=256)).float()
         else:
-            embeddings, notices = embed_prompts(self.clip, [target, source])
+            embeddings, notices = self._embed_prompts([target, source])
             source_embedding = embeddings[1:].to(self._device)
         target_embedding = embeddings[:1].to(self._device)
         return edit_direction(self.mapper, target_embedding, source_embedding), target_embedding, notices
+
+
+def load_backend(preset: Preset):
+    """The OrtBackend (``CELEBLOOK_BACKEND=onnx``) for the preset's exported graphs, else None: torch runs all."""
+    from .runtime.ort import OrtBackend, backend_name
+
+    return OrtBackend.from_env(preset.name) if backend_name() == "onnx" else None
 
 
 def load_mapper_head(preset: Preset, heads: Path, generator) -> tuple[Mapper | None, str, list[str], list[str]]:

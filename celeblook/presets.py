@@ -49,7 +49,7 @@ PRESETS: dict[str, Preset] = {
         generator=GeneratorConfig(),
         clip_model="ViT-L-14",
         clip_tag="laion2b_s32b_b82k",
-        student="efficientformer_l3",
+        student="efficientformer_l1",
     ),
     "tiny": Preset(
         name="tiny",

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -31,13 +32,19 @@ def check_prompt(prompt: object, name: str = "prompt") -> str:
     return prompt.strip()
 
 
-def embed_prompts(clip, prompts: list[str]) -> tuple[Tensor, list[str]]:
-    """(N,768) unit-norm text embeddings and the notices for prompts cut to the context length."""
+def embed_prompts(clip, prompts: list[str], encode_tokens: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, list[str]]:
+    """(N,768) unit-norm text embeddings and the notices for prompts cut to the context length.
+
+    ``encode_tokens``: another runner of the text tower for the (N,77) tokens (the ONNX Runtime backend).
+    """
     prompts = [check_prompt(p) for p in prompts]
-    _, truncated = clip.tokenize(prompts)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # reported below as notices instead
-        embeddings = clip.embed_texts(prompts)
+    tokens, truncated = clip.tokenize(prompts)
+    if encode_tokens is not None:
+        embeddings = encode_tokens(tokens)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # reported below as notices instead
+            embeddings = clip.embed_texts(prompts)
     notices = [
         f"prompt truncated to {clip.context_length} tokens (CLIP's limit): {p[:60]!r}..."
         for p, cut in zip(prompts, truncated) if cut

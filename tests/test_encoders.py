@@ -207,6 +207,33 @@ def test_local_file_round_trip(teacher, tmp_path):
     assert torch.equal(other_seed.embed_tensor(x), teacher.embed_tensor(x))  # the file wins over the seed
 
 
+def test_text_only_teacher_reads_the_same_file_without_the_image_tower(teacher, tmp_path):
+    path = save_clip(teacher, tmp_path / "tiny_clip.safetensors")
+    text_only = create_clip(TINY, pretrained=path, image_tower=False)
+    assert text_only.visual is None and not any(k.startswith("visual.") for k in text_only.model.state_dict())
+    assert torch.equal(text_only.embed_texts(["a face", "a smiling old man"]), teacher.embed_texts(["a face", "a smiling old man"]))
+    seeded = create_clip(TINY, image_tower=False)  # seeded weights: the same text tower as the full teacher's
+    assert torch.equal(seeded.embed_texts(["a face"]), teacher.embed_texts(["a face"]))
+    with pytest.raises(WeightsError, match="without its image tower"):
+        text_only.embed_tensor(generator_like())
+
+
+def test_open_clips_original_pickle_layout_loads(teacher, tmp_path):
+    """Hub checkpoints (open_clip_pytorch_model.bin) keep the text tower at the top level, not under ``text.``."""
+    text_keys = ("text_projection", "positional_embedding", "token_embedding", "transformer", "ln_final")
+    state = {}
+    for key, value in teacher.model.state_dict().items():
+        inner = key.removeprefix("text.")
+        state[inner if key.startswith("text.") and inner.startswith(text_keys) else key] = value.clone()
+    assert "positional_embedding" in state and "text.positional_embedding" not in state
+    path = tmp_path / "open_clip_pytorch_model.bin"
+    torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, path)
+    loaded = create_clip(TINY, pretrained=path)
+    x = generator_like()
+    assert torch.equal(loaded.embed_tensor(x), teacher.embed_tensor(x))
+    assert torch.equal(loaded.embed_texts(["a face"]), teacher.embed_texts(["a face"]))
+
+
 def test_missing_weights_name_the_download_command(empty_weights):
     with pytest.raises(WeightsError) as err:
         create_clip(FFHQ)

@@ -12,7 +12,8 @@ import torch
 from _export_tiny import tiny_export, tiny_graphs, tiny_models
 from celeblook.errors import InputError, WeightsError
 from celeblook.export.check import FP16_REL, FP32_ABS, INT8_COSINE, check_dir
-from celeblook.export.onnx import SynthesisExit, export_models, generator_graphs, haar_mix_matrix, random_feeds
+from celeblook.export.onnx import export_models, generator_graphs, random_feeds
+from celeblook.export.synthesis_graph import ExportedSynthesis, coefficients_by_channel, haar_mix_matrix, pixel_shuffle
 from celeblook.models.mobilestylegan import Generator, GeneratorConfig, haar_idwt
 from celeblook.models.reference_layout import fill_reference
 from celeblook.runtime.ort import open_session
@@ -40,12 +41,22 @@ def test_haar_mix_matrix_is_the_inverse_haar_before_the_shuffle():
     torch.testing.assert_close(torch.nn.functional.pixel_shuffle(planes, 2), haar_idwt(x), atol=1e-6, rtol=0)
 
 
+def test_pixel_shuffle_as_two_transposes_is_the_pixel_shuffle():
+    x = torch.randn(3, 20, 5, 7)
+    assert torch.equal(pixel_shuffle(x), torch.nn.functional.pixel_shuffle(x, 2))
+
+
+def test_coefficients_by_channel_gathers_each_channels_four_coefficients():
+    perm = coefficients_by_channel(3).tolist()
+    assert perm == [0, 3, 4, 5, 1, 6, 7, 8, 2, 9, 10, 11]  # LL_c, then bands c*3+k after the 3 LL channels
+
+
 @pytest.mark.parametrize("size", [256, 512, 1024])
-def test_fused_exit_equals_the_generator(size):
+def test_exported_synthesis_equals_the_generator(size):
     generator = tiny_models()["generator"]
     wplus = torch.randn(2, 23, 512, generator=torch.Generator().manual_seed(size))
     with torch.no_grad():
-        torch.testing.assert_close(SynthesisExit(generator.synthesis, size)(wplus), generator(wplus, size=size), atol=1e-5, rtol=0)
+        torch.testing.assert_close(ExportedSynthesis(generator.synthesis, size)(wplus), generator(wplus, size=size), atol=1e-5, rtol=0)
 
 
 def test_every_file_is_listed_single_and_hashed(export_dir, manifest):
@@ -62,7 +73,9 @@ def test_every_file_is_listed_single_and_hashed(export_dir, manifest):
     by_file = {e["file"]: e for e in manifest["files"]}
     assert by_file["synthesis_512.onnx"]["inputs"] == [{"name": "wplus", "shape": ["batch", 23, 512], "dtype": "float32"}]
     assert by_file["synthesis_512.onnx"]["outputs"] == [{"name": "image", "shape": ["batch", 3, 512, 512], "dtype": "float32"}]
-    assert by_file["text_encoder.onnx"]["inputs"][0] == {"name": "tokens", "shape": ["batch", 77], "dtype": "int64"}
+    assert by_file["text_encoder.onnx"]["inputs"][0] == {"name": "tokens", "shape": ["batch", "length"], "dtype": "int64"}
+    assert by_file["text_encoder_int8.onnx"]["inputs"][0]["shape"] == ["batch", "length"]
+    assert by_file["text_encoder.onnx"]["meta"]["context_length"] == 77  # the longest L the graph takes
     assert by_file["synthesis_1024_fp16.onnx"]["inputs"][0]["dtype"] == "float32"  # keep_io_types
     assert len(manifest["constants"]["w_avg"]) == 512 and manifest["constants"]["clip"]["size"] == 224
 
@@ -71,7 +84,10 @@ def test_synthesis_graphs_are_spec_form(export_dir):
     for size in (256, 512, 1024):
         counts = ops(export_dir / f"synthesis_{size}.onnx")
         assert "ConvTranspose" not in counts and "ReduceSum" not in counts and "Sqrt" not in counts  # demod folded
-        assert counts["DepthToSpace"] == 2 + int(np.log2(size // 16))  # one IDWT per block + the final one
+        n_blocks = 1 + int(np.log2(size // 16))
+        assert counts["MatMul"] == n_blocks  # each block's upsample is one MatMul, not Split/Add/Sub/Concat
+        assert "Split" not in counts and "Sub" not in counts and "DepthToSpace" not in counts
+        assert counts["Transpose"] == 2 * (n_blocks + 1)  # one two-transpose pixel shuffle per block + the final one
     names_256 = {i.name for i in onnx.load(str(export_dir / "synthesis_256.onnx")).graph.initializer}
     assert not any("blocks.5" in n or "blocks.6" in n or "head1" in n for n in names_256)  # only the blocks it needs
 
@@ -129,7 +145,7 @@ def test_real_size_generator_parity(tmp_path):
 
 
 def test_real_student_variant_parity(tmp_path):
-    """The ffhq student (efficientformer_l3 + projection, seeded random weights) exports at fp32 parity."""
+    """The ffhq student (efficientformer_l1 + projection, seeded random weights) exports at fp32 parity."""
     from celeblook.export.onnx import image_encoder_graph
     from celeblook.models.image_encoder import seeded_init
     from celeblook.models.student import StudentConfig, StudentEncoder

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from _export_tiny import tiny_export, tiny_models
@@ -107,3 +108,18 @@ def test_pipeline_renders_through_the_backend(backend, monkeypatch):
     want = torch_pipe.random_faces([3], size=256).faces
     diff = np.abs(np.asarray(faces[0].image, np.int16) - np.asarray(want[0].image, np.int16))
     assert diff.max() <= 1  # same face up to 8-bit rounding
+
+
+def test_pipeline_encodes_prompts_with_the_backend_text_encoder(backend, monkeypatch):
+    from celeblook.pipeline import Pipeline
+
+    monkeypatch.setenv(ort_runtime.BACKEND_ENV, "onnx")
+    monkeypatch.setenv(ort_runtime.ONNX_DIR_ENV, str(backend.directory))
+    onnx_pipe = Pipeline.from_preset("tiny")
+    monkeypatch.setattr(onnx_pipe.clip, "embed_texts", lambda *a: pytest.fail("the torch text tower ran"))
+    embedding, _ = onnx_pipe._embed_prompts(["a smiling woman", "an old man with a beard"])
+    with torch.no_grad():
+        want = onnx_pipe.clip.text(onnx_pipe.clip.tokenize(["a smiling woman", "an old man with a beard"])[0])
+    assert F.cosine_similarity(embedding, want).min() > 0.99  # the int8 text encoder
+    result = onnx_pipe.text_to_face("a smiling woman", seed=1, size=256)
+    assert len(result.faces) == 1

@@ -160,5 +160,9 @@ def test_a_trained_student_is_the_image_encoder_else_the_teacher_with_a_note(pip
     save_student(create_student(get_preset("tiny")), student_path(trained_tiny.student))
     encoder, notices, missing = pick_image_encoder(trained_tiny, pipe.clip, "teacher")
     assert isinstance(encoder, StudentEncoder) and missing == [] and "student" in notices[0]
+    monkeypatch.setattr("celeblook.models.create_generator", lambda preset: pipe.generator)  # no trained tiny G exists
+    trained_pipe = Pipeline.from_preset(trained_tiny, weights=tmp_path / "no_heads")
+    assert isinstance(trained_pipe.encoder, StudentEncoder)
+    assert trained_pipe.clip.visual is None  # the teacher's image tower is not loaded when the student serves
     # untrained presets keep the teacher: a random student does not share the random teacher's space
     assert pick_image_encoder(get_preset("tiny"), pipe.clip, "teacher")[0] is pipe.clip

@@ -260,6 +260,29 @@ def test_wasm_edit_matches_ort(wasm_page, ref):
     check_edit(wasm_page, ref, 256)
 
 
+def test_wasm_text_encoder_runs_only_up_to_the_last_eot(wasm_page, ref):
+    """encodeText feeds (N, last EOT + 1) tokens, not (N, 77): same embeddings as Python's ORT on all 77 columns."""
+    from celeblook.models.clip import create_clip, eot_length
+    from celeblook.presets import get_preset
+
+    prompts = ["a face", "an old man with a grey beard and round glasses"]
+    got = wasm_page.evaluate("""async (prompts) => { const cl = await window.celeblook.ready;
+        const ort = await import(new URL('vendor/ort/ort.wasm.min.mjs', location.href).href);  // the page's module
+        const run = ort.InferenceSession.prototype.run, dims = [];
+        ort.InferenceSession.prototype.run = function (feeds, ...rest) {
+          if (feeds.tokens) dims.push(Array.from(feeds.tokens.dims));
+          return run.call(this, feeds, ...rest);
+        };
+        try { return {dims, text: window.__b64((await cl.encodeText(prompts)).embedding)}; }
+        finally { ort.InferenceSession.prototype.run = run; } }""", prompts)
+    tokens = create_clip(get_preset("tiny")).tokenize(prompts)[0].numpy()
+    assert got["dims"] == [[2, eot_length(tokens)]] and eot_length(tokens) < 15
+    expected = ref.run("text_encoder_int8.onnx", tokens=tokens)
+    js_text = f32(got["text"]).reshape(2, -1)
+    cosine = (js_text * expected).sum(1) / np.linalg.norm(js_text, axis=1) / np.linalg.norm(expected, axis=1)
+    assert cosine.min() >= 0.999  # int8: x86 vs wasm kernels (see check_edit)
+
+
 def test_wasm_morph_gif(wasm_page):
     check_gif(wasm_page, frames=5, size=256)
 

@@ -94,17 +94,32 @@ def test_manifest_lists_every_file_with_provenance():
     files = weights.load_manifest(weights.REPO_MANIFEST.parent)
     names = {f.name for f in files}
     assert {"mobilestylegan_ffhq.ckpt", HF_FILE, "mobilestylegan_ffhq.safetensors",
-            "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors", "efficientformer_l3.snap_dist_in1k.safetensors"} <= names
+            "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors", "efficientformer_l1.snap_dist_in1k.safetensors"} <= names
     by_name = {f.name: f for f in files}
     assert by_name["mobilestylegan_ffhq.ckpt"].md5 == "8de24b4d08049c32dbec8beca5ed2074"
     assert "11Kja0XGE8liLb6R5slNZjF3j3v_6xydt" in by_name["mobilestylegan_ffhq.ckpt"].source["url"]
     assert by_name[HF_FILE].source == {"hub": "public-data/MobileStyleGAN", "file": "models/mobilestylegan_ffhq_v2.pth", "revision": "main"}
     assert by_name["open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors"].source["hub"] == "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"
-    assert by_name["efficientformer_l3.snap_dist_in1k.safetensors"].source["hub"] == "timm/efficientformer_l3.snap_dist_in1k"
+    assert by_name["efficientformer_l1.snap_dist_in1k.safetensors"].source["hub"] == "timm/efficientformer_l1.snap_dist_in1k"
     for f in files:
         assert f.command.startswith("python -m celeblook ") and f.get in {"download", "convert", "train"}
         assert f.sha256 is None or len(f.sha256) == 64  # never a made-up placeholder
     assert {f.command.split()[4] for f in files if f.get == "train"} == {"mapper", "strength", "encoder"}
+
+
+def test_manifest_names_the_ffhq_presets_student_variant():
+    """The student files in the manifest follow the preset: the ImageNet init of its timm variant and the
+    trained file the loader looks for (student_path)."""
+    from celeblook.models.student import student_path
+    from celeblook.presets import get_preset
+
+    variant = get_preset("ffhq").student
+    assert variant == "efficientformer_l1"
+    init = weights.find_role("ffhq", "student-init", weights.REPO_MANIFEST.parent)
+    assert init.name == f"{variant}.snap_dist_in1k.safetensors" and init.source["hub"] == f"timm/{variant}.snap_dist_in1k"
+    assert init.sha256 is None and init.md5 is None  # timm publishes no file hash: none is invented
+    trained = weights.find_role("ffhq", "student", weights.REPO_MANIFEST.parent)
+    assert trained.name == student_path(variant).name and trained.sidecar == f"student_{variant}.json"
 
 
 def test_hub_download_verifies_against_the_linked_etag(root, server):
@@ -174,12 +189,12 @@ def test_not_downloadable_and_unknown_names(root, capsys):
 def test_status_present_missing_corrupt_with_commands(root, server, capsys):
     server.routes["/drive/ckpt"] = (PAYLOAD, "ok")
     weights.download("mobilestylegan_ffhq.ckpt", log=lambda _: None)
-    (root / "efficientformer_l3.snap_dist_in1k.safetensors").write_bytes(b"x")  # no published hash: present, unverified
+    (root / "efficientformer_l1.snap_dist_in1k.safetensors").write_bytes(b"x")  # no published hash: present, unverified
     assert main(["weights", "status"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "present" in lines["mobilestylegan_ffhq.ckpt"] and "md5 verified" in lines["mobilestylegan_ffhq.ckpt"]
-    assert "present" in lines["efficientformer_l3.snap_dist_in1k.safetensors"]
-    assert "no published hash" in lines["efficientformer_l3.snap_dist_in1k.safetensors"]
+    assert "present" in lines["efficientformer_l1.snap_dist_in1k.safetensors"]
+    assert "no published hash" in lines["efficientformer_l1.snap_dist_in1k.safetensors"]
     assert lines[HF_FILE].split()[1] == "missing" and lines[HF_FILE].endswith(f"-> python -m celeblook weights download {HF_FILE}")
     assert lines["ffhq/mapper.safetensors"].endswith("-> python -m celeblook train mapper --preset ffhq --out weights/ffhq")
 
@@ -244,11 +259,11 @@ def test_convert_without_a_source_names_the_command(root, capsys):
 
 def test_bare_download_fetches_the_presets_missing_defaults(root, server, capsys):
     routes = [HF_PATH.format(rev="main"), "/laion/CLIP-ViT-L-14-laion2B-s32B-b82K/resolve/main/open_clip_model.safetensors",
-              "/timm/efficientformer_l3.snap_dist_in1k/resolve/main/model.safetensors"]
+              "/timm/efficientformer_l1.snap_dist_in1k/resolve/main/model.safetensors"]
     for i, route in enumerate(routes):
         server.routes[route] = (PAYLOAD[i:], "ok")
     assert main(["weights", "download"]) == 0
     assert sorted(server.requests) == sorted(routes)
-    assert leftovers(root) == sorted([HF_FILE, "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors", "efficientformer_l3.snap_dist_in1k.safetensors"])
+    assert leftovers(root) == sorted([HF_FILE, "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors", "efficientformer_l1.snap_dist_in1k.safetensors"])
     assert main(["weights", "download"]) == 0  # all present now: nothing fetched again
     assert len(server.requests) == 3 and "nothing to download" in capsys.readouterr().out

@@ -8,14 +8,14 @@ needs around the graphs (CLIP preprocessing, ``w_avg``, ``C_max``). Graphs:
     synthesis_<S>.onnx        wplus (N,23,512)     -> image (N,3,S,S), S in 256/512/1024, zero noise
     image_encoder.onnx        pixels (N,3,224,224) -> image_embedding (N,768)  (the student; CLIP-normalised)
     image_encoder_teacher.onnx                                                 (the ViT-L/14 tower, on request)
-    text_encoder.onnx         tokens (N,77) int64  -> text_embedding (N,768)   (+ text_encoder_int8.onnx)
+    text_encoder.onnx         tokens (N,L) int64   -> text_embedding (N,768)   (+ text_encoder_int8.onnx)
     mapper.onnx               embedding (N,768)    -> wplus (N,23,512)
     strength.onnx             wplus (N,23,512), embedding (N,768), delta (N,23,512) -> strength (N,)
 
-Generator graphs are the spec form (mobilestylegan.md §5): demodulation folded at load, only the blocks and
-the one head an exit needs, and the last head fused with the inverse-Haar mix so the output is a single 1x1
-conv followed by ``DepthToSpace``. torch 2.13's dynamo exporter is used (the legacy one is deprecated); its
-known dropped-epsilon problem does not apply because the demodulation is a constant here.
+Generator graphs are the spec form (mobilestylegan.md §5: demodulation folded, zero noise, inverse Haar as a
+pixel shuffle), rewritten for fewer memory passes in ``synthesis_graph.py``. torch 2.13's dynamo exporter is
+used (the legacy one is deprecated); its known dropped-epsilon problem does not apply because the demodulation
+is a constant here.
 """
 
 from __future__ import annotations
@@ -29,58 +29,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError, WeightsError
 from ..files import sha256_file
-from ..models.mobilestylegan import Generator, MobileSynthesis, haar_idwt
+from ..models.mobilestylegan import Generator
 from ..presets import Preset, weights_dir
+from .synthesis_graph import ExportedSynthesis
+
+if TYPE_CHECKING:
+    from ..models.clip import ClipTextTower
 
 OPSET = 18  # conservative for onnxruntime-web; opset 17-23 gave identical results (toolchain.md §4)
 MANIFEST = "manifest.json"
 FORMAT = "celeblook-onnx/1"
 SYNTHESIS_SIZES = (1024, 512, 256)
 MAX_BATCH = 64
+TOKEN_AXIS = "length"  # the text encoder's dynamic token axis in the manifest: runtimes may cut after the last EOT
 Progress = Callable[[str], None]
-
-
-# ---------------------------------------------------------------------------------------------------
-# graph modules: exactly what each file computes
-
-
-def haar_mix_matrix(channels: int = 3) -> Tensor:
-    """The inverse Haar transform before its pixel shuffle, as a (4C, 4C) matrix.
-
-    ``haar_idwt`` is linear and per-pixel up to the shuffle, so applying it to each basis vector and
-    un-shuffling gives its matrix; the final head's 1x1 conv can then absorb it (one conv instead of two).
-    """
-    eye = torch.eye(4 * channels)[:, :, None, None]  # 4C one-pixel images, one per basis vector
-    return F.pixel_unshuffle(haar_idwt(eye), 2)[:, :, 0, 0].T.contiguous()
-
-
-class SynthesisExit(nn.Module):
-    """W+ -> image at one exit size: the blocks that exit needs, zero noise, head fused with the Haar mix."""
-
-    def __init__(self, synthesis: MobileSynthesis, size: int):
-        super().__init__()
-        self.synthesis = synthesis
-        self.size = size
-        self.n_blocks = synthesis.blocks_for(size)
-        head = synthesis.blocks[self.n_blocks - 1].head
-        mix = haar_mix_matrix()
-        self.head_modulation = head.modulation
-        self.register_buffer("head_weight", torch.einsum("pq,qi->pi", mix, head.weight[:, :, 0, 0])[:, :, None, None])
-        self.register_buffer("head_bias", (mix @ head.bias.reshape(12)).reshape(1, 12, 1, 1))
-
-    def forward(self, wplus: Tensor) -> Tensor:
-        for x, _head, w in self.synthesis._hidden_states(wplus, self.n_blocks, None):
-            pass  # the generator yields every stage; only the last one is rendered
-        planes = F.conv2d(x * self.head_modulation(w)[:, :, None, None], self.head_weight) + self.head_bias
-        return F.pixel_shuffle(planes, 2)
 
 
 @dataclass
@@ -93,6 +63,7 @@ class Graph:
     outputs: list[str]
     meta: dict = field(default_factory=dict)
     torch_forward: Callable[..., Tensor] | None = None  # the model's own forward, when the module is a rewrite
+    dynamic: dict[str, dict[int, torch.export.Dim]] = field(default_factory=dict)  # axes besides the batch, by input
 
     def reference(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """The torch outputs for ORT-style numpy feeds."""
@@ -108,7 +79,7 @@ def generator_graphs(generator: Generator, sizes: Sequence[int] = SYNTHESIS_SIZE
     cfg = generator.config
     graphs = [Graph("mapping", generator.mapping, {"z": torch.randn(2, cfg.style_dim)}, ["w"])]
     for size in sizes:
-        module = SynthesisExit(generator.synthesis, size).eval()
+        module = ExportedSynthesis(generator.synthesis, size).eval()
         example = {"wplus": torch.randn(2, cfg.n_slots, cfg.style_dim)}
         meta = {"size": size, "range": [-1, 1], "noise": "zero"}
         graphs.append(Graph(f"synthesis_{size}", module, example, ["image"], meta, partial(generator, size=size)))
@@ -122,12 +93,22 @@ def image_encoder_graph(encoder: nn.Module, name: str = "image_encoder") -> Grap
     return Graph(name, encoder, {"pixels": torch.randn(2, 3, size, size)}, ["image_embedding"], meta)
 
 
-def text_encoder_graph(text_tower: nn.Module, context_length: int = 77, vocab_size: int = 49408) -> Graph:
-    """Token ids (N,77) int64 -> unit embedding; tokenisation stays outside the graph."""
-    tokens = torch.zeros(2, context_length, dtype=torch.int64)
-    tokens[:, 0], tokens[:, 1:4], tokens[:, 4] = vocab_size - 2, 320, vocab_size - 1  # start, words, end
+def text_encoder_graph(text_tower: ClipTextTower, context_length: int = 77, vocab_size: int = 49408) -> Graph:
+    """Token ids (N,L) int64, 1 <= L <= context_length -> unit embedding; tokenisation stays outside the graph.
+
+    Runtimes cut the tokens after the batch's last end-of-text token (L = its index + 1) before running it:
+    exact for causal towers (``CausalTextEncoder``) and several times less work for short prompts; full
+    77-column rows give the same result. A tower where the cut is not exact is exported at the fixed context
+    length, so its manifest shape (a number, not the name TOKEN_AXIS) tells runtimes not to cut.
+    """
+    causal = text_tower.causal
+    tokens = torch.zeros(2, context_length if causal is None else 8, dtype=torch.int64)
+    tokens[:, 0], tokens[:, 1:4], tokens[:, 4] = vocab_size - 2, 320, vocab_size - 1  # start, words, end, padding
     meta = {"context_length": context_length, "vocab_size": vocab_size, "unit_norm": True}
-    return Graph("text_encoder", text_tower, {"tokens": tokens}, ["text_embedding"], meta)
+    if causal is None:
+        return Graph("text_encoder", text_tower, {"tokens": tokens}, ["text_embedding"], meta)
+    length = {"tokens": {1: torch.export.Dim(TOKEN_AXIS, min=1, max=context_length)}}
+    return Graph("text_encoder", causal, {"tokens": tokens}, ["text_embedding"], meta, torch_forward=text_tower, dynamic=length)
 
 
 def mapper_graph(mapper: nn.Module) -> Graph:
@@ -183,9 +164,9 @@ def describe(path: Path, **extra) -> dict:
 
 
 def export_graph(graph: Graph, path: Path, opset: int = OPSET) -> None:
-    """torch.export -> ONNX with a dynamic batch on every input, as one file."""
+    """torch.export -> ONNX with a dynamic batch on every input (and ``graph.dynamic``'s axes), as one file."""
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    dynamic = tuple({0: batch} for _ in graph.inputs)
+    dynamic = tuple({0: batch, **graph.dynamic.get(name, {})} for name in graph.inputs)
     graph.module.eval()
     # the exporter prints its steps to stdout and warns about opset conversion; keep the CLI's output ours
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
@@ -236,12 +217,14 @@ def to_int8(src: Path, dst: Path) -> None:
 def random_feeds(entry: dict, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded inputs for a manifest entry: N(0,1) floats, valid token ids (start, words, end, padding)."""
     rng = np.random.default_rng(seed)
+    meta = entry.get("meta", {})
+    axis_sizes = {"batch": batch, TOKEN_AXIS: meta.get("context_length")}  # full-width token rows, as tokenised
     feeds = {}
     for spec in entry["inputs"]:
-        shape = [batch if isinstance(d, str) else d for d in spec["shape"]]
+        shape = [axis_sizes[d] if isinstance(d, str) else d for d in spec["shape"]]
         if spec["dtype"] == "int64":
             tokens = np.zeros(shape, dtype=np.int64)
-            vocab = entry.get("meta", {}).get("vocab_size", 49408)
+            vocab = meta.get("vocab_size", 49408)
             for row in tokens:
                 n = int(rng.integers(3, shape[1] - 1))
                 row[0], row[1 : n - 1], row[n - 1] = vocab - 2, rng.integers(1, vocab - 2, n - 2), vocab - 1

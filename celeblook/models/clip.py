@@ -21,9 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import TextTransformer
 from PIL import Image
 from torch import Tensor, nn
 
@@ -119,15 +121,66 @@ class ClipImageTower(ImageEncoder):
         return F.normalize(self.tower(pixels), dim=-1)
 
 
+def eot_length(tokens: Tensor | np.ndarray) -> int:
+    """Token columns up to and including the batch's last end-of-text token (EOT has the largest id: argmax)."""
+    return int(tokens.argmax(-1).max()) + 1
+
+
+def trims_exactly(text: nn.Module) -> bool:
+    """Whether dropping the token columns after the last EOT leaves ``text``'s embeddings unchanged.
+
+    True for open_clip's causal towers pooled at the EOT (argmax), such as ViT-L-14 and celeblook-tiny-clip:
+    position i attends to positions <= i only, so nothing after the EOT reaches it. Not for bidirectional
+    towers (no causal mask; pad masks exist only there), CoCa-style appended class tokens (pooled at the last
+    position, which sees every column), 'eos'/'last' pooling, towers without a projection or HF text models.
+    """
+    return (
+        isinstance(text, TextTransformer)
+        and text.attn_mask is not None
+        and text.cls_emb is None
+        and text.pool_type == "argmax"
+        and text.text_projection is not None
+    )
+
+
+class CausalTextEncoder(nn.Module):
+    """open_clip's causal text transformer on tokens (N,L), any 1 <= L <= 77, -> (N,768) unit norm.
+
+    The same computation as ``TextTransformer.forward`` restricted to the first L positions (the positional
+    embedding and the causal mask sliced to L), so tokens cut after their last EOT give the 77-column result.
+    This is the graph of text_encoder.onnx (dynamic L); ``ClipTextTower`` does the cutting.
+    """
+
+    def __init__(self, text: TextTransformer):
+        super().__init__()
+        self.text = text
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        text, length = self.text, tokens.shape[1]
+        x = text.token_embedding(tokens) + text.positional_embedding[:length]
+        x = text.ln_final(text.transformer(x, attn_mask=text.attn_mask[:length, :length]))
+        eot = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+        projection = text.text_projection
+        eot = eot @ projection if isinstance(projection, Tensor) else projection(eot)
+        return F.normalize(eot, dim=-1)
+
+
 class ClipTextTower(nn.Module):
-    """open_clip's text transformer + L2 normalisation: tokens (N,77) int64 -> (N,768) unit norm."""
+    """open_clip's text transformer + L2 normalisation: tokens (N,<=77) int64 -> (N,768) unit norm.
+
+    Prompts are mostly 5-20 tokens of the 77-token context; where that is exact (``trims_exactly``) the
+    transformer runs on the columns up to the batch's last EOT only, several times less work.
+    """
 
     def __init__(self, text: nn.Module):
         super().__init__()
         self.tower = text
+        self.causal = CausalTextEncoder(text) if trims_exactly(text) else None
 
     def forward(self, tokens: Tensor) -> Tensor:
-        return F.normalize(self.tower(tokens), dim=-1)
+        if self.causal is None:
+            return F.normalize(self.tower(tokens), dim=-1)
+        return self.causal(tokens[:, : eot_length(tokens)])
 
 
 class ClipTeacher(nn.Module):
@@ -139,7 +192,8 @@ class ClipTeacher(nn.Module):
         self.source = source  # the weights' origin: a file path, or 'random (seed N)'
         self.model = model  # the open_clip model; its state dict is the checkpoint format we read and write
         embed_dim = model.text.output_dim
-        self.visual = ClipImageTower(model.visual, spec, embed_dim)
+        # no image tower when another E_I (the distilled student) serves: ViT-L/14's is 1.2 GB in fp32
+        self.visual = ClipImageTower(model.visual, spec, embed_dim) if model.visual is not None else None
         self.text = ClipTextTower(model.text)
         self.tokenizer = open_clip.get_tokenizer(spec.model_name)
         self.context_length = model.context_length
@@ -148,11 +202,16 @@ class ClipTeacher(nn.Module):
 
     def embed_images(self, images: Sequence[Image.Image]) -> Tensor:
         """PIL pictures -> (N,768) unit-norm embeddings."""
-        return self.visual.embed_images(images)
+        return self._image_tower().embed_images(images)
 
     def embed_tensor(self, x: Tensor) -> Tensor:
         """Generator output in [-1,1], (N,3,H,W) -> (N,768) unit norm; differentiable in x."""
-        return self.visual.embed_tensor(x)
+        return self._image_tower().embed_tensor(x)
+
+    def _image_tower(self) -> ClipImageTower:
+        if self.visual is None:
+            raise WeightsError(f"this {self.spec.model_name} teacher was loaded without its image tower (text only)")
+        return self.visual
 
     def tokenize(self, texts: Sequence[str]) -> tuple[Tensor, list[bool]]:
         """Prompts -> ((N,77) int64 tokens, whether each prompt was cut to fit the 77-token context)."""
@@ -183,7 +242,7 @@ class ClipTeacher(nn.Module):
                 PromptTruncatedWarning,
                 stacklevel=2,
             )
-        return self.text(tokens.to(self.visual.device))
+        return self.text(tokens.to(self.text.tower.token_embedding.weight.device))
 
 
 def _not_random_init_notice(record: logging.LogRecord) -> bool:
@@ -191,8 +250,11 @@ def _not_random_init_notice(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("No pretrained weights loaded")
 
 
-def build_clip(spec: ClipSpec, weights: str | Path | None = None, seed: int = 0) -> ClipTeacher:
-    """Build ``spec.model_name`` with the tag's activation; load ``weights`` (a file) or use seeded random weights."""
+def build_clip(spec: ClipSpec, weights: str | Path | None = None, seed: int = 0, image_tower: bool = True) -> ClipTeacher:
+    """Build ``spec.model_name`` with the tag's activation; load ``weights`` (a file) or use seeded random weights.
+
+    ``image_tower=False`` builds the text tower only (E_T), for when the distilled student is E_I.
+    """
     register_model_configs()
     root_logger = logging.getLogger()
     root_logger.addFilter(_not_random_init_notice)
@@ -203,13 +265,15 @@ def build_clip(spec: ClipSpec, weights: str | Path | None = None, seed: int = 0)
             )
     finally:
         root_logger.removeFilter(_not_random_init_notice)
+    if not image_tower:
+        model.visual = None  # after the seeded init, so the text tower's random weights do not change
     if weights is None:
         return ClipTeacher(model, spec, source=f"random (seed {seed})")
     path = Path(weights)
     if not path.is_file():
         raise WeightsError(f"CLIP weights file not found: {path}")
     try:
-        open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
+        load_checkpoint_into(model, path)
     except Exception as err:  # safetensors/pickle/shape errors all mean the same thing to the user
         raise WeightsError(
             f"cannot load CLIP weights {path} for {spec.model_name} ({one_line(err)}); the file is corrupt or for another "
@@ -218,8 +282,46 @@ def build_clip(spec: ClipSpec, weights: str | Path | None = None, seed: int = 0)
     return ClipTeacher(model, spec, source=str(path))
 
 
-def create_clip(preset, pretrained: str | Path | None = None) -> ClipTeacher:
-    """The preset's CLIP teacher.
+@torch.no_grad()
+def load_checkpoint_into(model: nn.Module, path: Path) -> None:
+    """``open_clip.load_checkpoint`` for open_clip's own layouts, without the whole file in memory at once.
+
+    open_clip reads the full state dict next to the model: for ViT-L/14 a 1.7 GB spike on top of the model.
+    Here safetensors are read tensor by tensor and pickles (``weights_only``) memory-mapped, each tensor copied
+    straight into the model. Only the model's own keys are read, so a text-only model skips the image tower.
+    """
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            _copy_tensors(model, list(f.keys()), f.get_tensor)
+        return
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    _copy_tensors(model, list(state), state.__getitem__)
+
+
+def _copy_tensors(model: nn.Module, keys: list[str], read) -> None:
+    from open_clip.factory import convert_to_custom_text_state_dict
+
+    source = convert_to_custom_text_state_dict({k: k for k in keys})  # model key -> file key (old text layout)
+    if getattr(model, "visual", None) is None:
+        source = {k: v for k, v in source.items() if not k.startswith("visual.")}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(source))
+    unexpected = sorted(set(source) - set(own) - {"logit_bias"})
+    if missing or unexpected:
+        raise KeyError(f"keys do not match: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for key, target in own.items():
+        value = read(source[key])
+        if value.numel() != target.numel():
+            raise ValueError(f"{key}: shape {tuple(value.shape)} in the file, {tuple(target.shape)} in the model")
+        target.copy_(value.reshape(target.shape))  # logit_scale: a scalar in some files, (1,) in others
+
+
+def create_clip(preset, pretrained: str | Path | None = None, image_tower: bool = True) -> ClipTeacher:
+    """The preset's CLIP teacher (``image_tower=False``: its text tower only).
 
     ``pretrained``: None = the preset's tag (``preset.clip_tag``; None there = seeded random weights), a tag
     name of ``preset.clip_model``, or a checkpoint file (read with the preset's tag settings).
@@ -239,7 +341,7 @@ def create_clip(preset, pretrained: str | Path | None = None) -> ClipTeacher:
                 f"OpenCLIP {spec.model_name} weights ({tag}) not found in {spec.local_file.parent} or the "
                 f"Hugging Face cache; run `{CLIP_DOWNLOAD_COMMAND.format(file=spec.local_file.name)}`"
             )
-    return build_clip(spec, weights, seed=preset.seed)
+    return build_clip(spec, weights, seed=preset.seed, image_tower=image_tower)
 
 
 def save_clip(teacher: ClipTeacher, path: str | Path) -> Path:

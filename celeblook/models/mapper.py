@@ -49,8 +49,9 @@ class MapperConfig:
     style_dim: int = 512
     n_slots: int = 23  # W+ slots of MobileStyleGAN
     used_slots: int = 22  # the generator reads slots 0..21; slot 22 is unused
-    width: int = 512
-    depth: int = 4
+    # 448 x 2 keeps the fp16 browser download of all models under 60 MB (the 22 slot heads are most of it)
+    width: int = 448
+    depth: int = 2
     head_gain: float = 1.0  # nn.Linear-like scale: an untrained mapper gives varied faces, not one
 
     def to_dict(self) -> dict:

@@ -35,7 +35,7 @@ SIDECAR_KIND = "celeblook-student-encoder"
 
 @dataclass(frozen=True)
 class StudentConfig:
-    variant: str  # timm model name, e.g. efficientformer_l3
+    variant: str  # timm model name, e.g. efficientformer_l1
     embed_dim: int = 768
     layer_norm: bool = True  # LayerNorm on the pooled features before the projection
     backbone_kwargs: dict = field(default_factory=dict)  # timm overrides (the tiny preset's depths/dims)

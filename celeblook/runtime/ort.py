@@ -106,20 +106,25 @@ class OrtBackend:
     def has(self, model: str) -> bool:
         return f"{model}.onnx" in self.files
 
+    def file(self, model: str) -> dict:
+        """The manifest entry of the file that runs ``model``: the configured variant where exported, else fp32."""
+        preferred = {"fp16": f"{model}_fp16.onnx", "int8": f"{model}_int8.onnx"}
+        variant = "int8" if model == "text_encoder" and self.text_int8 else self.precision
+        name = preferred.get(variant, f"{model}.onnx")
+        if name not in self.files:
+            name = f"{model}.onnx"
+        if name not in self.files:
+            raise WeightsError(
+                f"{model}.onnx is not in {self.directory}: run `python -m celeblook export onnx --models {model} "
+                f"--out {self.directory}`"
+            )
+        return self.files[name]
+
     def session(self, model: str) -> ort.InferenceSession:
         """The session of ``model`` (e.g. "synthesis_512"), preferring the configured variant."""
         if model not in self._sessions:
-            preferred = {"fp16": f"{model}_fp16.onnx", "int8": f"{model}_int8.onnx"}
-            variant = "int8" if model == "text_encoder" and self.text_int8 else self.precision
-            name = preferred.get(variant, f"{model}.onnx")
-            if name not in self.files:
-                name = f"{model}.onnx"
-            if name not in self.files:
-                raise WeightsError(
-                    f"{model}.onnx is not in {self.directory}: run `python -m celeblook export onnx --models {model} "
-                    f"--out {self.directory}`"
-                )
-            self._sessions[model] = open_session(self.directory / name, self.files[name]["precision"], self.threads)
+            entry = self.file(model)
+            self._sessions[model] = open_session(self.directory / entry["file"], entry["precision"], self.threads)
         return self._sessions[model]
 
     def _run(self, model: str, **feeds: np.ndarray) -> list[Tensor]:
@@ -154,8 +159,17 @@ class OrtBackend:
         return self.embed_pixels(photos_to_clip(images, clip["mean"], clip["std"], clip["size"]), teacher)
 
     def embed_tokens(self, tokens: Tensor | np.ndarray) -> Tensor:
-        """Token ids (N,77) int64 (tokenise outside: celeblook.text) -> unit embeddings (N,768)."""
-        return self._run("text_encoder", tokens=_numpy(tokens, np.int64))[0]
+        """Token ids (N,77) int64 (tokenise outside: celeblook.text) -> unit embeddings (N,768).
+
+        The columns after the batch's last end-of-text token are dropped first when the graph takes any token
+        length (a named axis in the manifest; exact for causal text towers: celeblook.export.onnx.text_encoder_graph).
+        """
+        from ..models.clip import eot_length  # open_clip is imported only by runs that encode text
+
+        tokens = _numpy(tokens, np.int64)
+        if isinstance(self.file("text_encoder")["inputs"][0]["shape"][1], str):
+            tokens = tokens[:, : eot_length(tokens)]
+        return self._run("text_encoder", tokens=tokens)[0]
 
     def mapper(self, embedding: Tensor | np.ndarray) -> Tensor:
         return self._run("mapper", embedding=_numpy(embedding))[0]

@@ -52,6 +52,22 @@ async function download(url, expectedBytes, onBytes) {
   return bytes;
 }
 
+/**
+ * Token rows (n x width ids) -> [ids, dims] without the columns after the batch's last end-of-text token
+ * (EOT has the largest id, so it is each row's first maximum), when the text encoder takes any length:
+ * exact for CLIP's causal text tower and several times less work for short prompts (celeblook.models.clip).
+ */
+export function cutAfterLastEot(ids, n, width) {
+  let length = 1;
+  for (let r = 0; r < n; r++) {
+    const row = ids.subarray(r * width, (r + 1) * width);
+    length = Math.max(length, row.indexOf(Math.max(...row)) + 1);
+  }
+  const cut = new Int32Array(n * length);
+  for (let r = 0; r < n; r++) cut.set(ids.subarray(r * width, r * width + length), r * length);
+  return [cut, [n, length]];
+}
+
 function checkLatents(wplus, n, style) {
   if (!(wplus instanceof Float32Array) || wplus.length !== n * SLOTS * style) {
     throw new Error(`a latent batch must be a Float32Array of ${n}x${SLOTS}x${style} values, got ${wplus?.length}`);
@@ -216,7 +232,10 @@ export async function createCelebLook({base = new URL('./', location.href).href,
       });
       const ids = new Int32Array(rows.length * 77);
       rows.forEach((r, i) => ids.set(r.ids, i * 77));
-      const embedding = await run('text_encoder', {tokens: [ids, [rows.length, 77]]});
+      // a named token axis in the manifest (not a fixed 77) means the graph takes any length: cut after the last EOT
+      const anyLength = typeof entryFor('text_encoder')?.inputs[0].shape[1] === 'string';
+      const tokens = anyLength ? cutAfterLastEot(ids, rows.length, 77) : [ids, [rows.length, 77]];
+      const embedding = await run('text_encoder', {tokens});
       return {embedding, truncated: rows.map((r) => r.truncated)};
     },
 

@@ -1,0 +1,244 @@
+"""Peak memory of the app process with real-size models (issue 5: <= 3 GB), for each backend.
+
+    python benchmarks/app_memory.py                                   # both backends, CLIP seeded and from a file
+    python benchmarks/app_memory.py --backends torch --clip-weights seeded    # one run
+
+Each backend runs in its own child process, so each peak is that process's own: the child builds the ffhq
+architectures with seeded random weights (memory depends on shapes, not values), puts them in a Pipeline
+as ``Pipeline.from_preset`` would (the student as E_I, as when a trained student exists), sets it as
+``app.PIPELINE``, launches ``app.build_demo()`` on a free loopback port and calls every endpoint once over
+HTTP with gradio_client (which runs in the same process: a few MB). It records the resident set (VmRSS)
+after each stage and the peak (``ru_maxrss``). The onnx child reads real-size graphs exported from the same
+seeded models by ``celeblook.export.onnx.export_models`` (done once in a separate process, kept in --work-dir).
+CLIP "file" reads the teacher from a checkpoint of the same seeded weights, as the app reads the real one.
+
+Prints one table (backend, stage, RSS MB, peak MB) and writes benchmarks/app_memory.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # net.free_port, synthetic_face.wild_photo
+
+TARGET_MB = 3 * 1024
+BACKENDS = ("torch", "onnx")
+CLIP_WEIGHTS = ("seeded", "file")
+PROMPT = "a smiling woman with red curly hair"
+
+
+def rss_mb() -> float:
+    """The resident set now (VmRSS), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def real_size_models(clip_file: Path | None = None, image_tower: bool = True) -> dict:
+    """The ffhq architectures with seeded random weights, built as benchmarks/run.py builds them (no teacher G).
+
+    ``clip_file``: read the CLIP weights from this safetensors file (``save_clip`` of the seeded model) the way
+    ``create_clip`` reads a downloaded checkpoint, so the load's transient copy is part of the peak.
+    ``image_tower``: False as in ``Pipeline.from_preset`` when a trained student is E_I.
+    """
+    import torch
+
+    from celeblook.models.clip import ClipSpec, build_clip
+    from celeblook.models.image_encoder import seeded_init
+    from celeblook.models.mapper import Mapper, MapperConfig
+    from celeblook.models.mobilestylegan import Generator
+    from celeblook.models.reference_layout import fill_reference
+    from celeblook.models.strength import StrengthConfig, StrengthPredictor
+    from celeblook.models.student import StudentConfig, StudentEncoder
+    from celeblook.presets import get_preset
+
+    preset = get_preset("ffhq")
+    sd = fill_reference(preset.generator, 7)
+    generator = Generator(preset.generator).load_reference(sd, w_avg=sd["style_mean"])
+    del sd
+    with seeded_init(0):
+        student = StudentEncoder(StudentConfig.from_preset(preset)).eval().requires_grad_(False)
+    clip = build_clip(ClipSpec.resolve(preset.clip_model, preset.clip_tag), clip_file, seed=0, image_tower=image_tower)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        mapper = Mapper(MapperConfig()).eval().requires_grad_(False).set_centres(torch.zeros(768), 1.0, generator.w_avg)
+        strength = StrengthPredictor(StrengthConfig(), generator.w_avg).eval().requires_grad_(False)
+    return {"preset": preset, "generator": generator, "student": student, "clip": clip, "mapper": mapper, "strength": strength}
+
+
+def prepare(onnx_dir: Path, clip_file: Path) -> None:
+    """What the children read, made from one ``real_size_models()``: the real-size ONNX graphs plus the constants
+    OrtBackend reads (as the CLI writes them), and the seeded CLIP as a checkpoint file. Skips what exists."""
+    from celeblook.export.onnx import (
+        export_models,
+        generator_graphs,
+        image_encoder_graph,
+        mapper_graph,
+        strength_graph,
+        text_encoder_graph,
+    )
+
+    from celeblook.models.clip import save_clip
+
+    m = real_size_models()
+    g, clip = m["generator"], m["clip"]
+    if not clip_file.is_file():
+        print(f"saving the seeded CLIP to {clip_file}", flush=True)
+        save_clip(clip, clip_file)
+    if (onnx_dir / "manifest.json").is_file():
+        return
+    graphs = [*generator_graphs(g), image_encoder_graph(m["student"]),
+              text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size),
+              mapper_graph(m["mapper"]), strength_graph(m["strength"])]
+    constants = {"preset": "ffhq", "trained": False, "w_avg": g.w_avg[0].tolist(), "n_slots": g.config.n_slots,
+                 "sizes": sorted({int(x.name.split("_")[1]) for x in graphs if x.name.startswith("synthesis_")}),
+                 "clip": {"size": 224, "mean": list(clip.visual.mean), "std": list(clip.visual.std),
+                          "resize": "shortest side to 224, bicubic (Pillow), centre crop", "range": [0, 1]},
+                 "mapper_encoder": "student", "c_max": m["strength"].config.c_max}
+    print(f"exporting real-size ONNX graphs to {onnx_dir}", flush=True)
+    export_models(graphs, onnx_dir, int8=("text_encoder",), constants=constants,
+                  source={"preset": "ffhq", "note": "seeded random weights (benchmarks/app_memory.py)"},
+                  progress=lambda s: print("  " + s, flush=True))
+
+
+def endpoint_calls(photo: str) -> list[tuple[str, tuple]]:
+    """One call of every endpoint, 512 px where the app offers sizes; one refinement / optimisation step so the
+    gradient paths (torch generator + E_I backward) are part of the peak."""
+    from gradio_client import handle_file
+
+    return [
+        ("random_face", (0, 1, 0.7, 512)),
+        ("invert", (handle_file(photo), False, 1, 512)),
+        ("text_to_face", (PROMPT, 0, 0.7, 1, 512)),
+        ("edit", ("last face", None, False, "a face with a big smile", "", 0.4, False, 4, 512)),
+        ("morph", ("photo", handle_file(photo), "prompt", None, "a famous actress with short blond hair", False,
+                   "interpolate", 8, 4, 100, False, 512)),
+    ]
+
+
+def child(backend: str, onnx_dir: Path, clip_file: Path | None, out: Path) -> None:
+    """Runs in its own process: build, serve, call every endpoint; writes the stages to ``out``."""
+    os.environ["CELEBLOOK_BACKEND"] = backend
+    os.environ["CELEBLOOK_ONNX_DIR"] = str(onnx_dir)
+    os.environ["CELEBLOOK_PRESET"] = "ffhq"
+    # no weights: the module-level Pipeline.from_preset in app.py stops at the missing generator (cheap);
+    # the real-size pipeline is put in its place below
+    os.environ["CELEBLOOK_WEIGHTS"] = tempfile.mkdtemp(prefix="celeblook_no_weights_")
+    stages: list[dict] = []
+    clip_weights = "file" if clip_file else "seeded"
+
+    def record(stage: str, seconds: float | None = None) -> None:
+        row = {"backend": backend, "clip_weights": clip_weights, "stage": stage, "rss_mb": rss_mb(), "peak_mb": peak_mb(), "seconds": seconds}
+        stages.append(row)
+        print(f"  [{backend}, CLIP {clip_weights}] {stage:28s} RSS {row['rss_mb']:7.0f} MB  peak {row['peak_mb']:7.0f} MB", flush=True)
+
+    record("python started")
+    import torch
+    from gradio_client import Client
+
+    import app
+    from celeblook.pipeline import Pipeline, load_backend
+    from net import free_port
+    from synthetic_face import wild_photo
+
+    torch.set_num_threads(2)
+    record("app imported")
+    start = time.perf_counter()
+    m = real_size_models(clip_file, image_tower=False)  # the student is E_I, as for a trained preset
+    record("models built", time.perf_counter() - start)
+    preset = m["preset"]
+    notices = [f"image encoder: distilled {preset.student} student"]  # what pick_image_encoder says for a trained student
+    app.PIPELINE = Pipeline(preset, m["generator"], m["clip"], m["student"], m["mapper"], m["strength"],
+                            notices, backend=load_backend(preset))
+    app.LOAD_ERROR, app.STANDING_NOTICES = None, set(app.PIPELINE.notices)
+    del m
+    record("pipeline built")
+
+    demo = app.build_demo()
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    work = Path(tempfile.mkdtemp(prefix="celeblook_app_memory_"))
+    photo = work / "wild.png"
+    wild_photo(0.0)[0].save(photo)
+    client = Client(url, verbose=False, download_files=str(work / "downloads"))
+    record("server up, client connected")
+    for name, args in endpoint_calls(str(photo)):
+        start = time.perf_counter()
+        client.predict(*args, api_name=f"/{name}")
+        record(f"after {name}", time.perf_counter() - start)
+    demo.close()
+    out.write_text(json.dumps(stages))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument("--clip-weights", nargs="+", choices=CLIP_WEIGHTS, default=list(CLIP_WEIGHTS),
+                        help="seeded: built in-process; file: read from a checkpoint as the app reads the real one")
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "celeblook_app_memory",
+                        help="keeps the exported graphs (onnx/) and the CLIP checkpoint (clip.safetensors) for reuse")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "app_memory.json")
+    parser.add_argument("--child", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--clip-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    onnx_dir, clip_file = args.work_dir / "onnx", args.work_dir / "clip.safetensors"
+    if args.prepare:
+        prepare(onnx_dir, clip_file)
+        return 0
+    if args.child:
+        child(args.child, onnx_dir, args.clip_file, args.out)
+        return 0
+
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    me = [sys.executable, str(Path(__file__).resolve()), "--work-dir", str(args.work_dir)]
+    if ("onnx" in args.backends and not (onnx_dir / "manifest.json").is_file()
+            or "file" in args.clip_weights and not clip_file.is_file()):
+        subprocess.run([*me, "--prepare"], check=True)  # in its own process: its memory is not the app's
+    rows = []
+    for backend in args.backends:
+        for weights in args.clip_weights:
+            out = Path(tempfile.mkstemp(suffix=".json")[1])
+            print(f"backend {backend}, CLIP {weights}: child process", flush=True)
+            extra = ["--clip-file", str(clip_file)] if weights == "file" else []
+            subprocess.run([*me, "--child", backend, *extra, "--out", str(out)], check=True)
+            rows += json.loads(out.read_text())
+            out.unlink()
+
+    print(f"\n{'backend':8s} {'CLIP':7s} {'stage':30s} {'RSS MB':>8s} {'peak MB':>8s} {'s':>6s}")
+    for r in rows:
+        secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else "-"
+        print(f"{r['backend']:8s} {r['clip_weights']:7s} {r['stage']:30s} {r['rss_mb']:8.0f} {r['peak_mb']:8.0f} {secs:>6s}")
+    peaks = {}
+    for r in rows:
+        key = f"{r['backend']}, CLIP {r['clip_weights']}"
+        peaks[key] = max(peaks.get(key, 0.0), r["peak_mb"])
+    for key, peak in peaks.items():
+        print(f"peak of the app process ({key}): {peak:.0f} MB ({'within' if peak <= TARGET_MB else 'OVER'} the {TARGET_MB} MB target)")
+    result = {"target_mb": TARGET_MB, "peak_mb": peaks, "rows": rows,
+              "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
+              "note": "ffhq architectures, seeded random weights; student as E_I; one call per endpoint over HTTP; "
+                      "CLIP 'file' = read from a safetensors checkpoint as create_clip reads the downloaded one"}
+    args.json.write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
