@@ -89,11 +89,9 @@ class Pipeline:
             except ValueError as err:
                 raise InputError(str(err)) from None
         heads = Path(weights) if weights is not None else weights_dir() / preset.name
-        from .models.student import student_path
-
         generator = create_generator(preset)
-        # with a trained student as E_I the teacher's image tower would sit unused (1.2 GB for ViT-L/14)
-        clip = create_clip(preset, image_tower=not (preset.trained and student_path(preset.student).exists()))
+        # with the student as E_I the teacher's image tower would sit unused (1.2 GB for ViT-L/14)
+        clip = create_clip(preset, image_tower=not student_serves(preset))
         notices, missing = [], []
         if not preset.trained:
             notices.append(f"{preset.label}: every model has random weights, so faces are patterns, not people")
@@ -345,6 +343,13 @@ def load_mapper_head(preset: Preset, heads: Path, generator) -> tuple[Mapper | N
     return None, "teacher", [], [f"mapper weights missing ({path}): run `{command}`"]
 
 
+def student_serves(preset: Preset) -> bool:
+    """Whether the distilled student is E_I: a trained preset whose student weights exist."""
+    from .models.student import student_path
+
+    return preset.trained and student_path(preset.student).exists()
+
+
 def pick_image_encoder(preset: Preset, clip, mapper_encoder: str) -> tuple[object, list[str], list[str]]:
     """(E_I for photos, notices, missing lines).
 
@@ -355,10 +360,10 @@ def pick_image_encoder(preset: Preset, clip, mapper_encoder: str) -> tuple[objec
     from .models.student import TRAIN_COMMAND as STUDENT_COMMAND
     from .models.student import create_student, student_path
 
+    if student_serves(preset):
+        return create_student(preset), [f"image encoder: distilled {preset.student} student"], []
     if not preset.trained:  # an untrained student does not share the (random) teacher's space
         return clip, [], []
-    if student_path(preset.student).exists():
-        return create_student(preset), [f"image encoder: distilled {preset.student} student"], []
     line = f"student image encoder missing ({student_path(preset.student)}): run `{STUDENT_COMMAND} --preset {preset.name}`"
     if mapper_encoder == "student":
         raise WeightsError(f"the mapper reads the student encoder, but {line}")
