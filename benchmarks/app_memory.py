@@ -51,41 +51,22 @@ def peak_mb() -> float:
 
 
 def real_size_models(clip_file: Path | None = None, image_tower: bool = True) -> dict:
-    """The ffhq architectures with seeded random weights, built as benchmarks/run.py builds them (no teacher G).
+    """The ffhq architectures with seeded random weights (benchmarks.common.seeded_models).
 
     ``clip_file``: read the CLIP weights from this safetensors file (``save_clip`` of the seeded model) the way
-    ``create_clip`` reads a downloaded checkpoint, so the load's transient copy is part of the peak.
+    ``create_clip`` reads a downloaded checkpoint, so the load's transient memory is part of the peak.
     ``image_tower``: False as in ``Pipeline.from_preset`` when a trained student is E_I.
     """
-    import torch
+    from benchmarks.common import seeded_models
 
-    from celeblook.models.clip import ClipSpec, build_clip
-    from celeblook.models.image_encoder import seeded_init
-    from celeblook.models.mapper import Mapper, MapperConfig
-    from celeblook.models.mobilestylegan import Generator
-    from celeblook.models.reference_layout import fill_reference
-    from celeblook.models.strength import StrengthConfig, StrengthPredictor
-    from celeblook.models.student import StudentConfig, StudentEncoder
-    from celeblook.presets import get_preset
-
-    preset = get_preset("ffhq")
-    sd = fill_reference(preset.generator, 7)
-    generator = Generator(preset.generator).load_reference(sd, w_avg=sd["style_mean"])
-    del sd
-    with seeded_init(0):
-        student = StudentEncoder(StudentConfig.from_preset(preset)).eval().requires_grad_(False)
-    clip = build_clip(ClipSpec.resolve(preset.clip_model, preset.clip_tag), clip_file, seed=0, image_tower=image_tower)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        mapper = Mapper(MapperConfig()).eval().requires_grad_(False).set_centres(torch.zeros(768), 1.0, generator.w_avg)
-        strength = StrengthPredictor(StrengthConfig(), generator.w_avg).eval().requires_grad_(False)
-    return {"preset": preset, "generator": generator, "student": student, "clip": clip, "mapper": mapper, "strength": strength}
+    return seeded_models("ffhq", clip_file=clip_file, image_tower=image_tower)
 
 
 def prepare(onnx_dir: Path, clip_file: Path) -> None:
     """What the children read, made from one ``real_size_models()``: the real-size ONNX graphs plus the constants
     OrtBackend reads (as the CLI writes them), and the seeded CLIP as a checkpoint file. Skips what exists."""
     from celeblook.export.onnx import (
+        clip_constants,
         export_models,
         generator_graphs,
         image_encoder_graph,
@@ -108,8 +89,7 @@ def prepare(onnx_dir: Path, clip_file: Path) -> None:
               mapper_graph(m["mapper"]), strength_graph(m["strength"])]
     constants = {"preset": "ffhq", "trained": False, "w_avg": g.w_avg[0].tolist(), "n_slots": g.config.n_slots,
                  "sizes": sorted({int(x.name.split("_")[1]) for x in graphs if x.name.startswith("synthesis_")}),
-                 "clip": {"size": 224, "mean": list(clip.visual.mean), "std": list(clip.visual.std),
-                          "resize": "shortest side to 224, bicubic (Pillow), centre crop", "range": [0, 1]},
+                 "clip": clip_constants(clip.spec.mean, clip.spec.std),
                  "mapper_encoder": "student", "c_max": m["strength"].config.c_max}
     print(f"exporting real-size ONNX graphs to {onnx_dir}", flush=True)
     export_models(graphs, onnx_dir, int8=("text_encoder",), constants=constants,

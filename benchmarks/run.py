@@ -33,7 +33,7 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from benchmarks.common import timings_ms  # noqa: E402
+from benchmarks.common import seeded_models, timings_ms  # noqa: E402
 from benchmarks.stylegan2_teacher import StyleGAN2Generator  # noqa: E402
 from celeblook.export.onnx import (  # noqa: E402
     Graph,
@@ -46,14 +46,8 @@ from celeblook.export.onnx import (  # noqa: E402
     text_encoder_graph,
 )
 from celeblook.media import encode_gif, to_uint8  # noqa: E402
-from celeblook.models.clip import ClipSpec, build_clip, eot_length  # noqa: E402
-from celeblook.models.image_encoder import seeded_init  # noqa: E402
-from celeblook.models.mapper import Mapper, MapperConfig  # noqa: E402
+from celeblook.models.clip import eot_length  # noqa: E402
 from celeblook.models.mobilestylegan import Generator  # noqa: E402
-from celeblook.models.reference_layout import fill_reference  # noqa: E402
-from celeblook.models.strength import StrengthConfig, StrengthPredictor  # noqa: E402
-from celeblook.models.student import StudentConfig, StudentEncoder  # noqa: E402
-from celeblook.presets import get_preset  # noqa: E402
 from celeblook.runtime.ort import open_session, session_options  # noqa: E402
 
 TARGETS_MS = {"G 1024": 200, "G 256 exit": 80, "inversion": 300, "C-sweep GIF 16x512": 3000, "text encoder int8 (a typical prompt)": 60}
@@ -93,20 +87,8 @@ class Table:
 
 
 def build_models(quick: bool) -> dict:
-    preset = get_preset("tiny" if quick else "ffhq")
-    sd = fill_reference(preset.generator, 7)
-    generator = Generator(preset.generator).load_reference(sd, w_avg=sd["style_mean"])
-    with seeded_init(0):
-        student = StudentEncoder(StudentConfig.from_preset(preset)).eval().requires_grad_(False)
-    spec = ClipSpec.resolve(preset.clip_model, preset.clip_tag)
-    clip = build_clip(spec, None, seed=0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        mapper = Mapper(MapperConfig()).eval().requires_grad_(False).set_centres(torch.zeros(768), 1.0, generator.w_avg)
-        strength = StrengthPredictor(StrengthConfig(), generator.w_avg).eval().requires_grad_(False)
-    teacher_g = StyleGAN2Generator(size=256 if quick else 1024)
-    return {"preset": preset, "generator": generator, "student": student, "clip": clip, "mapper": mapper,
-            "strength": strength, "teacher_g": teacher_g}
+    models = seeded_models("tiny" if quick else "ffhq")
+    return {**models, "teacher_g": StyleGAN2Generator(size=256 if quick else 1024)}
 
 
 def export_all(m: dict, directory: Path) -> dict[str, Path]:

@@ -27,17 +27,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from benchmarks.common import median_seconds, print_table  # noqa: E402
-from celeblook.export.onnx import export_models, generator_graphs, image_encoder_graph, mapper_graph, strength_graph  # noqa: E402
+from benchmarks.common import median_seconds, print_table, seeded_models  # noqa: E402
+from celeblook.export.onnx import clip_constants, export_models, generator_graphs, image_encoder_graph, mapper_graph, strength_graph  # noqa: E402
 from celeblook.models.clip import ClipSpec  # noqa: E402
-from celeblook.models.image_encoder import seeded_init  # noqa: E402
-from celeblook.models.mapper import Mapper, MapperConfig  # noqa: E402
-from celeblook.models.mobilestylegan import Generator  # noqa: E402
-from celeblook.models.reference_layout import fill_reference  # noqa: E402
-from celeblook.models.strength import StrengthConfig, StrengthPredictor  # noqa: E402
-from celeblook.models.student import StudentConfig, StudentEncoder  # noqa: E402
 from celeblook.presets import get_preset  # noqa: E402
 from celeblook.runtime.ort import open_session  # noqa: E402
 from celeblook.web.build import build_site  # noqa: E402
@@ -61,17 +54,11 @@ def export_real_size(directory: Path, quick: bool) -> Path:
     manifest = directory / "manifest.json"
     if manifest.is_file() and json.loads(manifest.read_text()).get("source") == source:
         return directory
-    sd = fill_reference(preset.generator, 7)
-    generator = Generator(preset.generator).load_reference(sd, w_avg=sd["style_mean"])
-    with seeded_init(0):
-        student = StudentEncoder(StudentConfig.from_preset(preset)).eval().requires_grad_(False)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        mapper = Mapper(MapperConfig()).eval().requires_grad_(False).set_centres(torch.zeros(768), 1.0, generator.w_avg)
-        strength = StrengthPredictor(StrengthConfig(), generator.w_avg).eval().requires_grad_(False)
+    m = seeded_models(preset.name, clip=False)
+    generator, student, mapper, strength = m["generator"], m["student"], m["mapper"], m["strength"]
     spec = ClipSpec.resolve(preset.clip_model, preset.clip_tag)
     constants = {"preset": preset.name, "trained": False, "w_avg": generator.w_avg[0].tolist(), "c_max": strength.config.c_max,
-                 "clip": {"size": 224, "mean": list(spec.mean), "std": list(spec.std)}}
+                 "clip": clip_constants(spec.mean, spec.std)}
     graphs = [*generator_graphs(generator), image_encoder_graph(student), mapper_graph(mapper), strength_graph(strength)]
     export_models(graphs, directory, fp16=True, constants=constants, source=source, progress=lambda m: print(m, flush=True))
     return directory

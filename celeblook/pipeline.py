@@ -161,7 +161,6 @@ class Pipeline:
         seed, psi, size = _check_seed(seed), _check_psi(psi), _check_size(size)
         optimize_steps = _check_int("optimize_steps", optimize_steps, 0, 2000)
         text_embedding, notices = self._embed_prompts([prompt])
-        text_embedding = text_embedding.to(self._device)
         with torch.no_grad():
             if self.mapper is not None:
                 varied = vary_embedding(text_embedding, TEXT_VARIATION * self.mapper.e_scale.item(), seed)
@@ -315,8 +314,8 @@ class Pipeline:
             source_embedding = self.encoder.embed_tensor(self.generator(wplus, size=256)).float()
         else:
             embeddings, notices = self._embed_prompts([target, source])
-            source_embedding = embeddings[1:].to(self._device)
-        target_embedding = embeddings[:1].to(self._device)
+            source_embedding = embeddings[1:]
+        target_embedding = embeddings[:1]
         return edit_direction(self.mapper, target_embedding, source_embedding), target_embedding, notices
 
 

@@ -306,6 +306,12 @@ def _factory(name: str, module: str) -> Callable:
     raise WeightsError(f"cannot export: celeblook.models.{module}.{name} is not available in this checkout")
 
 
+def clip_constants(mean: Sequence[float], std: Sequence[float]) -> dict:
+    """The CLIP preprocessing a runtime applies before image_encoder.onnx (manifest ``constants.clip``)."""
+    return {"size": 224, "mean": list(mean), "std": list(std),
+            "resize": "shortest side to 224, bicubic (Pillow), centre crop", "range": [0, 1]}
+
+
 def load_generator(preset: Preset, checkpoint: str | Path | None = None) -> Generator:
     """The preset's generator, or one read from ``checkpoint`` (any format ``render`` accepts)."""
     from ..models import create_generator
@@ -342,8 +348,7 @@ def build_graphs(
     if {"text_encoder", TEACHER, "image_encoder"} & wanted:
         say("loading CLIP")
         clip = _factory("create_clip", "clip")(preset)
-        constants["clip"] = {"size": 224, "mean": list(clip.visual.mean), "std": list(clip.visual.std),
-                             "resize": "shortest side to 224, bicubic (Pillow), centre crop", "range": [0, 1]}
+        constants["clip"] = clip_constants(clip.spec.mean, clip.spec.std)
         if "text_encoder" in wanted:
             graphs.append(text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size))
         if TEACHER in wanted:

@@ -156,13 +156,18 @@ class CausalTextEncoder(nn.Module):
         self.text = text
 
     def forward(self, tokens: Tensor) -> Tensor:
-        text, length = self.text, tokens.shape[1]
-        x = text.token_embedding(tokens) + text.positional_embedding[:length]
-        x = text.ln_final(text.transformer(x, attn_mask=text.attn_mask[:length, :length]))
-        eot = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
-        projection = text.text_projection
-        eot = eot @ projection if isinstance(projection, Tensor) else projection(eot)
-        return F.normalize(eot, dim=-1)
+        return causal_embedding(self.text, tokens)
+
+
+def causal_embedding(text: TextTransformer, tokens: Tensor) -> Tensor:
+    """``CausalTextEncoder``'s computation, for towers held elsewhere (``ClipTextTower``)."""
+    length = tokens.shape[1]
+    x = text.token_embedding(tokens) + text.positional_embedding[:length]
+    x = text.ln_final(text.transformer(x, attn_mask=text.attn_mask[:length, :length]))
+    eot = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+    projection = text.text_projection
+    eot = eot @ projection if isinstance(projection, Tensor) else projection(eot)
+    return F.normalize(eot, dim=-1)
 
 
 class ClipTextTower(nn.Module):
@@ -175,12 +180,17 @@ class ClipTextTower(nn.Module):
     def __init__(self, text: nn.Module):
         super().__init__()
         self.tower = text
-        self.causal = CausalTextEncoder(text) if trims_exactly(text) else None
+        self.trims = trims_exactly(text)
+
+    @property
+    def causal(self) -> CausalTextEncoder | None:
+        """The graph of text_encoder.onnx (any token length), or None where cutting would not be exact."""
+        return CausalTextEncoder(self.tower) if self.trims else None
 
     def forward(self, tokens: Tensor) -> Tensor:
-        if self.causal is None:
+        if not self.trims:
             return F.normalize(self.tower(tokens), dim=-1)
-        return self.causal(tokens[:, : eot_length(tokens)])
+        return causal_embedding(self.tower, tokens[:, : eot_length(tokens)])
 
 
 class ClipTeacher(nn.Module):
