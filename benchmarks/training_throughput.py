@@ -1,4 +1,4 @@
-"""Training throughput on CPU at REAL model sizes: samples/s of each training job (mapper, strength, encoder).
+"""Training throughput at REAL model sizes: samples/s of each training job (mapper, strength, encoder).
 
 Models: the ffhq generator architecture with ``fill_reference`` weights, OpenCLIP ViT-L-14 with random
 weights (speed does not depend on the weights) and the ffhq preset's
@@ -8,11 +8,13 @@ to metrics.jsonl, the first step dropped as warm-up. The mapper loop adds an ima
 every 4th step (G + E_I backward), so its mean exceeds its median: both are printed. Evaluation,
 calibration and centre estimation are shrunk to a minimum here and are not part of a step.
 
-The last columns estimate a full run on this CPU: the CLI's default steps x the mean step time scaled
-linearly from the benchmark batch to the default batch (CPU time is close to linear in batch). GPU is not
-measured here.
+The last columns estimate a full run: the CLI's default steps x the mean step time, scaled linearly from
+the benchmark batch to the default batch where they differ (on a CPU, time is close to linear in batch).
+On a GPU (``--device cuda``) each job runs at the CLI's default batch and mixed precision (``--amp``, bf16
+as the CLI), so no scaling is needed.
 
     OMP_WAIT_POLICY=PASSIVE python -m benchmarks.training_throughput [--threads 2] [--steps 5] [--batch 2]
+    python -m benchmarks.training_throughput --device cuda --steps 8
 """
 
 from __future__ import annotations
@@ -47,37 +49,39 @@ def step_times(run_dir: Path) -> list[float]:
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
-def bench_mapper(steps: int, batch: int, out: Path) -> list[float]:
+def bench_mapper(steps: int, batch: int, out: Path, device: str, amp: str) -> list[float]:
     from celeblook.training.mapper import MapperTrainConfig, train_mapper
 
     presets.PRESETS[REAL_SIZES.name] = REAL_SIZES  # train_mapper builds its models from a preset name
     try:
         cfg = MapperTrainConfig(preset=REAL_SIZES.name, steps=steps, batch=batch, centre_samples=batch,
-                                heldout=batch, eval_every=10**9, ckpt_every=10**9, device="cpu")
+                                heldout=batch, eval_every=10**9, ckpt_every=10**9, device=device, amp=amp)
         train_mapper(cfg, out, log=lambda message: None)
     finally:
         del presets.PRESETS[REAL_SIZES.name]
     return step_times(out)
 
 
-def bench_strength(steps: int, batch: int, out: Path, generator, teacher) -> list[float]:
+def bench_strength(steps: int, batch: int, out: Path, generator, teacher, amp: str) -> list[float]:
     from celeblook.data import load_prompts
     from celeblook.models.mapper import Mapper
     from celeblook.models.strength import StrengthPredictor
     from celeblook.training.strength import StrengthTrainConfig, text_edit_bank, train_strength
 
-    mapper = Mapper().set_centres(torch.zeros(768), 0.05, generator.w_avg).eval().requires_grad_(False)
+    device = generator.w_avg.device
+    mapper = Mapper().to(device).set_centres(torch.zeros(768), 0.05, generator.w_avg).eval().requires_grad_(False)
     bank = text_edit_bank(teacher, mapper, load_prompts()[:10])  # speed does not depend on the bank's size
-    cfg = StrengthTrainConfig(steps=steps, batch=batch, calibration_pairs=0, checkpoint_every=10**9)
-    train_strength(StrengthPredictor(w_avg=generator.w_avg), generator, teacher, bank, cfg, out, show_progress=False)
+    cfg = StrengthTrainConfig(steps=steps, batch=batch, calibration_pairs=0, checkpoint_every=10**9, amp=amp)
+    predictor = StrengthPredictor(w_avg=generator.w_avg).to(device)
+    train_strength(predictor, generator, teacher, bank, cfg, out, show_progress=False)
     return step_times(out)
 
 
-def bench_encoder(steps: int, batch: int, out: Path, generator, teacher) -> list[float]:
+def bench_encoder(steps: int, batch: int, out: Path, generator, teacher, amp: str) -> list[float]:
     from celeblook.training.encoder import EncoderTrainConfig, train_encoder
 
-    student = create_student(REAL_SIZES)
-    cfg = EncoderTrainConfig(steps=steps, batch=batch, n_eval=1, checkpoint_every=10**9)
+    student = create_student(REAL_SIZES).to(generator.w_avg.device)
+    cfg = EncoderTrainConfig(steps=steps, batch=batch, n_eval=1, checkpoint_every=10**9, amp=amp)
     train_encoder(student, teacher.visual, generator, cfg, out, show_progress=False)
     return step_times(out)
 
@@ -87,31 +91,36 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5, help="training steps per job (>= 2; the first is warm-up; "
                         "5 includes one of the mapper's consistency steps)")
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--batch", type=int, help="samples per step (default: 2 on CPU, the CLI's batch on CUDA)")
     parser.add_argument("--jobs", default="mapper,strength,encoder")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    parser.add_argument("--amp", choices=["bf16", "fp16", "off"], default="bf16", help="mixed precision on CUDA")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    jobs = args.jobs.split(",")
-    generator = create_generator(REAL_SIZES)
-    teacher = create_clip(REAL_SIZES)
+    device = torch.device(args.device)
+    amp = args.amp if device.type == "cuda" else "off"
+    generator = create_generator(REAL_SIZES).to(device)
+    teacher = create_clip(REAL_SIZES).to(device)
     rows = []
-    for job in jobs:
+    for job in args.jobs.split(","):
+        steps, default_batch = DEFAULTS[job]
+        batch = args.batch or (default_batch if device.type == "cuda" else 2)
         with tempfile.TemporaryDirectory() as tmp:
             if job == "mapper":
-                times = bench_mapper(args.steps, args.batch, Path(tmp))
+                times = bench_mapper(args.steps, batch, Path(tmp), args.device, amp)
             elif job == "strength":
-                times = bench_strength(args.steps, args.batch, Path(tmp), generator, teacher)
+                times = bench_strength(args.steps, batch, Path(tmp), generator, teacher, amp)
             else:
-                times = bench_encoder(args.steps, args.batch, Path(tmp), generator, teacher)
+                times = bench_encoder(args.steps, batch, Path(tmp), generator, teacher, amp)
         median, mean = statistics.median(times), statistics.fmean(times)
-        steps, batch = DEFAULTS[job]
-        full_hours = steps * mean * batch / args.batch / 3600
-        rows.append([job, args.batch, len(times), f"{median:.2f}", f"{mean:.2f}", f"{args.batch / mean:.2f}",
-                     f"{steps} x {batch}", f"{full_hours:.0f}", f"{os.getloadavg()[0]:.2f}"])
-        print(f"timed {job}: median {median:.2f} s/step", flush=True)
-    print(f"\n{machine()}; fp32, eager; REAL sizes (ffhq generator, ViT-L-14, {REAL_SIZES.student}), random weights\n")
+        full_hours = steps * mean * default_batch / batch / 3600
+        rows.append([job, batch, len(times), f"{median:.3f}", f"{mean:.3f}", f"{batch / mean:.1f}",
+                     f"{steps} x {default_batch}", f"{full_hours:.2f}", f"{os.getloadavg()[0]:.2f}"])
+        print(f"timed {job}: median {median:.3f} s/step", flush=True)
+    where = f"{torch.cuda.get_device_name(device)}, {amp} autocast" if device.type == "cuda" else "fp32"
+    print(f"\n{machine()}; {where}, eager; REAL sizes (ffhq generator, ViT-L-14, {REAL_SIZES.student}), random weights\n")
     print_table(["job", "batch", "timed steps", "median s/step", "mean s/step", "samples/s",
-                 "full run (steps x batch)", "est. CPU hours", "load avg"], rows)
+                 "full run (steps x batch)", "est. hours", "load avg"], rows)
 
 
 if __name__ == "__main__":

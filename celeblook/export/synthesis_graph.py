@@ -64,7 +64,7 @@ class ExportedBlock(nn.Module):
         keep = torch.arange(block.conv2.weight_pw.shape[0]) if next_order is None else next_order
         self.register_buffer("weight_pw2", block.conv2.weight_pw[keep].clone())
         self.register_buffer("bias2", block.conv2.bias[:, keep].clone())
-        self.register_buffer("haar", haar_mix_matrix(1))  # (4 sub-pixel planes, 4 coefficients)
+        self.register_buffer("haar", haar_mix_matrix(1).to(self.up_weight))  # (4 sub-pixel planes, 4 coefficients)
 
     def forward(self, x: Tensor, w_up: Tensor, w_conv2: Tensor) -> Tensor:
         x = self.upsample(x, w_up)
@@ -98,7 +98,8 @@ class ExportedSynthesis(nn.Module):
         self.register_buffer("conv1_weight", synthesis.conv1.weight[orders[0]].clone())
         self.register_buffer("conv1_bias", synthesis.conv1.bias[:, orders[0]].clone())
         self.blocks = nn.ModuleList(ExportedBlock(b, order) for b, order in zip(blocks, orders[1:]))
-        head, mix = blocks[-1].head, haar_mix_matrix()
+        head = blocks[-1].head
+        mix = haar_mix_matrix().to(head.weight)
         self.head_modulation = head.modulation
         self.register_buffer("head_weight", (mix @ head.weight[:, :, 0, 0])[:, :, None, None])
         self.register_buffer("head_bias", (mix @ head.bias.reshape(12)).reshape(1, 12, 1, 1))

@@ -101,7 +101,7 @@ def calibrate(predictor: StrengthPredictor, generator, encoder, bank: EditBank, 
     strengths = torch.tensor([
         oracle_strength(generator, encoder, w, d, config.target, c_max, size=config.size).strength
         for w, d in zip(wplus, delta)
-    ])
+    ], device=delta.device)
     return predictor.calibrate(strengths, delta)
 
 
