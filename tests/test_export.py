@@ -59,6 +59,14 @@ def test_exported_synthesis_equals_the_generator(size):
         torch.testing.assert_close(ExportedSynthesis(generator.synthesis, size)(wplus), generator(wplus, size=size), atol=1e-5, rtol=0)
 
 
+def test_exported_synthesis_is_built_on_the_generators_device():
+    # a GPU benchmark builds it from a CUDA generator; "meta" stands in for any device that is not the CPU
+    synthesis = Generator(GeneratorConfig(channels=(16, 16, 8, 8, 8, 8, 8, 8))).synthesis.to("meta")
+    exported = ExportedSynthesis(synthesis, 1024)
+    assert {t.device.type for t in exported.state_dict().values()} == {"meta"}
+    assert exported(torch.empty(1, 23, 512, device="meta")).shape == (1, 3, 1024, 1024)
+
+
 def test_every_file_is_listed_single_and_hashed(export_dir, manifest):
     names = {e["file"] for e in manifest["files"]}
     expected = {f"{m}.onnx" for m in ["mapping", "synthesis_1024", "synthesis_512", "synthesis_256", "image_encoder",
