@@ -160,7 +160,7 @@ def test_corrupted_download_is_refused(root, server, how):
 
 
 def test_url_download_checks_the_published_md5(root, server):
-    server.routes["/drive/ckpt"] = (PAYLOAD[:-1] + b"x", "ok")
+    server.routes["/drive/ckpt"] = (PAYLOAD[:-1] + bytes([PAYLOAD[-1] ^ 1]), "ok")  # one bit off (never equal)
     with pytest.raises(WeightsError, match=r"md5 .* does not match the published"):
         weights.download("mobilestylegan_ffhq.ckpt", log=lambda _: None)
     server.routes["/drive/ckpt"] = (b"<html>quota exceeded</html>", "html")
