@@ -14,7 +14,7 @@ On a GPU (``--device cuda``) each job runs at the CLI's default batch and mixed 
 as the CLI), so no scaling is needed.
 
     OMP_WAIT_POLICY=PASSIVE python -m benchmarks.training_throughput [--threads 2] [--steps 5] [--batch 2]
-    python -m benchmarks.training_throughput --device cuda --steps 8
+    python -m benchmarks.training_throughput --device cuda --threads 16 --steps 10
 """
 
 from __future__ import annotations
