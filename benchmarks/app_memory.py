@@ -65,15 +65,7 @@ def real_size_models(clip_file: Path | None = None, image_tower: bool = True) ->
 def prepare(onnx_dir: Path, clip_file: Path) -> None:
     """What the children read, made from one ``real_size_models()``: the real-size ONNX graphs plus the constants
     OrtBackend reads (as the CLI writes them), and the seeded CLIP as a checkpoint file. Skips what exists."""
-    from celeblook.export.onnx import (
-        clip_constants,
-        export_models,
-        generator_graphs,
-        image_encoder_graph,
-        mapper_graph,
-        strength_graph,
-        text_encoder_graph,
-    )
+    from celeblook.export.onnx import clip_constants, export_models, model_graphs
 
     from celeblook.models.clip import save_clip
 
@@ -84,9 +76,7 @@ def prepare(onnx_dir: Path, clip_file: Path) -> None:
         save_clip(clip, clip_file)
     if (onnx_dir / "manifest.json").is_file():
         return
-    graphs = [*generator_graphs(g), image_encoder_graph(m["student"]),
-              text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size),
-              mapper_graph(m["mapper"]), strength_graph(m["strength"])]
+    graphs = model_graphs(g, m["student"], clip, m["mapper"], m["strength"])
     constants = {"preset": "ffhq", "trained": False, "w_avg": g.w_avg[0].tolist(), "n_slots": g.config.n_slots,
                  "sizes": sorted({int(x.name.split("_")[1]) for x in graphs if x.name.startswith("synthesis_")}),
                  "clip": clip_constants(clip.spec.mean, clip.spec.std),

@@ -35,16 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from benchmarks.common import seeded_models, timings_ms  # noqa: E402
 from benchmarks.stylegan2_teacher import StyleGAN2Generator  # noqa: E402
-from celeblook.export.onnx import (  # noqa: E402
-    Graph,
-    export_graph,
-    export_models,
-    generator_graphs,
-    image_encoder_graph,
-    mapper_graph,
-    strength_graph,
-    text_encoder_graph,
-)
+from celeblook.export.onnx import Graph, export_graph, export_models, model_graphs  # noqa: E402
 from celeblook.media import encode_gif, to_uint8  # noqa: E402
 from celeblook.models.clip import eot_length  # noqa: E402
 from celeblook.models.mobilestylegan import Generator  # noqa: E402
@@ -93,9 +84,7 @@ def build_models(quick: bool) -> dict:
 
 def export_all(m: dict, directory: Path) -> dict[str, Path]:
     """Export (or reuse) the graphs this benchmark runs; returns name -> file."""
-    graphs = [*generator_graphs(m["generator"]), image_encoder_graph(m["student"]),
-              text_encoder_graph(m["clip"].text, m["clip"].context_length, m["clip"].tokenizer.vocab_size),
-              mapper_graph(m["mapper"]), strength_graph(m["strength"])]
+    graphs = model_graphs(m["generator"], m["student"], m["clip"], m["mapper"], m["strength"])
     if not (directory / "manifest.json").is_file():
         print(f"exporting ONNX graphs to {directory}", flush=True)
         export_models(graphs, directory, int8=("text_encoder",), progress=lambda s: print("  " + s, flush=True))

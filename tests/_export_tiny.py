@@ -11,14 +11,7 @@ from pathlib import Path
 
 import torch
 
-from celeblook.export.onnx import (
-    export_models,
-    generator_graphs,
-    image_encoder_graph,
-    mapper_graph,
-    strength_graph,
-    text_encoder_graph,
-)
+from celeblook.export.onnx import clip_constants, export_models, model_graphs
 from celeblook.models import create_generator
 from celeblook.models.clip import create_clip
 from celeblook.models.mapper import Mapper, MapperConfig
@@ -43,14 +36,7 @@ def tiny_models():
 
 def tiny_graphs():
     m = tiny_models()
-    clip = m["clip"]
-    return [
-        *generator_graphs(m["generator"]),
-        image_encoder_graph(m["student"]),
-        text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size),
-        mapper_graph(m["mapper"]),
-        strength_graph(m["strength"]),
-    ]
+    return model_graphs(m["generator"], m["student"], m["clip"], m["mapper"], m["strength"])
 
 
 @functools.cache
@@ -61,7 +47,7 @@ def tiny_export(root: Path) -> Path:
     constants = {
         "preset": "tiny",
         "w_avg": m["generator"].w_avg[0].tolist(),
-        "clip": {"size": 224, "mean": list(clip.visual.mean), "std": list(clip.visual.std)},
+        "clip": clip_constants(clip.visual.mean, clip.visual.std),
         "c_max": m["strength"].config.c_max,
     }
     out = root / "tiny_onnx"

@@ -42,7 +42,7 @@ from ..presets import Preset, weights_dir
 from .synthesis_graph import ExportedSynthesis
 
 if TYPE_CHECKING:
-    from ..models.clip import ClipTextTower
+    from ..models.clip import ClipTeacher, ClipTextTower
 
 OPSET = 18  # conservative for onnxruntime-web; opset 17-23 gave identical results (toolchain.md §4)
 MANIFEST = "manifest.json"
@@ -127,6 +127,16 @@ def strength_graph(predictor: nn.Module, n_slots: int = 23) -> Graph:
         "delta": torch.randn(2, n_slots, cfg.style_dim),
     }
     return Graph("strength", predictor, example, ["strength"], {"c_max": cfg.c_max})
+
+
+def model_graphs(
+    generator: Generator, student: nn.Module, clip: ClipTeacher, mapper: nn.Module, strength: nn.Module
+) -> list[Graph]:
+    """Every graph a runtime reads, from models already built (benchmarks, tests); the CLI uses ``build_graphs``,
+    which loads only the models asked for."""
+    return [*generator_graphs(generator), image_encoder_graph(student),
+            text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size),
+            mapper_graph(mapper), strength_graph(strength)]
 
 
 # ---------------------------------------------------------------------------------------------------
