@@ -32,7 +32,7 @@ import torch
 from benchmarks.common import machine, print_table
 
 from celeblook import presets
-from celeblook.models import create_generator
+from celeblook.factory import create_generator
 from celeblook.models.clip import create_clip
 from celeblook.models.student import create_student
 

@@ -221,12 +221,16 @@ def centre_quad(width: int, height: int) -> np.ndarray:
     return np.array([[x0, y0], [x0, y0 + side], [x0 + side, y0 + side], [x0 + side, y0]], np.float64)
 
 
-def align_face(photo: Image.Image, size: int = 1024, already_aligned: bool = False) -> AlignedFace:
+def align_face(photo: Image.Image, size: int = 1024, already_aligned: bool = False, face: int | None = None,
+               label: str = "the photo") -> AlignedFace:
     """Crop and rotate a photo to FFHQ framing at size x size.
 
     ``already_aligned`` skips detection and takes the centred square (for crops that are already FFHQ-like,
     e.g. faces made by this app). When no face is found, an InputError says so and suggests that switch.
+    ``face``: which detected face (this detector reports one); ``label`` names the photo in messages.
     """
+    if face not in (None, 0):
+        raise InputError(f"{label} has 1 detected face; face must be 0, got {face}")
     rgb = np.asarray(photo.convert("RGB"))
     notices: list[str] = []
     if already_aligned:
@@ -237,7 +241,7 @@ def align_face(photo: Image.Image, size: int = 1024, already_aligned: bool = Fal
         found = detect_landmarks(rgb)
         if found is None:
             raise InputError(
-                "no face found in the photo: use a frontal, well-lit face, or tick 'photo is already aligned' "
+                f"no face found in {label}: use a frontal, well-lit face, or tick 'photo is already aligned' "
                 "to use the centred square as it is"
             )
         landmarks, method = found

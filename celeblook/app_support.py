@@ -1,12 +1,15 @@
-"""UI-free helpers of the web app: checking values that arrive through the API, prompts, output files
-and the status report. Nothing here imports Gradio; the app turns the InputErrors raised here into gr.Error.
+"""UI-free pieces of the web app: which uploaded files it may open, the files it hands out, user text made
+safe to show, and the status report. Nothing here imports Gradio; app.py passes in what it needs.
 """
 
 from __future__ import annotations
 
-import math
+import html
+import io
 import os
+import re
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -15,94 +18,108 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import text as text_module
 from .errors import InputError
 
-PROMPT_MAX_CHARS = 1000  # a guard: CLIP reads only 77 tokens (~300 characters) and says so; more never reaches it
+NOT_AN_UPLOAD = "the photo did not arrive as an upload: upload it again"
 README_SECTION = "In the browser"
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
 
-def check_number(name: str, value: object, low: float, high: float, integer: bool = False) -> float | int:
-    """``value`` as a number within [low, high]; API clients can send anything, slider bounds are not enforced."""
-    if isinstance(value, bool) or value is None:
-        raise InputError(f"{name} must be a number, got {value!r}")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or not low <= number <= high:
-        raise InputError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
-    if integer:
-        if number != int(number):
-            raise InputError(f"{name} must be a whole number, got {value!r}")
-        return int(number)
-    return number
+def uploaded_file(payload: object, upload_root: str | Path) -> str | None:
+    """The path of the file behind a photo input, when the framework's upload received it, else InputError.
+
+    A client can name any path in its request; only files inside ``upload_root`` (where Gradio stores what it
+    received) are opened. Every other path gets the same message, whether or not it exists, so a request
+    learns nothing about the server's disk.
+    """
+    if payload is None:
+        return None
+    path = payload.get("path") if isinstance(payload, dict) else payload
+    if not isinstance(path, str) or not path:
+        raise InputError(NOT_AN_UPLOAD)
+    root = os.path.realpath(upload_root)
+    real = os.path.realpath(path)  # symlinks and '..' resolved before the comparison
+    if os.path.commonpath([root, real]) != root or real == root:
+        raise InputError(NOT_AN_UPLOAD)
+    return real
 
 
-def check_choice(name: str, value: object, choices: list) -> object:
-    """``value`` when it is one of ``choices`` (compared as text, so "512" and 512 both match 512)."""
-    for choice in choices:
-        if str(value) == str(choice):
-            return choice
-    raise InputError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+def escape_markdown(text: str) -> str:
+    """Text shown as itself inside Markdown: HTML entities for markup, backslashes before Markdown syntax."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
-def check_prompt(prompt: object, name: str = "prompt") -> tuple[str, list[str]]:
-    """A cleaned prompt and notices: empty or whitespace-only prompts are refused, overlong ones cut
-    (so a megabyte of text never reaches the tokenizer; CLIP's own 77-token cut is reported by the pipeline)."""
-    text = " ".join(text_module.check_prompt(prompt, name).split())
-    if len(text) > PROMPT_MAX_CHARS:
-        return text[:PROMPT_MAX_CHARS], [f"the {name} was cut to its first {PROMPT_MAX_CHARS} characters"]
-    return text, []
+def notes_markdown(lines: list[str]) -> str:
+    """Notices (which may quote what the user typed) as a Markdown list that renders them as plain text."""
+    return "\n".join(f"- {escape_markdown(line)}" for line in dict.fromkeys(lines))
 
 
 class OutputDir:
-    """A private temporary folder for the files the app hands out; files older than ``max_age_s`` are pruned
-    whenever a new one is made, so a long-running server does not fill its disk."""
+    """The files the app hands out: each written once under a unique name (to a temporary name, then renamed),
+    never rewritten while a download may be streaming it; pruned by age and by total size.
 
-    def __init__(self, max_age_s: float = 3600.0):
-        self.root = Path(tempfile.mkdtemp(prefix="celeblook-app-"))
+    Put ``root`` inside the framework's upload/cache folder so the files are served from here, not copied.
+    """
+
+    def __init__(self, root: str | Path | None = None, max_age_s: float = 3600.0, max_bytes: int = 512 * 2**20):
+        base = Path(root) if root is not None else Path(tempfile.gettempdir())
+        base.mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="celeblook-", dir=base))
         self.max_age_s = max_age_s
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
 
-    def path(self, stem: str, suffix: str) -> Path:
-        self._prune()
-        return self.root / f"{stem}-{uuid.uuid4().hex[:10]}{suffix}"
+    def write(self, data: bytes, stem: str, suffix: str) -> Path:
+        """``data`` under a new unique name; returns the path."""
+        path = self.root / f"{stem}-{uuid.uuid4().hex[:12]}{suffix}"
+        tmp = self.root / f".{path.name}.part"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        self._prune(keep=path)
+        return path
 
     def save_png(self, image: Image.Image, stem: str = "face") -> Path:
-        path = self.path(stem, ".png")
-        image.save(path)
-        return path
+        return self.write(_png_bytes(image), stem, ".png")
 
     def save_latent(self, wplus: torch.Tensor | np.ndarray, stem: str = "latent") -> Path:
         """W+ as a (23, 512) float32 .npy, loadable with ``numpy.load``."""
-        path = self.path(stem, ".npy")
         array = wplus.detach().cpu().numpy() if isinstance(wplus, torch.Tensor) else np.asarray(wplus)
-        np.save(path, array.astype(np.float32))
-        return path
+        buffer = io.BytesIO()
+        np.save(buffer, array.astype(np.float32))
+        return self.write(buffer.getvalue(), stem, ".npy")
 
-    def _prune(self) -> None:
-        cutoff = time.time() - self.max_age_s
-        for old in self.root.iterdir():
-            try:
-                if old.stat().st_mtime < cutoff:
-                    old.unlink()
-            except FileNotFoundError:  # pruned by a concurrent request
-                pass
+    def _prune(self, keep: Path) -> None:
+        """Oldest first: files past ``max_age_s``, then more until the folder holds at most ``max_bytes``."""
+        with self._lock:
+            files = []
+            for path in self.root.iterdir():
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                files.append((stat.st_mtime, stat.st_size, path))
+            files.sort()
+            total = sum(size for _, size, _ in files)
+            cutoff = time.time() - self.max_age_s
+            for mtime, size, path in files:
+                if path == keep or (mtime >= cutoff and total <= self.max_bytes):
+                    continue
+                path.unlink(missing_ok=True)  # a download already streaming keeps reading the unlinked file
+                total -= size
 
 
-def readme_link() -> str:
-    """Where the README's "In the browser" section lives: the Space's README when running on Hugging Face
-    Spaces (``SPACE_ID``), ``$CELEBLOOK_README_URL`` when set, else the local README file."""
-    anchor = "#" + README_SECTION.lower().replace(" ", "-")
-    if os.environ.get("CELEBLOOK_README_URL"):
-        return os.environ["CELEBLOOK_README_URL"].split("#")[0] + anchor
-    if os.environ.get("SPACE_ID"):
-        return f"https://huggingface.co/spaces/{os.environ['SPACE_ID']}/blob/main/README.md{anchor}"
-    return f"/gradio_api/file=README.md{anchor}"
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
-def readme_section(readme: Path, title: str = README_SECTION) -> str | None:
-    """The text of one ``##`` section of the README (shown in the app's Status tab), or None."""
+def readme_section(readme: Path, title: str = README_SECTION, link_base: str | None = None) -> str | None:
+    """The text of one ``##`` section of the README (shown in the app's Status tab), or None.
+
+    Relative links point at files of the repository: they become links under ``link_base`` (the Space's
+    repository) when given, else plain file names, since the app does not serve the repository.
+    """
     if not readme.is_file():
         return None
     lines = readme.read_text(encoding="utf-8").splitlines()
@@ -114,5 +131,25 @@ def readme_section(readme: Path, title: str = README_SECTION) -> str | None:
                 if following.startswith("#") and len(following) - len(following.lstrip("#")) <= level:
                     break
                 body.append(following)
-            return "\n".join(body).strip()
+            return _relative_links("\n".join(body).strip(), link_base)
+    return None
+
+
+def _relative_links(markdown: str, link_base: str | None) -> str:
+    def fix(match: re.Match) -> str:
+        text, target = match.group(1), match.group(2)
+        if re.match(r"^[a-z]+:|^#|^/", target):
+            return match.group(0)
+        return f"[{text}]({link_base.rstrip('/')}/{target})" if link_base else f"`{target}`"
+
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", fix, markdown)
+
+
+def repository_url() -> str | None:
+    """Where the repository's files can be read: the Space's tree on Hugging Face (``SPACE_ID``),
+    ``$CELEBLOOK_REPO_URL``, or None when running from a local checkout."""
+    if os.environ.get("CELEBLOOK_REPO_URL"):
+        return os.environ["CELEBLOOK_REPO_URL"]
+    if os.environ.get("SPACE_ID"):
+        return f"https://huggingface.co/spaces/{os.environ['SPACE_ID']}/blob/main"
     return None

@@ -25,9 +25,10 @@ from PIL import Image
 
 from .errors import InputError, WeightsError
 from .media import to_uint8
-from .models.strength import TARGET_SIMILARITY
+from .limits import TARGET_SIMILARITY
 from .pipeline import Pipeline
-from .presets import Preset, get_preset, weights_dir
+from .files import weights_dir
+from .presets import Preset, get_preset
 
 Progress = Callable[[float, str], None]
 
@@ -46,7 +47,7 @@ class EvalConfig:
 def require_heads(preset: Preset) -> None:
     """Trained presets: a WeightsError naming every missing head's train command, before loading anything."""
     from .models.mapper import TRAIN_COMMAND
-    from .pipeline import STRENGTH_TRAIN_COMMAND
+    from .models.strength import TRAIN_COMMAND as STRENGTH_TRAIN_COMMAND
 
     if not preset.trained:
         return

@@ -1,10 +1,17 @@
-"""Small file helpers shared by every writer and checker of our weights and exports."""
+"""Where our files live, and small helpers shared by every writer and checker of weights, exports and outputs."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
+
+WEIGHTS_ENV = "CELEBLOOK_WEIGHTS"
+
+
+def weights_dir() -> Path:
+    """Where downloaded, converted and trained weights live (``weights/`` of the checkout by default)."""
+    return Path(os.environ.get(WEIGHTS_ENV, Path(__file__).resolve().parent.parent / "weights"))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError
+from .limits import MAX_GIF_FRAMES
 
 # --- GIF -------------------------------------------------------------------------------------------------
 
-MAX_GIF_FRAMES = 96  # after ping-pong
 MAX_GIF_SIDE = 512
 MAX_GIF_BYTES = 8 * 2**20
 MIN_GIF_SIDE = 64  # below this a GIF that is still too many bytes is refused rather than shrunk further

@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from .errors import InputError
 from .models.mobilestylegan import GeneratorConfig
 
 PRESET_ENV = "CELEBLOOK_PRESET"
-WEIGHTS_ENV = "CELEBLOOK_WEIGHTS"
 DEFAULT_PRESET = "ffhq"
-
-
-def weights_dir() -> Path:
-    """Where downloaded, converted and trained weights live (``weights/`` of the checkout by default)."""
-    return Path(os.environ.get(WEIGHTS_ENV, Path(__file__).resolve().parent.parent / "weights"))
 
 
 @dataclass(frozen=True)
@@ -67,5 +61,5 @@ def get_preset(name: str | None = None) -> Preset:
     """The named preset, else ``$CELEBLOOK_PRESET``, else ``ffhq``."""
     name = name or os.environ.get(PRESET_ENV) or DEFAULT_PRESET
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        raise InputError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     return PRESETS[name]

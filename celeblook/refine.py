@@ -22,11 +22,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .errors import InputError
 
 Progress = Callable[[float, str], None]
 REFINE_SIZE = 256
-MAX_STEPS = 2000
 
 
 @dataclass
@@ -48,8 +46,6 @@ def optimize_wplus(
     progress: Progress | None = None, label: str = "optimising",
 ) -> Optimized:
     """Adam on the used slots of ``start`` (1,23,512); ``loss_fn(wplus, image@256) -> scalar``."""
-    if not 0 <= steps <= MAX_STEPS:
-        raise InputError(f"optimisation steps must be 0..{MAX_STEPS}, got {steps}")
     used = generator.config.n_slots - 1
     free = start[:, :used].detach().clone().requires_grad_(True)
     dead = start[:, used:].detach()

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .errors import InputError
-from .models.strength import C_MAX, TARGET_SIMILARITY
+from .limits import C_MAX, TARGET_SIMILARITY
 
 
 def edit_embeddings(

@@ -2,9 +2,8 @@
 
 * ``embed_prompts``: unit-norm E_T embeddings; a prompt longer than the 77-token context is cut and a
   notice says so (it reaches the user through ``Result.notices``), never silently.
-* ``text_latent``: text to face, ``W+ = w_c + f(e_T - e_c)``: the mapper reads a text embedding in place
-  of an image embedding (shared CLIP space, arXiv 2210.04506). CLIP's image/text gap makes this a rough
-  face; the CLIP-guided path in refine.py is the slow, closer alternative.
+* ``check_prompt``: the one check of a prompt a person typed: text with something to read in it (zero-width
+  and control characters do not count), whitespace collapsed, cut to ``PROMPT_MAX_CHARS`` with a notice.
 * ``edit_direction``: ``delta = f(e_T(target)) - f(e_T(source))``. The difference of two text codes
   cancels most of the image/text gap that a single text code carries. The source is a neutral prompt
   (``DEFAULT_SOURCE``) or, optionally, an image embedding (e.g. the photo's own). When the two
@@ -13,6 +12,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 from collections.abc import Callable
 
@@ -24,12 +24,21 @@ from .models.mapper import Mapper
 
 DEFAULT_SOURCE = "a face"
 SOURCE_FROM_IMAGE = "<image>"  # edit source: the image embedding of the face being edited
+PROMPT_MAX_CHARS = 1000  # a guard: CLIP reads only 77 tokens (~300 characters) and says so; more never reaches it
 
 
-def check_prompt(prompt: object, name: str = "prompt") -> str:
-    if not isinstance(prompt, str) or not prompt.strip():
+def check_prompt(prompt: object, name: str = "prompt") -> tuple[str, list[str]]:
+    """(the cleaned prompt, notices); InputError for anything that is not text with visible characters."""
+    if not isinstance(prompt, str):
+        raise InputError(f"the {name} must be text, got {type(prompt).__name__}")
+    # zero-width and control characters (categories Cf, Cc) are invisible: a prompt of only those is empty
+    visible = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in prompt)
+    text = " ".join(visible.split())
+    if not text:
         raise InputError(f"the {name} is empty; type a description such as 'a smiling woman with red hair'")
-    return prompt.strip()
+    if len(text) > PROMPT_MAX_CHARS:
+        return text[:PROMPT_MAX_CHARS], [f"the {name} was cut to its first {PROMPT_MAX_CHARS} characters"]
+    return text, []
 
 
 def embed_prompts(clip, prompts: list[str], encode_tokens: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, list[str]]:
@@ -37,7 +46,6 @@ def embed_prompts(clip, prompts: list[str], encode_tokens: Callable[[Tensor], Te
 
     ``encode_tokens``: another runner of the text tower for the (N,77) tokens (the ONNX Runtime backend).
     """
-    prompts = [check_prompt(p) for p in prompts]
     tokens, truncated = clip.tokenize(prompts)
     if encode_tokens is not None:
         embeddings = encode_tokens(tokens)
@@ -57,12 +65,6 @@ def vary_embedding(embedding: Tensor, scale: float, seed: int) -> Tensor:
     perturbed text features); seed-determined through its own torch.Generator."""
     noise = torch.randn(embedding.shape, generator=torch.Generator().manual_seed(seed)).to(embedding)
     return embedding + scale * noise / noise.norm(dim=-1, keepdim=True)
-
-
-@torch.no_grad()
-def text_latent(mapper: Mapper, text_embedding: Tensor) -> Tensor:
-    """(N,768) -> W+ (N,23,512) = w_c + f(e_T - e_c)."""
-    return mapper(text_embedding)
 
 
 @torch.no_grad()

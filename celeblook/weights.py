@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import InputError, WeightsError
-from .presets import weights_dir
+from .files import weights_dir
 
 MANIFEST_NAME = "manifest.json"
 HASH_CACHE_NAME = ".hashes.json"

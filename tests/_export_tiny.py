@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from celeblook.export.onnx import clip_constants, export_models, model_graphs
-from celeblook.models import create_generator
+from celeblook.factory import create_generator
 from celeblook.models.clip import create_clip
 from celeblook.models.mapper import Mapper, MapperConfig
 from celeblook.models.strength import StrengthConfig, StrengthPredictor

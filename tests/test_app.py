@@ -3,34 +3,53 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
+from pathlib import Path
 
 os.environ["CELEBLOOK_PRESET"] = "tiny"
 
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import app
+from celeblook import app_support
+from celeblook.pipeline import PhotoStart
 from synthetic_face import wild_photo
 
 
+def uploaded(path: Path) -> dict:
+    """What Gradio hands the handler for an upload: a file inside its upload folder."""
+    folder = Path(app.UPLOADS) / f"test-{uuid.uuid4().hex}"
+    folder.mkdir(parents=True)
+    return {"path": str(shutil.copy(path, folder / path.name))}
+
+
 @pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> str:
+def photo_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("photos") / "wild.jpg"
     wild_photo(10.0)[0].save(path, quality=92)
-    return str(path)
+    return path
 
 
-def test_invert_aligns_reconstructs_and_offers_downloads(photo):
-    crop, face, similarity, files, notes, state = app.invert({"path": photo}, False, 0, 256)
-    assert crop.size == (1024, 1024) and face.size == (256, 256)
-    assert -1.0 <= similarity <= 1.0
+@pytest.fixture(scope="module")
+def photo(photo_file) -> dict:
+    return uploaded(photo_file)
+
+
+def test_invert_aligns_reconstructs_and_offers_downloads(photo, photo_file):
+    crop, face, similarity, files, notes, state = app.invert(photo, False, 0, 256)
+    assert Image.open(crop).size == (1024, 1024) and Image.open(face).size == (256, 256)
+    expected = app.PIPELINE.invert(PhotoStart(str(photo_file)), size=256).faces[0]
+    assert similarity == pytest.approx(expected.scores["clip_similarity"], abs=1e-4)
     png, npy = files
     assert Image.open(png).size == (256, 256)
     latent = np.load(npy)
     assert latent.shape == (23, 512) and latent.dtype == np.float32
-    np.testing.assert_array_equal(latent, state["wplus"])
+    np.testing.assert_array_equal(latent, state.wplus.numpy())
     assert "untrained" in notes
 
 
@@ -39,21 +58,33 @@ def test_seed_fully_determines_random_faces():
     gallery_b, _, _ = app.random_face(6, 1, 0.7, 256)
     again, _, _ = app.random_face(5, 3, 0.7, 256)
     assert [caption for _, caption in gallery_a] == ["seed 5", "seed 6", "seed 7"]
-    pixels = [np.asarray(image) for image, _ in gallery_a]
-    np.testing.assert_array_equal(pixels[1], np.asarray(gallery_b[0][0]))
-    np.testing.assert_array_equal(pixels[0], np.asarray(again[0][0]))
+    pixels = [np.asarray(Image.open(path)) for path, _ in gallery_a]
+    np.testing.assert_array_equal(pixels[1], np.asarray(Image.open(gallery_b[0][0])))
+    np.testing.assert_array_equal(pixels[0], np.asarray(Image.open(again[0][0])))
     assert np.abs(pixels[0].astype(int) - pixels[1]).mean() > 1  # different seeds, different faces
+    assert gallery_a[0][0] != again[0][0]  # the same face twice: two files, neither rewritten
 
 
 def test_text_to_face_cuts_overlong_prompts_with_a_notice():
-    face, score, files, notes, _ = app.text_to_face("a smiling woman " * 40, 3, 0.7, 0, 256)
-    assert face.size == (256, 256) and -1 <= score <= 1 and len(files) == 2
+    face, score, files, notes, state = app.text_to_face("a smiling woman " * 40, 3, 0.7, 0, 256)
+    assert Image.open(face).size == (256, 256) and len(files) == 2
+    assert score == pytest.approx(app.PIPELINE.text_to_face("a smiling woman " * 40, 3, 0.7, 256).faces[0].scores["text_score"], abs=1e-4)
     assert "truncated to 77 tokens" in notes
     _, _, _, notes, _ = app.text_to_face("a smiling woman " * 200, 3, 0.7, 0, 256)
     assert "cut to its first 1000 characters" in notes
-    for empty in ("", "   \n "):
+    for empty in ("", "   \n ", "\u200b\u200b"):
         with pytest.raises(gr.Error, match="empty"):
             app.text_to_face(empty, 0, 0.7, 0, 256)
+
+
+def test_user_text_is_escaped_in_notes_and_errors():
+    hostile = "<img src=x onerror=alert(1)> **bold** [link](javascript:alert(1)) " + "word " * 80
+    _, _, _, notes, _ = app.text_to_face(hostile, 3, 0.7, 0, 256)
+    assert "<img" not in notes and "&lt;img src=x onerror=alert\\(1\\)&gt;" in notes
+    assert "\\*\\*bold\\*\\*" in notes and "\\[link\\]\\(javascript:aler" in notes  # the notice quotes 60 characters
+    with pytest.raises(gr.Error) as caught:
+        app.random_face("<b>1</b>", 1, 0.7, 256)
+    assert "<b>" not in caught.value.message and "&lt;b&gt;" in caught.value.message
 
 
 def test_edit_from_the_last_face_shows_each_strength_and_a_sweep_gif():
@@ -64,36 +95,61 @@ def test_edit_from_the_last_face_shows_each_strength_and_a_sweep_gif():
     rows = {row[0]: row for row in table}
     assert rows["manual"][1] == pytest.approx(0.3)
     assert 0 <= rows["oracle"][1] <= app.C_MAX and rows["oracle"][4] > 1  # the oracle's cost in generator calls
-    assert manual.size == oracle.size == original.size == (256, 256)
+    assert Image.open(manual).size == Image.open(oracle).size == Image.open(original).size == (256, 256)
     assert 0 < rows["learned"][1] < app.C_MAX and rows["learned"][4] == rows["manual"][4]  # learned C costs no extra render
     gif_image = Image.open(gif)
     assert gif == gif_file and gif_image.n_frames == 2 * 5 - 2 and gif_image.info["loop"] == 0
-    np.testing.assert_array_equal(state["wplus"], last["wplus"])  # edits do not replace the face being edited
+    assert torch.equal(state.wplus, last.wplus)  # edits do not replace the face being edited
+    outputs = app.edit("last face", None, False, "a big smile", "", 0.3, False, 0, 256, last)
+    assert outputs[3] is None and outputs[5] is None  # nothing asked, nothing made
     with pytest.raises(gr.Error, match="no face yet"):
         app.edit("last face", None, False, "smile", "", 0.3, False, 0, 256, None)
 
 
 @pytest.mark.parametrize("mode", ["interpolate", "style mix"])
 def test_morph_makes_a_bounded_gif(photo, mode):
-    gif, gif_file, mixed, _ = app.morph("photo", {"path": photo}, "prompt", None, "a famous actor", False, mode, 8, 4, 90, True, 128, None)
+    gif, gif_file, mixed, _ = app.morph("photo", photo, False, "prompt", None, False, "a famous actor", mode, 8, 4, 90, True, 128, None)
     image = Image.open(gif)
     assert image.n_frames == 6 and image.size == (128, 128) and image.info["duration"] == 90
     assert (mixed is not None) == (mode == "style mix")
 
 
+def test_photo_slots_open_only_uploads(tmp_path):
+    """A path named in a request is refused with the same words whether or not the file exists."""
+    server_file = Path(app.__file__).resolve().parent / "docs" / "screenshot.png"
+    messages = set()
+    for payload in ({"path": str(server_file)}, {"path": str(tmp_path / "missing.png")}, str(server_file),
+                    {"path": str(Path(app.UPLOADS) / ".." / "etc.png")}, {"path": app.UPLOADS}, {"url": "x"}, 5):
+        with pytest.raises(gr.Error) as caught:
+            app.invert(payload, True, 0, 256)
+        messages.add(caught.value.message)
+    assert messages == {app_support.NOT_AN_UPLOAD}
+    link = Path(app.UPLOADS) / f"link-{uuid.uuid4().hex}.png"
+    link.symlink_to(server_file)  # a link inside the upload folder to a file outside it
+    try:
+        with pytest.raises(gr.Error, match="did not arrive as an upload"):
+            app.invert({"path": str(link)}, True, 0, 256)
+    finally:
+        link.unlink()
+
+
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda: app.random_face(-1, 1, 0.7, 256), "seed must be between"),
+        (lambda: app.random_face(-1, 1, 0.7, 256), "seed must be from 0"),
         (lambda: app.random_face(0, 99, 0.7, 256), "number of faces"),
         (lambda: app.random_face(0, 1, float("nan"), 256), "truncation"),
         (lambda: app.random_face(0, 1, 0.7, 300), "size must be one of"),
+        (lambda: app.random_face(None, 1, 0.7, 256), "seed is missing"),
         (lambda: app.text_to_face("x", "abc", 0.7, 0, 256), "seed must be a number"),
+        (lambda: app.text_to_face(123, 0, 0.7, 0, 256), "the prompt must be text, got int"),
         (lambda: app.invert(None, False, 0, 256), "no photo"),
-        (lambda: app.invert({"path": "/nonexistent.png"}, False, 0, 256), "not found"),
-        (lambda: app.edit("photo", None, False, "smile", "", 5.0, False, 0, 256, None), "manual C"),
-        (lambda: app.morph("photo", None, "prompt", None, "x", False, "blend", 8, 4, 90, True, 128, None), "mode"),
-        (lambda: app.morph("photo", None, "prompt", None, "x", False, "interpolate", 8, 500, 90, True, 128, None), "frames"),
+        (lambda: app.edit("photo", None, False, "smile", "", 5.0, False, 0, 256, None), "strength must be"),
+        (lambda: app.edit("sideways", None, False, "smile", "", 0.1, False, 0, 256, None), "start from must be one of"),
+        (lambda: app.edit("photo", None, False, "smile", "", 0.1, False, 1, 256, None), "frames must be from 2"),
+        (lambda: app.morph("photo", None, False, "prompt", None, False, "x", "blend", 8, 4, 90, True, 128, None), "mode"),
+        (lambda: app.morph("photo", None, False, "prompt", None, False, "x", "interpolate", 8, 500, 90, True, 128, None), "frames"),
+        (lambda: app.morph("photo", None, False, "prompt", None, False, "x", "interpolate", 8, 4, 90, True, 100, None), "GIF size"),
     ],
 )
 def test_out_of_range_values_are_refused_with_a_reason(call, message):
@@ -101,12 +157,46 @@ def test_out_of_range_values_are_refused_with_a_reason(call, message):
         call()
 
 
-def test_status_names_the_preset_and_the_untrained_banner():
+def test_morph_says_which_photo_has_no_face(photo, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (300, 300), "gray").save(blank)
+    with pytest.raises(gr.Error, match="no face found in the second photo"):
+        app.morph("photo", photo, False, "photo", uploaded(blank), False, "", "interpolate", 8, 4, 90, True, 128, None)
+    with pytest.raises(gr.Error, match="no face found in the photo"):
+        app.morph("photo", uploaded(blank), False, "photo", photo, False, "", "interpolate", 8, 4, 90, True, 128, None)
+    gif, *_ = app.morph("photo", photo, False, "photo", uploaded(blank), True, "", "interpolate", 8, 2, 90, False, 128, None)
+    assert Image.open(gif).n_frames == 2  # the second photo's own "already aligned" box
+
+
+def test_every_control_offers_only_what_the_pipeline_accepts():
+    limits = app.PIPELINE.limits
+    assert limits == app.LIMITS
+    sliders = {c.label: c for c in app.demo.blocks.values() if isinstance(c, gr.Slider)}
+    psi = [s for label, s in sliders.items() if label.startswith("Truncation")]
+    assert psi and all((s.minimum, s.maximum) == (limits.psi.low, limits.psi.high) for s in psi)
+    for slider in psi:  # the slider's ends run
+        app.PIPELINE.random_faces(0, psi=slider.maximum, size=256)
+    radios = [c for c in app.demo.blocks.values() if isinstance(c, gr.Radio) and c.label.startswith(("Output size", "Size"))]
+    assert radios and all([value for _, value in r.choices] == list(limits.sizes) for r in radios)
+
+
+def test_status_names_the_preset_the_limits_and_the_browser_section():
     status = app.status_markdown()
-    assert "tiny" in status and "In the browser" in status and "#in-the-browser" in status
+    assert "tiny" in status and "Run it on your own device" in status and "bash dev.sh app" in status
+    assert "/gradio_api/file=" not in status and "](web/README.md)" not in status  # no links the app cannot serve
+    assert "slow request" in status
     for line in app.PIPELINE.missing():
         assert line in status
     assert "Untrained" in app.banner_markdown()
+
+
+def test_output_folder_is_bounded_by_size_and_never_rewrites(tmp_path):
+    out = app_support.OutputDir(tmp_path, max_bytes=3000)
+    paths = [out.write(bytes([i]) * 1000, "x", ".bin") for i in range(6)]
+    assert len(set(paths)) == 6
+    left = sorted(out.root.iterdir())
+    assert sum(p.stat().st_size for p in left) <= 3000 and paths[-1] in left and paths[0] not in left
+    assert not [p for p in left if p.name.startswith(".")]  # no temporary files stay behind
 
 
 def test_real_preset_without_weights_starts_and_says_what_is_missing(tmp_path):

@@ -1,10 +1,14 @@
-"""The launched app called over HTTP with gradio_client: every endpoint, session state, 8 concurrent
-clients, and bad input through the API (the server keeps answering)."""
+"""The launched app called over HTTP as outside callers do (gradio_client and raw HTTP): every endpoint,
+session state, concurrency, queue lanes, bad input through the API, and files that were never uploaded."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 os.environ["CELEBLOOK_PRESET"] = "tiny"
 
@@ -15,13 +19,15 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
+from celeblook.app_support import NOT_AN_UPLOAD
 from net import free_port
 from synthetic_face import wild_photo
 
 
 @pytest.fixture(scope="module")
 def url():
-    _, local_url, _ = app.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    _, local_url, _ = app.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                                      quiet=True, **app.LAUNCH)
     yield local_url
     app.demo.close()
 
@@ -38,6 +44,21 @@ def photo(tmp_path_factory) -> str:
     return str(path)
 
 
+def raw_call(url: str, endpoint: str, data: list) -> tuple[str, object]:
+    """POST /gradio_api/call/<endpoint> as a plain HTTP client, then read the event stream: (event, data)."""
+    request = urllib.request.Request(f"{url}gradio_api/call/{endpoint}", json.dumps({"data": data}).encode(),
+                                     {"Content-Type": "application/json"})
+    event_id = json.load(urllib.request.urlopen(request, timeout=60))["event_id"]
+    event = None
+    with urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event_id}", timeout=120) as stream:
+        for line in stream.read().decode().splitlines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                return event, json.loads(line.split(":", 1)[1])
+    raise AssertionError("the event stream ended without a result")
+
+
 def test_every_endpoint_is_public(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/random_face", "/invert", "/text_to_face", "/edit", "/morph"} <= names
@@ -46,25 +67,30 @@ def test_every_endpoint_is_public(client):
 def test_invert_then_edit_the_last_face_in_the_same_session(client, photo):
     crop, face, similarity, files, notes = client.predict(handle_file(photo), False, 0, 256, api_name="/invert")
     assert Image.open(crop).size == (1024, 1024) and Image.open(face).size == (256, 256)
-    assert -1 <= similarity <= 1 and "untrained" in notes
+    direct = app.PIPELINE.invert(photo, size=256).faces[0]
+    assert similarity == pytest.approx(direct.scores["clip_similarity"], abs=1e-4) and "untrained" in notes
     assert sorted(os.path.splitext(f)[1] for f in files) == [".npy", ".png"]
     inverted = np.load(next(f for f in files if f.endswith(".npy")))
-    assert inverted.shape == (23, 512) and np.isfinite(inverted).all()
+    np.testing.assert_allclose(inverted, direct.wplus.numpy(), atol=1e-5)
 
     out = client.predict("last face", None, False, "a big smile", "", 0.25, True, 4, 256, api_name="/edit")
     original, manual, learned, oracle, table, gif, gif_file, notes = out
     np.testing.assert_array_equal(np.asarray(Image.open(original)), np.asarray(Image.open(face)))  # edits the inversion
     rows = {row[0]: row for row in table["data"]}
+    expected = app.PIPELINE.edit(direct, "a big smile", strengths=[0.25], size=256).variants[0].face.scores
     assert rows["manual"][1] == pytest.approx(0.25) and rows["oracle"][4] > 1
-    assert -1 <= rows["manual"][2] <= 1.0001 and -1 <= rows["manual"][3] <= 1
+    assert rows["manual"][2] == pytest.approx(expected["clip_similarity"], abs=1e-3)
+    assert rows["manual"][3] == pytest.approx(expected["text_score"], abs=1e-3)
     assert Image.open(gif).n_frames == 6 and Image.open(gif_file).info["loop"] == 0
 
 
 def test_text_to_face_and_morph(client, photo):
     face, score, files, notes = client.predict("a smiling woman with red hair", 7, 0.7, 0, 512, api_name="/text_to_face")
-    assert Image.open(face).size == (512, 512) and -1 <= score <= 1 and len(files) == 2
+    expected = app.PIPELINE.text_to_face("a smiling woman with red hair", 7, 0.7, 512).faces[0]
+    assert np.array_equal(np.asarray(Image.open(face)), np.asarray(expected.image))
+    assert score == pytest.approx(expected.scores["text_score"], abs=1e-4) and len(files) == 2
     gif, gif_file, mixed, notes = client.predict(
-        "photo", handle_file(photo), "prompt", None, "a famous actress", False, "style mix", 10, 5, 60, False, 256,
+        "photo", handle_file(photo), False, "prompt", None, False, "a famous actress", "style mix", 10, 5, 60, False, 256,
         api_name="/morph",
     )
     image = Image.open(gif)
@@ -72,25 +98,76 @@ def test_text_to_face_and_morph(client, photo):
     assert Image.open(mixed).size == (256, 256)
 
 
-def test_eight_concurrent_clients_each_get_their_own_seed(url, tmp_path):
-    def session(worker: int) -> list[tuple[int, np.ndarray]]:
-        own = Client(url, verbose=False, download_files=str(tmp_path / str(worker)))
-        answers = []
-        for request in range(5):
-            seed = 1000 + 10 * worker + request
-            gallery, _ = own.predict(seed, 1, 0.6, 256, api_name="/random_face")
-            answers.append((seed, np.asarray(Image.open(gallery[0]["image"]).convert("RGB"))))
-        return answers
+def test_numbers_sent_as_text_work_as_the_api_page_shows(url, client):
+    """The API page documents size as Literal['256', '512', '1024']: a copied call with size="256" runs."""
+    info = json.load(urllib.request.urlopen(f"{url}gradio_api/info", timeout=30))
+    size = next(p for p in info["named_endpoints"]["/random_face"]["parameters"] if p["parameter_name"] == "size")
+    assert "'256'" in size["python_type"]["type"]
+    as_text, _ = client.predict("3", "1", "0.7", "256", api_name="/random_face")
+    as_numbers, _ = client.predict(3, 1, 0.7, 256, api_name="/random_face")
+    assert Image.open(as_text[0]["image"]).tobytes() == Image.open(as_numbers[0]["image"]).tobytes()
 
-    with ThreadPoolExecutor(8) as pool:
-        answers = [a for batch in pool.map(session, range(8)) for a in batch]
-    assert len(answers) == 40
+
+def test_a_server_file_named_in_a_photo_slot_is_refused_without_a_hint(url):
+    """A raw HTTP call naming a path on the server: refused with the same words whether the file exists or not."""
+    screenshot = str(Path(app.__file__).resolve().parent / "docs" / "screenshot.png")
+    answers = [raw_call(url, "invert", [{"path": path}, True, 0, 256])
+               for path in (screenshot, "/etc/passwd", "/nonexistent/x.png", "docs/screenshot.png")]
+    answers.append(raw_call(url, "morph", ["photo", {"path": screenshot}, True, "prompt", None, False, "x",
+                                           "interpolate", 8, 2, 90, False, 128]))
+    for event, data in answers:
+        assert event == "error" and NOT_AN_UPLOAD in json.dumps(data)
+    assert len({json.dumps(data) for _, data in answers}) == 1  # nothing tells the paths apart
+
+
+def test_bad_values_through_the_raw_api_get_the_apps_own_message(url):
+    for endpoint, data, message in [
+        ("random_face", [None, 1, 0.7, 256], "seed is missing"),
+        ("random_face", ["abc", 1, 0.7, 256], "seed must be a number, got 'abc'"),
+        ("random_face", [0, 1, "high", 256], "truncation psi must be a number"),
+        ("text_to_face", ["a face", 0, 0.7, 0, "huge"], "size must be one of 256, 512, 1024"),
+        ("text_to_face", [123, 0, 0.7, 0, 256], "the prompt must be text, got int"),
+        ("text_to_face", [None, 0, 0.7, 0, 256], "the prompt must be text"),
+    ]:
+        event, answer = raw_call(url, endpoint, data)
+        assert event == "error" and message in json.dumps(answer), (endpoint, data, answer)
+
+
+def test_concurrent_identical_requests_all_download_whole_files(url, tmp_path):
+    """16 concurrent /random_face calls over 4 seeds, 5 times: every download complete, one picture per seed."""
+    def call(job: tuple[int, int]) -> tuple[int, bytes]:
+        round_, worker = job
+        own = Client(url, verbose=False, download_files=str(tmp_path / f"{round_}-{worker}"))
+        seed = 200 + worker % 4
+        gallery, _ = own.predict(seed, 1, 0.6, 256, api_name="/random_face")
+        return seed, np.asarray(Image.open(gallery[0]["image"]).convert("RGB")).tobytes()
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(call, [(r, w) for r in range(5) for w in range(16)]))
+    assert len(answers) == 80
+    by_seed: dict[int, set[bytes]] = {}
     for seed, pixels in answers:
-        expected = np.asarray(app.PIPELINE.random_faces([seed], psi=0.6, size=256).faces[0].image)
-        np.testing.assert_array_equal(pixels, expected)
+        by_seed.setdefault(seed, set()).add(pixels)
+    assert sorted(by_seed) == [200, 201, 202, 203] and all(len(v) == 1 for v in by_seed.values())
+    expected = np.asarray(app.PIPELINE.random_faces(201, psi=0.6, size=256).faces[0].image).tobytes()
+    assert by_seed[201] == {expected}
 
 
-def write_bad_files(folder) -> dict[str, tuple[str, str]]:
+def test_a_quick_request_is_answered_during_a_long_refinement(url, photo):
+    slow = Client(url, verbose=False)
+    job = slow.submit(handle_file(photo), False, 200, 256, api_name="/invert")
+    deadline = time.time() + 60
+    while job.status().code.name not in ("PROCESSING", "FINISHED") and time.time() < deadline:
+        time.sleep(0.1)
+    quick = Client(url, verbose=False)
+    gallery, _ = quick.predict(9, 1, 0.7, 256, api_name="/random_face")
+    assert Image.open(gallery[0]["image"]).size == (256, 256)
+    assert not job.done(), "the refinement finished first: the quick request was not shown to overtake it"
+    crop, face, *_ = job.result(timeout=600)
+    assert Image.open(face).size == (256, 256)
+
+
+def write_bad_files(folder) -> dict[str, str]:
     from test_align import png_claiming_size
 
     (folder / "notes.png").write_text("not a picture")
@@ -114,15 +191,14 @@ def test_bad_input_through_the_api_is_explained_and_the_server_survives(client, 
             client.predict(handle_file(str(tmp_path / name)), False, 0, 256, api_name="/invert")
     bad_calls = [
         (("   ", 0, 0.7, 0, 256), "/text_to_face", "empty"),
-        # events without photos keep Gradio's own slider check, which also names the bound
-        (("face", 0, 9.0, 0, 256), "/text_to_face", "maximum value 1.2"),
-        (("face", 0, 0.7, 0, 333), "/text_to_face", "not in the list of choices"),
+        (("face", 0, 9.0, 0, 256), "/text_to_face", "truncation psi must be from 0 to 1.2"),
+        (("face", 0, 0.7, 0, 333), "/text_to_face", "size must be one of 256, 512, 1024"),
         (("photo", None, False, "smile", "", 0.3, False, 0, 333), "/edit", "size must be one of 256, 512, 1024"),
-        ((0, 1000, 0.7, 256), "/random_face", "maximum value 8"),
+        ((0, 1000, 0.7, 256), "/random_face", "number of faces must be from 1 to 8"),
         (("last face", None, False, "smile", "", 0.3, False, 0, 256), "/edit", "no face yet"),
         (("photo", None, False, "smile", "", 0.3, False, 0, 256), "/edit", "no photo"),
-        (("photo", None, False, "smile", "", 7.0, False, 0, 256), "/edit", "manual C must be between"),
-        (("photo", None, "prompt", None, "x", False, "interpolate", 99, 1, 90, True, 128), "/morph", "crossover"),
+        (("photo", None, False, "smile", "", 7.0, False, 0, 256), "/edit", "strength must be a number from -2 to 2"),
+        (("photo", None, False, "prompt", None, False, "x", "style mix", 99, 2, 90, True, 128), "/morph", "crossover"),
     ]
     fresh = Client(client.src, verbose=False)  # a new session: no last face
     for args, endpoint, message in bad_calls:

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from celeblook.errors import WeightsError
-from celeblook.models import create_generator
+from celeblook.factory import create_generator
 from celeblook.models.checkpoint import W_AVG_SAMPLES, load_generator, read_checkpoint, write_generator
 from celeblook.models.reference_layout import fill_reference, reference_shapes
 from celeblook.presets import get_preset

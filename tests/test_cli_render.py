@@ -15,7 +15,7 @@ from PIL import Image
 
 from celeblook.cli import main
 from celeblook.media import save_pngs, to_uint8
-from celeblook.models import create_generator
+from celeblook.factory import create_generator
 from celeblook.models.mobilestylegan import GeneratorConfig
 from celeblook.models.reference_layout import fill_reference
 

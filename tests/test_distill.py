@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from celeblook.cli import main
-from celeblook.models import create_generator
+from celeblook.factory import create_generator
 from celeblook.models.clip import create_clip
 from celeblook.models.student import create_student, load_student
 from celeblook.presets import get_preset

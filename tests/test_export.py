@@ -11,7 +11,8 @@ import torch
 
 from _export_tiny import tiny_export, tiny_graphs, tiny_models
 from celeblook.errors import InputError, WeightsError
-from celeblook.export.check import FP16_REL, FP32_ABS, INT8_COSINE, check_dir
+from celeblook.export.check import check_dir
+from celeblook.export.parity import FP16_REL, FP32_ABS, INT8_COSINE
 from celeblook.export.onnx import export_models, generator_graphs, random_feeds
 from celeblook.export.synthesis_graph import ExportedSynthesis, coefficients_by_channel, haar_mix_matrix, pixel_shuffle
 from celeblook.models.mobilestylegan import Generator, GeneratorConfig, haar_idwt

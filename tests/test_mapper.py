@@ -66,7 +66,7 @@ def test_save_load_round_trip_and_corruption(tmp_path):
 
 
 def test_style_mixing_switches_code_at_one_slot():
-    from celeblook.models import create_generator
+    from celeblook.factory import create_generator
 
     g = create_generator("tiny")
     wplus = sample_wplus(g, 64, 0.5, 1.0, torch.Generator().manual_seed(0))

@@ -1,16 +1,20 @@
-"""The Pipeline API on the tiny preset: shapes and numbers, seeds, exact C=0, missing heads, bad values."""
+"""The Pipeline API on the tiny preset: photos in, shapes and numbers, seeds, exact C=0, variants, missing
+heads, and values as an API client sends them."""
 
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from celeblook.errors import InputError, WeightsError
-from celeblook.models import create_generator
-from celeblook.pipeline import Pipeline, load_mapper_head, load_strength_head
+from celeblook.factory import create_generator, create_image_encoder, create_mapper, create_strength, load_models
+from celeblook.pipeline import Face, PhotoStart, Pipeline, PromptStart
 from celeblook.presets import get_preset
+from synthetic_face import wild_photo
 
 
 @pytest.fixture(scope="module")
@@ -20,26 +24,58 @@ def pipe(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def face(pipe):
-    return pipe.random_faces([7], size=256).faces[0]
+    return pipe.random_faces(7, size=256).faces[0]
+
+
+@pytest.fixture(scope="module")
+def photo_file(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("photos") / "wild.jpg"
+    wild_photo(10.0)[0].save(path, quality=92)
+    return str(path)
+
+
+def cosine(a, b) -> float:
+    return float(F.cosine_similarity(a, b, dim=-1))
 
 
 def test_random_faces_shapes_labels_and_seeds(pipe):
-    result = pipe.random_faces([1, 2, 1], psi=0.5, size=256)
+    result = pipe.random_faces(1, count=3, psi=0.5, size=256)
     assert [f.image.size for f in result.faces] == [(256, 256)] * 3
     assert all(f.wplus.shape == (23, 512) and f.wplus.dtype == torch.float32 for f in result.faces)
-    assert torch.equal(result.faces[0].wplus, result.faces[2].wplus)
+    again = pipe.random_faces(2, count=1, psi=0.5, size=256).faces[0]
+    assert torch.equal(result.faces[1].wplus, again.wplus) and result.faces[1].image.tobytes() == again.image.tobytes()
     assert not torch.equal(result.faces[0].wplus, result.faces[1].wplus)
-    assert result.faces[0].scores == {"seed": 1, "psi": 0.5, "generator_calls": 1}
+    assert [f.scores for f in result.faces] == [{"seed": s, "psi": 0.5, "generator_calls": 1} for s in (1, 2, 3)]
     assert any("untrained" in n for n in result.notices)
 
 
-def test_invert_returns_similarity_and_refines(pipe, face):
-    plain = pipe.invert(face.image, size=256)
-    assert plain.faces[0].scores["generator_calls"] == 1
-    assert -1 <= plain.faces[0].scores["clip_similarity"] <= 1
-    refined = pipe.invert(face.image, refine_steps=2, size=256)
+def test_values_arrive_as_an_api_client_sends_them(pipe):
+    as_text = pipe.random_faces("4", count="2", psi="0.6", size="256")
+    as_numbers = pipe.random_faces(4, count=2, psi=0.6, size=256)
+    assert [f.image.tobytes() for f in as_text.faces] == [f.image.tobytes() for f in as_numbers.faces]
+    high_psi = pipe.random_faces(4, psi=1.2, size=256).faces[0]  # what the sliders offer, the pipeline accepts
+    assert high_psi.scores["psi"] == 1.2
+
+
+def test_invert_takes_a_photo_file_aligns_and_scores_what_it_made(pipe, photo_file):
+    result = pipe.invert(photo_file, size=256)
+    face = result.faces[0]
+    assert result.crop.size == (1024, 1024) and face.image.size == (256, 256)
+    assert face.scores["generator_calls"] == 1
+    # the score is E_I's cosine of the crop and the reconstruction, recomputed here
+    expected = cosine(pipe.image_encoder.embed_images([result.crop]), pipe.image_encoder.embed_images([face.image]))
+    assert face.scores["clip_similarity"] == pytest.approx(expected, abs=0.02)
+    pil = pipe.invert(PhotoStart(Image.open(photo_file)), size=256).faces[0]
+    assert torch.allclose(pil.wplus, face.wplus, atol=1e-5)  # a path and the image it holds: the same face
+
+
+def test_invert_refines(pipe, face):
+    plain = pipe.invert(PhotoStart(face.image, aligned=True), size=256).faces[0]
+    refined = pipe.invert(PhotoStart(face.image, aligned=True), refine_steps=2, size=256)
     assert refined.faces[0].scores["generator_calls"] == 4  # 3 optimisation renders + the final one
-    assert any("refined for 2 steps" in n for n in refined.notices)
+    note = next(n for n in refined.notices if "refined for 2 steps" in n)
+    before, after = (float(x) for x in note.split("loss ")[1].split(" -> "))
+    assert after < before and not torch.equal(refined.faces[0].wplus, plain.wplus)
 
 
 def test_text_to_face_seed_determines_the_result(pipe):
@@ -48,82 +84,110 @@ def test_text_to_face_seed_determines_the_result(pipe):
     c = pipe.text_to_face("a smiling woman", seed=4, size=256).faces[0]
     assert torch.equal(a.wplus, b.wplus) and a.image.tobytes() == b.image.tobytes()
     assert not torch.equal(a.wplus, c.wplus)
-    assert set(a.scores) >= {"text_score", "generator_calls", "seed", "psi"}
+    text = pipe.text_encoder.embed_texts(["a smiling woman"])
+    assert a.scores["text_score"] == pytest.approx(cosine(pipe.image_encoder.embed_images([a.image]), text), abs=0.02)
     slow = pipe.text_to_face("a smiling woman", seed=3, size=256, optimize_steps=2)
     assert slow.faces[0].scores["generator_calls"] == 4 and any("slow path" in n for n in slow.notices)
 
 
-def test_edit_with_zero_strength_returns_the_input_exactly(pipe, face):
-    edited = pipe.edit(face.wplus, "a face with glasses", strength=0.0, size=256).faces[0]
-    assert torch.equal(edited.wplus, face.wplus)
-    assert edited.scores["C"] == 0.0 and math.isclose(edited.scores["clip_similarity"], 1.0, abs_tol=1e-5)
-    same = pipe.edit(face.wplus, "a face", source="a face", strength=0.8, size=256).faces[0]
-    assert torch.equal(same.wplus, face.wplus)  # identical prompts: zero direction
-    moved = pipe.edit(face.wplus, "a face with glasses", strength=0.8, size=256).faces[0]
-    assert not torch.equal(moved.wplus, face.wplus) and moved.scores["generator_calls"] == 2
+def test_edit_variants_zero_strength_is_exact(pipe, face):
+    result = pipe.edit(face, "a face with glasses", strengths=[0.0, 0.8, "learned"], size=256)
+    zero, moved, learned = result.variants
+    assert [v.name for v in result.variants] == ["manual", "manual", "learned"]
+    assert torch.equal(zero.face.wplus, face.wplus) and torch.equal(result.original.wplus, face.wplus)
+    assert zero.face.scores["C"] == 0.0 and math.isclose(zero.face.scores["clip_similarity"], 1.0, abs_tol=1e-5)
+    assert not torch.equal(moved.face.wplus, face.wplus) and moved.face.scores["generator_calls"] == 2
+    assert moved.face.scores["clip_similarity"] < 0.9999
+    assert 0 < learned.face.scores["C"] < pipe.strength.config.c_max
+    same = pipe.edit(face.wplus, "a face", source="a face", strengths=[0.8], size=256).variants[0]
+    assert torch.equal(same.face.wplus, face.wplus)  # identical prompts: zero direction
+
+
+def test_edit_starts_from_a_photo_or_a_prompt(pipe, photo_file):
+    from_photo = pipe.edit(PhotoStart(photo_file), "a face with glasses", strengths=[0.0], size=256)
+    assert from_photo.crop.size == (1024, 1024)
+    assert torch.allclose(from_photo.variants[0].face.wplus, pipe.invert(photo_file, size=256).faces[0].wplus)
+    from_prompt = pipe.edit(PromptStart("a man", seed=5), "a face with glasses", strengths=[0.0], size=256)
+    assert torch.equal(from_prompt.original.wplus, pipe.text_to_face("a man", seed=5, size=256).faces[0].wplus)
 
 
 def test_oracle_strength_and_image_source(pipe, face):
-    result = pipe.edit(face.wplus, "a face with glasses", strength="oracle", size=256)
-    scores = result.faces[0].scores
+    oracle = pipe.edit(face.wplus, "a face with glasses", strengths=["oracle"], size=256).variants[0].face
     # at least: the original once (the oracle reuses its embedding), the probe at c_max, the edit
-    assert 0 <= scores["C"] <= 0.8 and scores["generator_calls"] >= 3
-    image_source = pipe.edit(face.wplus, "a face with glasses", source="<image>", strength=0.3, size=256)
-    assert image_source.faces[0].wplus.shape == (23, 512)
+    assert 0 <= oracle.scores["C"] <= 0.8 and oracle.scores["generator_calls"] >= 3
+    image_source = pipe.edit(face.wplus, "a face with glasses", source="<image>", strengths=[0.3], size=256)
+    assert not torch.equal(image_source.variants[0].face.wplus, face.wplus)
 
 
 def test_sweep_and_morph_frames(pipe, face):
-    other = pipe.random_faces([8], size=256).faces[0]
+    other = pipe.random_faces(8, size=256).faces[0]
     sweep = pipe.sweep(face.wplus, "a face with glasses", c_max=0.6, n_frames=3, size=256)
     assert [round(f.scores["C"], 6) for f in sweep.faces] == [0.0, 0.3, 0.6]
     assert torch.equal(sweep.faces[0].wplus, face.wplus)
-    morph = pipe.morph(face.wplus, other.wplus, n_frames=3, size=256)
+    morph = pipe.morph(face.wplus, other, n_frames=3, size=256)
     assert torch.equal(morph.faces[0].wplus, face.wplus) and torch.equal(morph.faces[-1].wplus, other.wplus)
-    mix = pipe.morph(face.wplus, other.wplus, n_frames=2, size=256, mode="style_mix", crossover=8)
+    mix = pipe.morph(face, other.wplus.numpy(), n_frames=2, size=256, mode="style mix", crossover=8)
     assert torch.equal(mix.faces[-1].wplus[:8], face.wplus[:8])
     assert torch.equal(mix.faces[-1].wplus[8:], other.wplus[8:])
+    to_prompt = pipe.morph(face, PromptStart("a famous actress"), n_frames=2, size=256)
+    assert torch.equal(to_prompt.faces[-1].wplus, pipe.text_to_face("a famous actress", size=256).faces[0].wplus)
 
 
-def test_tiny_has_a_labelled_seeded_strength_head(pipe, face):
+def test_tiny_has_labelled_seeded_heads(pipe, face):
     assert pipe.missing() == []
-    learned = pipe.edit(face.wplus, "a face with glasses", strength="learned", size=256)
-    assert 0 < learned.faces[0].scores["C"] < pipe.strength.config.c_max
+    learned = pipe.edit(face.wplus, "a face with glasses", size=256)
     assert any("strength head: seeded random weights (untrained)" in n for n in learned.notices)
+    assert any("mapper: seeded random weights (untrained)" in n for n in learned.notices)
 
 
-def test_missing_heads_name_the_train_command(pipe, face, tmp_path):
+def test_missing_heads_name_the_train_command_and_other_variants_still_run(pipe, face, tmp_path):
     trained_tiny = dataclasses.replace(get_preset("tiny"), trained=True)  # a preset without a seeded fallback
-    strength, _, missing_strength = load_strength_head(trained_tiny, tmp_path, pipe.generator)
+    strength, _, missing_strength = create_strength(trained_tiny, tmp_path, pipe.generator)
     assert strength is None and "python -m celeblook train strength --preset tiny" in missing_strength[0]
-    no_strength = Pipeline(pipe.preset, pipe.generator, pipe.clip, pipe.encoder, pipe.mapper, None,
-                           missing=missing_strength)
-    with pytest.raises(WeightsError, match="python -m celeblook train strength"):
-        no_strength.edit(face.wplus, "a face with glasses", strength="learned", size=256)
-    mapper, _, _, missing = load_mapper_head(trained_tiny, tmp_path, create_generator("tiny"))
+    no_strength = Pipeline(dataclasses.replace(pipe.models, strength=None, missing=tuple(missing_strength)))
+    result = no_strength.edit(face.wplus, "a face with glasses", strengths=[0.5, "learned"], size=256)
+    manual, learned = result.variants
+    assert manual.face is not None and learned.face is None
+    assert "learned C unavailable" in learned.notices[0] and "train strength" in learned.notices[0]
+    mapper, _, _, missing = create_mapper(trained_tiny, tmp_path, create_generator("tiny"))
     assert mapper is None and "python -m celeblook train mapper --preset tiny" in missing[0]
-    no_mapper = Pipeline(pipe.preset, pipe.generator, pipe.clip, pipe.encoder, None, missing=missing)
+    no_mapper = Pipeline(dataclasses.replace(pipe.models, mapper=None, missing=tuple(missing)))
     with pytest.raises(WeightsError, match="train mapper"):
-        no_mapper.edit(face.wplus, "a face with glasses", strength=0.5, size=256)
+        no_mapper.edit(face.wplus, "a face with glasses", strengths=[0.5], size=256)
     with pytest.raises(WeightsError, match="train mapper"):
-        no_mapper.invert(face.image, size=256)
+        no_mapper.invert(PhotoStart(face.image, aligned=True), size=256)
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda p, w: p.random_faces([1], size=300), "size"),
-    (lambda p, w: p.random_faces([1], psi=1.5), "psi"),
-    (lambda p, w: p.random_faces([-1]), "seed"),
+    (lambda p, w: p.random_faces(1, size=300), "size must be one of 256, 512, 1024, got 300"),
+    (lambda p, w: p.random_faces(1, psi=1.5), "truncation psi must be from 0 to 1.2, got 1.5"),
+    (lambda p, w: p.random_faces(-1), "seed must be from 0"),
+    (lambda p, w: p.random_faces("seven"), "seed must be a number, got 'seven'"),
+    (lambda p, w: p.random_faces(None), "seed is missing"),
+    (lambda p, w: p.random_faces(1, count=9), "number of faces must be from 1 to 8"),
+    (lambda p, w: p.random_faces(1, psi=float("nan")), "truncation psi must be from"),
+    (lambda p, w: p.random_faces(1.5), "seed must be a whole number"),
     (lambda p, w: p.text_to_face("   "), "empty"),
-    (lambda p, w: p.edit(w, "glasses", strength="strong"), "strength"),
-    (lambda p, w: p.edit(w, "glasses", strength=float("nan")), "strength"),
-    (lambda p, w: p.edit(torch.full((23, 512), float("nan")), "glasses", strength=0.1), "NaN"),
-    (lambda p, w: p.edit(torch.zeros(18, 512), "glasses", strength=0.1), "shape"),
-    (lambda p, w: p.morph(w, w, n_frames=1), "n_frames"),
+    (lambda p, w: p.text_to_face("\u200b\u200d\ufeff"), "the prompt is empty"),
+    (lambda p, w: p.text_to_face(123), "the prompt must be text, got int"),
+    (lambda p, w: p.edit(w, "glasses", strengths=["strong"]), "strength must be a number"),
+    (lambda p, w: p.edit(w, "glasses", strengths=[float("nan")]), "strength must be a number"),
+    (lambda p, w: p.edit(w, "glasses", strengths=[]), "at least one strength"),
+    (lambda p, w: p.edit(torch.full((23, 512), float("nan")), "glasses"), "NaN"),
+    (lambda p, w: p.edit(torch.zeros(18, 512), "glasses"), "shape"),
+    (lambda p, w: p.edit("a latent", "glasses"), "cannot start from a str"),
+    (lambda p, w: p.morph(w, w, n_frames=1), "frames must be from 2 to 48"),
     (lambda p, w: p.morph(w, w, mode="blend"), "mode"),
-    (lambda p, w: p.invert("photo.jpg"), "PIL"),
+    (lambda p, w: p.morph(w, w, mode="style_mix", crossover=23), "crossover slot must be from 1 to 22"),
+    (lambda p, w: p.invert(None), "no photo given"),
+    (lambda p, w: p.morph(w, PhotoStart(None)), "the second photo: no photo given"),
+    (lambda p, w: p.invert(PhotoStart(np.zeros((100, 100, 3), np.uint8))), "no face found in the photo"),
+    (lambda p, w: p.invert(PhotoStart(Image.new("RGB", (64, 64)), aligned="maybe")), "already aligned must be true or false"),
 ])
-def test_bad_values_are_input_errors(pipe, face, call, match):
-    with pytest.raises(InputError, match=match):
+def test_bad_values_are_one_line_input_errors(pipe, face, call, match):
+    with pytest.raises(InputError, match=match) as caught:
         call(pipe, face.wplus)
+    assert "\n" not in str(caught.value)
 
 
 def test_unknown_preset_is_an_input_error():
@@ -131,7 +195,7 @@ def test_unknown_preset_is_an_input_error():
         Pipeline.from_preset("huge")
 
 
-def test_cli_writes_pngs_and_latents_and_bad_input_exits_2(tmp_path, monkeypatch, capsys):
+def test_cli_writes_pngs_and_latents_and_bad_input_exits_2(tmp_path, monkeypatch, capsys, photo_file):
     from celeblook.cli import main
 
     monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(tmp_path / "weights"))
@@ -140,29 +204,40 @@ def test_cli_writes_pngs_and_latents_and_bad_input_exits_2(tmp_path, monkeypatch
     assert main(["edit", "--latent", str(tmp_path / "text.npy"), "--target", "glasses", "--strength", "0",
                  "--preset", "tiny", "--size", "256", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "edit.npy").read_bytes() == (tmp_path / "text.npy").read_bytes()  # C = 0: same latent
+    assert main(["edit", photo_file, "--target", "glasses", "--strength", "0.5", "learned", "--preset", "tiny",
+                 "--size", "256", "--out", str(tmp_path / "two")]) == 0
+    assert {p.name for p in (tmp_path / "two").glob("*.png")} == {"edit_0_manual.png", "edit_1_learned.png"}
+    assert main(["morph", photo_file, "--prompt-b", "a famous actress", "--frames", "2", "--preset", "tiny",
+                 "--size", "256", "--out", str(tmp_path / "m")]) == 0
+    assert len(list((tmp_path / "m").glob("morph_*.png"))) == 2
     capsys.readouterr()
     assert main(["edit", "--latent", str(tmp_path / "missing.npy"), "--target", "glasses",
                  "--preset", "tiny", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: cannot read latent")
+    assert len(err) == 1 and err[0].startswith("error: W+ file not found")
 
 
 def test_a_trained_student_is_the_image_encoder_else_the_teacher_with_a_note(pipe, tmp_path, monkeypatch):
     from celeblook.models.student import StudentEncoder, create_student, save_student, student_path
-    from celeblook.pipeline import pick_image_encoder
 
     monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(tmp_path))
     trained_tiny = dataclasses.replace(get_preset("tiny"), trained=True)
-    encoder, notices, missing = pick_image_encoder(trained_tiny, pipe.clip, "teacher")
-    assert encoder is pipe.clip and "python -m celeblook train encoder --out weights --preset tiny" in missing[0]
+    clip = pipe.text_encoder
+    encoder, notices, missing = create_image_encoder(trained_tiny, clip, "teacher")
+    assert encoder is clip.visual and "python -m celeblook train encoder --out weights --preset tiny" in missing[0]
     with pytest.raises(WeightsError, match="mapper reads the student"):
-        pick_image_encoder(trained_tiny, pipe.clip, "student")
+        create_image_encoder(trained_tiny, clip, "student")
     save_student(create_student(get_preset("tiny")), student_path(trained_tiny.student))
-    encoder, notices, missing = pick_image_encoder(trained_tiny, pipe.clip, "teacher")
+    encoder, notices, missing = create_image_encoder(trained_tiny, clip, "teacher")
     assert isinstance(encoder, StudentEncoder) and missing == [] and "student" in notices[0]
-    monkeypatch.setattr("celeblook.models.create_generator", lambda preset: pipe.generator)  # no trained tiny G exists
-    trained_pipe = Pipeline.from_preset(trained_tiny, weights=tmp_path / "no_heads")
-    assert isinstance(trained_pipe.encoder, StudentEncoder)
-    assert trained_pipe.clip.visual is None  # the teacher's image tower is not loaded when the student serves
+    monkeypatch.setattr("celeblook.factory.create_generator", lambda preset: pipe.generator)  # no trained tiny G exists
+    models = load_models(trained_tiny, weights=tmp_path / "no_heads")
+    assert isinstance(models.image_encoder, StudentEncoder)
+    assert models.text_encoder.visual is None  # the teacher's image tower is not loaded when the student serves
     # untrained presets keep the teacher: a random student does not share the random teacher's space
-    assert pick_image_encoder(get_preset("tiny"), pipe.clip, "teacher")[0] is pipe.clip
+    assert create_image_encoder(get_preset("tiny"), clip, "teacher")[0] is clip.visual
+
+
+def test_faces_made_earlier_are_starts(pipe, face):
+    result = pipe.face_of(Face(face.image, face.wplus))
+    assert result.faces[0].image is face.image

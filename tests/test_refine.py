@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from celeblook.errors import InputError
-from celeblook.models import create_generator
+from celeblook.factory import create_generator
 from celeblook.models.clip import create_clip
 from celeblook.presets import get_preset
 from celeblook.refine import refine_inversion, text_to_face_optimize

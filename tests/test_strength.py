@@ -18,7 +18,7 @@ import torch
 
 from celeblook.data import load_prompts, prompt_split
 from celeblook.errors import InputError, WeightsError
-from celeblook.models import create_generator
+from celeblook.factory import create_generator
 from celeblook.models.clip import create_clip
 from celeblook.models.mapper import Mapper
 from celeblook.models.strength import StrengthConfig, StrengthPredictor, load_strength

@@ -236,7 +236,7 @@ def test_convert_writes_safetensors_sidecar_and_manifest_hash(root, capsys):
     g = load_generator(out)
     assert torch.equal(g.w_avg, load_generator(root / HF_FILE).w_avg)
 
-    from celeblook.models import create_generator
+    from celeblook.factory import create_generator
 
     ffhq = create_generator("ffhq")
     w = torch.randn(1, 23, 512, generator=torch.Generator().manual_seed(0))

@@ -1,7 +1,8 @@
 """``invert``, ``text``, ``edit`` and ``morph``: the Pipeline from the command line.
 
 Each writes PNGs, the W+ latents as .npy (23x512 float32, the input of ``edit --latent`` and ``morph``)
-and, where asked, GIFs into ``--out``; notices go to stderr, scores to stdout.
+and, where asked, GIFs into ``--out``; notices go to stderr, scores to stdout. Values are checked by the
+pipeline against its limits (the same the app uses); argparse only shows them.
 """
 
 from __future__ import annotations
@@ -12,32 +13,41 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..models.strength import C_MAX
+from ..limits import C_MAX, Limits
+from ..media import encode_gif
+from ..models import GeneratorConfig
+
+LIMITS = Limits.of(GeneratorConfig())  # every preset renders these sizes; the pipeline checks its own
 
 
 def _common(p: argparse.ArgumentParser, size: int = 1024) -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--preset", default=None, help="ffhq | tiny (default: $CELEBLOOK_PRESET or ffhq)")
-    p.add_argument("--size", type=int, default=size, choices=[256, 512, 1024])
+    p.add_argument("--size", type=int, default=size, choices=LIMITS.sizes)
+
+
+def _photo_options(p: argparse.ArgumentParser, what: str = "the photo is") -> None:
+    p.add_argument("--aligned", action="store_true", help=f"{what} already an FFHQ-style crop")
+    p.add_argument("--face", type=int, default=None, help="which detected face (default: the largest)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    steps = LIMITS.steps
     p = subparsers.add_parser("invert", help="photo -> W+ and its face: G(f(E_I(photo)))")
     p.add_argument("photo", type=Path)
-    p.add_argument("--refine-steps", type=int, default=0, help="optimise W+ afterwards (identity)")
-    p.add_argument("--aligned", action="store_true", help="the photo is already an FFHQ-style crop")
+    p.add_argument("--refine-steps", type=int, default=0, help=f"optimise W+ afterwards (identity), {steps.low}..{steps.high}")
+    _photo_options(p)
     _common(p)
     p.set_defaults(func=run_invert)
 
     p = subparsers.add_parser("text", help="prompt -> face")
     p.add_argument("prompt")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--psi", type=float, default=0.7)
-    p.add_argument("--optimize-steps", type=int, default=0, help="CLIP-guided optimisation (slow path)")
+    p.add_argument("--psi", type=float, default=0.7, help=f"truncation, {LIMITS.psi.low:g}..{LIMITS.psi.high:g}")
+    p.add_argument("--optimize-steps", type=int, default=0, help=f"CLIP-guided optimisation (slow path), up to {steps.high}")
     _common(p)
     p.set_defaults(func=run_text)
 
@@ -46,21 +56,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--latent", type=Path, help="a W+ .npy written by invert/text/edit")
     p.add_argument("--target", required=True, help='e.g. "a face with glasses"')
     p.add_argument("--source", default=None, help='neutral prompt (default "a face"), or "<image>"')
-    p.add_argument("--strength", default="learned", help="a number C, 'learned' or 'oracle'")
+    p.add_argument("--strength", nargs="+", default=["learned"],
+                   help=f"one or more of: a number C ({LIMITS.strength.low:g}..{LIMITS.strength.high:g}), 'learned', 'oracle'")
     p.add_argument("--gif", action="store_true", help=f"also write the C sweep 0..{C_MAX} as a GIF")
-    p.add_argument("--frames", type=int, default=16)
-    p.add_argument("--aligned", action="store_true", help="the photo is already an FFHQ-style crop")
+    p.add_argument("--frames", type=int, default=16, help=f"sweep frames, {LIMITS.frames.low}..{LIMITS.frames.high}")
+    _photo_options(p)
     _common(p)
     p.set_defaults(func=run_edit)
 
-    p = subparsers.add_parser("morph", help="frames between two faces (photos or .npy latents)")
+    p = subparsers.add_parser("morph", help="frames between two faces (photos or .npy latents, or a prompt for B)")
     p.add_argument("a", type=Path)
-    p.add_argument("b", type=Path)
-    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("b", type=Path, nargs="?", help="omit with --prompt-b")
+    p.add_argument("--prompt-b", default=None, help="make the second face from this prompt instead of B")
+    p.add_argument("--frames", type=int, default=16, help=f"{LIMITS.frames.low}..{LIMITS.frames.high}")
     p.add_argument("--mode", choices=["interpolate", "style_mix"], default="interpolate")
     p.add_argument("--crossover", type=int, default=8, help="style_mix: first slot taken from B")
     p.add_argument("--gif", action="store_true")
-    p.add_argument("--aligned", action="store_true", help="the photos are already FFHQ-style crops")
+    _photo_options(p, "the photos are")
     _common(p, size=512)
     p.set_defaults(func=run_morph)
 
@@ -71,6 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _pipeline(args: argparse.Namespace):
     from ..pipeline import Pipeline
 
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out {args.out} exists and is not a directory")
     return Pipeline.from_preset(args.preset)
 
 
@@ -86,52 +100,44 @@ def _progress(total_desc: str):
     return update
 
 
-def _load_latent(path: Path) -> torch.Tensor:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read latent {path}: {str(err).splitlines()[0]}") from None
-    return torch.from_numpy(np.asarray(array, dtype=np.float32))
+def _start(path: Path, args: argparse.Namespace, label: str = "the photo"):
+    """A .npy W+ latent, else a photo for the pipeline to load, align and invert."""
+    from ..pipeline import PhotoStart
+    from .render import load_latents
 
-
-def _photo_or_latent(pipeline, path: Path, aligned: bool = False) -> torch.Tensor:
     if path.suffix.lower() == ".npy":
-        return _load_latent(path)
-    return pipeline.invert(_aligned_photo(path, aligned), size=256).faces[0].wplus  # the latent is all we need
+        latents = load_latents(path, (LIMITS.n_slots, 512), "W+")
+        if len(latents) != 1:
+            raise InputError(f"{path} holds {len(latents)} latents; give a file with one W+ (23x512)")
+        return latents[0]
+    return PhotoStart(path, args.aligned, args.face, label)
 
 
-def _aligned_photo(path: Path, aligned: bool):
-    from ..align import align_face
-    from ..photo import load_photo
-
-    photo = load_photo(path)
-    face = align_face(photo.image, size=1024, already_aligned=aligned)
-    for notice in photo.notices + face.notices:
+def _say(notices: list[str]) -> None:
+    for notice in dict.fromkeys(notices):
         print(f"note: {notice}", file=sys.stderr)
-    return face.image
 
 
-def _write(result, out: Path, stem: str, gif: bool = False) -> None:
-    from ..media import save_gif
-
+def _write(faces, notices: list[str], out: Path, stem: str, gif: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for notice in result.notices:
-        print(f"note: {notice}", file=sys.stderr)
-    for i, face in enumerate(result.faces):
-        name = stem if len(result.faces) == 1 else f"{stem}_{i:03d}"
+    _say(notices)
+    for i, face in enumerate(faces):
+        name = stem if len(faces) == 1 else f"{stem}_{i:03d}"
         face.image.save(out / f"{name}.png")
         np.save(out / f"{name}.npy", face.wplus.numpy())
         print(json.dumps({"file": str(out / f"{name}.png"), **face.scores}))
     if gif:
-        path = save_gif([face.image for face in result.faces], out / f"{stem}.gif", ping_pong=True)
+        path = out / f"{stem}.gif"
+        path.write_bytes(encode_gif([face.image for face in faces], ping_pong=True))
         print(json.dumps({"file": str(path)}))
 
 
 def run_invert(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
-    photo = _aligned_photo(args.photo, args.aligned)
     progress = _progress("refine") if args.refine_steps else None
-    _write(pipeline.invert(photo, args.refine_steps, args.size, progress), args.out, "inversion")
+    result = pipeline.invert(_start(args.photo, args), args.refine_steps, args.size, progress)
+    _write(result.faces, result.notices, args.out, "inversion")
+    result.crop.save(args.out / "crop.png")
     return 0
 
 
@@ -139,31 +145,37 @@ def run_text(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     progress = _progress("text to face") if args.optimize_steps or pipeline.mapper is None else None
     result = pipeline.text_to_face(args.prompt, args.seed, args.psi, args.size, args.optimize_steps, progress)
-    _write(result, args.out, "text")
+    _write(result.faces, result.notices, args.out, "text")
     return 0
 
 
 def run_edit(args: argparse.Namespace) -> int:
     if (args.photo is None) == (args.latent is None):
         raise InputError("give either a PHOTO or --latent FILE.npy (exactly one)")
-    strength = args.strength
-    if strength not in ("learned", "oracle"):
-        try:
-            strength = float(strength)
-        except ValueError:
-            raise InputError(f"--strength must be a number, 'learned' or 'oracle', got {strength!r}") from None
     pipeline = _pipeline(args)
-    wplus = _load_latent(args.latent) if args.latent else _photo_or_latent(pipeline, args.photo, args.aligned)
-    _write(pipeline.edit(wplus, args.target, args.source, strength, args.size), args.out, "edit")
+    start = _start(args.latent or args.photo, args)
+    result = pipeline.edit(start, args.target, args.source, args.strength, args.size)
+    _say(result.notices)
+    ran = [v for v in result.variants if v.face is not None]
+    for i, variant in enumerate(result.variants):
+        stem = "edit" if len(result.variants) == 1 else f"edit_{i}_{variant.name}"
+        _write([variant.face] if variant.face else [], variant.notices, args.out, stem)
+    if not ran:
+        raise InputError("no strength could run: " + "; ".join(n for v in result.variants for n in v.notices))
     if args.gif:
-        sweep = pipeline.sweep(wplus, args.target, args.source, n_frames=args.frames, size=min(args.size, 512))
-        _write(sweep, args.out / "sweep", "sweep", gif=True)
+        sweep = pipeline.sweep(result.original, args.target, args.source, n_frames=args.frames, size=min(args.size, 512))
+        _write(sweep.faces, sweep.notices, args.out / "sweep", "sweep", gif=True)
     return 0
 
 
 def run_morph(args: argparse.Namespace) -> int:
+    from ..pipeline import PromptStart
+
+    if (args.b is None) == (args.prompt_b is None):
+        raise InputError("give either a second face B or --prompt-b TEXT (exactly one)")
     pipeline = _pipeline(args)
-    a, b = (_photo_or_latent(pipeline, path, args.aligned) for path in (args.a, args.b))
+    a = _start(args.a, args)
+    b = PromptStart(args.prompt_b) if args.prompt_b is not None else _start(args.b, args, "the second photo")
     result = pipeline.morph(a, b, args.frames, args.size, args.mode, args.crossover)
-    _write(result, args.out, "morph", gif=args.gif)
+    _write(result.faces, result.notices, args.out, "morph", gif=args.gif)
     return 0

@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from ..media import save_pngs, to_uint8
-from ..models import Generator, create_generator
+from ..factory import create_generator
+from ..models import Generator
 
 SIZES = (256, 512, 1024)
 PSI_RANGE = (0.0, 2.0)

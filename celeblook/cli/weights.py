@@ -40,7 +40,7 @@ def _preset(name: str | None):
 
 def run_status(args: argparse.Namespace) -> int:
     from .. import weights
-    from ..presets import weights_dir
+    from ..files import weights_dir
 
     preset = _preset(args.preset)
     root = weights_dir()
@@ -62,7 +62,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_download(args: argparse.Namespace) -> int:
     from .. import weights
-    from ..presets import weights_dir
+    from ..files import weights_dir
 
     root = weights_dir()
     names = args.names

@@ -1,6 +1,6 @@
 """Parity of exported ONNX graphs with the torch models they came from (``python -m celeblook export check DIR``).
 
-Tolerances (each file's measured value and tolerance are also written into manifest.json at export):
+Tolerances: celeblook.export.parity (each file's measured value and tolerance are also written into manifest.json at export):
 
 * fp32: max |ORT - torch| <= 1e-4. Measured (ORT 1.32 CPU, batch 2-3): tiny preset 1.5e-6..5.6e-6 for mapping
   and synthesis, <= 3e-6 for encoders, mapper and strength head; real-size ffhq generator with random weights
@@ -24,35 +24,8 @@ import numpy as np
 from ..errors import InputError, WeightsError
 from ..files import sha256_file
 from ..runtime.ort import open_session
-from .onnx import MANIFEST, Graph, random_feeds
-
-FP32_ABS = 1e-4
-FP16_REL = 1e-2
-INT8_COSINE = 0.99
-
-__all__ = ["compare", "check_dir", "open_session", "FP32_ABS", "FP16_REL", "INT8_COSINE"]
-
-
-def compare(expected: Sequence[np.ndarray], got: Sequence[np.ndarray], precision: str, model: str = "") -> dict:
-    """Max abs / relative difference and row cosine over all outputs, judged by the precision's tolerance."""
-    abs_diff = max(float(np.abs(e - g).max()) for e, g in zip(expected, got))
-    scale = max(float(np.abs(e).max()) for e in expected) or 1.0
-    flat = [(e.reshape(e.shape[0], -1).astype(np.float64), g.reshape(g.shape[0], -1).astype(np.float64)) for e, g in zip(expected, got) if e.ndim > 1]
-    cosine = min(
-        (float(np.min((e * g).sum(1) / (np.linalg.norm(e, axis=1) * np.linalg.norm(g, axis=1) + 1e-30))) for e, g in flat),
-        default=1.0,
-    )
-    result = {"max_abs_diff": abs_diff, "max_rel_diff": abs_diff / scale, "min_cosine": cosine}
-    if precision == "fp32":
-        result.update(metric="max_abs_diff", tolerance=FP32_ABS, ok=abs_diff <= FP32_ABS)
-    elif precision == "fp16":
-        result.update(metric="max_rel_diff", tolerance=FP16_REL, ok=abs_diff / scale <= FP16_REL)
-    elif precision == "int8":
-        result.update(metric="min_cosine", tolerance=INT8_COSINE, ok=cosine >= INT8_COSINE)
-    else:
-        raise ValueError(f"unknown precision {precision!r}")
-    return result
-
+from .onnx import MANIFEST, Graph, graphs_from_source, random_feeds
+from .parity import compare
 
 def check_dir(
     directory: str | Path,
@@ -71,8 +44,6 @@ def check_dir(
         raise InputError(f"{directory} has no {MANIFEST}: not an export directory")
     manifest = json.loads(path.read_text())
     if graphs is None:
-        from .onnx import graphs_from_source
-
         graphs = graphs_from_source(manifest["source"], [e["model"] for e in manifest["files"]])
     by_name = {g.name: g for g in graphs}
     rows = []

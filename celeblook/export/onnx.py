@@ -36,9 +36,11 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError, WeightsError
-from ..files import sha256_file
+from ..files import sha256_file, weights_dir
 from ..models.mobilestylegan import Generator
-from ..presets import Preset, weights_dir
+from ..presets import Preset
+from ..runtime.ort import open_session
+from .parity import compare
 from .synthesis_graph import ExportedSynthesis
 
 if TYPE_CHECKING:
@@ -260,8 +262,6 @@ def export_models(
     Every file's ORT-vs-torch parity on seeded inputs is measured right after writing and recorded in the
     manifest; ``celeblook.export.check`` repeats it from the files alone.
     """
-    from .check import compare, open_session
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _msg: None)
@@ -302,20 +302,6 @@ MODELS = ("mapping", "synthesis", "image_encoder", "text_encoder", "mapper", "st
 TEACHER = "image_encoder_teacher"
 
 
-def _factory(name: str, module: str) -> Callable:
-    """``celeblook.models.<name>`` (the factory), else ``celeblook.models.<module>.<name>``."""
-    import importlib
-
-    for where in ("celeblook.models", f"celeblook.models.{module}"):
-        try:
-            found = getattr(importlib.import_module(where), name, None)
-        except ImportError:
-            found = None
-        if found is not None:
-            return found
-    raise WeightsError(f"cannot export: celeblook.models.{module}.{name} is not available in this checkout")
-
-
 def clip_constants(mean: Sequence[float], std: Sequence[float]) -> dict:
     """The CLIP preprocessing a runtime applies before image_encoder.onnx (manifest ``constants.clip``)."""
     return {"size": 224, "mean": list(mean), "std": list(std),
@@ -324,7 +310,7 @@ def clip_constants(mean: Sequence[float], std: Sequence[float]) -> dict:
 
 def load_generator(preset: Preset, checkpoint: str | Path | None = None) -> Generator:
     """The preset's generator, or one read from ``checkpoint`` (any format ``render`` accepts)."""
-    from ..models import create_generator
+    from ..factory import create_generator
 
     return create_generator(preset, checkpoint)
 
@@ -356,22 +342,26 @@ def build_graphs(
         graphs += [g for g in gen_graphs if g.name != "mapping" or "mapping" in wanted]
         constants.update(w_avg=generator.w_avg[0].tolist(), n_slots=generator.config.n_slots, sizes=sizes)
     if {"text_encoder", TEACHER, "image_encoder"} & wanted:
+        from ..models.clip import create_clip
+
         say("loading CLIP")
-        clip = _factory("create_clip", "clip")(preset)
+        clip = create_clip(preset)
         constants["clip"] = clip_constants(clip.spec.mean, clip.spec.std)
         if "text_encoder" in wanted:
             graphs.append(text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size))
         if TEACHER in wanted:
             graphs.append(image_encoder_graph(clip.visual, TEACHER))
     if "image_encoder" in wanted:
+        from ..models.student import create_student
+
         say("loading the student encoder")
-        graphs.append(image_encoder_graph(_factory("create_student", "student")(preset)))
+        graphs.append(image_encoder_graph(create_student(preset)))
     heads = weights_dir() / preset.name  # the trained heads, where the Pipeline reads them
     if "mapper" in wanted:
         say("loading the mapper")
-        from ..pipeline import load_mapper_head
+        from ..factory import create_mapper
 
-        mapper, encoder, _notices, missing = load_mapper_head(preset, heads, generator)
+        mapper, encoder, _notices, missing = create_mapper(preset, heads, generator)
         if mapper is not None:
             graphs.append(mapper_graph(mapper))
             constants["mapper_encoder"] = encoder  # which image encoder's space the mapper reads
@@ -382,7 +372,7 @@ def build_graphs(
     if "strength" in wanted:
         say("loading the strength predictor")
         from ..models.strength import load_strength
-        from ..pipeline import STRENGTH_TRAIN_COMMAND
+        from ..models.strength import TRAIN_COMMAND as STRENGTH_TRAIN_COMMAND
 
         try:
             predictor = load_strength(heads / "strength.safetensors", STRENGTH_TRAIN_COMMAND.format(preset=preset.name))

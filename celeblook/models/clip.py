@@ -30,6 +30,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..errors import InputError, WeightsError
+from ..files import weights_dir
 from ..preprocess import OPENAI_MEAN, OPENAI_STD
 from .image_encoder import ImageEncoder, one_line, seeded_init
 
@@ -80,7 +81,6 @@ class ClipSpec:
     @property
     def local_file(self) -> Path:
         """Where a downloaded or converted checkpoint for this model + tag is kept in ``weights/``."""
-        from ..presets import weights_dir  # presets imports the models package; import here to avoid a cycle
 
         return weights_dir() / f"open_clip_{self.model_name}_{self.tag}.safetensors"
 
@@ -112,6 +112,8 @@ class ClipSpec:
 
 class ClipImageTower(ImageEncoder):
     """open_clip's ``model.visual`` + L2 normalisation: CLIP input (N,3,224,224) -> (N,768) unit norm."""
+
+    graph = "image_encoder_teacher"
 
     def __init__(self, visual: nn.Module, spec: ClipSpec, embed_dim: int):
         super().__init__(spec.mean, spec.std, embed_dim)

@@ -19,6 +19,8 @@ from ..preprocess import CLIP_SIZE, photos_to_clip, tensor_to_clip
 
 
 class ImageEncoder(nn.Module):
+    graph = "image_encoder"  # the exported ONNX graph that runs this encoder (celeblook.export.onnx)
+
     def __init__(self, mean: Sequence[float], std: Sequence[float], embed_dim: int = 768):
         super().__init__()
         self.mean = tuple(float(v) for v in mean)

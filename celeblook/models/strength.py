@@ -30,13 +30,13 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import WeightsError
+from ..limits import C_MAX
 from .heads_io import load_head
 
 USED_SLOTS = 22  # W+ slot 22 is never read by the generator
 
 
-C_MAX = 0.8  # the write-up swept C over [0, 0.8]: the manual slider, the sweep and the predictor share it
-TARGET_SIMILARITY = 0.7  # CLIP similarity of a face and its edit that learned and oracle C aim for (write-up)
+TRAIN_COMMAND = "python -m celeblook train strength --preset {preset} --out weights/{preset}"
 
 @dataclass(frozen=True)
 class StrengthConfig:
@@ -105,7 +105,7 @@ class StrengthPredictor(nn.Module):
 STRENGTH_KIND = "celeblook strength predictor"
 
 
-def load_strength(path: Path, train_command: str = "python -m celeblook train strength --preset ffhq --out weights/ffhq") -> StrengthPredictor:
+def load_strength(path: Path, train_command: str = TRAIN_COMMAND.format(preset="ffhq")) -> StrengthPredictor:
     """A trained head (``strength.safetensors`` + sidecar); a WeightsError naming the train command when missing."""
     path = Path(path)
     if not path.exists():

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError, WeightsError
-from ..files import sha256_file
+from ..files import sha256_file, weights_dir
 from ..preprocess import CLIP_SIZE, OPENAI_MEAN, OPENAI_STD
 from .clip import ClipSpec
 from .image_encoder import ImageEncoder, one_line, seeded_init
@@ -111,8 +111,6 @@ def _create_backbone(config: StudentConfig, imagenet_file: str | Path | None) ->
 
 def student_path(variant: str) -> Path:
     """Where the trained student for a timm variant lives: ``weights/student_<variant>.safetensors``."""
-    from ..presets import weights_dir  # presets imports the models package; import here to avoid a cycle
-
     return weights_dir() / f"student_{variant}.safetensors"
 
 

@@ -65,7 +65,7 @@ def open_session(path: str | Path, precision: str = "fp32", threads: int | None 
 
 
 def default_onnx_dir(preset: str) -> Path:
-    from ..presets import weights_dir
+    from ..files import weights_dir
 
     return Path(os.environ.get(ONNX_DIR_ENV) or weights_dir() / "onnx" / preset)
 
@@ -149,14 +149,15 @@ class OrtBackend:
             raise InputError(f"size must be one of {', '.join(map(str, self.sizes))}, got {size}")
         return self._run(f"synthesis_{size}", wplus=_numpy(wplus))[0]
 
-    def embed_pixels(self, pixels: Tensor | np.ndarray, teacher: bool = False) -> Tensor:
-        """CLIP-normalised (N,3,224,224) -> unit embeddings (N,768), by the student (or the teacher tower)."""
-        return self._run("image_encoder_teacher" if teacher else "image_encoder", pixels=_numpy(pixels))[0]
+    def embed_pixels(self, pixels: Tensor | np.ndarray, graph: str = "image_encoder") -> Tensor:
+        """CLIP-normalised (N,3,224,224) -> unit embeddings (N,768), by ``graph``: the student's
+        ``image_encoder`` or the teacher tower's ``image_encoder_teacher`` (``ImageEncoder.graph``)."""
+        return self._run(graph, pixels=_numpy(pixels))[0]
 
-    def embed_images(self, images: Sequence[Image.Image], teacher: bool = False) -> Tensor:
+    def embed_images(self, images: Sequence[Image.Image], graph: str = "image_encoder") -> Tensor:
         """PIL pictures -> unit embeddings, preprocessed exactly as the torch encoders do (celeblook.preprocess)."""
         clip = self.constants["clip"]
-        return self.embed_pixels(photos_to_clip(images, clip["mean"], clip["std"], clip["size"]), teacher)
+        return self.embed_pixels(photos_to_clip(images, clip["mean"], clip["std"], clip["size"]), graph)
 
     def embed_tokens(self, tokens: Tensor | np.ndarray) -> Tensor:
         """Token ids (N,77) int64 (tokenise outside: celeblook.text) -> unit embeddings (N,768).

@@ -210,7 +210,7 @@ def encoder_job(
 ) -> dict[str, float]:
     """``python -m celeblook train encoder``: distils the preset's CLIP image tower into a fresh student
     (ImageNet-initialised backbone when ``init_imagenet`` is given, else seeded random weights)."""
-    from ..models import create_generator
+    from ..factory import create_generator
     from ..models.clip import create_clip
     from ..models.image_encoder import seeded_init
     from ..models.student import StudentConfig, StudentEncoder

@@ -180,7 +180,7 @@ def train_mapper(
 
     ``stop_after``: leave after that many steps as if interrupted (right after any checkpoint due then).
     """
-    from ..models import create_generator
+    from ..factory import create_generator
 
     out = Path(out)
     preset = get_preset(cfg.preset)

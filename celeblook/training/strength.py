@@ -34,7 +34,8 @@ from torch import Tensor
 from ..data import prompt_split
 from ..errors import WeightsError
 from ..models.heads_io import save_weights
-from ..models.strength import STRENGTH_KIND, TARGET_SIMILARITY, StrengthPredictor
+from ..limits import TARGET_SIMILARITY
+from ..models.strength import STRENGTH_KIND, StrengthPredictor
 from ..strength_oracle import edit_angle, edit_similarity, oracle_strength
 from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
 
@@ -229,12 +230,12 @@ def strength_job(
     (``mapper_path``, default ``weights_dir()/<preset>/mapper.safetensors``; tiny falls back to its seeded
     mapper), the shipped prompt bank. Writes OUT/strength.safetensors and OUT/metrics.json (held-out errors
     of learned, best fixed and oracle C, with the generator calls of each); returns the metrics."""
-    from ..models import create_generator
+    from ..factory import create_generator
     from ..models.clip import create_clip
     from ..models.mapper import TRAIN_COMMAND as MAPPER_TRAIN_COMMAND
     from ..models.mapper import load_mapper
-    from ..pipeline import load_mapper_head
-    from ..presets import weights_dir
+    from ..factory import create_mapper
+    from ..files import weights_dir
     from ..text import DEFAULT_SOURCE
     from .common import pick_device
 
@@ -248,7 +249,7 @@ def strength_job(
         mapper, meta = load_mapper(mapper_path)
         encoder_name = meta.get("provenance", {}).get("encoder", "teacher")
     else:
-        mapper, encoder_name, notices, missing = load_mapper_head(preset, weights_dir() / preset.name, generator)
+        mapper, encoder_name, notices, missing = create_mapper(preset, weights_dir() / preset.name, generator)
         if mapper is None:
             raise WeightsError(f"{missing[0]}; the strength head learns on the mapper's text directions")
         for notice in notices:

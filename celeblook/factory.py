@@ -1,0 +1,158 @@
+"""The factory: one obvious way to build every model of a preset, and all of them at once (``load_models``).
+
+Training, export, evaluation and the pipeline build their models here. A missing head never stops
+``load_models``: ``Models.missing`` lists what is absent with the command that makes it. The ``tiny`` preset
+builds seeded random heads when it has no files, labelled untrained.
+
+Heads are read from ``weights_dir()/<preset>/`` (mapper.safetensors, strength.safetensors) unless another
+folder is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import WeightsError
+from .files import weights_dir
+from .models.checkpoint import load_generator
+from .models.clip import ClipTeacher, create_clip
+from .models.image_encoder import ImageEncoder, seeded_init
+from .models.mapper import TRAIN_COMMAND as MAPPER_COMMAND
+from .models.mapper import Mapper, MapperConfig, load_mapper
+from .models.mobilestylegan import Generator
+from .models.reference_layout import fill_reference
+from .models.strength import TRAIN_COMMAND as STRENGTH_COMMAND
+from .models.strength import StrengthPredictor, load_strength
+from .models.student import TRAIN_COMMAND as STUDENT_COMMAND
+from .models.student import create_student, student_path
+from .presets import Preset, get_preset
+from .runtime.ort import OrtBackend, backend_name
+from .weights import require
+
+
+@dataclass(frozen=True)
+class Models:
+    """Everything a pipeline composes, built once and shared read-only."""
+
+    preset: Preset
+    generator: Generator
+    text_encoder: ClipTeacher  # E_T (its image tower is dropped when the student serves as E_I)
+    image_encoder: ImageEncoder  # E_I: the student, or the teacher's image tower
+    mapper: Mapper | None  # f; None until trained (ffhq)
+    strength: StrengthPredictor | None  # learned C; None until trained (ffhq)
+    backend: OrtBackend | None  # CELEBLOOK_BACKEND=onnx: runs the no-gradient forwards it has graphs for
+    notices: tuple[str, ...] = ()  # standing notes about these models, for every result
+    missing: tuple[str, ...] = ()  # one line per absent head, with the command that makes it
+
+
+def resolve_preset(preset: str | Preset | None) -> Preset:
+    return preset if isinstance(preset, Preset) else get_preset(preset)
+
+
+def create_generator(preset: str | Preset | None = None, checkpoint: str | Path | None = None) -> Generator:
+    """A frozen generator: ``checkpoint`` (any of the 3 formats) wins; else the preset's.
+
+    ``tiny``: seeded random weights in the published layout, w_avg from 10k seeded samples.
+    ``ffhq``: the converted safetensors in ``weights_dir()``; a WeightsError names the command if absent.
+    """
+    if checkpoint is not None:
+        return load_generator(checkpoint)
+    preset = resolve_preset(preset)
+    if not preset.trained:
+        return Generator(preset.generator).load_reference(fill_reference(preset.generator, preset.seed))
+    return load_generator(require(preset.name, "generator"), preset.generator)
+
+
+def student_serves(preset: Preset) -> bool:
+    """Whether the distilled student is E_I: a trained preset whose student weights exist."""
+    return preset.trained and student_path(preset.student).exists()
+
+
+def create_mapper(preset: Preset, heads: Path, generator: Generator) -> tuple[Mapper | None, str, list[str], list[str]]:
+    """(mapper or None, the encoder it reads: "teacher" | "student", notices, missing lines)."""
+    path = heads / "mapper.safetensors"
+    command = MAPPER_COMMAND.format(preset=preset.name)
+    if path.exists():
+        mapper, meta = load_mapper(path)
+        provenance = meta.get("provenance", {})
+        if provenance.get("preset", preset.name) != preset.name:
+            raise WeightsError(f"{path} was trained for preset {provenance['preset']!r}, not {preset.name!r}: "
+                               f"run `{command}`")
+        return mapper.to(generator.w_avg.device), provenance.get("encoder", "teacher"), [], []
+    if not preset.trained:
+        return seeded_mapper(preset, generator), "teacher", ["mapper: seeded random weights (untrained)"], []
+    return None, "teacher", [], [f"mapper weights missing ({path}): run `{command}`"]
+
+
+def seeded_mapper(preset: Preset, generator: Generator) -> Mapper:
+    """The untrained stand-in for presets with random weights: seeded weights, centres e_c = 0, w_c = w_avg."""
+    with seeded_init(preset.seed):
+        mapper = Mapper(MapperConfig(embed_dim=preset.embed_dim, style_dim=generator.config.style_dim,
+                                     n_slots=generator.config.n_slots, used_slots=generator.config.n_slots - 1))
+    mapper.set_centres(torch.zeros(preset.embed_dim), 1.0, generator.w_avg)
+    return mapper.to(generator.w_avg.device).eval().requires_grad_(False)
+
+
+def create_image_encoder(preset: Preset, clip: ClipTeacher, mapper_encoder: str) -> tuple[ImageEncoder, list[str], list[str]]:
+    """(E_I for photos, notices, missing lines).
+
+    The distilled student is the product's E_I: it was trained to reproduce the teacher's embeddings, so a
+    mapper trained on the teacher reads it too, at a tenth of the cost. Without a trained student the
+    teacher's image tower serves (slower), unless the mapper was trained on the student itself.
+    """
+    if student_serves(preset):
+        return create_student(preset), [f"image encoder: distilled {preset.student} student"], []
+    if clip.visual is None:
+        raise WeightsError(f"the {preset.name} CLIP teacher was built without its image tower")
+    if not preset.trained:  # an untrained student does not share the (random) teacher's space
+        return clip.visual, [], []
+    line = f"student image encoder missing ({student_path(preset.student)}): run `{STUDENT_COMMAND} --preset {preset.name}`"
+    if mapper_encoder == "student":
+        raise WeightsError(f"the mapper reads the student encoder, but {line}")
+    return clip.visual, [f"image encoder: the ViT-L/14 teacher (slow; {line})"], [line]
+
+
+def create_strength(preset: Preset, heads: Path, generator: Generator) -> tuple[StrengthPredictor | None, list[str], list[str]]:
+    """(StrengthPredictor or None, notices, missing lines); ``tiny`` gets a seeded stand-in like its mapper."""
+    path = heads / "strength.safetensors"
+    command = STRENGTH_COMMAND.format(preset=preset.name)
+    if path.exists():
+        return load_strength(path, command).to(generator.w_avg.device), [], []
+    if not preset.trained:
+        with seeded_init(preset.seed):
+            head = StrengthPredictor(w_avg=generator.w_avg.cpu())
+        return head.to(generator.w_avg.device).eval().requires_grad_(False), [
+            "strength head: seeded random weights (untrained)"], []
+    return None, [], [f"strength head weights missing ({path}): run `{command}`"]
+
+
+def create_backend(preset: Preset) -> OrtBackend | None:
+    """The OrtBackend (``CELEBLOOK_BACKEND=onnx``) for the preset's exported graphs, else None: torch runs all."""
+    return OrtBackend.from_env(preset.name) if backend_name() == "onnx" else None
+
+
+def load_models(preset: str | Preset | None = None, weights: Path | None = None) -> Models:
+    """Every model of ``preset``; heads from ``weights`` (default ``weights_dir()/<preset>``).
+
+    Raises WeightsError only for what nothing can run without (the generator, CLIP); absent heads are
+    listed in ``Models.missing``.
+    """
+    preset = resolve_preset(preset)
+    heads = Path(weights) if weights is not None else weights_dir() / preset.name
+    generator = create_generator(preset)
+    # with the student as E_I the teacher's image tower would sit unused (1.2 GB for ViT-L/14)
+    clip = create_clip(preset, image_tower=not student_serves(preset))
+    notices, missing = [], []
+    if not preset.trained:
+        notices.append(f"{preset.label}: every model has random weights, so faces are patterns, not people")
+    mapper, mapper_encoder, *found = create_mapper(preset, heads, generator)
+    image_encoder, *encoder_found = create_image_encoder(preset, clip, mapper_encoder)
+    strength, *strength_found = create_strength(preset, heads, generator)
+    for more_notices, more_missing in (found, encoder_found, strength_found):
+        notices += more_notices
+        missing += more_missing
+    return Models(preset, generator, clip, image_encoder, mapper, strength, create_backend(preset),
+                  tuple(notices), tuple(missing))
