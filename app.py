@@ -286,11 +286,11 @@ def build_demo() -> gr.Blocks:
                             inv_size = size_input()
                     with gr.Column():
                         with gr.Row():
-                            inv_crop = result_image("Aligned crop")
                             inv_result = result_image("Reconstruction", "invert-result")
+                            inv_crop = result_image("Aligned crop")
                         inv_similarity = gr.Number(label="CLIP similarity, photo vs reconstruction", precision=4)
                         inv_files = gr.File(label="Download image (PNG) and latent (.npy)", file_count="multiple")
-                        inv_notes = gr.Markdown()
+                        inv_notes = gr.Markdown(label="Notes")
                 inv_button.click(
                     invert, [inv_photo, inv_aligned_flag, inv_steps, inv_size],
                     [inv_crop, inv_result, inv_similarity, inv_files, inv_notes, last_face], api_name="invert", **EVENT,
@@ -310,7 +310,7 @@ def build_demo() -> gr.Blocks:
                         txt_result = result_image("Face", "text-result")
                         txt_score = gr.Number(label="Text score (CLIP similarity to the prompt)", precision=4)
                         txt_files = gr.File(label="Download image (PNG) and latent (.npy)", file_count="multiple")
-                        txt_notes = gr.Markdown(elem_id="text-notes")
+                        txt_notes = gr.Markdown(label="Notes", elem_id="text-notes")
                 gr.Examples(
                     [["a smiling woman with red curly hair", 1, 0.7], ["an old man with a grey beard and glasses", 7, 0.6],
                      ["a young man with a mohawk", 42, 0.8]],
@@ -337,16 +337,16 @@ def build_demo() -> gr.Blocks:
                             edit_size = size_input()
                     with gr.Column(scale=2):
                         with gr.Row():
-                            edit_original = result_image("Original")
                             edit_manual = result_image("Manual C", "edit-manual")
                             edit_learned = result_image("Learned C (predicted)")
                             edit_oracle_img = result_image("Oracle C (searched)", visible=False)
+                            edit_original = result_image("Original")
                         edit_table = gr.Dataframe(headers=EDIT_COLUMNS, label="C used and scores of each variant",
                                                   interactive=False, wrap=True, elem_classes="result-table", elem_id="edit-table")
                         with gr.Row():
                             edit_gif = gr.Image(label="C sweep", type="filepath", interactive=False, elem_id="edit-gif")
                             edit_gif_file = gr.File(label="Download the GIF")
-                        edit_notes = gr.Markdown()
+                        edit_notes = gr.Markdown(label="Notes")
                 shown_when(edit_oracle, lambda oracle: bool(oracle), edit_oracle_img)
                 shown_when(edit_frames, lambda frames: frames not in (0, None), edit_gif, edit_gif_file)
                 edit_button.click(
@@ -379,7 +379,7 @@ def build_demo() -> gr.Blocks:
                         mo_gif = gr.Image(label="Morph", type="filepath", interactive=False, elem_id="morph-gif")
                         mo_gif_file = gr.File(label="Download the GIF")
                         mo_mixed = result_image("Style mix", visible=False)
-                        mo_notes = gr.Markdown()
+                        mo_notes = gr.Markdown(label="Notes")
                 shown_when(mo_mode, lambda mode: mode == "style mix", mo_mixed)
                 mo_button.click(
                     morph,
@@ -396,7 +396,7 @@ def build_demo() -> gr.Blocks:
                     rnd_size = gr.Radio(list(LIMITS.sizes), value=256, label="Size (px)")
                 rnd_button = gr.Button("Random faces", variant="primary")
                 rnd_gallery = gr.Gallery(label="Faces (seed, seed+1, …)", columns=4, elem_id="random-gallery")
-                rnd_notes = gr.Markdown()
+                rnd_notes = gr.Markdown(label="Notes")
                 rnd_button.click(
                     random_face, [rnd_seed, rnd_count, rnd_psi, rnd_size], [rnd_gallery, rnd_notes, last_face],
                     api_name="random_face", **EVENT,

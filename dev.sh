@@ -2,21 +2,22 @@
 # One entry point that sets everything up on a fresh machine, then runs what you ask for:
 #   bash dev.sh app     run the Gradio app (CELEBLOOK_PRESET=tiny for no weights)
 #   bash dev.sh test    run the test suite
-#   bash dev.sh <cmd>   run any command inside the project's environment
+#   bash dev.sh <cmd>   run any command inside the project's environment, from the folder you are in
+#                       (e.g. bash dev.sh python -m celeblook invert me.jpg --out out/me)
 set -euo pipefail
-cd "$(dirname "$0")"
+ROOT=$(cd "$(dirname "$0")" && pwd)
 
-VENV=${CELEBLOOK_VENV:-.venv}
+VENV=${CELEBLOOK_VENV:-$ROOT/.venv}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # busy-waiting OpenMP threads wreck latency on small shared CPUs
 export GRADIO_ANALYTICS_ENABLED=False
 export HF_HUB_DISABLE_TELEMETRY=1
 
 stamp="$VENV/.requirements.sha256"
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[dev.sh] installing requirements into $VENV (first run takes a few minutes)"
   python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
   echo "$want" > "$stamp"
 fi
 
@@ -31,17 +32,18 @@ need_browser() {
 }
 
 need_web() {  # the in-browser page's runtime (onnxruntime-web, gifenc) comes from npm, pinned by web/package-lock.json
-  [ -f web/package.json ] || return 0
+  [ -f "$ROOT/web/package.json" ] || return 0
   if ! command -v npm >/dev/null 2>&1; then echo "[dev.sh] npm not found: web tests will be skipped"; return 0; fi
-  if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  if [ ! -f "$ROOT/web/node_modules/.package-lock.json" ] || [ "$ROOT/web/package-lock.json" -nt "$ROOT/web/node_modules/.package-lock.json" ]; then
     echo "[dev.sh] npm ci in web/"
-    (cd web && npm ci --no-audit --no-fund --silent)
+    (cd "$ROOT/web" && npm ci --no-audit --no-fund --silent)
   fi
 }
 
 case "${1:-}" in
-  app) shift; exec "$VENV/bin/python" app.py "$@" ;;
-  test) shift; need_browser; need_web; exec "$VENV/bin/python" -m pytest "$@" ;;
+  app) shift; cd "$ROOT"; exec "$VENV/bin/python" app.py "$@" ;;
+  test) shift; cd "$ROOT"; need_browser; need_web; exec "$VENV/bin/python" -m pytest "$@" ;;
   "") echo "usage: bash dev.sh app|test|<command>"; exit 2 ;;
-  *) exec "$VENV/bin/$1" "${@:2}" ;;
+  # stay in the caller's folder (relative paths in the command keep working); the package is found through PYTHONPATH
+  *) export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"; exec "$VENV/bin/$1" "${@:2}" ;;
 esac

@@ -1,6 +1,7 @@
 """A real headless Chromium clicks through every tab of the launched app (tiny preset): uploads a photo,
 inverts it, edits it into a C-sweep GIF, morphs it, makes random and text faces; every screenshot must
-show something (pixel spread), not a blank page.
+show something (pixel spread), not a blank page, and each result panel an image of the size asked for.
+User text with HTML in it shows as text. A phone-sized pass checks that results sit under the button.
 
 Set CELEBLOOK_UPDATE_SCREENSHOT=1 to also write the Invert tab's screenshot to docs/screenshot.png.
 """
@@ -35,19 +36,42 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def page():
-    _, url, _ = app.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True, args=ARGS, viewport={"width": 1400, "height": 1000}
-        )
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(url, wait_until="domcontentloaded")
-        page.get_by_text("Untrained").first.wait_for()
-        yield page
-        context.close()
+def url():
+    _, local_url, _ = app.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                                      quiet=True, **app.LAUNCH)
+    yield local_url
     app.demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        yield p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+
+
+def open_page(browser, url: str, width: int, height: int):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(TIMEOUT_MS)
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_text("Untrained").first.wait_for()
+    return page, requested
+
+
+@pytest.fixture(scope="module")
+def page(browser, url):
+    page, _ = open_page(browser, url, 1400, 1000)
+    yield page
+    page.close()
+
+
+def result_size(page, selector: str) -> tuple[int, int]:
+    """The natural size of the picture a result panel shows (after it has loaded)."""
+    image = page.locator(f"{selector} img").first
+    image.wait_for()
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    return tuple(image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]"))
 
 
 def shot(page, path: Path) -> np.ndarray:
@@ -69,7 +93,7 @@ def test_click_through_every_tab(page, tmp_path):
     # Invert: upload, run, see the reconstruction
     page.locator("#tab-invert input[type=file]").first.set_input_files(str(photo))
     page.get_by_role("button", name="Invert", exact=True).click()
-    page.locator("#invert-result img").wait_for()
+    assert result_size(page, "#invert-result") == (512, 512)  # the default output size
     shot(page, tmp_path / "invert.png")
     if os.environ.get("CELEBLOOK_UPDATE_SCREENSHOT"):
         page.screenshot(path=str(REPO / "docs" / "screenshot.png"))
@@ -82,6 +106,8 @@ def test_click_through_every_tab(page, tmp_path):
     tab.get_by_role("button", name="Edit", exact=True).click()
     page.locator("#edit-gif img[src*='.gif']").wait_for()
     page.wait_for_timeout(500)  # let the GIF's first frames paint
+    assert result_size(page, "#edit-manual") == (512, 512) and result_size(page, "#edit-gif") == (256, 256)
+    assert not page.get_by_label("Oracle C (searched)").is_visible()  # not asked for: no empty placeholder
     shot(page, tmp_path / "edit.png")
 
     # Morph the last face with a celebrity prompt
@@ -92,20 +118,67 @@ def test_click_through_every_tab(page, tmp_path):
     tab.get_by_label("…or a celebrity prompt").fill("a famous actress")
     tab.get_by_role("button", name="Morph", exact=True).click()
     page.locator("#morph-gif img[src*='.gif']").wait_for()
+    assert result_size(page, "#morph-gif") == (256, 256)
     shot(page, tmp_path / "morph.png")
 
     open_tab(page, "Random")
     page.get_by_role("button", name="Random faces", exact=True).click()
     page.wait_for_function("() => document.querySelectorAll('#random-gallery img').length >= 4")
+    assert result_size(page, "#random-gallery") == (256, 256)
     shot(page, tmp_path / "random.png")
 
     open_tab(page, "Text to face")
     page.get_by_label("Prompt", exact=True).fill("an old man with a grey beard")
     page.get_by_role("button", name="Make face", exact=True).click()
-    page.locator("#text-result img").wait_for()
+    assert result_size(page, "#text-result") == (512, 512)
     shot(page, tmp_path / "text.png")
 
     open_tab(page, "Status")
-    page.locator("#tab-status").get_by_text("Run on your device").wait_for()
-    assert page.locator("#tab-status a", has_text="In the browser").get_attribute("href").endswith("#in-the-browser")
+    page.locator("#tab-status").get_by_text("Run it on your own device").wait_for()
     shot(page, tmp_path / "status.png")
+
+
+def test_user_text_with_html_shows_as_text(browser, url):
+    page, requested = open_page(browser, url, 1400, 1000)
+    open_tab(page, "Text to face")
+    hostile = "<img src=x-probe onerror=document.title='owned'> <b>bold</b> " + "a smiling woman " * 30
+    page.get_by_label("Prompt", exact=True).fill(hostile)
+    page.get_by_role("button", name="Make face", exact=True).click()
+    notes = page.locator("#text-notes")
+    notes.get_by_text("prompt truncated").wait_for()
+    assert "<img src=x-probe" in notes.inner_text() and "<b>bold</b>" in notes.inner_text()
+    page.get_by_test_id("toast-body").get_by_text("<img src=x-probe").first.wait_for()  # the warning toast quotes it too
+    page.wait_for_timeout(300)
+    # neither the notes nor the toast made an element of it: no image, no bold, no request, no script
+    assert page.locator("img[src*='x-probe']").count() == 0 and page.locator("#text-notes b").count() == 0
+    assert page.title() != "owned" and not [u for u in requested if "x-probe" in u]
+    page.close()
+
+
+def test_phone_results_sit_under_the_button_and_fit(browser, url, tmp_path):
+    """390 x 844 (a phone): the result of an action starts just under its button, nothing is wider than the screen."""
+    page, _ = open_page(browser, url, 390, 844)
+    photo = tmp_path / "me.png"
+    wild_photo(0.0)[0].save(photo)
+    page.locator("#tab-invert input[type=file]").first.set_input_files(str(photo))
+    button = page.get_by_role("button", name="Invert", exact=True)
+    button.click()
+    result_size(page, "#invert-result")
+    gap = page.locator("#invert-result").bounding_box()["y"] - (button.bounding_box()["y"] + button.bounding_box()["height"])
+    assert 0 <= gap < 200, f"the reconstruction starts {gap:.0f} px below the Invert button"
+
+    open_tab(page, "Edit")
+    tab = page.locator("#tab-edit")
+    tab.get_by_label("last face").check()
+    tab.get_by_label("Target prompt").fill("a face with a big smile")
+    edit_button = tab.get_by_role("button", name="Edit", exact=True)
+    edit_button.click()
+    result_size(page, "#edit-manual")
+    gap = page.locator("#edit-manual").bounding_box()["y"] - (edit_button.bounding_box()["y"] + edit_button.bounding_box()["height"])
+    assert 0 <= gap < 200, f"the edit starts {gap:.0f} px below the Edit button"
+    table = page.locator("#edit-table table").first
+    table.wait_for()
+    assert table.evaluate("(t) => t.getBoundingClientRect().right") <= 390 + 1
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390 + 1
+    shot(page, tmp_path / "phone-edit.png")
+    page.close()
