@@ -156,10 +156,16 @@ def edit(start_choice, photo, already_aligned, target, source, manual_c, with_or
     sweep_frames = LIMITS.sweep_frames(sweep_frames)
     start = start_from(start_choice, photo, already_aligned, last)
     strengths = [manual_c, "learned"] + (["oracle"] if with_oracle else [])
+    sweep, all_notices = None, []
     with lane(needs_slow_lane(oracle=with_oracle)):
         result = pipeline().edit(start, target, source, strengths, size, progress=reporter(progress))
-        sweep = pipeline().sweep(result.original, target, source, C_MAX, sweep_frames, 256) if sweep_frames else None
-    images, rows, all_notices = {}, [], [result.notices]
+        if sweep_frames:
+            try:
+                sweep = pipeline().sweep(result.original, target, source, C_MAX, sweep_frames, 256)
+            except WeightsError as err:  # no mapper: the edits above took the slow path, a sweep would take minutes
+                all_notices.append([f"C sweep unavailable: {err}"])
+    images, rows = {}, []
+    all_notices.insert(0, result.notices)
     for variant in result.variants:
         face = variant.face
         images[variant.name] = png(face, f"edit-{variant.name}") if face else None

@@ -37,13 +37,16 @@ from .limits import C_MAX, TARGET_SIMILARITY, Limits, check_flag
 from .media import to_uint8
 from .photo import load_photo
 from .presets import Preset
-from .refine import photo_to_tensor, refine_inversion, text_to_face_optimize
+from .refine import edit_optimize, photo_to_tensor, refine_inversion, text_to_face_optimize
 from .strength_oracle import oracle_strength
 from .text import DEFAULT_SOURCE, SOURCE_FROM_IMAGE, check_prompt, edit_direction, embed_prompts, vary_embedding
 
 Progress = Callable[[float, str], None]
 TEXT_VARIATION = 0.5  # seeded spread of a prompt's embedding, in units of the centre set's RMS spread
-TEXT_OPTIMIZE_STEPS = 100  # the slow path's default when no mapper is loaded
+# the slow paths' default steps when no mapper is loaded (public weights only): every feature still answers
+TEXT_OPTIMIZE_STEPS = 100
+REFINE_STEPS = 100
+EDIT_OPTIMIZE_STEPS = 50
 MORPH_MODES = ("interpolate", "style_mix")
 
 
@@ -150,11 +153,11 @@ class Pipeline:
             embedding = self._embed_photo(aligned.image)
             if self.mapper is not None:
                 start = self._map(embedding)
-            elif refine_steps > 0:
-                start = self._mean_wplus()
-                notices.append("no mapper: inversion starts from the mean face and relies on refinement")
             else:
-                raise WeightsError(f"{self.missing()[0]}; or invert with refinement steps (optimisation only)")
+                start = self._mean_wplus()
+                refine_steps = refine_steps or REFINE_STEPS
+                notices.append(f"slow path: no mapper ({self.missing()[0]}), so the inversion starts from the mean "
+                               f"face and is refined for {refine_steps} steps")
         calls = 0
         if refine_steps:
             refined = refine_inversion(self.generator, self.image_encoder,
@@ -226,20 +229,24 @@ class Pipeline:
 
     @torch.no_grad()
     def edit(self, start: Start, target: object, source: object = None,
-             strengths: Sequence[object] = ("learned",), size: object = 1024,
+             strengths: Sequence[object] = ("learned",), size: object = 1024, optimize_steps: object = 0,
              progress: Progress | None = None) -> EditResult:
         """One edit per asked strength (a number C, "learned" or "oracle") of the same face and direction.
 
         A strength that cannot run (no trained strength head) gives a Variant without a face whose notice
         says why; the others still run. ``source``: None = the neutral prompt, "<image>" = E_I of the face.
+        Without a mapper a manual C is a CLIP-guided optimisation of ``optimize_steps`` (0: the default).
         """
-        size = self.limits.size.check(size)
+        size, optimize_steps = self.limits.size.check(size), self.limits.steps.check(optimize_steps)
         if not strengths:
             raise InputError("ask for at least one strength: a number C, 'learned' or 'oracle'")
         strengths = [self._check_strength(s) for s in strengths]
         origin = self.face_of(start, size=size, progress=progress)
         original = origin.faces[0]
         wplus = self._check_wplus(original.wplus)
+        if self.mapper is None:
+            return self._edit_without_mapper(origin, wplus, target, strengths, size, optimize_steps or EDIT_OPTIMIZE_STEPS,
+                                             progress)
         delta, target_embedding, notices = self._direction(wplus, target, source)
         reference = self._embed(self._render(wplus, 256))
         variants = []
@@ -329,6 +336,32 @@ class Pipeline:
         face.scores["clip_similarity"] = _cos(edited, reference)
         face.scores["text_score"] = _cos(edited, target_embedding)
         return face, notices
+
+    def _edit_without_mapper(self, origin: Result, wplus: Tensor, target: object, strengths: list[float | str],
+                             size: int, steps: int, progress: Progress | None) -> EditResult:
+        """The slow path on public weights alone: CLIP-guided optimisation toward the target prompt, with the
+        manual C as the weight of the text term; learned and oracle C need the mapper's edit direction."""
+        target, notices = check_prompt(target, "target prompt")
+        target_embedding, more = self._embed_prompts([target])
+        notices += more + [f"slow path: no mapper, so each manual C is a CLIP-guided optimisation of {steps} steps at 256 px"]
+        with torch.no_grad():
+            reference = self._embed(self._render(wplus, 256))
+        variants = []
+        for strength in strengths:
+            name = strength if isinstance(strength, str) else "manual"
+            if isinstance(strength, str):
+                variants.append(Variant(name, None, [f"{name} C unavailable: it needs the trained mapper and "
+                                                     f"strength head ({self.missing()[0]})"]))
+                continue
+            found = edit_optimize(self.generator, self.image_encoder, wplus, target_embedding, strength, steps,
+                                  progress=progress)
+            with torch.no_grad():
+                face, pixels = self._face(found.wplus, size, C=strength, generator_calls=found.generator_calls + 2)
+                edited = self._embed(pixels)
+            face.scores["clip_similarity"] = _cos(edited, reference)
+            face.scores["text_score"] = _cos(edited, target_embedding)
+            variants.append(Variant(name, face))
+        return EditResult(origin.faces[0], variants, origin.notices + notices, origin.crop, origin.alignment)
 
     def _check_strength(self, strength: object) -> float | str:
         if isinstance(strength, str) and strength.strip() in ("learned", "oracle"):

@@ -10,6 +10,8 @@ There is nothing random in either: the result is fully determined by the inputs.
   semantics, the pull keeps the code near the mapper's in-distribution answer, so edits still behave.
 * ``text_to_face_optimize``: maximise ``cos(E_I(G(w)), e_T)`` with ``w_pull * |w - w_avg|^2``; the slow
   path for text to face that needs no trained mapper.
+* ``edit_optimize``: a text edit without a mapper: ``weight * (1 - cos(E_I(G(w)), e_T(target)))`` plus a
+  pixel term and a pull toward the start face, so the person stays while the prompt's attribute grows.
 """
 
 from __future__ import annotations
@@ -95,3 +97,27 @@ def text_to_face_optimize(
         return (1 - score) + w_pull * (wplus - w_avg).pow(2).mean()
 
     return optimize_wplus(generator, start, loss_fn, steps, lr, progress, "CLIP-guided text to face")
+
+
+EDIT_TEXT_GAIN = 5.0  # the manual strength C (0..0.8 on the slider) times this weighs the text term against the pixels
+
+
+def edit_optimize(
+    generator, encoder, start: Tensor, text_embedding: Tensor, strength: float, steps: int, lr: float = 0.02,
+    w_pixel: float = 1.0, w_pull: float = 0.1, progress: Progress | None = None,
+) -> Optimized:
+    """Move ``start`` (1,23,512) toward the prompt in CLIP space, held near the start face's pixels and code.
+
+    ``strength`` is the manual C: it weighs the text term (``EDIT_TEXT_GAIN * C``); at C = 0 the start is the
+    optimum and stays exactly where it is.
+    """
+    start = start.detach()
+    with torch.no_grad():
+        start_image = generator(start, size=REFINE_SIZE)
+
+    def loss_fn(wplus: Tensor, image: Tensor) -> Tensor:
+        text = 1 - F.cosine_similarity(encoder.embed_tensor(image), text_embedding, dim=-1).mean()
+        keep = w_pixel * F.mse_loss(image, start_image) + w_pull * (wplus - start).pow(2).mean()
+        return EDIT_TEXT_GAIN * strength * text + keep
+
+    return optimize_wplus(generator, start, loss_fn, steps, lr, progress, "CLIP-guided edit")

@@ -153,9 +153,7 @@ def test_missing_heads_name_the_train_command_and_other_variants_still_run(pipe,
     assert mapper is None and "python -m celeblook train mapper --preset tiny" in missing[0]
     no_mapper = Pipeline(dataclasses.replace(pipe.models, mapper=None, missing=tuple(missing)))
     with pytest.raises(WeightsError, match="train mapper"):
-        no_mapper.edit(face.wplus, "a face with glasses", strengths=[0.5], size=256)
-    with pytest.raises(WeightsError, match="train mapper"):
-        no_mapper.invert(PhotoStart(face.image, aligned=True), size=256)
+        no_mapper.sweep(face.wplus, "a face with glasses", n_frames=2, size=256)
 
 
 @pytest.mark.parametrize("call, match", [
@@ -241,3 +239,25 @@ def test_a_trained_student_is_the_image_encoder_else_the_teacher_with_a_note(pip
 def test_faces_made_earlier_are_starts(pipe, face):
     result = pipe.face_of(Face(face.image, face.wplus))
     assert result.faces[0].image is face.image
+
+
+def test_without_a_mapper_every_request_takes_a_labelled_slow_path(pipe, face):
+    """Public weights alone (no trained heads): inversion refines from the mean face, text to face optimises,
+    and a manual edit is a CLIP-guided optimisation that raises the text score while the face stays."""
+    missing = ("mapper weights missing: run `python -m celeblook train mapper --preset tiny`",)
+    bare = Pipeline(dataclasses.replace(pipe.models, mapper=None, strength=None, missing=missing))
+    inverted = bare.invert(PhotoStart(face.image, aligned=True), size=256)
+    assert inverted.faces[0].scores["generator_calls"] == 102 and any("slow path" in n for n in inverted.notices)
+    target = "a face with glasses"
+    result = bare.edit(face, target, strengths=[0.0, 0.8, "learned"], size=256)
+    keep, edit, learned = result.variants
+    assert torch.equal(keep.face.wplus, face.wplus)  # C = 0: the start is the optimum, nothing moves
+    before = keep.face.scores["text_score"]
+    assert edit.face.scores["text_score"] > before + 0.01  # toward the prompt
+    assert edit.face.scores["clip_similarity"] > 0.8  # the pixel and code pull keep the face
+    pixels = np.abs(np.asarray(edit.face.image, np.float64) - np.asarray(face.image, np.float64)).mean()
+    assert 0 < pixels < 40
+    assert learned.face is None and "needs the trained mapper" in learned.notices[0]
+    assert any("slow path: no mapper" in n for n in result.notices)
+    with pytest.raises(WeightsError, match="train mapper"):
+        bare.sweep(face, target, n_frames=2, size=256)
