@@ -38,13 +38,14 @@ DETECT_SIDE = 1024  # first pass: faces are searched on a copy at most this long
 MIN_FACE = 32  # last pass: the smallest face box searched, in photo px (about ear to ear)
 HOG_WINDOW = 80  # dlib's frontal detector scans 80x80 px windows: the smallest face it finds unscaled
 DETECT_THRESHOLD = 0.0  # dlib's default; below it the detector also fires on patches, emblems and fur
-# A detection is kept when it, or the detector's second look at its upright FFHQ crop, scores this much.
-# Measured (grayscale): real faces 1.1-1.6 on both looks; the astronaut's mission patch, the one false
-# detection seen near the threshold, -0.04 to 0.04 and at most 0.4 on its crop; 86 of 94 blurry 25 px
-# LFW faces pass (8 score 0.02-0.49); skimage's three-quarter profile `camera` does not (0.11 and -0.04).
-CONFIRM_SCORE = 0.5
+# A detection is kept only when the detector, looking again at its upright FFHQ crop, scores it this much.
+# Measured (grayscale): real faces 1.2-1.6 on that second look (the astronaut and Grace Hopper, rolled up
+# to 30 degrees and scaled 0.6-3x); 37 false detections in those same photos (the mission patch, suit folds;
+# first-look scores up to 0.47) at most 0.36, and at most 0.11 for those that passed DETECT_THRESHOLD;
+# 89 of the 93 blurry 25 px LFW faces the detector finds pass; skimage's three-quarter profile `camera` not (-0.04).
+CONFIRM_SCORE = 0.3
 CONFIRM_SIZE = 160  # the second look's crop, px: the face box is then ~90 px, just above the 80 px window
-CONFIRM_CENTRE = (80.0, 88.0)  # where the face box's centre falls in that crop (FFHQ framing)
+CONFIRM_CENTRE = (0.5, 0.55)  # where the face box's centre falls in that crop (FFHQ framing), in sides
 # The mouth's drop below the eyes, in eye distances (IOD), from the nose's drop: a least-squares fit of
 # the 68-point model's mouth corners on 93 faces of scikit-image's LFW subset (median drop 1.09 IOD,
 # range 0.82-1.41). Fit residual: median 0.07 IOD (0.08 for a constant 1.09), 90th percentile 0.17 (0.22).
@@ -139,11 +140,14 @@ def _face_from_landmarks(box: np.ndarray, parts: np.ndarray, score: float) -> De
     mouth = eye_avg + (MOUTH_FROM_NOSE[0] * nose_drop + MOUTH_FROM_NOSE[1]) * iod * down
     mouth_left, mouth_right = mouth - MOUTH_HALF_WIDTH * iod * across, mouth + MOUTH_HALF_WIDTH * iod * across
     quad = ffhq_quad(eye_left, eye_right, mouth_left, mouth_right)
-    point = lambda p: (float(p[0]), float(p[1]))  # noqa: E731
     return DetectedFace(
-        box=tuple(float(v) for v in box), eye_left=point(eye_left), eye_right=point(eye_right),
-        mouth_left=point(mouth_left), mouth_right=point(mouth_right), quad=tuple(point(p) for p in quad), score=float(score),
+        box=tuple(float(v) for v in box), eye_left=_point(eye_left), eye_right=_point(eye_right),
+        mouth_left=_point(mouth_left), mouth_right=_point(mouth_right), quad=tuple(_point(p) for p in quad), score=float(score),
     )
+
+
+def _point(p: np.ndarray) -> Point:
+    return float(p[0]), float(p[1])
 
 
 def _search(gray: np.ndarray, scale: float) -> list[DetectedFace]:
@@ -160,21 +164,20 @@ def _search(gray: np.ndarray, scale: float) -> list[DetectedFace]:
         parts = np.array([(p.x, p.y) for p in landmark_model()(scaled, rect).parts()], np.float64)
         box = np.array([rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1], np.float64)
         found = _face_from_landmarks(box, parts, score)
-        if max(score, _confirmation(scaled, found)) >= CONFIRM_SCORE:
+        if _confirmation(scaled, found) >= CONFIRM_SCORE:
             faces.append(_face_from_landmarks(box / scale, (parts + 0.5) / scale - 0.5, score))
     return faces
 
 
 def _confirmation(gray: np.ndarray, face: DetectedFace) -> float:
-    """The detector's score on the face's own upright FFHQ crop (-inf when it finds nothing there).
-
-    A real face, turned upright and framed, scores 1.3-1.7 there; the emblems and textures that pass
-    the detector's threshold in a photo scored at most 0.4 (see CONFIRM_SCORE).
-    """
+    """The detector's score on the face's own upright FFHQ crop, for a box centred where FFHQ framing puts
+    the face (-inf when there is none): real faces score higher once upright and framed, emblems and
+    textures do not (see CONFIRM_SCORE)."""
     crop = warp_quad(gray, np.array(face.quad), CONFIRM_SIZE)
     rects, scores, _ = face_detector().run(crop, 0, -1.0)
+    centre = (CONFIRM_CENTRE[0] * CONFIRM_SIZE, CONFIRM_CENTRE[1] * CONFIRM_SIZE)
     centred = [s for r, s in zip(rects, scores)
-               if math.dist(((r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2), CONFIRM_CENTRE) < 0.15 * CONFIRM_SIZE]
+               if math.dist(((r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2), centre) < 0.15 * CONFIRM_SIZE]
     return max(centred, default=-math.inf)
 
 
@@ -185,12 +188,18 @@ def detection_scales(width: int, height: int) -> list[float]:
 
 
 def detect_faces(image: Image.Image) -> list[DetectedFace]:
-    """Every face dlib's detector finds in the photo, largest first; empty when there is none.
+    """Every face dlib's detector finds in the photo, largest first; empty when there is none."""
+    return _detect(_gray(np.asarray(image.convert("RGB"))))
 
-    Searched in grayscale: dlib's landmark model reads intensities only, and the detector runs a third faster.
-    """
-    gray = np.ascontiguousarray(np.asarray(image.convert("L")))
-    for scale in detection_scales(*image.size):
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    """Faces are searched in grayscale: dlib's landmark model reads intensities only, and its detector runs a
+    third faster than on colour."""
+    return np.ascontiguousarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+
+
+def _detect(gray: np.ndarray) -> list[DetectedFace]:
+    for scale in detection_scales(gray.shape[1], gray.shape[0]):
         faces = _search(gray, scale)
         if faces:
             return sorted(faces, key=lambda f: f.area, reverse=True)
@@ -220,7 +229,7 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
     A quad much larger than the output is warped at up to 4x the size and area-averaged down, so large photos
     do not alias (FFHQ supersamples the same way).
     """
-    supersample = int(min(MAX_SUPERSAMPLE, max(1, math.ceil(quad_side(quad) / size))))
+    supersample = int(min(MAX_SUPERSAMPLE, max(1, round(quad_side(quad) / size))))  # bilinear is fine down to ~1.5x
     work = size * supersample
     warped = cv2.warpAffine(image, photo_to_crop(quad, work), (work, work), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     return warped if supersample == 1 else cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA)
@@ -309,7 +318,7 @@ def align_face(image: Image.Image, size: int = 1024, face: int | None = None, al
         if image.width != image.height:
             notices.append(f"{label} is marked as already aligned: using its centred square")
         return AlignedFace(Image.fromarray(render_quad(rgb, quad, size)), quad, image.size, notices=notices)
-    faces = tuple(detect_faces(image))
+    faces = tuple(_detect(_gray(rgb)))
     if not faces:
         raise InputError(
             f"no face found in {label}: use an upright photo with a clear, frontal face, or tick "

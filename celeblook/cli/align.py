@@ -62,7 +62,7 @@ def align_one(path: Path, out: Path, size: int, face: int | None) -> dict:
     photo = load_photo(path)
     aligned = align_face(photo.image, size=size, face=face, label=path.name)
     for notice in photo.notices + aligned.notices:
-        print(f"note: {path.name}: {notice}", file=sys.stderr)
+        tqdm.write(f"note: {path.name}: {notice}", file=sys.stderr)  # clears the progress bar's line first
     record = alignment_record(aligned, oriented_size(path, photo.image.size))
     png, record_path = out / f"{path.stem}.png", out / f"{path.stem}.json"
     buffer = io.BytesIO()
@@ -83,6 +83,6 @@ def run_align(args: argparse.Namespace) -> int:
         try:
             print(json.dumps(align_one(path, args.out, args.size, args.face)))
         except CelebError as err:
-            print(f"error: {err}", file=sys.stderr)
+            tqdm.write(f"error: {err}", file=sys.stderr)
             failed += 1
     return 2 if failed else 0
