@@ -321,8 +321,8 @@ def align_face(image: Image.Image, size: int = 1024, face: int | None = None, al
     faces = tuple(_detect(_gray(rgb)))
     if not faces:
         raise InputError(
-            f"no face found in {label}: use an upright photo with a clear, frontal face, or tick "
-            "'photo is already aligned' to use the centred square as it is"
+            f"no face found in {label}: use an upright photo with a clear, frontal face, or mark it as "
+            "already aligned to use its centred square as it is"
         )
     chosen = 0 if face is None else face
     if not 0 <= chosen < len(faces):
@@ -337,27 +337,20 @@ def align_face(image: Image.Image, size: int = 1024, face: int | None = None, al
     return AlignedFace(Image.fromarray(render_quad(rgb, quad, size)), quad, image.size, faces, chosen, notices)
 
 
-def _rounded(values) -> list:
-    return [round(float(v), 2) for v in np.ravel(values)]
-
-
 def alignment_record(aligned: AlignedFace, photo_size: tuple[int, int] | None = None) -> dict:
     """The JSON-ready record of an alignment: every face found and the index used.
 
     Coordinates are in the pixels of the photo the face was aligned in, or scaled to ``photo_size`` (e.g. the
     original photo's size after EXIF orientation, when the app worked on a downscaled copy).
     """
-    sx, sy = (1.0, 1.0) if photo_size is None else (photo_size[0] / aligned.photo_size[0], photo_size[1] / aligned.photo_size[1])
-    point = lambda p: [round(p[0] * sx, 2), round(p[1] * sy, 2)]  # noqa: E731
+    scale = np.ones(2) if photo_size is None else np.array(photo_size, np.float64) / aligned.photo_size
+
+    def pixels(points) -> list:
+        return np.round(np.reshape(points, (-1, 2)) * scale, 2).reshape(np.shape(points)).tolist()
+
     faces = [
-        {
-            "box": _rounded(np.array(f.box) * [sx, sy, sx, sy]),
-            "eye_left": point(f.eye_left),
-            "eye_right": point(f.eye_right),
-            "mouth_left": point(f.mouth_left),
-            "mouth_right": point(f.mouth_right),
-            "quad": [point(p) for p in f.quad],
-        }
+        {"box": pixels(f.box), "eye_left": pixels(f.eye_left), "eye_right": pixels(f.eye_right),
+         "mouth_left": pixels(f.mouth_left), "mouth_right": pixels(f.mouth_right), "quad": pixels(f.quad)}
         for f in aligned.faces
     ]
     return {"faces": faces, "chosen": aligned.chosen}

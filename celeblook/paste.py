@@ -25,11 +25,12 @@ FEATHER = 0.25  # the outer quarter of the ellipse's radius blends from the resu
 def face_mask(width: int, height: int, aligned: AlignedFace) -> tuple[np.ndarray, tuple[slice, slice]]:
     """The feathered face mask over the photo, as float32 weights in [0, 1] (1 = the result) for the window
     of the photo that holds the face (exactly 0 outside the ellipse), and that window."""
-    to_unit = np.linalg.inv(np.vstack([aligned.crop_to_photo(1), [0.0, 0.0, 1.0]]))[:2]
+    to_photo = aligned.crop_to_photo(1)  # crop coordinates as fractions of its side -> photo pixels
+    to_unit = cv2.invertAffineTransform(to_photo)
     # the ellipse's bounding box in the photo, clipped to it
     t = np.linspace(0, 2 * np.pi, 64)
     unit = np.stack([FACE_CENTRE[0] + FACE_RADII[0] * np.cos(t), FACE_CENTRE[1] + FACE_RADII[1] * np.sin(t)], axis=1)
-    outline = unit @ aligned.crop_to_photo(1)[:, :2].T + aligned.crop_to_photo(1)[:, 2]
+    outline = unit @ to_photo[:, :2].T + to_photo[:, 2]
     x0, y0 = np.floor(outline.min(axis=0)).astype(int).clip(0, [width, height])
     x1, y1 = (np.ceil(outline.max(axis=0)).astype(int) + 1).clip(0, [width, height])
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
