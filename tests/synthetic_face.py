@@ -1,4 +1,4 @@
-"""A drawn, shaded frontal face that OpenCV's Haar cascades detect (there are no face photos offline), and a
+"""A drawn, shaded frontal face that dlib's HOG face detector finds (for tests that need any face), and a
 helper that pastes it rolled and scaled into a noisy "wild" photo with known eye positions."""
 
 from __future__ import annotations

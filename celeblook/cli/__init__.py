@@ -9,7 +9,7 @@ import sys
 from ..errors import CelebError
 
 # command groups, in help order; each module defines register(subparsers)
-COMMAND_MODULES = ["render", "weights", "export", "edit", "train", "eval", "web"]
+COMMAND_MODULES = ["align", "render", "weights", "export", "edit", "train", "eval", "web"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,88 @@
+"""``align``: photos -> FFHQ-aligned crops, and where every face was found.
+
+For each PHOTO it writes ``OUT/<stem>.png`` (the crop) and ``OUT/<stem>.json``: ``faces``, each with
+``box`` [x0, y0, x1, y1], ``eye_left``, ``eye_right``, ``mouth_left``, ``mouth_right`` [x, y] and ``quad``
+(the crop square's corners: top-left, bottom-left, bottom-right, top-right), in the photo's pixels after
+EXIF orientation; and ``chosen``, the index of the face cropped. A photo with no face gets one line on
+stderr and no files; the others are still written, and the exit code is then 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from ..errors import CelebError, InputError
+from ..files import atomic_write_bytes
+from ..photo import MAX_SIDE, MIN_SIDE
+
+EXIF_ORIENTATION = 0x0112
+TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("align", help="crop photos to FFHQ framing; write each crop and where its faces are")
+    p.add_argument("photos", type=Path, nargs="+", metavar="PHOTO")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--size", type=crop_size, default=1024, help=f"crop size in px, {MIN_SIDE}-{MAX_SIDE} (default 1024)")
+    p.add_argument("--face", type=int, default=None, metavar="N", help="which detected face to crop, 0 = the largest (default)")
+    p.set_defaults(func=run_align)
+
+
+def crop_size(text: str) -> int:
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in px, got {text!r}") from None
+    if not MIN_SIDE <= size <= MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"size must be {MIN_SIDE}-{MAX_SIDE} px, got {size}")
+    return size
+
+
+def oriented_size(path: Path, fallback: tuple[int, int]) -> tuple[int, int]:
+    """The photo's full size after EXIF orientation, read from its header (the loaded copy may be downscaled)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            return (height, width) if image.getexif().get(EXIF_ORIENTATION) in TRANSPOSED else (width, height)
+    except (OSError, SyntaxError, ValueError):
+        return fallback
+
+
+def align_one(path: Path, out: Path, size: int, face: int | None) -> dict:
+    from ..align import align_face, alignment_record
+    from ..photo import load_photo
+
+    photo = load_photo(path)
+    aligned = align_face(photo.image, size=size, face=face, label=path.name)
+    for notice in photo.notices + aligned.notices:
+        tqdm.write(f"note: {path.name}: {notice}", file=sys.stderr)  # clears the progress bar's line first
+    record = alignment_record(aligned, oriented_size(path, photo.image.size))
+    png, record_path = out / f"{path.stem}.png", out / f"{path.stem}.json"
+    buffer = io.BytesIO()
+    aligned.image.save(buffer, format="PNG")
+    atomic_write_bytes(png, buffer.getvalue())
+    atomic_write_bytes(record_path, (json.dumps(record) + "\n").encode())
+    return {"file": str(png), "record": str(record_path), "faces": len(record["faces"]), "chosen": record["chosen"]}
+
+
+def run_align(args: argparse.Namespace) -> int:
+    stems = [path.stem for path in args.photos]
+    clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if clashes:
+        raise InputError(f"photos would overwrite each other's output (same name: {', '.join(clashes)}): rename one")
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in tqdm(args.photos, desc="align", unit="photo", disable=len(args.photos) == 1, file=sys.stderr):
+        try:
+            print(json.dumps(align_one(path, args.out, args.size, args.face)))
+        except CelebError as err:
+            tqdm.write(f"error: {err}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
