@@ -77,6 +77,9 @@ def check_flag(name: str, value: object) -> bool:
     raise InputError(f"{name} must be true or false, got {shown(value)}")
 
 
+FACE_INDEX = Range("face", 0, 63, integer=True)  # which detected face of a photo (0 = the largest)
+
+
 @dataclass(frozen=True)
 class Limits:
     """What a request may ask of one generator: sizes and slots come from its config, the rest is fixed."""
@@ -92,7 +95,7 @@ class Limits:
     frames: Range = Range("frames", 2, MAX_GIF_FRAMES // 2, integer=True)  # ping-pong doubles them
     frame_ms: Range = Range("frame duration (ms)", 20, 1000, integer=True)  # browsers play < 20 ms at 100 ms
     gif_size: Choice = Choice("GIF size", (128, 256, 512))
-    face_index: Range = Range("face", 0, 63, integer=True)  # which detected face of a photo
+    face_index: Range = FACE_INDEX
 
     @classmethod
     def of(cls, generator_config) -> Limits:

@@ -33,8 +33,10 @@ from torch import Tensor
 from .align import AlignedFace, align_face
 from .errors import InputError, WeightsError
 from .factory import Models, load_models
-from .limits import C_MAX, TARGET_SIMILARITY, Limits, check_flag
+from .identity import IdentityDistance, face_descriptor, identity_distance
+from .limits import C_MAX, FACE_INDEX, TARGET_SIMILARITY, Limits, check_flag
 from .media import to_uint8
+from .paste import paste_back
 from .photo import load_photo
 from .presets import Preset
 from .refine import edit_optimize, photo_to_tensor, refine_inversion, text_to_face_optimize
@@ -55,6 +57,17 @@ class Face:
     image: Image.Image
     wplus: Tensor  # (23,512) float32
     scores: dict[str, float] = field(default_factory=dict)
+    identity: IdentityDistance | None = None  # vs the person in the photo (or the unedited face), when measured
+    pasted: Image.Image | None = None  # the face blended back into the photo it came from (photo inputs)
+
+
+@dataclass
+class AlignedPhoto:
+    """A photo as loaded (upright RGB, at most photo.MAX_SIDE) and the FFHQ crop of its chosen face."""
+
+    photo: Image.Image
+    aligned: AlignedFace
+    notices: list[str]
 
 
 @dataclass
@@ -63,6 +76,7 @@ class Result:
     notices: list[str] = field(default_factory=list)
     crop: Image.Image | None = None  # the aligned photo the face was made from (photo inputs)
     alignment: AlignedFace | None = None  # where that crop lies in the photo, and every face found there
+    photo: AlignedPhoto | None = None  # the photo itself (paste-back, identity), for photo inputs
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,7 @@ class EditResult:
     notices: list[str] = field(default_factory=list)
     crop: Image.Image | None = None
     alignment: AlignedFace | None = None
+    photo: AlignedPhoto | None = None
 
 
 class Pipeline:
@@ -148,7 +163,8 @@ class Pipeline:
         """A photo (loaded, aligned, encoded, mapped, optionally refined) -> its face."""
         photo = photo if isinstance(photo, PhotoStart) else PhotoStart(photo)
         size, refine_steps = self.limits.size.check(size), self.limits.steps.check(refine_steps)
-        aligned, notices = self.align(photo)
+        loaded = align_photo(photo)
+        aligned, notices = loaded.aligned, list(loaded.notices)
         with torch.no_grad():
             embedding = self._embed_photo(aligned.image)
             if self.mapper is not None:
@@ -168,18 +184,8 @@ class Pipeline:
         with torch.no_grad():
             face, pixels = self._face(start, size, generator_calls=calls + 1)
             face.scores["clip_similarity"] = _cos(self._embed(pixels), embedding)
-        return self._result([face], notices, crop=aligned.image, alignment=aligned)
-
-    def align(self, photo: PhotoStart) -> tuple[AlignedFace, list[str]]:
-        """(the FFHQ-aligned crop of the chosen face, notices about the photo and the crop)."""
-        already = check_flag("already aligned", photo.aligned)
-        face = None if photo.face is None else self.limits.face_index.check(photo.face)
-        try:
-            loaded = load_photo(photo.source)
-        except InputError as err:  # say which photo, when there are two
-            raise (InputError(f"{photo.label}: {err}") if photo.label != PhotoStart.label else err) from None
-        aligned = align_face(loaded.image, size=1024, already_aligned=already, face=face, label=photo.label)
-        return aligned, loaded.notices + aligned.notices
+        self._in_photo(face, face_descriptor(aligned.image), loaded)
+        return self._result([face], notices, crop=aligned.image, alignment=aligned, photo=loaded)
 
     def text_to_face(self, prompt: object, seed: object = 0, psi: object = 0.7, size: object = 1024,
                      optimize_steps: object = 0, progress: Progress | None = None) -> Result:
@@ -260,7 +266,8 @@ class Pipeline:
                 variants.append(Variant(name, None, [f"{name} C unavailable: {err}"]))
                 continue
             variants.append(Variant(name, face, more))
-        return EditResult(original, variants, origin.notices + notices, origin.crop, origin.alignment)
+        self._judge_variants(origin, variants)
+        return EditResult(original, variants, origin.notices + notices, origin.crop, origin.alignment, origin.photo)
 
     @torch.no_grad()
     def sweep(self, start: Start, target: object, source: object = None, c_max: object = C_MAX,
@@ -304,6 +311,9 @@ class Pipeline:
                 progress(i / n_frames, f"morph frame {i + 1}/{n_frames}")
             # lerp is exact at both ends (a at t=0, b at t=1), so the first and last frames are the inputs
             faces.append(self._face(torch.lerp(wa, wb, t * moving), size, t=t, generator_calls=1)[0])
+        for end, origin in ((faces[0], first), (faces[-1], second)):  # each end against its own photo
+            if origin.photo is not None:
+                end.identity = self._identity(face_descriptor(origin.crop), end)
         return Result(faces, first.notices + second.notices[len(self.notices):])
 
     # -----------------------------------------------------------------------------------------------
@@ -361,7 +371,30 @@ class Pipeline:
             face.scores["clip_similarity"] = _cos(edited, reference)
             face.scores["text_score"] = _cos(edited, target_embedding)
             variants.append(Variant(name, face))
-        return EditResult(origin.faces[0], variants, origin.notices + notices, origin.crop, origin.alignment)
+        self._judge_variants(origin, variants)
+        return EditResult(origin.faces[0], variants, origin.notices + notices, origin.crop, origin.alignment, origin.photo)
+
+    def _identity(self, reference: np.ndarray | None, face: Face, of: str = "the photo") -> IdentityDistance:
+        """How far the person in ``face`` is from ``reference`` (a face descriptor); also in its scores."""
+        found = identity_distance(reference, face.image) if reference is not None else IdentityDistance(
+            None, f"no face found in {of}")
+        if found.distance is not None:
+            face.scores["identity_distance"] = found.distance
+        return found
+
+    def _in_photo(self, face: Face, reference: np.ndarray | None, photo: AlignedPhoto | None, of: str = "the photo") -> None:
+        """The face's identity against ``reference`` (the photo's person), and the face pasted back into the photo."""
+        face.identity = self._identity(reference, face, of)
+        if photo is not None:
+            face.pasted = paste_back(photo.photo, photo.aligned, face.image)
+
+    def _judge_variants(self, origin: Result, variants: list[Variant]) -> None:
+        """Each edit against the person in the photo (or, for faces made here, the unedited face)."""
+        reference = face_descriptor(origin.crop if origin.crop is not None else origin.faces[0].image)
+        of = "the photo" if origin.crop is not None else "the unedited face"
+        for variant in variants:
+            if variant.face is not None:
+                self._in_photo(variant.face, reference, origin.photo, of)
 
     def _check_strength(self, strength: object) -> float | str:
         if isinstance(strength, str) and strength.strip() in ("learned", "oracle"):
@@ -443,6 +476,19 @@ class Pipeline:
             source_embedding = embeddings[1:]
         target_embedding = embeddings[:1]
         return edit_direction(self.mapper, target_embedding, source_embedding), target_embedding, notices + more
+
+
+def align_photo(photo: PhotoStart, size: int = 1024) -> AlignedPhoto:
+    """Load a photo (bombs, EXIF, modes, downscaling: celeblook.photo) and crop its chosen face the FFHQ way.
+    Needs no models: ``python -m celeblook align`` and the pipeline share it."""
+    already = check_flag("already aligned", photo.aligned)
+    face = None if photo.face is None else FACE_INDEX.check(photo.face)
+    try:
+        loaded = load_photo(photo.source)
+    except InputError as err:  # say which photo, when there are two
+        raise (InputError(f"{photo.label}: {err}") if photo.label != PhotoStart.label else err) from None
+    aligned = align_face(loaded.image, size=size, already_aligned=already, face=face, label=photo.label)
+    return AlignedPhoto(loaded.image, aligned, loaded.notices + aligned.notices)
 
 
 def _labelled(start: Start, label: str) -> Start:
