@@ -76,11 +76,11 @@ def _bar_class(label: str, counter: _Counter, report: ByteProgress | None, termi
 
 def fetch(
     repo: str, filename: str, revision: str | None = None, *, label: str | None = None,
-    report: ByteProgress | None = None, terminal: bool = True,
+    report: ByteProgress | None = None, terminal: bool = True, cache_only: bool = False,
 ) -> Path:
     """The file's path in the Hugging Face cache, downloaded first when it is not there.
 
-    Offline (``HF_HUB_OFFLINE``), only the cache is read and no request is made.
+    Offline (``HF_HUB_OFFLINE``) or with ``cache_only``, only the cache is read and no request is made.
     """
     import httpx2  # huggingface_hub's HTTP client
     from huggingface_hub import hf_hub_download
@@ -97,13 +97,15 @@ def fetch(
     counter = _Counter()
     try:
         return Path(hf_hub_download(
-            repo, filename, revision=revision, endpoint=endpoint(), local_files_only=offline(),
+            repo, filename, revision=revision, endpoint=endpoint(), local_files_only=cache_only or offline(),
             tqdm_class=_bar_class(label, counter, report, terminal),
         ))
     except LocalEntryNotFoundError:
         if offline():
             raise WeightsError(f"{label} is not in the Hugging Face cache and offline mode is on (HF_HUB_OFFLINE); "
                                f"unset it to download {where}") from None
+        if cache_only:
+            raise WeightsError(f"{label} is not in the Hugging Face cache") from None
         raise WeightsError(f"cannot reach {endpoint()} to download {label} ({repo}/{filename}); "
                            "check the network or HF_ENDPOINT, then run the command again") from None
     except RevisionNotFoundError:

@@ -245,12 +245,13 @@ def place(src: Path, dest: Path) -> None:
 
 def download(
     name: str, root: Path | None = None, revision: str | None = None, progress: bool = True,
-    log: Callable[[str], None] = print, report: ByteProgress | None = None,
+    log: Callable[[str], None] = print, report: ByteProgress | None = None, cache_only: bool = False,
 ) -> Path:
     """Fetch one manifest file into the weights dir, verified; never leaves a partial file under its name.
 
     Hub files go through huggingface_hub's cache and are linked into place; the first verified download of
-    a file whose manifest has no sha256 records it there. ``report(name, bytes, total)`` follows the transfer.
+    a file whose manifest has no sha256 records it there. ``report(name, bytes, total)`` follows the transfer;
+    ``cache_only``: no request, only what huggingface_hub's cache already holds.
     """
     root = root or weights_dir()
     f = find(name, root)
@@ -262,7 +263,9 @@ def download(
         return dest
     src = f.source or {}
     if "hub" in src:
-        return _download_hub(f, root, revision, progress, log, report)
+        return _download_hub(f, root, revision, progress, log, report, cache_only)
+    if cache_only:
+        raise WeightsError(f"{f.name} comes from {src.get('url')}, not the Hugging Face Hub: nothing cached to use")
     if revision:
         raise InputError(f"--revision applies to Hugging Face files only; {f.name} comes from {src.get('url')}")
     if "url" not in src:
@@ -271,12 +274,12 @@ def download(
 
 
 def _download_hub(f: WeightFile, root: Path, revision: str | None, progress: bool, log: Callable[[str], None],
-                  report: ByteProgress | None) -> Path:
+                  report: ByteProgress | None, cache_only: bool) -> Path:
     from . import hub
 
     src = f.source or {}
     cached = hub.fetch(src["hub"], src["file"], revision or src.get("revision"), label=f.name, report=report,
-                       terminal=progress)
+                       terminal=progress, cache_only=cache_only)
     hashes = file_hashes(cached, root, progress)  # outside the weights dir: hashed, not cached
     # the manifest's hash describes its own revision; another revision is checked against the Hub's LFS hash
     expected = (f.sha256 if revision is None else None) or hub.etag_sha256(cached)
@@ -291,9 +294,11 @@ def _download_hub(f: WeightFile, root: Path, revision: str | None, progress: boo
     dest = root / f.name
     place(cached, dest)
     _remember(root, dest, hashes)
-    if revision is None and f.sha256 is None:
+    recorded = revision is None and f.sha256 is None
+    if recorded:
         record_hash(f.name, hashes["sha256"], size, root)
-    log(f"{f.name}: {size:,} bytes, sha256 {'verified' if expected else 'recorded'} ({hashes['sha256'][:12]}...)")
+    log(f"{f.name}: {size:,} bytes, sha256 {hashes['sha256'][:12]}... {'verified' if expected else 'not published'}"
+        f"{', recorded in the manifest' if recorded else ''}")
     return dest
 
 
@@ -399,3 +404,79 @@ def convert(
         _remember(root, dest, {"sha256": sidecar["sha256"], "md5": hashlib.md5(dest.read_bytes()).hexdigest()})
     log(f"wrote {dest} ({sidecar['size']:,} bytes, sha256 {sidecar['sha256']}) from {source.name} ({ckpt.kind})")
     return dest
+
+
+# ---------------------------------------------------------------------------------------------------
+# first run: what the app needs, fetched and converted
+
+NO_DOWNLOAD_ENV = "CELEBLOOK_NO_DOWNLOAD"
+APP_ROLES = ("generator-source", "clip")  # fetched for the app; the student's ImageNet init only trains
+SETUP_COMMAND = "python -m celeblook weights setup --preset {preset}"
+TRY_TINY = "CELEBLOOK_PRESET=tiny python app.py"
+
+
+def app_needs(preset: str, root: Path | None = None) -> list[WeightFile]:
+    """The preset's default Hub files the app still needs: CLIP, and a generator source unless the converted
+    generator is already there."""
+    root = root or weights_dir()
+    files = load_manifest(root)
+    generator = [f for f in files if f.preset == preset and f.role == "generator"]
+    have_generator = bool(generator) and check(generator[0], root).state == "present"
+    return [f for f in files if f.preset == preset and f.default and f.role in APP_ROLES
+            and not (f.role == "generator-source" and have_generator) and check(f, root).state != "present"]
+
+
+def setup(
+    preset: str | None = None, root: Path | None = None, report: ByteProgress | None = None,
+    log: Callable[[str], None] = print, progress: bool = True, no_requests: str | None = None,
+) -> None:
+    """Download (or take from huggingface_hub's cache) and convert what the app needs for ``preset``.
+
+    Raises one WeightsError naming what is still missing, why, and the commands that fix it. Offline, when
+    the Hub does not answer, or with ``no_requests`` (the reason why not), only the cache is used.
+    """
+    from . import hub
+    from .presets import get_preset
+
+    root = root or weights_dir()
+    name = get_preset(preset).name
+    needed = app_needs(name, root)
+    why = no_requests or ("offline mode is on (HF_HUB_OFFLINE)" if hub.offline() else None)
+    if needed and why is None and not hub.reachable():
+        why = f"{hub.endpoint()} does not answer"
+    failures = []
+    for f in needed:
+        try:
+            download(f.name, root, progress=progress, log=log, report=report, cache_only=why is not None)
+        except WeightsError as err:
+            failures.append(str(err))
+    generator = [f for f in load_manifest(root) if f.preset == name and f.role == "generator"]
+    if generator and not failures and check(generator[0], root).state != "present":
+        try:
+            convert(preset=name, root=root, log=log)
+        except WeightsError as err:
+            failures.append(str(err))
+    if failures:
+        missing = ", ".join(f.name for f in app_needs(name, root)) or generator[0].name
+        raise WeightsError(f"weights for preset {name!r} missing: {missing} ({why or failures[0]}); get them with "
+                           f"`{SETUP_COMMAND.format(preset=name)}`, or try the app on untrained models: `{TRY_TINY}`")
+
+
+def ensure_defaults(preset: str | None = None, progress: ByteProgress | None = None,
+                    root: Path | None = None) -> list[str]:
+    """The app's first run: ``setup`` with progress in the terminal and through ``progress(file, bytes, total)``.
+
+    Never raises for missing weights: returns one-line notices, what was fetched and, when something is
+    still missing, one line saying what and the command. ``CELEBLOOK_NO_DOWNLOAD=1`` makes no request (files
+    already in huggingface_hub's cache are still linked into place).
+    """
+    notices: list[str] = []
+    opted_out = os.environ.get(NO_DOWNLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        setup(preset, root, progress, log=notices.append,
+              no_requests=f"automatic download is off: {NO_DOWNLOAD_ENV}=1" if opted_out else None)
+    except WeightsError as err:
+        notices.append(str(err))
+    for line in notices:
+        print(f"[weights] {line}", flush=True)
+    return notices

@@ -325,3 +325,77 @@ def test_bare_download_fetches_the_presets_missing_defaults(root, hub, capsys):
     requests = len(hub.requests)
     assert main(["weights", "download"]) == 0  # all present now: nothing fetched again
     assert len(hub.requests) == requests and "nothing to download" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------------
+# first run (the app's start): ensure_defaults / weights setup
+
+CLIP_REPO, CLIP_REPO_FILE = "laion/CLIP-ViT-L-14-laion2B-s32B-b82K", "open_clip_model.safetensors"
+CLIP_FILE = "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors"
+TINY_HINT = "or try the app on untrained models: `CELEBLOOK_PRESET=tiny python app.py`"
+
+
+def missing_line(why: str) -> str:
+    return (f"weights for preset 'ffhq' missing: {HF_FILE}, {CLIP_FILE} ({why}); get them with "
+            f"`python -m celeblook weights setup --preset ffhq`, {TINY_HINT}")
+
+
+def test_first_run_fetches_with_progress_converts_and_then_needs_nothing(root, hub, tmp_path):
+    save_hf(fill_reference(GeneratorConfig(), base_seed=5), tmp_path / "g.pth")
+    hub.commit(HF_REPO, {HF_REPO_FILE: (tmp_path / "g.pth").read_bytes()})
+    hub.commit(CLIP_REPO, {CLIP_REPO_FILE: PAYLOAD})
+    seen: dict[str, list] = {}
+    notices = weights.ensure_defaults("ffhq", progress=lambda name, done, total: seen.setdefault(name, []).append((done, total)))
+    size = (tmp_path / "g.pth").stat().st_size
+    assert seen[HF_FILE][-1] == (size, size) and seen[CLIP_FILE][-1] == (len(PAYLOAD), len(PAYLOAD))
+    assert len(seen[HF_FILE]) > 2  # reported as it arrives, not only at the end
+    assert not any("missing" in line for line in notices), notices
+    assert f"{CLIP_FILE}: 300,000 bytes, sha256 {SHA[:12]}... verified, recorded in the manifest" in notices
+    generator = weights.find("mobilestylegan_ffhq.safetensors")
+    assert weights.check(generator).detail == "sha256 verified"
+    assert weights.app_needs("ffhq") == []
+    requests = len(hub.requests)
+    assert weights.ensure_defaults("ffhq") == [] and len(hub.requests) == requests
+
+
+@pytest.mark.parametrize("how", ["offline", "opted out", "unreachable", "not on the Hub"])
+def test_first_run_without_the_files_says_what_is_missing_in_one_line(root, hub, monkeypatch, how):
+    why = {"offline": "offline mode is on (HF_HUB_OFFLINE)",
+           "opted out": "automatic download is off: CELEBLOOK_NO_DOWNLOAD=1",
+           "unreachable": "http://127.0.0.1:9 does not answer",
+           "not on the Hub": f"download of {HF_FILE} failed: {HF_REPO}/{HF_REPO_FILE} at main on {hub.url} does not exist (or is private)"}[how]
+    if how == "offline":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    elif how == "opted out":
+        monkeypatch.setenv("CELEBLOOK_NO_DOWNLOAD", "1")
+    elif how == "unreachable":
+        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    start = time.perf_counter()
+    assert weights.ensure_defaults("ffhq") == [missing_line(why)]
+    assert time.perf_counter() - start < 10  # no long retries
+    assert leftovers(root) == []
+    if how != "not on the Hub":
+        assert hub.requests == []
+
+
+def test_first_run_links_files_a_space_preloaded_into_the_cache_without_a_request(root, hub, monkeypatch):
+    hub.commit(CLIP_REPO, {CLIP_REPO_FILE: PAYLOAD})
+    from huggingface_hub import hf_hub_download
+
+    hf_hub_download(CLIP_REPO, CLIP_REPO_FILE, endpoint=hub.url)  # what preload_from_hub does at build time
+    hub.requests.clear()
+    monkeypatch.setenv("CELEBLOOK_NO_DOWNLOAD", "1")
+    notices = weights.ensure_defaults("ffhq")
+    assert (root / CLIP_FILE).read_bytes() == PAYLOAD and hub.requests == []
+    assert notices[-1] == (f"weights for preset 'ffhq' missing: {HF_FILE} (automatic download is off: CELEBLOOK_NO_DOWNLOAD=1); "
+                           f"get them with `python -m celeblook weights setup --preset ffhq`, {TINY_HINT}")
+
+
+def test_first_run_of_the_tiny_preset_needs_nothing(root, hub):
+    assert weights.ensure_defaults("tiny") == [] and hub.requests == []
+
+
+def test_setup_command_exits_2_with_the_line(root, hub, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["weights", "setup", "--preset", "ffhq"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {missing_line('offline mode is on (HF_HUB_OFFLINE)')}"

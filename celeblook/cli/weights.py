@@ -1,4 +1,4 @@
-"""``weights status | download | convert``: the files in weights/manifest.json."""
+"""``weights status | download | setup | convert``: the files in weights/manifest.json."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ..errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("weights", help="weight files: status, download, convert")
+    parser = subparsers.add_parser("weights", help="weight files: status, download, setup, convert")
     commands = parser.add_subparsers(dest="weights_command", required=True, parser_class=type(parser))
 
     status = commands.add_parser("status", help="present / missing / corrupt, and the command that gets each file")
@@ -21,6 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     download.add_argument("--revision", help="Hugging Face revision (branch, tag or commit) instead of the manifest's")
     download.add_argument("--preset", default=None, help="preset whose default files to fetch when no names are given")
     download.set_defaults(func=run_download)
+
+    setup = commands.add_parser("setup", help="what the app needs: download the preset's defaults (Hub) and convert the generator")
+    setup.add_argument("--preset", default=None, help="default: $CELEBLOOK_PRESET or ffhq")
+    setup.set_defaults(func=run_setup)
 
     convert = commands.add_parser("convert", help="published .ckpt / HF .pth -> our safetensors + sidecar (+ manifest sha256)")
     convert.add_argument("source", nargs="?", type=Path, help="checkpoint to convert (default: the one in the weights dir)")
@@ -73,6 +77,14 @@ def run_download(args: argparse.Namespace) -> int:
             print(f"nothing to download for preset {preset.name!r}")
     for name in names:
         weights.download(name, root, revision=args.revision)
+    return 0
+
+
+def run_setup(args: argparse.Namespace) -> int:
+    from .. import weights
+
+    weights.setup(_preset(args.preset).name)
+    print("all weights the app needs are in place")
     return 0
 
 
