@@ -6,7 +6,7 @@ A heads repository holds one preset's trained pieces, as ``train all`` leaves th
     README.md                                 model card: training facts, eval numbers, licences
     mapper.safetensors (+ .json)              the mapper f           -> weights/<preset>/
     strength.safetensors (+ .json)            the strength head      -> weights/<preset>/
-    student_<variant>.safetensors (+ .json)   the student encoder    -> weights/
+    student_<variant>.safetensors (+ .json)   the student encoder    -> weights/ (untrained presets: weights/<preset>/)
     onnx/manifest.json, onnx/*.onnx           their ONNX exports     -> weights/<preset>/onnx/
 
 Downloads go through celeblook.hub (huggingface_hub's cache) at one commit, are checked against the
@@ -43,8 +43,9 @@ def weight_names(preset: Preset) -> list[str]:
 
 def place(preset: Preset, repo_path: str) -> str:
     """Where a repository file goes, relative to the weights dir; InputError for anything unexpected."""
-    if repo_path.startswith("student_") and repo_path in weight_names(preset):
-        return repo_path
+    if repo_path in weight_names(preset) and repo_path.startswith("student_") and preset.trained:
+        return repo_path  # where the pipeline reads a trained student (celeblook.models.student.student_path)
+    # an untrained preset's student stays in its folder: the file name is the timm variant's, shared with ffhq
     if repo_path in weight_names(preset) or ONNX_NAME.match(repo_path):
         return f"{preset.name}/{repo_path}"
     raise InputError(f"unexpected file {repo_path!r} in a heads repository")

@@ -26,7 +26,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
-from .errors import InputError, WeightsError
+from .errors import CelebError, InputError, WeightsError
 from .hub import ByteProgress, offline
 from .presets import weights_dir
 
@@ -430,36 +430,49 @@ def setup(
     preset: str | None = None, root: Path | None = None, report: ByteProgress | None = None,
     log: Callable[[str], None] = print, progress: bool = True, no_requests: str | None = None,
 ) -> None:
-    """Download (or take from huggingface_hub's cache) and convert what the app needs for ``preset``.
+    """Download (or take from huggingface_hub's cache) and convert what the app needs for ``preset``, and the
+    trained heads of ``$CELEBLOOK_HEADS_REPO`` when it is set and they are not here yet.
 
     Raises one WeightsError naming what is still missing, why, and the commands that fix it. Offline, when
     the Hub does not answer, or with ``no_requests`` (the reason why not), only the cache is used.
     """
     from . import hub
+    from .heads_repo import HEADS_ENV, download_heads, weight_names
+    from .heads_repo import place as head_place
     from .presets import get_preset
 
     root = root or weights_dir()
-    name = get_preset(preset).name
+    chosen = get_preset(preset)
+    name = chosen.name
     needed = app_needs(name, root)
+    heads = os.environ.get(HEADS_ENV, "")
+    heads_missing = bool(heads) and not all((root / head_place(chosen, f)).is_file() for f in weight_names(chosen))
     why = no_requests or ("offline mode is on (HF_HUB_OFFLINE)" if hub.offline() else None)
-    if needed and why is None and not hub.reachable():
+    if (needed or heads_missing) and why is None and not hub.reachable():
         why = f"{hub.endpoint()} does not answer"
-    failures = []
+    failures, missing = [], []
     for f in needed:
         try:
             download(f.name, root, progress=progress, log=log, report=report, cache_only=why is not None)
         except WeightsError as err:
             failures.append(str(err))
+            missing.append(f.name)
     generator = [f for f in load_manifest(root) if f.preset == name and f.role == "generator"]
     if generator and not failures and check(generator[0], root).state != "present":
         try:
             convert(preset=name, root=root, log=log)
         except WeightsError as err:
             failures.append(str(err))
+            missing.append(generator[0].name)
+    if heads_missing:
+        try:
+            download_heads(heads, chosen, root=root, log=log, report=report, progress=progress, cache_only=why is not None)
+        except CelebError as err:
+            failures.append(str(err))
+            missing.append(f"the trained heads of {heads}")
     if failures:
-        missing = ", ".join(f.name for f in app_needs(name, root)) or generator[0].name
-        raise WeightsError(f"weights for preset {name!r} missing: {missing} ({why or failures[0]}); get them with "
-                           f"`{SETUP_COMMAND.format(preset=name)}`, or try the app on untrained models: `{TRY_TINY}`")
+        raise WeightsError(f"weights for preset {name!r} missing: {', '.join(missing)} ({why or failures[0]}); get them "
+                           f"with `{SETUP_COMMAND.format(preset=name)}`, or try the app on untrained models: `{TRY_TINY}`")
 
 
 def ensure_defaults(preset: str | None = None, progress: ByteProgress | None = None,

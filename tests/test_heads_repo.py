@@ -69,14 +69,13 @@ def test_publish_then_download_gives_bit_identical_heads_in_place(hub, trained, 
 
     monkeypatch.setenv("CELEBLOOK_HEADS_REPO", REPO)
     assert main(["weights", "download", "--heads", "--preset", "tiny"]) == 0
-    for name in HEADS[:4] + ["onnx/mapper.onnx", "onnx/manifest.json"]:
+    for name in HEADS + ["onnx/mapper.onnx", "onnx/manifest.json"]:
         assert (weights / "tiny" / name).read_bytes() == (trained / name).read_bytes(), name
-    for name in HEADS[4:]:  # the student goes where the pipeline looks for it
-        assert (weights / name).read_bytes() == (trained / name).read_bytes(), name
+    assert not (weights / f"{STUDENT}.safetensors").exists()  # that name is ffhq's trained student
     # and loads, its sidecar's sha256 included
     load_mapper(weights / "tiny" / "mapper.safetensors")
     load_strength(weights / "tiny" / "strength.safetensors", "retrain")
-    load_student(weights / f"{STUDENT}.safetensors")
+    load_student(weights / "tiny" / f"{STUDENT}.safetensors")
     gets = len([r for r in hub.requests if r[0] == "GET"])
     assert main(["weights", "download", "--heads", REPO, "--preset", "tiny"]) == 0  # all in place: only the index
     assert len([r for r in hub.requests if r[0] == "GET"]) == gets  # the index comes from the cache (same commit)
@@ -109,6 +108,8 @@ def test_the_index_cannot_place_files_outside_the_weights_dir(hub, trained, weig
     for bad in ("onnx/../x.onnx", "mapper.bin", "student_other.safetensors", "/etc/passwd"):
         with pytest.raises(InputError):
             place(TINY, bad)
+    assert place(get_preset("ffhq"), f"{STUDENT}.safetensors") == f"{STUDENT}.safetensors"  # the pipeline's place
+    assert place(get_preset("ffhq"), "mapper.json") == "ffhq/mapper.json"
 
 
 def test_publish_names_what_is_missing_and_the_command(tmp_path, capsys):
@@ -125,3 +126,21 @@ def test_heads_need_a_repository_name(weights, monkeypatch, capsys):
     assert "--heads OWNER/NAME or CELEBLOOK_HEADS_REPO=OWNER/NAME" in capsys.readouterr().err
     assert main(["weights", "publish", "--repo", "not a repo"]) == 2
     assert "a Hub repository is OWNER/NAME" in capsys.readouterr().err
+
+
+def test_first_run_fetches_the_heads_named_by_the_environment(hub, trained, weights, monkeypatch):
+    from celeblook.weights import ensure_defaults
+
+    assert main(["weights", "publish", "--repo", REPO, "--preset", "tiny", "--from", str(trained)]) == 0
+    monkeypatch.setenv("CELEBLOOK_HEADS_REPO", REPO)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert ensure_defaults("tiny") == [
+        f"weights for preset 'tiny' missing: the trained heads of {REPO} (offline mode is on (HF_HUB_OFFLINE)); get them "
+        "with `python -m celeblook weights setup --preset tiny`, or try the app on untrained models: "
+        "`CELEBLOOK_PRESET=tiny python app.py`"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    notices = ensure_defaults("tiny")
+    assert notices[-1].startswith(f"heads for preset tiny from {REPO} at ") and notices[-1].endswith("verified and in place")
+    assert (weights / "tiny" / "mapper.safetensors").read_bytes() == (trained / "mapper.safetensors").read_bytes()
+    requests = len(hub.requests)
+    assert ensure_defaults("tiny") == [] and len(hub.requests) == requests  # in place: nothing asked
