@@ -145,27 +145,28 @@ def model_card(repo: str, preset: Preset, source: Path, index: dict) -> str:
     for name, config, what in (
         ("mapper", mapper.get("train_config", {}), f"{mapper.get('encoder', '?')} embeddings of generated faces"),
         ("strength", strength.get("training", {}), "the mapper's text directions, prompt bank training split"),
-        ("encoder", encoder.get("train_config", {}), f"distilled from {encoder.get('teacher', 'the CLIP image tower')}"),
+        ("encoder", encoder.get("train_config", {}), f"distilled from the CLIP image tower ({encoder.get('teacher', '?')})"),
     ):
         seconds = stages.get(name, {}).get("seconds")
         lines.append(f"| {name} | {what} | {config.get('steps', '?')} | {config.get('batch', '?')} | "
                      f"{f'{seconds / 60:.1f} min' if seconds else '?'} |")
     lines += ["", "## Evaluation", "", "Held-out generated faces and held-out prompts.", "",
               "| metric | value |", "|---|---|"]
-    lines += [f"| mapper {row[2:]}" for row in metric_rows({k: v for k, v in mapper.items() if k.startswith("wplus_mse")})]
-    for section, metrics in evaluation.items():
-        if isinstance(metrics, dict):
-            lines += [f"| {section} {row[2:]}" for row in metric_rows(metrics)]
+    sections = {k: v for k, v in evaluation.items() if isinstance(v, dict)} or {  # heads trained one by one
+        "mapper": {k: v for k, v in mapper.items() if k.startswith("wplus_mse")}}
+    for section, metrics in sections.items():
+        lines += [f"| {section} {row[2:]}" for row in metric_rows(metrics)]
     lines += [
         "", "## Licences", "",
-        "These heads are derived from the models they were trained with, so their terms follow those:",
+        "These heads are derived from the models they were trained with; their terms follow those (check them "
+        "before any use beyond research):",
         "- **MobileStyleGAN** (generator; github.com/bes-dev/MobileStyleGAN.pytorch): no licence is stated for its "
         "weights; its code ships LICENSE-NVIDIA for the StyleGAN2-derived parts (NVIDIA Source Code License, "
         "non-commercial).",
         "- **OpenCLIP ViT-L/14, LAION-2B** (`laion/CLIP-ViT-L-14-laion2B-s32B-b82K`): MIT.",
         "- **EfficientFormer-L1** ImageNet initialisation of the student (`timm/efficientformer_l1.snap_dist_in1k`): "
         "Apache-2.0.",
-        "Use them under all three; in particular, not commercially while the NVIDIA terms apply.", "",
+        "",
         "## Files", "", "| file | bytes | sha256 |", "|---|---|---|",
     ]
     lines += [f"| {name} | {entry['size']:,} | `{entry['sha256']}` |" for name, entry in index["files"].items()]

@@ -417,13 +417,12 @@ TRY_TINY = "CELEBLOOK_PRESET=tiny python app.py"
 
 def app_needs(preset: str, root: Path | None = None) -> list[WeightFile]:
     """The preset's default Hub files the app still needs: CLIP, and a generator source unless the converted
-    generator is already there."""
+    generator or another source (the Drive checkpoint) is already there."""
     root = root or weights_dir()
-    files = load_manifest(root)
-    generator = [f for f in files if f.preset == preset and f.role == "generator"]
-    have_generator = bool(generator) and check(generator[0], root).state == "present"
-    return [f for f in files if f.preset == preset and f.default and f.role in APP_ROLES
-            and not (f.role == "generator-source" and have_generator) and check(f, root).state != "present"]
+    files = [f for f in load_manifest(root) if f.preset == preset]
+    present = {f.name for f in files if f.role in ("generator", "generator-source") and check(f, root).state == "present"}
+    return [f for f in files if f.default and f.role in APP_ROLES and f.name not in present
+            and not (f.role == "generator-source" and present) and check(f, root).state != "present"]
 
 
 def setup(

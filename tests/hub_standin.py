@@ -197,8 +197,8 @@ def _json(h: BaseHTTPRequestHandler, status: int, obj: dict) -> None:
     h.wfile.write(body)
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch) -> Iterator[HubStandin]:
+@pytest.fixture(name="hub")
+def hub_fixture(tmp_path, monkeypatch) -> Iterator[HubStandin]:
     """A running stand-in as HF_ENDPOINT, online, with an empty Hugging Face cache of the test's own."""
     import huggingface_hub.constants as constants
 

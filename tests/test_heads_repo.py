@@ -18,7 +18,7 @@ from celeblook.models.strength import STRENGTH_KIND, StrengthPredictor, load_str
 from celeblook.models.student import create_student, load_student, save_student
 from celeblook.presets import get_preset
 
-from hub_standin import hub  # noqa: F401  (fixture)
+from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
 
 REPO = "someone/celeblook-tiny-heads"
 TINY = get_preset("tiny")
@@ -45,7 +45,8 @@ def trained(tmp_path_factory) -> Path:
     for name in ("mapper", "strength", "image_encoder"):
         (folder / "onnx" / f"{name}.onnx").write_bytes(name.encode() * 1000)
     (folder / "onnx" / "manifest.json").write_text(json.dumps({"format": "celeblook-onnx/1"}))
-    (folder / "eval.json").write_text(json.dumps({"strength": {"abs_err_learned_bracketed": 0.011, "bracketed_share": 0.9}}))
+    (folder / "eval.json").write_text(json.dumps({"mapper": {"wplus_mse_final": 0.12, "ratio_to_mean_latent": 0.51},
+                                                  "strength": {"abs_err_learned_bracketed": 0.011, "bracketed_share": 0.9}}))
     return folder
 
 
@@ -64,7 +65,8 @@ def test_publish_then_download_gives_bit_identical_heads_in_place(hub, trained, 
     assert len(hub.messages) == 1  # one commit
     card = files["README.md"].decode()
     for needed in ("license: other", "MobileStyleGAN", "LICENSE-NVIDIA", "OpenCLIP", "MIT", "seeded random",
-                   "| mapper wplus_mse_final | 0.12 |", "| strength bracketed_share | 0.9 |", "| mapper | teacher"):
+                   "| mapper wplus_mse_final | 0.12 |", "| mapper ratio_to_mean_latent | 0.51 |",
+                   "| strength bracketed_share | 0.9 |", "| mapper | teacher embeddings of generated faces | 300 | 32 |"):
         assert needed in card, needed
 
     monkeypatch.setenv("CELEBLOOK_HEADS_REPO", REPO)

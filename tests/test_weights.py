@@ -20,7 +20,7 @@ from celeblook.models.checkpoint import load_generator
 from celeblook.models.mobilestylegan import GeneratorConfig
 from celeblook.models.reference_layout import fill_reference
 
-from hub_standin import hub  # noqa: F401  (fixture)
+from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
 from test_checkpoint import save_hf, save_lightning
 
 HF_FILE = "mobilestylegan_ffhq_v2.pth"
@@ -399,3 +399,9 @@ def test_setup_command_exits_2_with_the_line(root, hub, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["weights", "setup", "--preset", "ffhq"]) == 2
     assert capsys.readouterr().err.strip() == f"error: {missing_line('offline mode is on (HF_HUB_OFFLINE)')}"
+
+
+def test_first_run_needs_no_mirror_when_a_generator_source_is_here(root):
+    assert [f.name for f in weights.app_needs("ffhq")] == [HF_FILE, CLIP_FILE]
+    (root / "mobilestylegan_ffhq.ckpt").write_bytes(PAYLOAD)  # the Drive checkpoint (md5 as published here)
+    assert [f.name for f in weights.app_needs("ffhq")] == [CLIP_FILE]  # setup converts the checkpoint instead
