@@ -3,8 +3,12 @@
 The manifest (``weights/manifest.json``) lists every file with what it is, where it comes from, its
 size and hash where published (null where not), its licence and the command that gets it. Files live
 in ``weights_dir()``. Hashes of present files are cached by (size, mtime) in ``.hashes.json`` there,
-so ``status`` does not re-read gigabytes each time. Downloads go to ``<name>.part`` and are renamed
-only after size and hash are verified.
+so ``status`` does not re-read gigabytes each time.
+
+Downloads never leave a partial or unverified file under a manifest name. Hub files go through
+huggingface_hub (celeblook.hub: its cache, resume, HF_ENDPOINT, offline mode), are hashed and linked into
+the weights dir; a plain URL (the Google Drive checkpoint) streams to ``<name>.part``, renamed once verified.
+The first verified download of a file whose manifest entry has no sha256 records it in the manifest.
 """
 
 from __future__ import annotations
@@ -13,24 +17,22 @@ import hashlib
 import http.client
 import json
 import os
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from tqdm import tqdm
 
 from . import __version__
-from .errors import InputError, WeightsError
+from .errors import CelebError, InputError, WeightsError
 from .files import weights_dir
+from .hub import ByteProgress, offline
 
 MANIFEST_NAME = "manifest.json"
 HASH_CACHE_NAME = ".hashes.json"
 REPO_MANIFEST = Path(__file__).resolve().parent.parent / "weights" / MANIFEST_NAME
-HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 CHUNK = 1 << 20
 
 
@@ -219,47 +221,38 @@ def status(root: Path | None = None, progress: bool = False) -> list[FileStatus]
 # download
 
 
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+def place(src: Path, dest: Path) -> None:
+    """Put ``src`` at ``dest`` atomically without copying gigabytes when it can: a hard link, else a symbolic
+    link, else a copy (written under a temporary name, then renamed)."""
+    import shutil
 
-
-def source_url(f: WeightFile, revision: str | None = None) -> str:
-    """Where a downloadable file comes from; hub files honour HF_ENDPOINT and a revision override."""
-    src = f.source or {}
-    if "hub" in src:
-        endpoint = os.environ.get("HF_ENDPOINT", HF_DEFAULT_ENDPOINT).rstrip("/")
-        rev = quote(revision or src.get("revision") or "main", safe="")
-        return f"{endpoint}/{src['hub']}/resolve/{rev}/{quote(src['file'])}"
-    if revision:
-        raise InputError(f"--revision applies to Hugging Face files only; {f.name} comes from {src.get('url')}")
-    if "url" not in src:
-        raise WeightsError(f"{f.name} has no download source")
-    return src["url"]
-
-
-class _RedirectRecorder(urllib.request.HTTPRedirectHandler):
-    """Keeps the Hub's X-Linked-* headers (sha256 and size of LFS files), which only the redirect carries."""
-
-    def __init__(self) -> None:
-        self.linked: dict[str, str] = {}
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        for key in ("X-Linked-Etag", "X-Linked-Size"):
-            if headers.get(key):
-                self.linked[key] = headers[key]
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _sha256_of_etag(etag: str | None) -> str | None:
-    etag = (etag or "").removeprefix("W/").strip('"')
-    return etag if re.fullmatch(r"[0-9a-f]{64}", etag) else None
+    src = src.resolve()  # huggingface_hub's cache entries are symbolic links to blobs
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            try:
+                os.symlink(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def download(
     name: str, root: Path | None = None, revision: str | None = None, progress: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, report: ByteProgress | None = None, cache_only: bool = False,
 ) -> Path:
-    """Fetch one manifest file into the weights dir, verified; never leaves a partial file under its name."""
+    """Fetch one manifest file into the weights dir, verified; never leaves a partial file under its name.
+
+    Hub files go through huggingface_hub's cache and are linked into place; the first verified download of
+    a file whose manifest has no sha256 records it there. ``report(name, bytes, total)`` follows the transfer;
+    ``cache_only``: no request, only what huggingface_hub's cache already holds.
+    """
     root = root or weights_dir()
     f = find(name, root)
     if f.get != "download":
@@ -268,63 +261,104 @@ def download(
     if revision is None and check(f, root).state == "present":
         log(f"{name}: already present")
         return dest
-    url = source_url(f, revision)
+    src = f.source or {}
+    if "hub" in src:
+        return _download_hub(f, root, revision, progress, log, report, cache_only)
+    if cache_only:
+        raise WeightsError(f"{f.name} comes from {src.get('url')}, not the Hugging Face Hub: nothing cached to use")
+    if revision:
+        raise InputError(f"--revision applies to Hugging Face files only; {f.name} comes from {src.get('url')}")
+    if "url" not in src:
+        raise WeightsError(f"{f.name} has no download source")
+    return _download_url(f, root, progress, log, report)
+
+
+def _download_hub(f: WeightFile, root: Path, revision: str | None, progress: bool, log: Callable[[str], None],
+                  report: ByteProgress | None, cache_only: bool) -> Path:
+    from . import hub
+
+    src = f.source or {}
+    cached = hub.fetch(src["hub"], src["file"], revision or src.get("revision"), label=f.name, report=report,
+                       terminal=progress, cache_only=cache_only)
+    hashes = file_hashes(cached, root, progress)  # outside the weights dir: hashed, not cached
+    # the manifest's hash describes its own revision; another revision is checked against the Hub's LFS hash
+    expected = (f.sha256 if revision is None else None) or hub.etag_sha256(cached)
+    if expected and hashes["sha256"] != expected:
+        hub.forget(cached)
+        raise WeightsError(f"download of {f.name} refused: sha256 {hashes['sha256'][:12]}... does not match "
+                           f"{expected[:12]}...; nothing was kept, run the command again")
+    size = cached.stat().st_size
+    if f.size is not None and revision is None and size != f.size:
+        hub.forget(cached)
+        raise WeightsError(f"download of {f.name} refused: {size:,} bytes, expected {f.size:,}; nothing was kept")
+    dest = root / f.name
+    place(cached, dest)
+    _remember(root, dest, hashes)
+    recorded = revision is None and f.sha256 is None
+    if recorded:
+        record_hash(f.name, hashes["sha256"], size, root)
+    log(f"{f.name}: {size:,} bytes, sha256 {hashes['sha256'][:12]}... {'verified' if expected else 'not published'}"
+        f"{', recorded in the manifest' if recorded else ''}")
+    return dest
+
+
+STALL_SECONDS = 60.0  # a plain-URL download that receives nothing for this long is given up
+
+
+def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str], None],
+                  report: ByteProgress | None) -> Path:
+    """A plain URL (the Google Drive checkpoint): streamed to ``<name>.part``, checked, renamed."""
+    url = f.source["url"]
+    dest = root / f.name
     if offline():
-        raise WeightsError(f"refusing to download {name}: offline mode (HF_HUB_OFFLINE is set); unset it or copy the file to {dest}")
+        raise WeightsError(f"refusing to download {f.name}: offline mode (HF_HUB_OFFLINE is set); unset it or copy the file to {dest}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    recorder = _RedirectRecorder()
-    opener = urllib.request.build_opener(recorder)
     request = urllib.request.Request(url, headers={"User-Agent": f"celeblook/{__version__}"})
-    sha, md5, received, kept = hashlib.sha256(), hashlib.md5(), 0, False
+    sha, md5, received, total, kept = hashlib.sha256(), hashlib.md5(), 0, None, False
     try:
-        with opener.open(request, timeout=60) as resp, open(part, "wb") as out:
+        with urllib.request.urlopen(request, timeout=STALL_SECONDS) as resp, open(part, "wb") as out:
             if resp.headers.get("Content-Type", "").startswith("text/html"):
                 raise WeightsError(
-                    f"download of {name} refused: {url} answered with a web page, not the file "
+                    f"download of {f.name} refused: {url} answered with a web page, not the file "
                     f"(a quota or confirmation page?); fetch it in a browser and save it as {dest}"
                 )
             length = resp.headers.get("Content-Length")
             total = int(length) if length else None
-            headers = {**{k: v for k, v in resp.headers.items()}, **recorder.linked}
-            with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
-                while block := resp.read(CHUNK):
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f.name, disable=not progress) as bar:
+                # read1 hands over what has arrived, so a stall mid-chunk still counts the bytes before it
+                while block := resp.read1(CHUNK):
                     out.write(block)
                     sha.update(block)
                     md5.update(block)
                     received += len(block)
                     bar.update(len(block))
+                    if report is not None:
+                        report(f.name, received, total)
         if total is not None and received != total:
-            raise WeightsError(f"download of {name} interrupted after {received:,} of {total:,} bytes; nothing was kept, run the command again")
-        _verify(f, received, sha.hexdigest(), md5.hexdigest(), headers)
+            raise WeightsError(f"download of {f.name} interrupted after {received:,} of {total:,} bytes; nothing was kept, run the command again")
+        if f.size is not None and received != f.size:
+            raise WeightsError(f"download of {f.name} refused: {received:,} bytes, expected {f.size:,}; nothing was kept")
+        if f.sha256 and sha.hexdigest() != f.sha256:
+            raise WeightsError(f"download of {f.name} refused: sha256 {sha.hexdigest()[:12]}... does not match {f.sha256[:12]}...; nothing was kept")
+        if f.md5 and md5.hexdigest() != f.md5:
+            raise WeightsError(f"download of {f.name} refused: md5 {md5.hexdigest()} does not match the published {f.md5}; nothing was kept")
         os.replace(part, dest)
         kept = True
     except urllib.error.HTTPError as err:
-        raise WeightsError(f"download of {name} failed: HTTP {err.code} {err.reason} from {url}") from None
+        raise WeightsError(f"download of {f.name} failed: HTTP {err.code} {err.reason} from {url}") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
-        reason = getattr(err, "reason", None) or err
-        raise WeightsError(f"download of {name} interrupted after {received:,} bytes ({reason}); nothing was kept, run the command again") from None
+        reason = getattr(err, "reason", None) or err or type(err).__name__
+        of = f" of {total:,}" if total else ""
+        raise WeightsError(f"download of {f.name} interrupted after {received:,}{of} bytes ({reason}); nothing was kept, run the command again") from None
     finally:
         if not kept:
             part.unlink(missing_ok=True)
     _remember(root, dest, {"sha256": sha.hexdigest(), "md5": md5.hexdigest()})
-    if not (f.sha256 or f.md5 or _sha256_of_etag(headers.get("X-Linked-Etag") or headers.get("ETag"))):
-        log(f"{name}: downloaded {received:,} bytes; no published hash to verify, sha256 {sha.hexdigest()}")
-    else:
-        log(f"{name}: downloaded {received:,} bytes, verified")
+    if f.sha256 is None:
+        record_hash(f.name, sha.hexdigest(), received, root)
+    log(f"{f.name}: downloaded {received:,} bytes, {'verified' if f.sha256 or f.md5 else 'sha256 recorded'}")
     return dest
-
-
-def _verify(f: WeightFile, size: int, sha256: str, md5: str, headers: dict[str, str]) -> None:
-    linked_size = headers.get("X-Linked-Size")
-    expected_size = f.size if f.size is not None else (int(linked_size) if linked_size else None)
-    if expected_size is not None and size != expected_size:
-        raise WeightsError(f"download of {f.name} refused: {size:,} bytes, expected {expected_size:,}; nothing was kept")
-    expected_sha = f.sha256 or _sha256_of_etag(headers.get("X-Linked-Etag") or headers.get("ETag"))
-    if expected_sha and sha256 != expected_sha:
-        raise WeightsError(f"download of {f.name} refused: sha256 {sha256[:12]}... does not match {expected_sha[:12]}...; nothing was kept")
-    if f.md5 and md5 != f.md5:
-        raise WeightsError(f"download of {f.name} refused: md5 {md5} does not match the published {f.md5}; nothing was kept")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -370,3 +404,91 @@ def convert(
         _remember(root, dest, {"sha256": sidecar["sha256"], "md5": hashlib.md5(dest.read_bytes()).hexdigest()})
     log(f"wrote {dest} ({sidecar['size']:,} bytes, sha256 {sidecar['sha256']}) from {source.name} ({ckpt.kind})")
     return dest
+
+
+# ---------------------------------------------------------------------------------------------------
+# first run: what the app needs, fetched and converted
+
+NO_DOWNLOAD_ENV = "CELEBLOOK_NO_DOWNLOAD"
+APP_ROLES = ("generator-source", "clip")  # fetched for the app; the student's ImageNet init only trains
+SETUP_COMMAND = "python -m celeblook weights setup --preset {preset}"
+TRY_TINY = "CELEBLOOK_PRESET=tiny python app.py"
+
+
+def app_needs(preset: str, root: Path | None = None) -> list[WeightFile]:
+    """The preset's default Hub files the app still needs: CLIP, and a generator source unless the converted
+    generator or another source (the Drive checkpoint) is already there."""
+    root = root or weights_dir()
+    files = [f for f in load_manifest(root) if f.preset == preset]
+    present = {f.name for f in files if f.role in ("generator", "generator-source") and check(f, root).state == "present"}
+    return [f for f in files if f.default and f.role in APP_ROLES and f.name not in present
+            and not (f.role == "generator-source" and present) and check(f, root).state != "present"]
+
+
+def setup(
+    preset: str | None = None, root: Path | None = None, report: ByteProgress | None = None,
+    log: Callable[[str], None] = print, progress: bool = True, no_requests: str | None = None,
+) -> None:
+    """Download (or take from huggingface_hub's cache) and convert what the app needs for ``preset``, and the
+    trained heads of ``$CELEBLOOK_HEADS_REPO`` when it is set and they are not here yet.
+
+    Raises one WeightsError naming what is still missing, why, and the commands that fix it. Offline, when
+    the Hub does not answer, or with ``no_requests`` (the reason why not), only the cache is used.
+    """
+    from . import hub
+    from .heads_repo import HEADS_ENV, download_heads, weight_names
+    from .heads_repo import place as head_place
+    from .presets import get_preset
+
+    root = root or weights_dir()
+    chosen = get_preset(preset)
+    name = chosen.name
+    needed = app_needs(name, root)
+    heads = os.environ.get(HEADS_ENV, "")
+    heads_missing = bool(heads) and not all((root / head_place(chosen, f)).is_file() for f in weight_names(chosen))
+    why = no_requests or ("offline mode is on (HF_HUB_OFFLINE)" if hub.offline() else None)
+    if (needed or heads_missing) and why is None and not hub.reachable():
+        why = f"{hub.endpoint()} does not answer"
+    failures, missing = [], []
+    for f in needed:
+        try:
+            download(f.name, root, progress=progress, log=log, report=report, cache_only=why is not None)
+        except WeightsError as err:
+            failures.append(str(err))
+            missing.append(f.name)
+    generator = [f for f in load_manifest(root) if f.preset == name and f.role == "generator"]
+    if generator and not failures and check(generator[0], root).state != "present":
+        try:
+            convert(preset=name, root=root, log=log)
+        except WeightsError as err:
+            failures.append(str(err))
+            missing.append(generator[0].name)
+    if heads_missing:
+        try:
+            download_heads(heads, chosen, root=root, log=log, report=report, progress=progress, cache_only=why is not None)
+        except CelebError as err:
+            failures.append(str(err))
+            missing.append(f"the trained heads of {heads}")
+    if failures:
+        raise WeightsError(f"weights for preset {name!r} missing: {', '.join(missing)} ({why or failures[0]}); get them "
+                           f"with `{SETUP_COMMAND.format(preset=name)}`, or try the app on untrained models: `{TRY_TINY}`")
+
+
+def ensure_defaults(preset: str | None = None, progress: ByteProgress | None = None,
+                    root: Path | None = None) -> list[str]:
+    """The app's first run: ``setup`` with progress in the terminal and through ``progress(file, bytes, total)``.
+
+    Never raises for missing weights: returns one-line notices, what was fetched and, when something is
+    still missing, one line saying what and the command. ``CELEBLOOK_NO_DOWNLOAD=1`` makes no request (files
+    already in huggingface_hub's cache are still linked into place).
+    """
+    notices: list[str] = []
+    opted_out = os.environ.get(NO_DOWNLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        setup(preset, root, progress, log=notices.append,
+              no_requests=f"automatic download is off: {NO_DOWNLOAD_ENV}=1" if opted_out else None)
+    except WeightsError as err:
+        notices.append(str(err))
+    for line in notices:
+        print(f"[weights] {line}", flush=True)
+    return notices

@@ -155,6 +155,9 @@ def test_learned_strength_beats_best_fixed_on_held_out(models, bank, tmp_path):
     # measured ratios 0.48-0.66 over seeds 0-5 (module docstring); 0.8 leaves room for platform noise
     assert metrics["abs_err_learned"] < 0.8 * metrics["abs_err_fixed"], metrics
     assert metrics["abs_err_oracle"] < metrics["abs_err_learned"]
+    # the same comparison on the pairs the oracle brackets, and their share
+    assert metrics["bracketed_share"] == pytest.approx(1 - metrics["oracle_unbracketed"] / 16)
+    assert metrics["abs_err_learned_bracketed"] < metrics["abs_err_fixed_bracketed"]
     assert metrics["generator_calls_learned"] == 1 and metrics["generator_calls_oracle"] > 2
 
 
@@ -197,7 +200,8 @@ def test_cli_trains_and_writes_held_out_metrics(tmp_path, monkeypatch):
     assert metrics["generator_calls_learned"] == 1 and metrics["generator_calls_oracle"] >= 2
     assert "untrained" in metrics["preset"]
     head = load_strength(out / "strength.safetensors")
-    assert head.config.c_max == 0.8 and math.isfinite(float(head.bias))
+    assert head.config.c_max == get_preset("tiny").training.strength.c_max == 1.0  # the preset's range of C
+    assert metrics["target"] == 0.98 and math.isfinite(float(head.bias))  # and its target
 
 
 def test_cli_names_the_mapper_command_for_a_missing_mapper(tmp_path, capsys):

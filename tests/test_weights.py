@@ -1,4 +1,4 @@
-"""weights status / download / convert against a local HTTP server standing in for the Hub and Drive."""
+"""weights status / download / convert against local stand-ins for the Hub (tests/hub_standin.py) and Drive."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,16 +20,19 @@ from celeblook.models.checkpoint import load_generator
 from celeblook.models.mobilestylegan import GeneratorConfig
 from celeblook.models.reference_layout import fill_reference
 
+from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
 from test_checkpoint import save_hf, save_lightning
 
 HF_FILE = "mobilestylegan_ffhq_v2.pth"
-HF_PATH = "/public-data/MobileStyleGAN/resolve/{rev}/models/mobilestylegan_ffhq_v2.pth"
+HF_REPO, HF_REPO_FILE = "public-data/MobileStyleGAN", "models/mobilestylegan_ffhq_v2.pth"
+HF_PATH = f"/{HF_REPO}/resolve/{{rev}}/{HF_REPO_FILE}"
 PAYLOAD = os.urandom(300_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 class Server:
-    """Serves ``routes``: path -> (body, mode); mode 'ok', 'cut' (closes mid-body), 'html', 'bad-etag'."""
+    """Stands in for Google Drive: ``routes``: path -> (body, mode); mode 'ok', 'cut' (closes mid-body),
+    'stall' (sends 1,000,000 bytes, then nothing for 3 s), 'html'."""
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[bytes, str]] = {}
@@ -45,11 +49,12 @@ class Server:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html" if mode == "html" else "application/octet-stream")
                 self.send_header("Content-Length", str(len(body)))
-                etag = "0" * 64 if mode == "bad-etag" else hashlib.sha256(body).hexdigest()
-                self.send_header("X-Linked-Etag", f'"{etag}"')
                 self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if mode == "cut" else body)
+                sent = {"cut": len(body) // 2, "stall": 1_000_000}.get(mode, len(body))
+                self.wfile.write(body[:sent])
                 self.wfile.flush()
+                if mode == "stall":
+                    time.sleep(3)
                 if mode == "cut":
                     self.close_connection = True
 
@@ -70,8 +75,9 @@ def server():
 
 
 @pytest.fixture
-def root(tmp_path, monkeypatch, server) -> Path:
-    """An empty weights dir with its own manifest; the Drive entry points at the local server."""
+def root(tmp_path, monkeypatch, server, hub) -> Path:
+    """An empty weights dir with its own manifest; the Drive entry points at the local server, HF_ENDPOINT at
+    the stand-in Hub."""
     root = tmp_path / "weights"
     root.mkdir()
     manifest = json.loads(weights.REPO_MANIFEST.read_text())
@@ -81,13 +87,15 @@ def root(tmp_path, monkeypatch, server) -> Path:
             entry["md5"] = hashlib.md5(PAYLOAD).hexdigest()
     (root / "manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(root))
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     return root
 
 
 def leftovers(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.name not in ("manifest.json", ".hashes.json"))
+
+
+def cached_blobs(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "hf-cache").glob("models--*/blobs/*"))
 
 
 def test_manifest_lists_every_file_with_provenance():
@@ -122,41 +130,96 @@ def test_manifest_names_the_ffhq_presets_student_variant():
     assert trained.name == student_path(variant).name and trained.sidecar == f"student_{variant}.json"
 
 
-def test_hub_download_verifies_against_the_linked_etag(root, server):
-    server.routes[HF_PATH.format(rev="main")] = (PAYLOAD, "ok")
-    path = weights.download(HF_FILE, log=lambda _: None)
+def test_hub_download_reports_progress_records_the_sha256_and_links_the_cached_file(root, hub, tmp_path):
+    hub.commit(HF_REPO, {HF_REPO_FILE: PAYLOAD})
+    assert weights.find(HF_FILE).sha256 is None
+    seen = []
+    path = weights.download(HF_FILE, log=lambda _: None, report=lambda *r: seen.append(r))
     assert path == root / HF_FILE and path.read_bytes() == PAYLOAD
+    assert seen[0] == (HF_FILE, 0, len(PAYLOAD)) and seen[-1] == (HF_FILE, len(PAYLOAD), len(PAYLOAD))
     assert leftovers(root) == [HF_FILE]
+    assert weights.find(HF_FILE).sha256 == SHA and weights.find(HF_FILE).size == len(PAYLOAD)  # recorded
     assert json.loads((root / ".hashes.json").read_text())[HF_FILE]["sha256"] == SHA
+    [blob] = cached_blobs(tmp_path)  # one copy on disk: the weights dir links to huggingface_hub's cache
+    assert blob.name == SHA and os.path.samefile(blob, path)
+    assert weights.check(weights.find(HF_FILE)).detail == "sha256 verified"
+    before = len(hub.requests)
+    weights.download(HF_FILE, log=lambda _: None)  # present and verified: no request
+    assert len(hub.requests) == before
 
 
-def test_revision_is_passed_to_the_hub(root, server):
-    server.routes[HF_PATH.format(rev="v2.0")] = (PAYLOAD, "ok")
+def test_revision_is_passed_to_the_hub(root, hub):
+    hub.commit(HF_REPO, {HF_REPO_FILE: PAYLOAD}, branch="v2.0")
     assert main(["weights", "download", HF_FILE, "--revision", "v2.0"]) == 0
-    assert server.requests == [HF_PATH.format(rev="v2.0")]
+    assert {(m, p) for m, p, _ in hub.requests} == {("HEAD", HF_PATH.format(rev="v2.0")), ("GET", HF_PATH.format(rev="v2.0"))}
+    assert weights.find(HF_FILE).sha256 is None  # another revision's hash is not the manifest's
 
 
-def test_interrupted_download_keeps_nothing_and_a_retry_succeeds(root, server, capsys):
-    server.routes[HF_PATH.format(rev="main")] = (PAYLOAD, "cut")
+def test_dropped_connection_is_resumed_where_it_stopped(root, hub):
+    hub.commit(HF_REPO, {HF_REPO_FILE: PAYLOAD})
+    hub.cut[HF_PATH.format(rev="main")] = 120_000  # two whole chunks of 50,000 bytes and part of a third
+    weights.download(HF_FILE, log=lambda _: None)
+    gets = [rng for m, _, rng in hub.requests if m == "GET"]
+    assert gets == [None, "bytes=100000-"]  # the second request asks for the rest only
+    assert (root / HF_FILE).read_bytes() == PAYLOAD
+
+
+def test_interrupted_download_keeps_nothing_and_a_retry_succeeds(root, hub, tmp_path, capsys):
+    hub.commit(HF_REPO, {HF_REPO_FILE: PAYLOAD})
+    hub.cut[HF_PATH.format(rev="main")] = 150_000
+    hub.fail_ranges = True  # the resume is answered 503
     assert main(["weights", "download", HF_FILE]) == 2
     err = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]  # after the progress bar
-    assert err.startswith(f"error: download of {HF_FILE} interrupted after 150,000 of 300,000 bytes")
-    assert leftovers(root) == []  # neither the final name nor a .part
-    server.routes[HF_PATH.format(rev="main")] = (PAYLOAD, "ok")
+    assert err.startswith(f"error: download of {HF_FILE} interrupted after 150,000 of 300,000 bytes (HTTP 503")
+    assert leftovers(root) == [] and cached_blobs(tmp_path) == []  # neither a file nor a partial blob
+    hub.fail_ranges = False
     assert main(["weights", "download", HF_FILE]) == 0
     assert (root / HF_FILE).read_bytes() == PAYLOAD
 
 
 @pytest.mark.parametrize("how", ["manifest hash", "hub etag"])
-def test_corrupted_download_is_refused(root, server, how):
-    if how == "manifest hash":  # the manifest knows the hash; the server sends other bytes
+def test_corrupted_download_is_refused_and_forgotten(root, hub, tmp_path, how):
+    if how == "manifest hash":  # the manifest knows the hash; the Hub holds other bytes
         weights.record_hash(HF_FILE, SHA, len(PAYLOAD), root)
-        server.routes[HF_PATH.format(rev="main")] = (PAYLOAD[::-1], "ok")
-    else:
-        server.routes[HF_PATH.format(rev="main")] = (PAYLOAD, "bad-etag")
+        hub.commit(HF_REPO, {HF_REPO_FILE: PAYLOAD[::-1]})
+    else:  # the bytes change on the way: they no longer match the sha256 the Hub announced
+        hub.commit(HF_REPO, {HF_REPO_FILE: PAYLOAD})
+        hub.corrupt.add(HF_PATH.format(rev="main"))
     with pytest.raises(WeightsError, match=r"refused: sha256 .* does not match"):
         weights.download(HF_FILE, log=lambda _: None)
-    assert leftovers(root) == []
+    assert leftovers(root) == [] and cached_blobs(tmp_path) == []  # not kept in the cache either
+    hub.commit(HF_REPO, {HF_REPO_FILE: PAYLOAD})
+    hub.corrupt.clear()
+    assert weights.download(HF_FILE, log=lambda _: None).read_bytes() == PAYLOAD
+
+
+def test_offline_reads_only_the_cache_and_says_so_in_one_line(root, hub, monkeypatch, capsys):
+    hub.commit(HF_REPO, {HF_REPO_FILE: PAYLOAD})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["weights", "download", HF_FILE]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {HF_FILE} is not in the Hugging Face cache and offline mode is on (HF_HUB_OFFLINE); "
+                   f"unset it to download {HF_REPO}/{HF_REPO_FILE} at main on {hub.url}")
+    assert hub.requests == [] and leftovers(root) == []
+    # a file already in the cache (as a Space's preload_from_hub leaves it) is placed without the network
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    weights.download(HF_FILE, log=lambda _: None)
+    (root / HF_FILE).unlink()
+    (root / "manifest.json").write_text(weights.REPO_MANIFEST.read_text())  # forget the recorded hash too
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    requests = len(hub.requests)
+    assert weights.download(HF_FILE, log=lambda _: None).read_bytes() == PAYLOAD
+    assert len(hub.requests) == requests
+
+
+def test_a_stalled_url_download_reports_the_bytes_that_arrived(root, server, monkeypatch, capsys):
+    """issue 11 item 10: 1,000,000 bytes arrive, then nothing; the message said "after 0 bytes"."""
+    monkeypatch.setattr(weights, "STALL_SECONDS", 1.0)
+    server.routes["/drive/ckpt"] = (os.urandom(2_000_000), "stall")
+    assert main(["weights", "download", "mobilestylegan_ffhq.ckpt"]) == 2
+    err = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert err.startswith("error: download of mobilestylegan_ffhq.ckpt interrupted after 1,000,000 of 2,000,000 bytes (")
+    assert "timed out" in err and leftovers(root) == []
 
 
 def test_url_download_checks_the_published_md5(root, server):
@@ -169,14 +232,8 @@ def test_url_download_checks_the_published_md5(root, server):
     assert leftovers(root) == []
     server.routes["/drive/ckpt"] = (PAYLOAD, "ok")
     weights.download("mobilestylegan_ffhq.ckpt", log=lambda _: None)
-    assert weights.check(weights.find("mobilestylegan_ffhq.ckpt")).detail == "md5 verified"
-
-
-def test_offline_refuses_without_a_request(root, server, monkeypatch, capsys):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert main(["weights", "download", HF_FILE]) == 2
-    assert "offline mode (HF_HUB_OFFLINE is set)" in capsys.readouterr().err
-    assert server.requests == [] and leftovers(root) == []
+    assert weights.find("mobilestylegan_ffhq.ckpt").sha256 == SHA  # recorded after the md5 check passed
+    assert weights.check(weights.find("mobilestylegan_ffhq.ckpt")).detail == "sha256 verified"
 
 
 def test_not_downloadable_and_unknown_names(root, capsys):
@@ -192,7 +249,7 @@ def test_status_present_missing_corrupt_with_commands(root, server, capsys):
     (root / "efficientformer_l1.snap_dist_in1k.safetensors").write_bytes(b"x")  # no published hash: present, unverified
     assert main(["weights", "status"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
-    assert "present" in lines["mobilestylegan_ffhq.ckpt"] and "md5 verified" in lines["mobilestylegan_ffhq.ckpt"]
+    assert "present" in lines["mobilestylegan_ffhq.ckpt"] and "sha256 verified" in lines["mobilestylegan_ffhq.ckpt"]
     assert "present" in lines["efficientformer_l1.snap_dist_in1k.safetensors"]
     assert "no published hash" in lines["efficientformer_l1.snap_dist_in1k.safetensors"]
     assert lines[HF_FILE].split()[1] == "missing" and lines[HF_FILE].endswith(f"-> python -m celeblook weights download {HF_FILE}")
@@ -202,7 +259,7 @@ def test_status_present_missing_corrupt_with_commands(root, server, capsys):
     ckpt.write_bytes(PAYLOAD[:-1] + b"!")  # same size, new mtime: the cache must not hide it
     assert main(["weights", "status"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mobilestylegan_ffhq.ckpt"))
-    assert "corrupt" in line and "md5" in line and line.endswith("-> python -m celeblook weights download mobilestylegan_ffhq.ckpt")
+    assert "corrupt" in line and "sha256" in line and line.endswith("-> python -m celeblook weights download mobilestylegan_ffhq.ckpt")
 
 
 def test_status_uses_the_hash_cache(root):
@@ -257,13 +314,94 @@ def test_convert_without_a_source_names_the_command(root, capsys):
     assert f"get one with: python -m celeblook weights download {HF_FILE}" in capsys.readouterr().err
 
 
-def test_bare_download_fetches_the_presets_missing_defaults(root, server, capsys):
-    routes = [HF_PATH.format(rev="main"), "/laion/CLIP-ViT-L-14-laion2B-s32B-b82K/resolve/main/open_clip_model.safetensors",
-              "/timm/efficientformer_l1.snap_dist_in1k/resolve/main/model.safetensors"]
-    for i, route in enumerate(routes):
-        server.routes[route] = (PAYLOAD[i:], "ok")
+def test_bare_download_fetches_the_presets_missing_defaults(root, hub, capsys):
+    repos = {HF_REPO: HF_REPO_FILE, "laion/CLIP-ViT-L-14-laion2B-s32B-b82K": "open_clip_model.safetensors",
+             "timm/efficientformer_l1.snap_dist_in1k": "model.safetensors"}
+    for i, (repo, file) in enumerate(repos.items()):
+        hub.commit(repo, {file: PAYLOAD[i:]})
     assert main(["weights", "download"]) == 0
-    assert sorted(server.requests) == sorted(routes)
+    assert sorted(p for m, p, _ in hub.requests if m == "GET") == sorted(f"/{r}/resolve/main/{f}" for r, f in repos.items())
     assert leftovers(root) == sorted([HF_FILE, "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors", "efficientformer_l1.snap_dist_in1k.safetensors"])
+    requests = len(hub.requests)
     assert main(["weights", "download"]) == 0  # all present now: nothing fetched again
-    assert len(server.requests) == 3 and "nothing to download" in capsys.readouterr().out
+    assert len(hub.requests) == requests and "nothing to download" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------------
+# first run (the app's start): ensure_defaults / weights setup
+
+CLIP_REPO, CLIP_REPO_FILE = "laion/CLIP-ViT-L-14-laion2B-s32B-b82K", "open_clip_model.safetensors"
+CLIP_FILE = "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors"
+TINY_HINT = "or try the app on untrained models: `CELEBLOOK_PRESET=tiny python app.py`"
+
+
+def missing_line(why: str) -> str:
+    return (f"weights for preset 'ffhq' missing: {HF_FILE}, {CLIP_FILE} ({why}); get them with "
+            f"`python -m celeblook weights setup --preset ffhq`, {TINY_HINT}")
+
+
+def test_first_run_fetches_with_progress_converts_and_then_needs_nothing(root, hub, tmp_path):
+    save_hf(fill_reference(GeneratorConfig(), base_seed=5), tmp_path / "g.pth")
+    hub.commit(HF_REPO, {HF_REPO_FILE: (tmp_path / "g.pth").read_bytes()})
+    hub.commit(CLIP_REPO, {CLIP_REPO_FILE: PAYLOAD})
+    seen: dict[str, list] = {}
+    notices = weights.ensure_defaults("ffhq", progress=lambda name, done, total: seen.setdefault(name, []).append((done, total)))
+    size = (tmp_path / "g.pth").stat().st_size
+    assert seen[HF_FILE][-1] == (size, size) and seen[CLIP_FILE][-1] == (len(PAYLOAD), len(PAYLOAD))
+    assert len(seen[HF_FILE]) > 2  # reported as it arrives, not only at the end
+    assert not any("missing" in line for line in notices), notices
+    assert f"{CLIP_FILE}: 300,000 bytes, sha256 {SHA[:12]}... verified, recorded in the manifest" in notices
+    generator = weights.find("mobilestylegan_ffhq.safetensors")
+    assert weights.check(generator).detail == "sha256 verified"
+    assert weights.app_needs("ffhq") == []
+    requests = len(hub.requests)
+    assert weights.ensure_defaults("ffhq") == [] and len(hub.requests) == requests
+
+
+@pytest.mark.parametrize("how", ["offline", "opted out", "unreachable", "not on the Hub"])
+def test_first_run_without_the_files_says_what_is_missing_in_one_line(root, hub, monkeypatch, how):
+    why = {"offline": "offline mode is on (HF_HUB_OFFLINE)",
+           "opted out": "automatic download is off: CELEBLOOK_NO_DOWNLOAD=1",
+           "unreachable": "http://127.0.0.1:9 does not answer",
+           "not on the Hub": f"download of {HF_FILE} failed: {HF_REPO}/{HF_REPO_FILE} at main on {hub.url} does not exist (or is private)"}[how]
+    if how == "offline":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    elif how == "opted out":
+        monkeypatch.setenv("CELEBLOOK_NO_DOWNLOAD", "1")
+    elif how == "unreachable":
+        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    start = time.perf_counter()
+    assert weights.ensure_defaults("ffhq") == [missing_line(why)]
+    assert time.perf_counter() - start < 10  # no long retries
+    assert leftovers(root) == []
+    if how != "not on the Hub":
+        assert hub.requests == []
+
+
+def test_first_run_links_files_a_space_preloaded_into_the_cache_without_a_request(root, hub, monkeypatch):
+    hub.commit(CLIP_REPO, {CLIP_REPO_FILE: PAYLOAD})
+    from huggingface_hub import hf_hub_download
+
+    hf_hub_download(CLIP_REPO, CLIP_REPO_FILE, endpoint=hub.url)  # what preload_from_hub does at build time
+    hub.requests.clear()
+    monkeypatch.setenv("CELEBLOOK_NO_DOWNLOAD", "1")
+    notices = weights.ensure_defaults("ffhq")
+    assert (root / CLIP_FILE).read_bytes() == PAYLOAD and hub.requests == []
+    assert notices[-1] == (f"weights for preset 'ffhq' missing: {HF_FILE} (automatic download is off: CELEBLOOK_NO_DOWNLOAD=1); "
+                           f"get them with `python -m celeblook weights setup --preset ffhq`, {TINY_HINT}")
+
+
+def test_first_run_of_the_tiny_preset_needs_nothing(root, hub):
+    assert weights.ensure_defaults("tiny") == [] and hub.requests == []
+
+
+def test_setup_command_exits_2_with_the_line(root, hub, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["weights", "setup", "--preset", "ffhq"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {missing_line('offline mode is on (HF_HUB_OFFLINE)')}"
+
+
+def test_first_run_needs_no_mirror_when_a_generator_source_is_here(root):
+    assert [f.name for f in weights.app_needs("ffhq")] == [HF_FILE, CLIP_FILE]
+    (root / "mobilestylegan_ffhq.ckpt").write_bytes(PAYLOAD)  # the Drive checkpoint (md5 as published here)
+    assert [f.name for f in weights.app_needs("ffhq")] == [CLIP_FILE]  # setup converts the checkpoint instead

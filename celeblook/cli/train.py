@@ -1,4 +1,8 @@
-"""``python -m celeblook train <what>``: one ``register_<what>`` per trainer, listed in ``TRAINERS``."""
+"""``python -m celeblook train <what>``: one ``register_<what>`` per trainer, listed in ``TRAINERS``.
+
+Options left out take the preset's defaults (``Preset.training``): a bare ``--preset tiny`` trains in minutes
+on a CPU, ``--preset ffhq`` runs the full jobs meant for a GPU.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,29 @@ from pathlib import Path
 
 from ..errors import InputError
 
+PRESET_DEFAULT = "default: the preset's"
 
-def add_common_args(parser: argparse.ArgumentParser, steps: int, batch: int, lr: float) -> None:
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
     """The options every trainer shares."""
     parser.add_argument("--preset", default=None, help="ffhq | tiny (default: $CELEBLOOK_PRESET or ffhq)")
     parser.add_argument("--out", type=Path, required=True, help="run directory: checkpoint, metrics, weights")
-    parser.add_argument("--steps", type=int, default=steps)
-    parser.add_argument("--batch", type=int, default=batch, help="per process under torchrun")
-    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--steps", type=int, default=None, help=PRESET_DEFAULT)
+    parser.add_argument("--batch", type=int, default=None, help=f"per process under torchrun ({PRESET_DEFAULT})")
+    parser.add_argument("--lr", type=float, default=None, help=PRESET_DEFAULT)
+    add_run_args(parser)
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT")
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
     parser.add_argument("--amp", choices=["bf16", "fp16", "off"], default="bf16", help="mixed precision on CUDA")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+
+
+def given(value, default):
+    """The user's value where given, else the preset's default."""
+    return default if value is None else value
 
 
 def parse_weights(text: str, names: tuple[str, ...]) -> dict[str, float]:
@@ -35,49 +50,84 @@ def parse_weights(text: str, names: tuple[str, ...]) -> dict[str, float]:
     return weights
 
 
+def _preset(name: str | None):
+    from ..presets import get_preset
+
+    return get_preset(name)
+
+
+def _positive(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
 # ---------------------------------------------------------------------------------------------------
 # mapper
 
 
 def register_mapper(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mapper", help="the mapper f: CLIP embedding -> W+, on generated faces")
-    add_common_args(p, steps=20_000, batch=32, lr=3e-4)
+    add_common_args(p)
     p.add_argument("--encoder", choices=["teacher", "student"], default="teacher", help="which E_I f reads")
-    p.add_argument("--mix-prob", type=float, default=0.5, help="share of style-mixed W+ samples")
-    p.add_argument("--psi-min", type=float, default=0.5, help="truncation psi is drawn from [psi-min, 1]")
-    p.add_argument("--image-size", type=int, default=256, help="generator exit the encoder sees")
+    p.add_argument("--mix-prob", type=float, default=None, help=f"share of style-mixed W+ samples ({PRESET_DEFAULT})")
+    p.add_argument("--psi-min", type=float, default=None, help=f"truncation psi is drawn from [psi-min, 1] ({PRESET_DEFAULT})")
+    p.add_argument("--image-size", type=int, default=None, help=f"generator exit the encoder sees ({PRESET_DEFAULT})")
     p.add_argument("--loss-weights", default="", help="e.g. mse=1,cos=0.1,consistency=0.1")
-    p.add_argument("--consistency-every", type=int, default=4, help="image-space term every k steps (0: off)")
-    p.add_argument("--centre-samples", type=int, default=4096, help="generated faces for the CLIP centre")
-    p.add_argument("--heldout", type=int, default=256, help="held-out generated samples for wplus_mse")
+    p.add_argument("--consistency-every", type=int, default=None, help=f"image-space term every k steps, 0: off ({PRESET_DEFAULT})")
+    p.add_argument("--centre-samples", type=int, default=None, help=f"generated faces for the CLIP centre ({PRESET_DEFAULT})")
+    p.add_argument("--heldout", type=int, default=None, help=f"held-out generated samples for wplus_mse ({PRESET_DEFAULT})")
     p.add_argument("--whiten-shrinkage", type=float, default=0.1, help="ridge added to the CLIP input covariance before whitening")
-    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--eval-every", type=int, default=None, help=PRESET_DEFAULT)
     p.add_argument("--ckpt-every", type=int, default=1000)
     p.set_defaults(func=run_mapper)
 
 
-def run_mapper(args: argparse.Namespace) -> int:
-    from ..presets import get_preset
-    from ..training.mapper import MapperTrainConfig, train_mapper
+def mapper_config(
+    preset, *, steps=None, batch=None, lr=None, seed=0, device=None, amp="bf16", encoder="teacher", mix_prob=None,
+    psi_min=None, image_size=None, loss_weights="", consistency_every=None, centre_samples=None, heldout=None,
+    whiten_shrinkage=0.1, eval_every=None, ckpt_every=1000,
+):
+    """MapperTrainConfig: the options given, the preset's defaults for the rest (None = not given)."""
+    from ..training.mapper import MapperTrainConfig
 
-    weights = parse_weights(args.loss_weights, ("mse", "cos", "consistency"))
-    if not 0 <= args.mix_prob <= 1 or not 0 <= args.psi_min <= 1:
+    d = preset.training.mapper
+    weights = parse_weights(loss_weights, ("mse", "cos", "consistency"))
+    mix_prob, psi_min = given(mix_prob, d.mix_prob), given(psi_min, d.psi_min)
+    if not 0 <= mix_prob <= 1 or not 0 <= psi_min <= 1:
         raise InputError("--mix-prob and --psi-min must lie in [0, 1]")
-    if args.steps < 1 or args.batch < 1:
-        raise InputError("--steps and --batch must be positive")
-    try:
-        preset = get_preset(args.preset)
-    except ValueError as err:
-        raise InputError(str(err)) from None
-    cfg = MapperTrainConfig(
-        preset=preset.name, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, device=args.device,
-        amp=args.amp, encoder=args.encoder, mix_prob=args.mix_prob, psi_min=args.psi_min,
-        image_size=args.image_size, consistency_every=args.consistency_every,
-        centre_samples=args.centre_samples, heldout=args.heldout, eval_every=args.eval_every,
-        ckpt_every=args.ckpt_every, whiten_shrinkage=args.whiten_shrinkage, **{f"w_{k}": v for k, v in weights.items()},
+    steps, batch = given(steps, d.steps), given(batch, d.batch)
+    _positive(steps=steps, batch=batch)
+    return MapperTrainConfig(
+        preset=preset.name, steps=steps, batch=batch, lr=given(lr, d.lr), warmup=min(d.warmup, steps), seed=seed,
+        device=device, amp=amp, encoder=encoder, mix_prob=mix_prob, psi_min=psi_min,
+        image_size=given(image_size, d.image_size), consistency_every=given(consistency_every, d.consistency_every),
+        centre_samples=given(centre_samples, d.centre_samples), heldout=given(heldout, d.heldout),
+        eval_every=given(eval_every, d.eval_every), ckpt_every=ckpt_every, whiten_shrinkage=whiten_shrinkage,
+        **{f"w_{k}": v for k, v in weights.items()},
     )
-    train_mapper(cfg, args.out, resume=args.resume)
+
+
+def run_mapper(args: argparse.Namespace) -> int:
+    from ..training.mapper import train_mapper
+
+    config = mapper_config(
+        _preset(args.preset), steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, device=args.device,
+        amp=args.amp, encoder=args.encoder, mix_prob=args.mix_prob, psi_min=args.psi_min, image_size=args.image_size,
+        loss_weights=args.loss_weights, consistency_every=args.consistency_every, centre_samples=args.centre_samples,
+        heldout=args.heldout, whiten_shrinkage=args.whiten_shrinkage, eval_every=args.eval_every,
+        ckpt_every=args.ckpt_every,
+    )
+    metrics = train_mapper(config, args.out, resume=args.resume)
+    if "wplus_mse_final" in metrics:
+        print(mapper_line(metrics))
     return 0
+
+
+def mapper_line(metrics: dict) -> str:
+    ratio = metrics["wplus_mse_final"] / metrics["wplus_mse_mean_latent"]
+    return (f"held-out W+ MSE {metrics['wplus_mse_final']:.4f} = {ratio:.2f} x the mean-latent baseline "
+            f"{metrics['wplus_mse_mean_latent']:.4f} (untrained mapper: {metrics['wplus_mse_initial']:.4f})")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -86,28 +136,50 @@ def run_mapper(args: argparse.Namespace) -> int:
 
 def register_strength(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("strength", help="the strength head: per-face, per-prompt edit strength C")
-    add_common_args(p, steps=2000, batch=8, lr=1e-3)
+    add_common_args(p)
     p.add_argument("--mapper", type=Path, default=None,
                    help="trained mapper (default: weights/<preset>/mapper.safetensors)")
-    p.add_argument("--target", type=float, default=0.7, help="CLIP similarity of a face and its edit")
-    p.add_argument("--eval-pairs", type=int, default=64, help="held-out (latent, prompt) pairs for metrics.json")
+    p.add_argument("--target", type=float, default=None, help=f"CLIP similarity of a face and its edit ({PRESET_DEFAULT})")
+    p.add_argument("--c-max", type=float, default=None, help=f"C ranges over (0, c-max) ({PRESET_DEFAULT})")
+    p.add_argument("--eval-pairs", type=int, default=None, help=f"held-out (latent, prompt) pairs for metrics.json ({PRESET_DEFAULT})")
     p.set_defaults(func=run_strength)
 
 
-def run_strength(args: argparse.Namespace) -> int:
-    from ..training.strength import StrengthTrainConfig, strength_job
+def strength_config(preset, *, steps=None, batch=None, lr=None, seed=0, amp="bf16", target=None, c_max=None):
+    """StrengthTrainConfig: the options given, the preset's defaults for the rest (None = not given)."""
+    from ..training.strength import StrengthTrainConfig
 
-    if not 0 < args.target < 1:
-        raise InputError(f"--target must lie in (0, 1), got {args.target}")
-    if args.steps < 1 or args.batch < 1 or args.eval_pairs < 2:
-        raise InputError("--steps and --batch must be positive, --eval-pairs at least 2")
-    cfg = StrengthTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, target=args.target, seed=args.seed,
-                              amp=args.amp)
-    metrics = strength_job(_preset(args.preset), args.out, cfg, args.mapper, args.device, args.resume, args.eval_pairs)
-    print(f"held-out |similarity - {args.target}|: learned {metrics['abs_err_learned']:.4f} (1 G call), "
-          f"best fixed C={metrics['fixed_strength']:.2f} {metrics['abs_err_fixed']:.4f} (1 G call), "
-          f"oracle {metrics['abs_err_oracle']:.4f} ({metrics['generator_calls_oracle']:.1f} G calls)")
+    d = preset.training.strength
+    target, c_max = given(target, d.target), given(c_max, d.c_max)
+    if not 0 < target < 1:
+        raise InputError(f"--target must lie in (0, 1), got {target}")
+    if not c_max > 0:
+        raise InputError(f"--c-max must be positive, got {c_max}")
+    steps, batch = given(steps, d.steps), given(batch, d.batch)
+    _positive(steps=steps, batch=batch)
+    return StrengthTrainConfig(steps=steps, batch=batch, lr=given(lr, d.lr), target=target, c_max=c_max,
+                               size=d.size, seed=seed, amp=amp)
+
+
+def run_strength(args: argparse.Namespace) -> int:
+    from ..training.strength import strength_job
+
+    preset = _preset(args.preset)
+    eval_pairs = given(args.eval_pairs, preset.training.strength.eval_pairs)
+    if eval_pairs < 2:
+        raise InputError("--eval-pairs must be at least 2")
+    config = strength_config(preset, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, amp=args.amp,
+                             target=args.target, c_max=args.c_max)
+    metrics = strength_job(preset, args.out, config, args.mapper, args.device, args.resume, eval_pairs)
+    print(strength_line(metrics))
     return 0
+
+
+def strength_line(metrics: dict) -> str:
+    return (f"held-out |similarity - {metrics['target']}| on the {metrics['bracketed_share']:.0%} of pairs the oracle "
+            f"brackets: learned {metrics['abs_err_learned_bracketed']:.4f} (1 G call), best fixed "
+            f"C={metrics['fixed_strength']:.2f} {metrics['abs_err_fixed_bracketed']:.4f} (1 G call), oracle "
+            f"{metrics['abs_err_oracle_bracketed']:.4f} ({metrics['generator_calls_oracle']:.1f} G calls)")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -116,41 +188,85 @@ def run_strength(args: argparse.Namespace) -> int:
 
 def register_encoder(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encoder", help="distil the CLIP image tower into the EfficientFormer student")
-    add_common_args(p, steps=20_000, batch=32, lr=3e-4)
+    add_common_args(p)
     p.add_argument("--real-dir", type=Path, default=None, help="folder of aligned face photos (half of each batch)")
     p.add_argument("--init-imagenet", type=Path, default=None, help="timm ImageNet safetensors for the backbone")
     p.set_defaults(func=run_encoder)
 
 
-def run_encoder(args: argparse.Namespace) -> int:
-    from ..training.encoder import EncoderTrainConfig, encoder_job
+def encoder_config(preset, *, steps=None, batch=None, lr=None, seed=0, amp="bf16"):
+    """EncoderTrainConfig: the options given, the preset's defaults for the rest (None = not given)."""
+    from ..training.encoder import EncoderTrainConfig
 
-    if args.steps < 1 or args.batch < 2:
-        raise InputError("--steps must be positive and --batch at least 2")
-    cfg = EncoderTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, amp=args.amp)
-    metrics = encoder_job(_preset(args.preset), args.out, cfg, args.real_dir, args.init_imagenet, args.device,
-                          args.resume)
-    print(f"cosine to teacher on held-out generated faces: {metrics['cosine_to_teacher_initial']:.4f} -> "
-          f"{metrics['cosine_to_teacher']:.4f}")
+    d = preset.training.encoder
+    steps, batch = given(steps, d.steps), given(batch, d.batch)
+    _positive(steps=steps)
+    if batch < 2:
+        raise InputError("--batch must be at least 2")
+    return EncoderTrainConfig(steps=steps, batch=batch, lr=given(lr, d.lr), size=d.size, n_eval=d.n_eval, seed=seed,
+                              amp=amp)
+
+
+def run_encoder(args: argparse.Namespace) -> int:
+    from ..training.encoder import encoder_job
+
+    preset = _preset(args.preset)
+    config = encoder_config(preset, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, amp=args.amp)
+    metrics = encoder_job(preset, args.out, config, args.real_dir, args.init_imagenet, args.device, args.resume)
+    print(encoder_line(metrics))
     return 0
 
 
-def _preset(name: str | None):
-    from ..presets import get_preset
+def encoder_line(metrics: dict) -> str:
+    return (f"cosine to teacher on held-out generated faces: {metrics['cosine_to_teacher_initial']:.4f} -> "
+            f"{metrics['cosine_to_teacher']:.4f}")
 
-    try:
-        return get_preset(name)
-    except ValueError as err:
-        raise InputError(str(err)) from None
+
+# ---------------------------------------------------------------------------------------------------
+# all of them
+
+
+def register_all(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("all", help="mapper -> strength -> encoder -> eval -> export; each stage resumable, skipped when done")
+    p.add_argument("--preset", default=None, help="ffhq | tiny (default: $CELEBLOOK_PRESET or ffhq)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (weights/<preset> puts the heads in use)")
+    for job in ("mapper", "strength", "encoder"):
+        p.add_argument(f"--{job}-steps", type=int, default=None, help=f"{job} steps ({PRESET_DEFAULT})")
+    p.add_argument("--eval-pairs", type=int, default=None, help=f"held-out (latent, prompt) pairs ({PRESET_DEFAULT})")
+    p.add_argument("--real-dir", type=Path, default=None, help="aligned face photos for the encoder (half of each batch)")
+    p.add_argument("--init-imagenet", type=Path, default=None,
+                   help="timm ImageNet safetensors for the student (default: the manifest's student-init file if present)")
+    add_run_args(p)
+    p.set_defaults(func=run_all)
+
+
+def run_all(args: argparse.Namespace) -> int:
+    from ..training.all import AllConfig, train_all
+
+    preset = _preset(args.preset)
+    _positive(mapper_steps=args.mapper_steps, strength_steps=args.strength_steps, encoder_steps=args.encoder_steps)
+
+    eval_pairs = given(args.eval_pairs, preset.training.strength.eval_pairs)
+    if eval_pairs < 2:
+        raise InputError("--eval-pairs must be at least 2")
+    run = dict(seed=args.seed, amp=args.amp)
+    config = AllConfig(
+        mapper=mapper_config(preset, steps=args.mapper_steps, device=args.device, **run),
+        strength=strength_config(preset, steps=args.strength_steps, **run),
+        encoder=encoder_config(preset, steps=args.encoder_steps, **run),
+        eval_pairs=eval_pairs, real_dir=args.real_dir, init_imagenet=args.init_imagenet, device=args.device,
+    )
+    train_all(preset, args.out, config)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------------
 
-TRAINERS = [register_mapper, register_strength, register_encoder]
+TRAINERS = [register_mapper, register_strength, register_encoder, register_all]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser("train", help="train the mapper, the strength head or the student encoder")
+    train = subparsers.add_parser("train", help="train the mapper, the strength head, the student encoder, or all")
     sub = train.add_subparsers(dest="trainer", required=True)
     for register_trainer in TRAINERS:
         register_trainer(sub)

@@ -1,4 +1,5 @@
-"""``weights status | download | convert``: the files in weights/manifest.json."""
+"""``weights status | download | setup | convert | publish``: the files in weights/manifest.json, and trained
+heads shared through the Hub."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from ..errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("weights", help="weight files: status, download, convert")
+    parser = subparsers.add_parser("weights", help="weight files: status, download, setup, convert; publish trained heads")
     commands = parser.add_subparsers(dest="weights_command", required=True, parser_class=type(parser))
 
     status = commands.add_parser("status", help="present / missing / corrupt, and the command that gets each file")
@@ -19,8 +20,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     download = commands.add_parser("download", help="fetch files (verified, atomic); default: the preset's missing defaults")
     download.add_argument("names", nargs="*", help="manifest names (see `weights status`)")
     download.add_argument("--revision", help="Hugging Face revision (branch, tag or commit) instead of the manifest's")
-    download.add_argument("--preset", default=None, help="preset whose default files to fetch when no names are given")
+    download.add_argument("--preset", default=None, help="preset whose default files (or heads) to fetch")
+    download.add_argument("--heads", nargs="?", const="", metavar="OWNER/NAME",
+                          help="the trained heads published to this Hub repository (default: $CELEBLOOK_HEADS_REPO)")
     download.set_defaults(func=run_download)
+
+    publish = commands.add_parser("publish", help="upload trained heads + ONNX exports + a model card to the Hub")
+    publish.add_argument("--repo", required=True, metavar="OWNER/NAME", help="Hub model repository (created if needed)")
+    publish.add_argument("--preset", default=None, help="default: $CELEBLOOK_PRESET or ffhq")
+    publish.add_argument("--from", dest="source", type=Path, default=None,
+                         help="a `train all` output folder (default: weights/<preset>)")
+    publish.add_argument("--private", action="store_true", help="create the repository private")
+    publish.set_defaults(func=run_publish)
+
+    setup = commands.add_parser("setup", help="what the app needs: download the preset's defaults (Hub) and convert the generator")
+    setup.add_argument("--preset", default=None, help="default: $CELEBLOOK_PRESET or ffhq")
+    setup.set_defaults(func=run_setup)
 
     convert = commands.add_parser("convert", help="published .ckpt / HF .pth -> our safetensors + sidecar (+ manifest sha256)")
     convert.add_argument("source", nargs="?", type=Path, help="checkpoint to convert (default: the one in the weights dir)")
@@ -32,10 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _preset(name: str | None):
     from ..presets import get_preset
 
-    try:
-        return get_preset(name)
-    except ValueError as err:
-        raise InputError(str(err)) from None
+    return get_preset(name)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -66,6 +78,13 @@ def run_download(args: argparse.Namespace) -> int:
 
     root = weights_dir()
     names = args.names
+    if args.heads is not None:
+        from ..heads_repo import download_heads
+
+        if names:
+            raise InputError("give either file names or --heads, not both")
+        download_heads(args.heads, _preset(args.preset), args.revision, root)
+        return 0
     if not names:
         preset = _preset(args.preset)
         names = [s.file.name for s in weights.status(root) if s.file.preset == preset.name and s.file.default and s.state != "present"]
@@ -73,6 +92,23 @@ def run_download(args: argparse.Namespace) -> int:
             print(f"nothing to download for preset {preset.name!r}")
     for name in names:
         weights.download(name, root, revision=args.revision)
+    return 0
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    from ..heads_repo import publish
+    from ..files import weights_dir
+
+    preset = _preset(args.preset)
+    publish(args.repo, preset, args.source or weights_dir() / preset.name, private=args.private)
+    return 0
+
+
+def run_setup(args: argparse.Namespace) -> int:
+    from .. import weights
+
+    weights.setup(_preset(args.preset).name)
+    print("all weights the app needs are in place")
     return 0
 
 

@@ -116,8 +116,35 @@ class MetricsLog:
             f.write(json.dumps(record) + "\n")
 
 
+_OVERALL: list[tqdm] = []  # the bar of `train all` while it runs: every job's steps also advance it
+
+
+class _JobBar(tqdm):
+    def update(self, n: float | None = 1) -> bool | None:
+        for overall in _OVERALL:
+            overall.update(n)
+        return super().update(n)
+
+
 def progress_bar(total: int, initial: int, desc: str, enabled: bool) -> tqdm:
-    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True)
+    """A job's bar; inside ``overall_progress`` its steps (resumed ones included) count there too."""
+    for overall in _OVERALL:
+        overall.update(initial)
+    return _JobBar(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True,
+                   position=len(_OVERALL))
+
+
+@contextlib.contextmanager
+def overall_progress(total: int, initial: int, desc: str, enabled: bool) -> Iterator[tqdm]:
+    """One bar over the steps of several jobs, with its elapsed time and ETA (``train all``)."""
+    bar = tqdm(total=total, initial=initial, desc=desc, unit="step", disable=not enabled, dynamic_ncols=True,
+               position=0)
+    _OVERALL.append(bar)
+    try:
+        yield bar
+    finally:
+        _OVERALL.remove(bar)
+        bar.close()
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -34,8 +34,8 @@ from torch import Tensor
 from ..data import prompt_split
 from ..errors import WeightsError
 from ..models.heads_io import save_weights
-from ..limits import TARGET_SIMILARITY
-from ..models.strength import STRENGTH_KIND, StrengthPredictor
+from ..limits import C_MAX, TARGET_SIMILARITY
+from ..models.strength import STRENGTH_KIND, StrengthConfig, StrengthPredictor
 from ..strength_oracle import edit_angle, edit_similarity, oracle_strength
 from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
 
@@ -75,6 +75,7 @@ class StrengthTrainConfig:
     batch: int = 8
     lr: float = 1e-3
     target: float = TARGET_SIMILARITY
+    c_max: float = C_MAX  # the head's range of C (0, c_max)
     psi: float = 0.7  # truncation of the training latents
     size: int = 256  # render size for the CLIP comparison: G's cheap exit
     seed: int = 0
@@ -188,10 +189,18 @@ def evaluate_strength(
         if progress is not None:
             progress((i + 1) / n_pairs, "oracle strength by bisection")
     oracle_c = torch.tensor([o.strength for o in oracles], device=learned_c.device)
+    err_oracle = torch.tensor([abs(o.similarity - target) for o in oracles], device=learned_c.device)
+    # where even C = c_max stays above the target every method answers about c_max: the comparison that
+    # means something is on the pairs the oracle brackets
+    bracketed = torch.tensor([o.bracketed for o in oracles], device=learned_c.device)
+    on_bracketed = {f"abs_err_{name}_bracketed": err[bracketed].mean().item() if bracketed.any() else math.nan
+                    for name, err in (("learned", err_learned), ("fixed", err_fixed), ("oracle", err_oracle))}
     return {
         "abs_err_learned": err_learned.mean().item(),
         "abs_err_fixed": err_fixed.mean().item(),
-        "abs_err_oracle": sum(abs(o.similarity - target) for o in oracles) / n_pairs,
+        "abs_err_oracle": err_oracle.mean().item(),
+        **on_bracketed,
+        "bracketed_share": bracketed.float().mean().item(),
         "fixed_strength": fixed,
         "learned_strength_mean": learned_c.mean().item(),
         "learned_vs_oracle_strength_abs_err": (learned_c - oracle_c).abs().mean().item(),
@@ -262,7 +271,7 @@ def strength_job(
         encoder = create_student(preset).to(target_device)
     bank = text_edit_bank(clip, mapper)
     torch.manual_seed(config.seed)  # the head's initial weights
-    predictor = StrengthPredictor(w_avg=generator.w_avg.cpu()).to(target_device)
+    predictor = StrengthPredictor(StrengthConfig(c_max=config.c_max), w_avg=generator.w_avg.cpu()).to(target_device)
     sidecar = {"provenance": {"preset": preset.name, "mapper": str(mapper_path) if mapper_path else "preset default",
                               "encoder": encoder_name, "source_prompt": DEFAULT_SOURCE}}
     weights = train_strength(predictor, generator, encoder, bank, config, out, resume, show_progress, sidecar)

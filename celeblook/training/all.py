@@ -1,0 +1,211 @@
+"""``python -m celeblook train all``: mapper -> strength -> encoder -> eval -> export, stage by stage.
+
+    OUT/train_all.json                       per stage: done, seconds, its figures (what a re-run reads)
+    OUT/runs/{mapper,strength,encoder}/      each job's checkpoint, metrics.jsonl and metrics.json
+    OUT/mapper.safetensors, strength.safetensors, student_<variant>.safetensors (+ .json sidecars)
+    OUT/eval.json                            the held-out figures of all three, with the bars they must clear
+    OUT/onnx/                                ONNX exports of the three heads (+ manifest.json)
+
+A stage recorded as done is skipped; an interrupted one resumes from its checkpoint (each job resumes
+exactly). The strength head learns on the mapper trained just before it. Step counts and sizes default to
+the preset's (``Preset.training``), so a bare ``--preset tiny`` finishes in minutes on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from ..files import atomic_write_bytes
+from ..presets import Preset
+from .common import overall_progress
+from .encoder import EncoderTrainConfig
+from .mapper import MapperTrainConfig
+from .strength import StrengthTrainConfig
+
+Log = Callable[[str], None]
+
+
+def export_heads(preset: Preset, folder: Path, log: Log = print) -> Path:
+    """ONNX exports of the mapper, the strength head and the student in ``folder`` into ``folder/onnx``;
+    returns the manifest's path."""
+    from ..export.onnx import clip_constants, export_models, image_encoder_graph, mapper_graph, strength_graph
+    from ..models.mapper import load_mapper
+    from ..models.strength import load_strength
+    from ..models.student import load_student
+
+    folder = Path(folder)
+    mapper, meta = load_mapper(folder / "mapper.safetensors")
+    strength = load_strength(folder / "strength.safetensors", "run `python -m celeblook train all` again")
+    student = load_student(folder / f"student_{preset.student}.safetensors")
+    constants = {"preset": preset.name, "trained": preset.trained, "c_max": strength.config.c_max,
+                 "mapper_encoder": meta.get("provenance", {}).get("encoder", "teacher"),
+                 "clip": clip_constants(student.mean, student.std)}
+    graphs = [image_encoder_graph(student), mapper_graph(mapper), strength_graph(strength)]
+    return export_models(graphs, folder / "onnx", constants=constants, source={"preset": preset.name, "heads": str(folder)},
+                         progress=log)
+
+
+STAGES = ("mapper", "strength", "encoder", "eval", "export")
+RECORD = "train_all.json"
+MAPPER_BAR = 0.6  # held-out W+ MSE at most this share of always answering the mean latent
+BRACKETED_BAR = 0.8  # share of held-out pairs the oracle must bracket for the strength comparison to count
+
+
+@dataclass(frozen=True)
+class AllConfig:
+    mapper: MapperTrainConfig
+    strength: StrengthTrainConfig
+    encoder: EncoderTrainConfig
+    eval_pairs: int = 64
+    real_dir: Path | None = None
+    init_imagenet: Path | None = None
+    device: str | None = None
+
+
+def train_all(preset: Preset, out: Path, config: AllConfig, log: Log = print, show_progress: bool = True) -> dict:
+    """Runs the stages not yet done (see the module docstring); returns OUT/eval.json's figures."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = _read(out / RECORD) or {"preset": preset.name, "stages": {}}
+    if record.get("preset") != preset.name:
+        raise InputError(f"{out} holds a `train all` run of preset {record.get('preset')!r}; choose another --out")
+    steps = {"mapper": config.mapper.steps, "strength": config.strength.steps, "encoder": config.encoder.steps}
+    done_steps = sum(n for stage, n in steps.items() if record["stages"].get(stage, {}).get("done"))
+    runners = {"mapper": _mapper, "strength": _strength, "encoder": _encoder, "eval": _eval, "export": _export}
+    started = time.perf_counter()
+    with overall_progress(sum(steps.values()), done_steps, f"train all ({preset.name})", show_progress):
+        for i, stage in enumerate(STAGES, 1):
+            if record["stages"].get(stage, {}).get("done"):
+                log(f"[train all {i}/{len(STAGES)}] {stage}: done in an earlier run, skipped")
+                continue
+            log(f"[train all {i}/{len(STAGES)}] {stage}"
+                + (f": {steps[stage]:,} steps" if stage in steps else ""))
+            start = time.perf_counter()
+            figures = runners[stage](preset, out, config, log, show_progress)
+            record["stages"][stage] = {"done": True, "seconds": round(time.perf_counter() - start, 1), "figures": figures}
+            atomic_write_bytes(out / RECORD, json.dumps(record, indent=1).encode())
+            log(f"[train all {i}/{len(STAGES)}] {stage} done in {_minutes(time.perf_counter() - start)}; "
+                f"{_minutes(time.perf_counter() - started)} so far")
+    summary = _read(out / "eval.json")
+    for line in figure_lines(summary):
+        log(line)
+    log(f"heads in {out}; share them with `python -m celeblook weights publish --repo OWNER/NAME --preset {preset.name} --from {out}`")
+    return summary
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _install(run: Path, out: Path, stem: str) -> None:
+    """A job's product (``stem``.safetensors + its sidecar) into OUT, by link where possible."""
+    from ..weights import place
+
+    for suffix in (".safetensors", ".json"):
+        place(run / f"{stem}{suffix}", out / f"{stem}{suffix}")
+
+
+def _mapper(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
+    from .mapper import CHECKPOINT, train_mapper
+
+    run = out / "runs" / "mapper"
+    metrics = train_mapper(config.mapper, run, resume=(run / CHECKPOINT).exists(), log=log)
+    _install(run, out, "mapper")
+    return {key: metrics[key] for key in ("wplus_mse_initial", "wplus_mse_mean_latent", "wplus_mse_final")}
+
+
+def _strength(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
+    from .strength import CHECKPOINT_NAME, strength_job
+
+    run = out / "runs" / "strength"
+    # trained on the mapper of this run: its text directions are the ones the head will be asked about
+    metrics = strength_job(preset, run, config.strength, out / "mapper.safetensors", config.device,
+                           (run / CHECKPOINT_NAME).exists(), config.eval_pairs, show_progress, log)
+    _install(run, out, "strength")
+    return metrics
+
+
+def _encoder(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
+    from ..files import weights_dir
+    from ..weights import find_role, place
+    from .encoder import CHECKPOINT_NAME, encoder_job
+
+    run = out / "runs" / "encoder"
+    init = config.init_imagenet
+    if init is None and preset.trained:
+        candidate = weights_dir() / find_role(preset.name, "student-init").name
+        init = candidate if candidate.is_file() else None
+        log(f"student backbone starts from {init}" if init else f"no {candidate.name}: the student starts from random weights")
+    metrics = encoder_job(preset, run, config.encoder, config.real_dir, init, config.device,
+                          (run / CHECKPOINT_NAME).exists(), show_progress)
+    stem = f"student_{preset.student}"
+    _install(run, out, stem)
+    if preset.trained and out.resolve() == (weights_dir() / preset.name).resolve():
+        from ..models.student import student_path
+
+        for suffix in (".safetensors", ".json"):  # where the pipeline reads the student
+            place(out / f"{stem}{suffix}", student_path(preset.student).with_suffix(suffix))
+    return metrics
+
+
+def evaluation(figures: dict) -> dict:
+    """OUT/eval.json: each head's held-out figures, with the bars a run must clear and whether it does."""
+    mapper, strength, encoder = (figures.get(k, {}) for k in ("mapper", "strength", "encoder"))
+    result = {}
+    if mapper:
+        ratio = mapper["wplus_mse_final"] / mapper["wplus_mse_mean_latent"]
+        result["mapper"] = {**mapper, "ratio_to_mean_latent": ratio, "bar": MAPPER_BAR, "passes": ratio <= MAPPER_BAR}
+    if strength:
+        learned, fixed = strength["abs_err_learned_bracketed"], strength["abs_err_fixed_bracketed"]
+        result["strength"] = {**strength, "bar_bracketed_share": BRACKETED_BAR,
+                              "passes": strength["bracketed_share"] >= BRACKETED_BAR and learned < fixed}
+    if encoder:
+        result["encoder"] = dict(encoder)
+    return result
+
+
+def figure_lines(summary: dict) -> list[str]:
+    """The figures a `train all` prints, each with whether it clears its bar."""
+    lines = []
+    mark = {True: "ok", False: "BELOW THE BAR"}
+    if "mapper" in summary:
+        m = summary["mapper"]
+        lines.append(f"mapper: held-out W+ MSE {m['wplus_mse_final']:.4f} = {m['ratio_to_mean_latent']:.2f} x the mean-latent "
+                     f"baseline {m['wplus_mse_mean_latent']:.4f} (bar {m['bar']}: {mark[m['passes']]}); untrained "
+                     f"{m['wplus_mse_initial']:.4f}")
+    if "strength" in summary:
+        s = summary["strength"]
+        lines.append(f"strength: target similarity {s['target']}, oracle brackets {s['bracketed_share']:.0%} of "
+                     f"{s['n_pairs']} held-out pairs (bar {s['bar_bracketed_share']:.0%}); there |similarity - target| is "
+                     f"learned {s['abs_err_learned_bracketed']:.4f} vs best fixed C={s['fixed_strength']:.2f} "
+                     f"{s['abs_err_fixed_bracketed']:.4f} vs oracle {s['abs_err_oracle_bracketed']:.4f} "
+                     f"({s['generator_calls_oracle']:.1f} G calls) ({mark[s['passes']]})")
+    if "encoder" in summary:
+        e = summary["encoder"]
+        lines.append(f"encoder: cosine to the teacher on held-out faces {e['cosine_to_teacher_initial']:.4f} -> "
+                     f"{e['cosine_to_teacher']:.4f}")
+    return lines
+
+
+def _eval(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
+    stages = _read(out / RECORD).get("stages", {})
+    summary = {"preset": preset.label, **evaluation({k: v.get("figures", {}) for k, v in stages.items()})}
+    atomic_write_bytes(out / "eval.json", json.dumps(summary, indent=2, sort_keys=True).encode())
+    return {k: v["passes"] for k, v in summary.items() if isinstance(v, dict) and "passes" in v}
+
+
+def _export(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
+    manifest = export_heads(preset, out, log)
+    return {"files": len(_read(manifest).get("files", []))}
