@@ -21,6 +21,7 @@ from gradio.utils import get_upload_folder
 
 from celeblook import app_support as support
 from celeblook.errors import CelebError, WeightsError
+from celeblook.first_run import ensure_defaults
 from celeblook.limits import C_MAX, Choice, Limits, check_flag
 from celeblook.media import encode_gif
 from celeblook.pipeline import Face, PhotoStart, Pipeline, PromptStart
@@ -29,6 +30,8 @@ from celeblook.presets import get_preset
 ROOT = Path(__file__).resolve().parent
 PRESET = get_preset()
 LIMITS = Limits.of(PRESET.generator)  # the controls' ranges: what the pipeline accepts
+# first run: fetch and convert the preset's public weights (progress in the terminal), or say what is missing
+WEIGHT_NOTICES = ensure_defaults(PRESET.name)
 try:
     PIPELINE: Pipeline | None = Pipeline.from_preset(PRESET)  # loaded once, shared read-only by every request
     LOAD_ERROR = None
@@ -204,6 +207,8 @@ def morph(a_from, photo_a, a_aligned, b_from, photo_b, b_aligned, prompt_b, mode
 def status_markdown() -> str:
     missing = [LOAD_ERROR] if PIPELINE is None else PIPELINE.missing()
     lines = [f"**Preset:** `{PRESET.name}` — {PRESET.label}", ""]
+    if WEIGHT_NOTICES:
+        lines += ["**Weights at start:**", ""] + [f"- {support.escape_markdown(line)}" for line in WEIGHT_NOTICES] + [""]
     if missing:
         lines += ["**Missing** (the app runs without them; the features that need them say so):", ""]
         lines += [f"- {support.escape_markdown(line)}" for line in missing]

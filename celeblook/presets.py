@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from .models.mobilestylegan import GeneratorConfig
-from .models.strength import C_MAX, TARGET_SIMILARITY
+from .limits import C_MAX, TARGET_SIMILARITY
 
 PRESET_ENV = "CELEBLOOK_PRESET"
 DEFAULT_PRESET = "ffhq"

@@ -11,7 +11,7 @@ import torch
 from celeblook.cli import main
 from celeblook.errors import InputError, WeightsError
 from celeblook.heads_repo import INDEX, download_heads, place
-from celeblook.models import create_generator
+from celeblook.factory import create_generator
 from celeblook.models.heads_io import save_weights
 from celeblook.models.mapper import Mapper, MapperConfig, load_mapper, save_mapper
 from celeblook.models.strength import STRENGTH_KIND, StrengthPredictor, load_strength
@@ -131,7 +131,7 @@ def test_heads_need_a_repository_name(weights, monkeypatch, capsys):
 
 
 def test_first_run_fetches_the_heads_named_by_the_environment(hub, trained, weights, monkeypatch):
-    from celeblook.weights import ensure_defaults
+    from celeblook.first_run import ensure_defaults
 
     assert main(["weights", "publish", "--repo", REPO, "--preset", "tiny", "--from", str(trained)]) == 0
     monkeypatch.setenv("CELEBLOOK_HEADS_REPO", REPO)
@@ -139,7 +139,7 @@ def test_first_run_fetches_the_heads_named_by_the_environment(hub, trained, weig
     assert ensure_defaults("tiny") == [
         f"weights for preset 'tiny' missing: the trained heads of {REPO} (offline mode is on (HF_HUB_OFFLINE)); get them "
         "with `python -m celeblook weights setup --preset tiny`, or try the app on untrained models: "
-        "`CELEBLOOK_PRESET=tiny python app.py`"]
+        "`CELEBLOOK_PRESET=tiny bash dev.sh app`"]
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     notices = ensure_defaults("tiny")
     assert notices[-1].startswith(f"heads for preset tiny from {REPO} at ") and notices[-1].endswith("verified and in place")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from celeblook import weights
+from celeblook import first_run, weights
 from celeblook.cli import main
 from celeblook.errors import WeightsError
 from celeblook.models.checkpoint import load_generator
@@ -332,7 +332,7 @@ def test_bare_download_fetches_the_presets_missing_defaults(root, hub, capsys):
 
 CLIP_REPO, CLIP_REPO_FILE = "laion/CLIP-ViT-L-14-laion2B-s32B-b82K", "open_clip_model.safetensors"
 CLIP_FILE = "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors"
-TINY_HINT = "or try the app on untrained models: `CELEBLOOK_PRESET=tiny python app.py`"
+TINY_HINT = "or try the app on untrained models: `CELEBLOOK_PRESET=tiny bash dev.sh app`"
 
 
 def missing_line(why: str) -> str:
@@ -345,7 +345,7 @@ def test_first_run_fetches_with_progress_converts_and_then_needs_nothing(root, h
     hub.commit(HF_REPO, {HF_REPO_FILE: (tmp_path / "g.pth").read_bytes()})
     hub.commit(CLIP_REPO, {CLIP_REPO_FILE: PAYLOAD})
     seen: dict[str, list] = {}
-    notices = weights.ensure_defaults("ffhq", progress=lambda name, done, total: seen.setdefault(name, []).append((done, total)))
+    notices = first_run.ensure_defaults("ffhq", progress=lambda name, done, total: seen.setdefault(name, []).append((done, total)))
     size = (tmp_path / "g.pth").stat().st_size
     assert seen[HF_FILE][-1] == (size, size) and seen[CLIP_FILE][-1] == (len(PAYLOAD), len(PAYLOAD))
     assert len(seen[HF_FILE]) > 2  # reported as it arrives, not only at the end
@@ -353,9 +353,9 @@ def test_first_run_fetches_with_progress_converts_and_then_needs_nothing(root, h
     assert f"{CLIP_FILE}: 300,000 bytes, sha256 {SHA[:12]}... verified, recorded in the manifest" in notices
     generator = weights.find("mobilestylegan_ffhq.safetensors")
     assert weights.check(generator).detail == "sha256 verified"
-    assert weights.app_needs("ffhq") == []
+    assert first_run.app_needs("ffhq") == []
     requests = len(hub.requests)
-    assert weights.ensure_defaults("ffhq") == [] and len(hub.requests) == requests
+    assert first_run.ensure_defaults("ffhq") == [] and len(hub.requests) == requests
 
 
 @pytest.mark.parametrize("how", ["offline", "opted out", "unreachable", "not on the Hub"])
@@ -371,7 +371,7 @@ def test_first_run_without_the_files_says_what_is_missing_in_one_line(root, hub,
     elif how == "unreachable":
         monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
     start = time.perf_counter()
-    assert weights.ensure_defaults("ffhq") == [missing_line(why)]
+    assert first_run.ensure_defaults("ffhq") == [missing_line(why)]
     assert time.perf_counter() - start < 10  # no long retries
     assert leftovers(root) == []
     if how != "not on the Hub":
@@ -385,14 +385,14 @@ def test_first_run_links_files_a_space_preloaded_into_the_cache_without_a_reques
     hf_hub_download(CLIP_REPO, CLIP_REPO_FILE, endpoint=hub.url)  # what preload_from_hub does at build time
     hub.requests.clear()
     monkeypatch.setenv("CELEBLOOK_NO_DOWNLOAD", "1")
-    notices = weights.ensure_defaults("ffhq")
+    notices = first_run.ensure_defaults("ffhq")
     assert (root / CLIP_FILE).read_bytes() == PAYLOAD and hub.requests == []
     assert notices[-1] == (f"weights for preset 'ffhq' missing: {HF_FILE} (automatic download is off: CELEBLOOK_NO_DOWNLOAD=1); "
                            f"get them with `python -m celeblook weights setup --preset ffhq`, {TINY_HINT}")
 
 
 def test_first_run_of_the_tiny_preset_needs_nothing(root, hub):
-    assert weights.ensure_defaults("tiny") == [] and hub.requests == []
+    assert first_run.ensure_defaults("tiny") == [] and hub.requests == []
 
 
 def test_setup_command_exits_2_with_the_line(root, hub, monkeypatch, capsys):
@@ -402,6 +402,6 @@ def test_setup_command_exits_2_with_the_line(root, hub, monkeypatch, capsys):
 
 
 def test_first_run_needs_no_mirror_when_a_generator_source_is_here(root):
-    assert [f.name for f in weights.app_needs("ffhq")] == [HF_FILE, CLIP_FILE]
+    assert [f.name for f in first_run.app_needs("ffhq")] == [HF_FILE, CLIP_FILE]
     (root / "mobilestylegan_ffhq.ckpt").write_bytes(PAYLOAD)  # the Drive checkpoint (md5 as published here)
-    assert [f.name for f in weights.app_needs("ffhq")] == [CLIP_FILE]  # setup converts the checkpoint instead
+    assert [f.name for f in first_run.app_needs("ffhq")] == [CLIP_FILE]  # setup converts the checkpoint instead

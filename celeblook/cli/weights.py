@@ -105,9 +105,9 @@ def run_publish(args: argparse.Namespace) -> int:
 
 
 def run_setup(args: argparse.Namespace) -> int:
-    from .. import weights
+    from ..first_run import setup
 
-    weights.setup(_preset(args.preset).name)
+    setup(_preset(args.preset).name)
     print("all weights the app needs are in place")
     return 0
 

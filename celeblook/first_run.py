@@ -1,0 +1,98 @@
+"""First run: what the app needs for a preset, fetched through the Hub and converted, or one line saying what
+is missing and the command that gets it (``python -m celeblook weights setup``; the app calls
+``ensure_defaults`` at start). ``CELEBLOOK_NO_DOWNLOAD=1`` asks nothing of the network.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from . import hub
+from .errors import CelebError, WeightsError
+from .files import weights_dir
+from .heads_repo import HEADS_ENV, download_heads, weight_names
+from .heads_repo import place as head_place
+from .hub import ByteProgress
+from .presets import get_preset
+from .weights import WeightFile, check, convert, download, load_manifest
+
+NO_DOWNLOAD_ENV = "CELEBLOOK_NO_DOWNLOAD"
+APP_ROLES = ("generator-source", "clip")  # fetched for the app; the student's ImageNet init only trains
+SETUP_COMMAND = "python -m celeblook weights setup --preset {preset}"
+TRY_TINY = "CELEBLOOK_PRESET=tiny bash dev.sh app"
+
+
+def app_needs(preset: str, root: Path | None = None) -> list[WeightFile]:
+    """The preset's default Hub files the app still needs: CLIP, and a generator source unless the converted
+    generator or another source (the Drive checkpoint) is already there."""
+    root = root or weights_dir()
+    files = [f for f in load_manifest(root) if f.preset == preset]
+    present = {f.name for f in files if f.role in ("generator", "generator-source") and check(f, root).state == "present"}
+    return [f for f in files if f.default and f.role in APP_ROLES and f.name not in present
+            and not (f.role == "generator-source" and present) and check(f, root).state != "present"]
+
+
+def setup(
+    preset: str | None = None, root: Path | None = None, report: ByteProgress | None = None,
+    log: Callable[[str], None] = print, progress: bool = True, no_requests: str | None = None,
+) -> None:
+    """Download (or take from huggingface_hub's cache) and convert what the app needs for ``preset``, and the
+    trained heads of ``$CELEBLOOK_HEADS_REPO`` when it is set and they are not here yet.
+
+    Raises one WeightsError naming what is still missing, why, and the commands that fix it. Offline, when
+    the Hub does not answer, or with ``no_requests`` (the reason why not), only the cache is used.
+    """
+    root = root or weights_dir()
+    chosen = get_preset(preset)
+    name = chosen.name
+    needed = app_needs(name, root)
+    heads = os.environ.get(HEADS_ENV, "")
+    heads_missing = bool(heads) and not all((root / head_place(chosen, f)).is_file() for f in weight_names(chosen))
+    why = no_requests or ("offline mode is on (HF_HUB_OFFLINE)" if hub.offline() else None)
+    if (needed or heads_missing) and why is None and not hub.reachable():
+        why = f"{hub.endpoint()} does not answer"
+    failures, missing = [], []
+    for f in needed:
+        try:
+            download(f.name, root, progress=progress, log=log, report=report, cache_only=why is not None)
+        except WeightsError as err:
+            failures.append(str(err))
+            missing.append(f.name)
+    generator = [f for f in load_manifest(root) if f.preset == name and f.role == "generator"]
+    if generator and not failures and check(generator[0], root).state != "present":
+        try:
+            convert(preset=name, root=root, log=log)
+        except WeightsError as err:
+            failures.append(str(err))
+            missing.append(generator[0].name)
+    if heads_missing:
+        try:
+            download_heads(heads, chosen, root=root, log=log, report=report, progress=progress, cache_only=why is not None)
+        except CelebError as err:
+            failures.append(str(err))
+            missing.append(f"the trained heads of {heads}")
+    if failures:
+        raise WeightsError(f"weights for preset {name!r} missing: {', '.join(missing)} ({why or failures[0]}); get them "
+                           f"with `{SETUP_COMMAND.format(preset=name)}`, or try the app on untrained models: `{TRY_TINY}`")
+
+
+def ensure_defaults(preset: str | None = None, progress: ByteProgress | None = None,
+                    root: Path | None = None) -> list[str]:
+    """The app's first run: ``setup`` with progress in the terminal and through ``progress(file, bytes, total)``.
+
+    Never raises for missing weights: returns one-line notices, what was fetched and, when something is
+    still missing, one line saying what and the command. ``CELEBLOOK_NO_DOWNLOAD=1`` makes no request (files
+    already in huggingface_hub's cache are still linked into place).
+    """
+    notices: list[str] = []
+    opted_out = os.environ.get(NO_DOWNLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        setup(preset, root, progress, log=notices.append,
+              no_requests=f"automatic download is off: {NO_DOWNLOAD_ENV}=1" if opted_out else None)
+    except WeightsError as err:
+        notices.append(str(err))
+    for line in notices:
+        print(f"[weights] {line}", flush=True)
+    return notices
