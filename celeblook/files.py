@@ -7,6 +7,8 @@ import os
 import uuid
 from pathlib import Path
 
+from .errors import InputError
+
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks (weights can be GBs)."""
@@ -28,3 +30,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def output_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) for results, or say in one line why it cannot be."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"cannot write results to {path}: it exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create the output directory {path}: {err.strerror or err}") from None
+    return path

@@ -135,13 +135,15 @@ def save_gif(
 
 
 def to_uint8(images) -> np.ndarray:
-    """Generator output (N,3,H,W) in nominal [-1,1] (torch or numpy) -> (N,H,W,3) uint8.
+    """Generator output (N,3,H,W) in nominal [-1,1] (torch or numpy) -> (N,H,W,3) uint8; non-finite is refused.
 
     Clamp to [-1,1], then round((x + 1) * 127.5): -1 -> 0, 0 -> 128 (127.5 rounds to even), 1 -> 255.
     """
     array = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, np.float32)
     if array.ndim != 4 or array.shape[1] != 3:
         raise InputError(f"expected images of shape (N,3,H,W), got {tuple(array.shape)}")
+    if not np.isfinite(array).all():  # never a silently black or white picture
+        raise InputError("the generator gave NaN or infinite pixel values: the latent is far outside its range")
     scaled = (np.clip(array, -1.0, 1.0) + 1.0) * 127.5
     return np.rint(scaled).astype(np.uint8).transpose(0, 2, 3, 1)
 
