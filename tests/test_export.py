@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 from collections import Counter
 
@@ -138,6 +139,26 @@ def test_check_dir_passes_then_catches_a_changed_file(export_dir, tmp_path):
         check_dir(copy, tiny_graphs())
     with pytest.raises(InputError, match="manifest"):
         check_dir(tmp_path)
+
+
+def test_check_refuses_broken_manifests_in_one_line(export_dir, manifest, tmp_path):
+    traversal = json.loads(json.dumps(manifest))
+    traversal["files"][0]["file"] = "../" + traversal["files"][0]["file"]
+    unknown_preset = {**manifest, "source": {"preset": "huge"}}
+    cases = {
+        "{not json": "is not valid JSON",
+        "[1, 2]": "is not a CelebrityLook export manifest",
+        json.dumps({**manifest, "files": [{"file": "mapping.onnx"}]}): "is not a CelebrityLook export manifest",
+        json.dumps(traversal): "lists '../mapping.onnx', which is not a file name in the export directory",
+        json.dumps(unknown_preset): "the manifest's source: unknown preset 'huge'",
+    }
+    for i, (text, says) in enumerate(cases.items()):
+        broken = tmp_path / str(i)
+        broken.mkdir()
+        (broken / "manifest.json").write_text(text)
+        with pytest.raises(InputError, match=re.escape(says)) as err:
+            check_dir(broken)
+        assert "\n" not in str(err.value)
 
 
 def test_real_size_generator_parity(tmp_path):

@@ -436,7 +436,11 @@ def graphs_from_source(source: dict, files: Sequence[str]) -> list[Graph]:
     if checkpoint and Path(checkpoint).is_file() and sha256_file(Path(checkpoint)) != source.get("checkpoint_sha256"):
         raise WeightsError(f"{checkpoint} changed since the export (sha256 differs): re-run the export")
     names = {f.removesuffix("_fp16").removesuffix("_int8") for f in files}
-    return build_graphs(get_preset(source["preset"]), checkpoint, sorted(names)).graphs
+    try:
+        preset = get_preset(source["preset"])
+    except ValueError as err:
+        raise InputError(f"the manifest's source: {err}") from None
+    return build_graphs(preset, checkpoint, sorted(names)).graphs
 
 
 INT8_ALWAYS = ("text_encoder",)  # dynamic int8 roughly halves the ViT text tower's CPU latency
