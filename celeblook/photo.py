@@ -164,8 +164,8 @@ def _from_array(array: np.ndarray) -> Image.Image:
 def _check_pixels(size: tuple[int, int], limit: int, progressive: bool = False) -> None:
     width, height = size
     if width * height > limit:
-        kind = " for progressive JPEGs (save it as a standard JPEG or" if progressive else " ("
-        raise InputError(f"the image is {width}x{height} px, over the {limit // 10**6}-megapixel limit{kind} downscale it first)")
+        which, advice = (" for progressive JPEGs", "save it as a standard JPEG or downscale it") if progressive else ("", "downscale it")
+        raise InputError(f"the image is {width}x{height} px, over the {limit // 10**6}-megapixel limit{which}: {advice} first")
 
 
 def _normalise(image: Image.Image, notices: list[str], original: tuple[int, int] | None = None) -> Photo:
