@@ -113,8 +113,10 @@ def png(face: Face, stem: str) -> str:
     return str(OUT.save_png(face.image, stem))
 
 
-def gif(faces: list[Face], stem: str, duration_ms: int = 120, ping_pong: bool = True, size: int = 256) -> str:
-    return str(OUT.write(encode_gif([f.image for f in faces], duration_ms, ping_pong, size), stem, ".gif"))
+def gif(faces: list[Face], stem: str, duration_ms: int = 120, ping_pong: bool = True, size: int = 256) -> tuple[str, list[str]]:
+    """(the GIF's path, notices: e.g. made smaller than asked to stay under the byte cap)."""
+    made = encode_gif([f.image for f in faces], duration_ms, ping_pong, size)
+    return str(OUT.write(made.data, stem, ".gif")), made.notices
 
 
 def downloads(face: Face, stem: str) -> list[str]:
@@ -176,9 +178,10 @@ def edit(start_choice, photo, already_aligned, target, source, manual_c, with_or
         rows.append([variant.name] + ([round(s["C"], 3), round(s["clip_similarity"], 4), round(s["text_score"], 4),
                                       int(s["generator_calls"])] if face else [None] * 4))
         all_notices.append(variant.notices)
-    sweep_gif = gif(sweep.faces, "sweep") if sweep else None
+    sweep_gif = None
     if sweep:
-        all_notices.append(sweep.notices)
+        sweep_gif, gif_notices = gif(sweep.faces, "sweep")
+        all_notices += [sweep.notices, gif_notices]
     return (png(result.original, "original"), images["manual"], images["learned"], images.get("oracle"), rows,
             sweep_gif, sweep_gif, notes(*all_notices), result.original)
 
@@ -195,10 +198,10 @@ def morph(a_from, photo_a, a_aligned, b_from, photo_b, b_aligned, prompt_b, mode
         second = photo_start(photo_b, b_aligned, label="the second photo")
     with lane(needs_slow_lane()):
         result = pipeline().morph(first, second, n_frames, max(256, gif_size), mode, crossover, progress=reporter(progress))
-    path = gif(result.faces, "morph", duration_ms, ping_pong, gif_size)
+    path, gif_notices = gif(result.faces, "morph", duration_ms, ping_pong, gif_size)
     style_mix = str(mode).replace(" ", "_") == "style_mix"
     mixed = png(result.faces[-1], "style-mix") if style_mix else None  # a's coarse slots with b's fine ones
-    return path, path, mixed, notes(result.notices)
+    return path, path, mixed, notes(result.notices, gif_notices)
 
 
 # --- status -------------------------------------------------------------------------------------------------

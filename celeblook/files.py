@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from pathlib import Path
+
+from .errors import InputError
 
 WEIGHTS_ENV = "CELEBLOOK_WEIGHTS"
 
@@ -24,7 +27,24 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file and a rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write via a temporary file and a rename, so a reader never sees half a file. The temporary name is
+    unique to the call: two threads writing the same path never write into one temporary file."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def output_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) for results, or say in one line why it cannot be."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"cannot write results to {path}: it exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create the output directory {path}: {err.strerror or err}") from None
+    return path

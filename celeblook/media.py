@@ -9,12 +9,14 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .errors import InputError
+from .files import atomic_write_bytes
 from .limits import MAX_GIF_FRAMES
 
 # --- GIF -------------------------------------------------------------------------------------------------
@@ -31,16 +33,38 @@ def loop_frames(frames: Sequence[Image.Image], ping_pong: bool) -> list[Image.Im
     return frames + frames[-2:0:-1] if ping_pong else frames
 
 
+@dataclass(frozen=True)
+class EncodedGif:
+    """A GIF as made: its bytes, longer side and frames per loop, and what differs from the request."""
+
+    data: bytes
+    side: int
+    frames: int
+    notices: list[str]
+
+
+@dataclass(frozen=True)
+class GifFile:
+    """A GIF written to ``path`` (see ``EncodedGif``); show ``notices`` to the person who asked for it."""
+
+    path: Path
+    side: int
+    frames: int
+    notices: list[str]
+
+
 def encode_gif(
     frames: Sequence[Image.Image | np.ndarray],
     duration_ms: int = 80,
     ping_pong: bool = False,
     size: int | None = None,
     max_bytes: int = MAX_GIF_BYTES,
-) -> bytes:
+) -> EncodedGif:
     """An endlessly looping GIF of the frames, at most ``size`` (and ``MAX_GIF_SIDE``) px a side.
 
-    When the encoded GIF is over ``max_bytes`` it is re-encoded smaller until it fits.
+    When the encoded GIF is over ``max_bytes`` it is re-encoded smaller until it fits, and a notice says so:
+    every frame is kept (dropping frames would change the animation's smoothness and length), so a GIF that
+    noisy or that long comes back smaller than asked rather than choppier.
     """
     if len(frames) == 0:
         raise InputError("a GIF needs at least one frame")
@@ -52,14 +76,30 @@ def encode_gif(
     if len(images) > MAX_GIF_FRAMES:
         raise InputError(f"a GIF may have at most {MAX_GIF_FRAMES} frames (ping-pong doubles them), got {len(images)}")
     side = min(size or MAX_GIF_SIDE, MAX_GIF_SIDE, max(images[0].size))
+    notices = [f"the GIF is {side} px: {_why_smaller(size, images[0].size)}"] if size and side < size else []
+    fitted = side
     while True:
-        data = _encode(images, side, duration_ms)
+        data = _encode(images, fitted, duration_ms)
         if len(data) <= max_bytes:
-            return data
+            break
         # bytes grow with the area: jump close to the budget at once, then keep shrinking by at least 25%
-        side = int(side * min(0.75, 0.95 * math.sqrt(max_bytes / len(data))))
-        if side < MIN_GIF_SIDE:
+        fitted = int(fitted * min(0.75, 0.95 * math.sqrt(max_bytes / len(data))))
+        if fitted < MIN_GIF_SIDE:
             raise InputError(f"the GIF does not fit in {max_bytes // 1024} KB even at {MIN_GIF_SIDE} px: use fewer frames")
+    if fitted < side:
+        notices.append(f"the GIF is {fitted} px instead of {side} px so that its {len(images)} frames stay under "
+                       f"{_kilobytes(max_bytes)}: fewer frames make a bigger GIF")
+    return EncodedGif(data, fitted, len(images), notices)
+
+
+def _why_smaller(asked: int, frame_size: tuple[int, int]) -> str:
+    if asked > MAX_GIF_SIDE:
+        return f"GIFs are at most {MAX_GIF_SIDE} px"
+    return f"its frames are only {frame_size[0]}x{frame_size[1]} px"
+
+
+def _kilobytes(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:g} MB" if n_bytes >= 2**20 else f"{n_bytes / 1024:g} KB"
 
 
 def _encode(images: list[Image.Image], side: int, duration_ms: int) -> bytes:
@@ -82,24 +122,28 @@ def save_gif(
     ping_pong: bool = False,
     size: int | None = None,
     max_bytes: int = MAX_GIF_BYTES,
-) -> Path:
-    """Write a bounded, looping GIF (see ``encode_gif``) and return its path."""
+) -> GifFile:
+    """Write a bounded, looping GIF (see ``encode_gif``) under a temporary name, then rename it to ``path``:
+    a reader never sees half a file (unique paths, so that no served file is replaced, are the caller's)."""
     path = Path(path)
-    path.write_bytes(encode_gif(frames, duration_ms, ping_pong, size, max_bytes))
-    return path
+    gif = encode_gif(frames, duration_ms, ping_pong, size, max_bytes)
+    atomic_write_bytes(path, gif.data)
+    return GifFile(path, gif.side, gif.frames, gif.notices)
 
 
 # --- 8-bit and PNG ---------------------------------------------------------------------------------------
 
 
 def to_uint8(images) -> np.ndarray:
-    """Generator output (N,3,H,W) in nominal [-1,1] (torch or numpy) -> (N,H,W,3) uint8.
+    """Generator output (N,3,H,W) in nominal [-1,1] (torch or numpy) -> (N,H,W,3) uint8; non-finite is refused.
 
     Clamp to [-1,1], then round((x + 1) * 127.5): -1 -> 0, 0 -> 128 (127.5 rounds to even), 1 -> 255.
     """
     array = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, np.float32)
     if array.ndim != 4 or array.shape[1] != 3:
         raise InputError(f"expected images of shape (N,3,H,W), got {tuple(array.shape)}")
+    if not np.isfinite(array).all():  # never a silently black or white picture
+        raise InputError("the generator gave NaN or infinite pixel values: the latent is far outside its range")
     scaled = (np.clip(array, -1.0, 1.0) + 1.0) * 127.5
     return np.rint(scaled).astype(np.uint8).transpose(0, 2, 3, 1)
 

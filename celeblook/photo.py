@@ -3,13 +3,21 @@
 Everything a person (or an API client) can send is handled here, before any model sees it: files that
 are not images, corrupt or truncated files, decompression bombs, huge images (downscaled), tiny ones
 (refused), transparency, grayscale / 16-bit / CMYK / palette modes, EXIF rotation and animations.
+
+Memory per upload is bounded from the header, before anything is decoded. Most JPEGs are decoded by
+libjpeg at 1/2, 1/4 or 1/8 scale (Pillow's draft mode), so even a 150-megapixel one costs tens of MB.
+Everything else, progressive JPEGs included (libjpeg buffers all their coefficients whatever the scale),
+is decoded whole and is therefore limited to ``MAX_PIXELS``; the full-size image is then held once,
+reduced to ``MAX_SIDE`` before any copy (EXIF turn, mode conversion) is made.
 """
 
 from __future__ import annotations
 
+import ctypes
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -17,9 +25,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import InputError
 
 MAX_FILE_BYTES = 30 * 1024 * 1024  # a phone photo is ~5 MB; more is refused before decoding
-MAX_PIXELS = 50_000_000  # width*height read from the header; larger is treated as a decompression bomb
+# width*height from the header, for images decoded whole; larger is treated as a decompression bomb.
+# Pillow holds up to 4 bytes a pixel (8 while an RGBA or palette image is reduced): 200-400 MB at the limit.
+MAX_PIXELS = 50_000_000
+# JPEGs that libjpeg decodes at reduced scale (sequential, single scan): 108-megapixel phone photos fit.
+# Below Pillow's own hard limit (2 x Image.MAX_IMAGE_PIXELS, 179 MP), which refuses anything larger.
+MAX_SCALED_JPEG_PIXELS = 150_000_000
 MAX_SIDE = 2048  # bigger photos are downscaled (alignment and the encoders need far less)
 MIN_SIDE = 64  # smaller photos hold no usable face
+SEQUENTIAL_JPEG_FRAMES = (0xC0, 0xC1, 0xC9)  # SOF markers libjpeg can decode row by row at reduced scale
+PIXEL_LIMITS = (f"photos up to {MAX_PIXELS // 10**6} megapixels are accepted, standard JPEGs up to "
+                f"{MAX_SCALED_JPEG_PIXELS // 10**6}")
 
 
 @dataclass
@@ -35,12 +51,15 @@ def load_photo(source: str | Path | Image.Image | np.ndarray | None) -> Photo:
     if isinstance(source, np.ndarray):
         return _normalise(_from_array(source), [])
     if isinstance(source, Image.Image):
-        _check_pixels(source.size)
+        _check_pixels(source.size, MAX_PIXELS)
         return _normalise(source, [])
-    return _normalise(*_open_file(Path(source)))
+    photo = _normalise(*_open_file(Path(source)))
+    _release_freed_memory()  # the full-size decode is gone by now
+    return photo
 
 
-def _open_file(path: Path) -> tuple[Image.Image, list[str]]:
+def _open_file(path: Path) -> tuple[Image.Image, list[str], tuple[int, int]]:
+    """The decoded image (a JPEG possibly at reduced scale), notices, and the size its header gives."""
     if not path.is_file():
         raise InputError(f"photo file not found: {path.name}")
     n_bytes = path.stat().st_size
@@ -51,22 +70,82 @@ def _open_file(path: Path) -> tuple[Image.Image, list[str]]:
     notices: list[str] = []
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns from 89 MP on; the limits that apply are checked below (its error at 179 MP stays)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)  # reads the header only
-            _check_pixels(image.size)
+        with image:  # closes the file, also when a check below refuses it
+            jpeg = image.format in ("JPEG", "MPO")  # MPO: a phone's JPEG with extra pictures after the first
+            scaled = jpeg and _decodes_at_reduced_scale(image.fp)
+            _check_pixels(image.size, MAX_SCALED_JPEG_PIXELS if scaled else MAX_PIXELS, progressive=jpeg and not scaled)
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)
-                notices.append(f"animated image ({image.n_frames} frames): using its first frame")
-            if image.format == "JPEG":  # let libjpeg decode at a reduced scale: huge JPEGs never hit full size
-                image.draft("RGB", (MAX_SIDE, MAX_SIDE))
+                if image.format != "MPO":
+                    notices.append(f"animated image ({image.n_frames} frames): using its first frame")
+            original = image.size
+            if scaled:  # the largest of 1/8, 1/4, 1/2 and full scale that is still at least the size kept
+                image.draft("RGB", _fitted(original))
             image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"the image is too large to decode safely (over {MAX_PIXELS // 1_000_000} megapixels)") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"the image is too large to decode safely: {PIXEL_LIMITS}") from None
     except UnidentifiedImageError:
         raise InputError("the file is not an image this app can read (use JPEG, PNG, WebP, GIF, BMP or TIFF)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:  # what Pillow raises on truncated or broken data
         raise InputError(f"the image file is corrupt or truncated ({err})") from None
-    return image, notices
+    return image, notices, original
+
+
+def _decodes_at_reduced_scale(fp: BinaryIO) -> bool:
+    """Whether libjpeg can decode this JPEG at reduced scale row by row: a sequential DCT frame whose first
+    scan holds every component. For progressive, lossless or multi-scan files it buffers every coefficient
+    of the full-size image instead. Markers it cannot follow count as no (the stricter limit applies)."""
+    position = fp.tell()
+    try:
+        fp.seek(2)  # after the start-of-image marker
+        components = 0
+        while True:
+            marker = fp.read(2)
+            if len(marker) < 2 or marker[0] != 0xFF:
+                return False
+            kind = marker[1]
+            if kind == 0xFF:  # a fill byte before the marker
+                fp.seek(-1, 1)
+                continue
+            if kind == 0x01 or 0xD0 <= kind <= 0xD7:  # markers without a segment
+                continue
+            length = int.from_bytes(fp.read(2), "big")
+            segment = fp.read(max(length - 2, 0))
+            if length < 3 or len(segment) != length - 2:
+                return False
+            if 0xC0 <= kind <= 0xCF and kind not in (0xC4, 0xC8, 0xCC):  # a frame header (SOFn)
+                if kind not in SEQUENTIAL_JPEG_FRAMES or len(segment) < 6:
+                    return False
+                components = segment[5]
+            elif kind == 0xDA:  # the first scan
+                return 0 < components == segment[0]
+    finally:
+        fp.seek(position)
+
+
+def _fitted(size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` scaled down to fit ``MAX_SIDE`` x ``MAX_SIDE``, keeping its aspect ratio."""
+    scale = min(1.0, MAX_SIDE / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _downscaled(image: Image.Image) -> Image.Image:
+    """A new image at most ``MAX_SIDE`` a side (box-reduced by whole factors first, then Lanczos)."""
+    if image.mode in ("P", "PA", "1"):  # these resize by nearest neighbour only
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "L" if image.mode == "1" else "RGB")
+    return image.resize(_fitted(image.size), Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+def _release_freed_memory() -> None:
+    """Hand the full-size decode's pages back to the system. glibc keeps what a worker thread freed in its
+    arena, so a server would otherwise hold hundreds of MB for good after one big photo (no-op elsewhere)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
@@ -74,7 +153,7 @@ def _from_array(array: np.ndarray) -> Image.Image:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise InputError(f"an image array must be HxW, HxWx3 or HxWx4, got shape {tuple(array.shape)}")
-    _check_pixels((array.shape[1], array.shape[0]))
+    _check_pixels((array.shape[1], array.shape[0]), MAX_PIXELS)
     if array.dtype != np.uint8:
         finite = np.nan_to_num(array.astype(np.float64))
         scale = 255.0 if finite.max(initial=0) <= 1.0 else 1.0  # float images in [0, 1]
@@ -82,15 +161,20 @@ def _from_array(array: np.ndarray) -> Image.Image:
     return Image.fromarray(array)
 
 
-def _check_pixels(size: tuple[int, int]) -> None:
+def _check_pixels(size: tuple[int, int], limit: int, progressive: bool = False) -> None:
     width, height = size
-    if width * height > MAX_PIXELS:
-        raise InputError(
-            f"the image is {width}x{height} px, over the {MAX_PIXELS // 1_000_000}-megapixel limit: downscale it first"
-        )
+    if width * height > limit:
+        which, advice = (" for progressive JPEGs", "save it as a standard JPEG or downscale it") if progressive else ("", "downscale it")
+        raise InputError(f"the image is {width}x{height} px, over the {limit // 10**6}-megapixel limit{which}: {advice} first")
 
 
-def _normalise(image: Image.Image, notices: list[str]) -> Photo:
+def _normalise(image: Image.Image, notices: list[str], original: tuple[int, int] | None = None) -> Photo:
+    """RGB, upright, at most ``MAX_SIDE`` a side; ``original``: the size before any reduced-scale decode."""
+    width, height = original or image.size
+    if min(width, height) < MIN_SIDE:
+        raise InputError(f"the photo is only {width}x{height} px; at least {MIN_SIDE} px per side is needed")
+    if max(image.size) > MAX_SIDE:
+        image = _downscaled(image)  # before any full-size copy
     try:
         upright = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block is not worth refusing the photo over
@@ -98,12 +182,9 @@ def _normalise(image: Image.Image, notices: list[str]) -> Photo:
         notices.append("could not read the photo's EXIF orientation; using it as stored")
     if upright is not image and upright.size != image.size:
         notices.append("rotated upright according to the photo's EXIF orientation")
+        width, height = height, width
     rgb = _to_rgb(upright, notices)
-    width, height = rgb.size
-    if min(width, height) < MIN_SIDE:
-        raise InputError(f"the photo is only {width}x{height} px; at least {MIN_SIDE} px per side is needed")
     if max(width, height) > MAX_SIDE:
-        rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
         notices.append(f"downscaled from {width}x{height} to {rgb.width}x{rgb.height} px")
     return Photo(rgb, notices)
 

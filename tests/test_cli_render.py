@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import torch
 from PIL import Image
 
 from celeblook.cli import main
+from celeblook.cli.render import WPLUS_RANGE_FACTOR, WPLUS_RANGE_SAMPLES, check_wplus_range
+from celeblook.errors import InputError
 from celeblook.media import save_pngs, to_uint8
 from celeblook.factory import create_generator
 from celeblook.models.mobilestylegan import GeneratorConfig
@@ -129,10 +132,21 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
     np.save(tmp / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     np.save(tmp / "empty.npy", np.zeros((0, 23, 512), np.float32))
     np.save(tmp / "ok.npy", np.zeros((1, 23, 512), np.float32))
+    np.save(tmp / "far.npy", np.full((1, 23, 512), 1e38, np.float32))
+    lying_header(tmp / "terabytes.npy", (1_000_000, 23, 512, 100))  # 4.28 TiB claimed, a few bytes held
+    lying_header(tmp / "many.npy", (5000, 23, 512))  # the right shape, but 5000 latents claimed and 1 held
     (tmp / "junk.txt").write_text("not a checkpoint")
+    (tmp / "marker.ckpt").write_bytes(b"\x80" + bytes(range(256)) * 8)
     (tmp / "file").write_text("")
     ok = ["--preset", "tiny", "--out", str(tmp / "out")]
     return {
+        "header lies (TiB)": ["render", "--wplus", str(tmp / "terabytes.npy"), *ok],
+        "header lies (count)": ["render", "--wplus", str(tmp / "many.npy"), *ok],
+        "W+ of 1e38": ["render", "--wplus", str(tmp / "far.npy"), *ok],
+        "0x80 junk checkpoint": ["render", "--wplus", str(tmp / "ok.npy"), "--checkpoint", str(tmp / "marker.ckpt"), *ok],
+        "out cannot be made": ["render", "--wplus", str(tmp / "ok.npy"), "--preset", "tiny", "--out", "/proc/celeblook/x"],
+        "out under a file": ["render", "--wplus", str(tmp / "ok.npy"), "--preset", "tiny", "--out", str(tmp / "file" / "x")],
+        "noise seed too big": ["render", "--wplus", str(tmp / "ok.npy"), "--noise", str(2**64), *ok],
         "missing file": ["render", "--wplus", str(tmp / "absent.npy"), *ok],
         "wrong shape": ["render", "--wplus", str(tmp / "wplus_2d.npy"), *ok],
         "wrong dtype": ["render", "--wplus", str(tmp / "int.npy"), *ok],
@@ -154,16 +168,59 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
     }
 
 
+def lying_header(path: Path, shape: tuple[int, ...]) -> Path:
+    """A .npy whose header declares ``shape`` (float32) but which holds one (23, 512) latent."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        f.write(np.zeros((23, 512), np.float32).tobytes())
+    return path
+
+
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     for case, argv in _bad_inputs(tmp_path).items():
         try:
-            code = main(argv)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # a stray warning (RuntimeWarning, torch's UserWarning) fails the case
+                code = main(argv)
         except SystemExit as exit_:  # argparse
             code = exit_.code
         err = capsys.readouterr().err.strip()
         assert code == 2, case
         assert len(err.splitlines()) == 1 and "Traceback" not in err, (case, err)
+        assert SAYS.get(case, "") in err, (case, err)
     assert not (tmp_path / "out").exists()
+
+
+SAYS = {
+    "header lies (TiB)": "its header declares shape (1000000, 23, 512, 100) of float32 (4,710,400,000,000 bytes) but the file holds 47,104",
+    "header lies (count)": "declares shape (5000, 23, 512)",
+    "W+ of 1e38": "W+ values reach 1e+38",
+    "0x80 junk checkpoint": "not a checkpoint",
+    "out cannot be made": "cannot create the output directory /proc/celeblook/x",
+    "out under a file": "cannot create the output directory",
+    "noise seed too big": "noise seed must be in [0, 2**63)",
+}
+
+
+def test_the_wplus_bound_lies_far_outside_the_mapping_and_inside_float32(tiny):
+    """W+ from the mapping network (even extrapolated to psi 2) passes; the largest value allowed still renders
+    finite pixels; beyond it, and for NaN, one clear line. Non-finite pixels are never turned into a picture."""
+    with torch.no_grad():
+        z = torch.randn(10_000, 512, generator=torch.Generator().manual_seed(123))
+        mapped = tiny.z_to_wplus(z, 2.0)
+    check_wplus_range(tiny, mapped, "mapped")
+    typical = float(tiny.mapping(torch.randn(WPLUS_RANGE_SAMPLES, 512, generator=torch.Generator().manual_seed(0))).abs().max())
+    bound = WPLUS_RANGE_FACTOR * typical
+    assert float(mapped.abs().max()) < bound / 3  # legitimate latents are nowhere near it
+    edge = torch.full((1, 23, 512), bound * 0.999)
+    check_wplus_range(tiny, edge, "edge")
+    with torch.no_grad():
+        assert torch.isfinite(tiny(edge, size=256)).all() and torch.isfinite(tiny(-edge, size=256)).all()
+    for bad in (edge * 1.01, torch.full((1, 23, 512), float("nan"))):
+        with pytest.raises(InputError, match="refused"):
+            check_wplus_range(tiny, bad, "bad")
+    with pytest.raises(InputError, match="NaN or infinite"):
+        to_uint8(torch.full((1, 3, 4, 4), float("inf")))
 
 
 def test_bad_input_in_a_real_process(tmp_path):

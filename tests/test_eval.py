@@ -38,10 +38,32 @@ def test_eval_on_tiny_reports_finite_numbers_labelled_untrained(no_heads, tmp_pa
         assert keys <= set(results[section]), section
         assert all(math.isfinite(results[section][k]) for k in keys), results[section]
     inversion, strength = results["inversion"], results["strength"]
-    assert -1 <= inversion["similarity"] <= 1 and -1 <= inversion["similarity_refined"] <= 1
+    # the numbers are the pipeline's own for the seeded faces eval claims to use (z from seed 0, psi 0.7, 256 px)
+    plain, refined = pipeline_inversion_similarities(n=2, refine_steps=2)
+    assert inversion["similarity"] == pytest.approx(plain, abs=1e-5)
+    assert inversion["similarity_refined"] == pytest.approx(refined, abs=1e-4)
+    assert abs(inversion["similarity_refined"] - inversion["similarity"]) > 1e-4  # refining changed the faces
     assert inversion["generator_calls"] == 1 and inversion["generator_calls_refined"] > 1
     assert strength["generator_calls_learned"] == 1 and strength["generator_calls_oracle"] >= 2
     assert results["edit"]["n_edits"] == 2
+
+
+def pipeline_inversion_similarities(n: int, refine_steps: int, seed: int = 0, psi: float = 0.7, size: int = 256) -> tuple[float, float]:
+    """Mean clip_similarity of plain and refined inversions of G(z_i), computed here without celeblook.evaluate."""
+    import torch
+    from PIL import Image
+
+    from celeblook.media import to_uint8
+    from celeblook.pipeline import Pipeline
+
+    pipeline = Pipeline.from_preset("tiny")
+    generator = pipeline.generator
+    z = torch.randn(n, 512, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        photos = [Image.fromarray(image) for image in to_uint8(generator(generator.z_to_wplus(z, psi), size=size))]
+    plain = [pipeline.invert(photo, size=size).faces[0].scores["clip_similarity"] for photo in photos]
+    refined = [pipeline.invert(photo, refine_steps, size=size).faces[0].scores["clip_similarity"] for photo in photos]
+    return sum(plain) / n, sum(refined) / n
 
 
 def test_eval_uses_a_trained_strength_head_when_present(no_heads):

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+from pathlib import Path
 from collections import Counter
 
 import numpy as np
@@ -140,6 +142,26 @@ def test_check_dir_passes_then_catches_a_changed_file(export_dir, tmp_path):
         check_dir(tmp_path)
 
 
+def test_check_refuses_broken_manifests_in_one_line(export_dir, manifest, tmp_path):
+    traversal = json.loads(json.dumps(manifest))
+    traversal["files"][0]["file"] = "../" + traversal["files"][0]["file"]
+    unknown_preset = {**manifest, "source": {"preset": "huge"}}
+    cases = {
+        "{not json": "is not valid JSON",
+        "[1, 2]": "is not a CelebrityLook export manifest",
+        json.dumps({**manifest, "files": [{"file": "mapping.onnx"}]}): "is not a CelebrityLook export manifest",
+        json.dumps(traversal): "lists '../mapping.onnx', which is not a file name in the export directory",
+        json.dumps(unknown_preset): "the manifest's source: unknown preset 'huge'",
+    }
+    for i, (text, says) in enumerate(cases.items()):
+        broken = tmp_path / str(i)
+        broken.mkdir()
+        (broken / "manifest.json").write_text(text)
+        with pytest.raises(InputError, match=re.escape(says)) as err:
+            check_dir(broken)
+        assert "\n" not in str(err.value)
+
+
 def test_real_size_generator_parity(tmp_path):
     """The ffhq configuration (random weights, fill_reference): mapping + 256 exit always, all exits with CELEBLOOK_SLOW=1."""
     sd = fill_reference(GeneratorConfig(), base_seed=7)
@@ -192,3 +214,65 @@ def test_cli_export_then_check(tmp_path, capsys):
     assert main(["export", "onnx", "--preset", "tiny", "--models", "nope", "--out", str(out)]) == 2
     assert main(["export", "onnx", "--preset", "tiny", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_export_onnx_refuses_an_out_that_cannot_be_a_directory(tmp_path, capsys):
+    from celeblook.cli import main
+
+    (tmp_path / "file").write_text("not a directory")
+    for out, says in [(tmp_path / "file", "it exists and is not a directory"), (tmp_path / "file" / "sub", "Not a directory"),
+                      (Path("/proc/celeblook/x"), "No such file or directory")]:
+        assert main(["export", "onnx", "--preset", "tiny", "--models", "mapping", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and says in err and str(out) in err, err
+    assert (tmp_path / "file").read_text() == "not a directory"
+
+
+@pytest.fixture()
+def no_weights(tmp_path, monkeypatch):
+    """An empty weights folder and no OpenCLIP weights anywhere (the Hugging Face cache included)."""
+    from celeblook.models.clip import ClipSpec
+
+    monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setattr(ClipSpec, "find_weights", lambda self: None)
+    return tmp_path / "weights"
+
+
+def test_export_everything_exports_what_has_weights_and_lists_the_rest(tmp_path, no_weights, monkeypatch, capsys):
+    """`export onnx --checkpoint X` without CLIP or trained heads: the generator's graphs, and why not the rest."""
+    import celeblook.export.onnx as onnx_export
+    from celeblook.cli import main
+    from celeblook.models.reference_layout import fill_reference
+    from celeblook.presets import get_preset
+    from test_checkpoint import save_hf
+
+    chosen = {}
+
+    def export_models(graphs, out_dir, **options):  # exporting itself is tested above: here, what gets chosen
+        chosen.update(graphs=[g.name for g in graphs], skipped=options["skipped"])
+        manifest = Path(out_dir) / "manifest.json"
+        manifest.write_text(json.dumps({"files": [], "skipped": options["skipped"]}))
+        return manifest
+
+    monkeypatch.setattr(onnx_export, "export_models", export_models)
+    checkpoint = save_hf(fill_reference(get_preset("tiny").generator, base_seed=3), tmp_path / "generator.pth")
+    assert main(["export", "onnx", "--preset", "ffhq", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "onnx")]) == 0
+    assert chosen["graphs"] == ["mapping", "synthesis_1024", "synthesis_512", "synthesis_256"]
+    assert sorted(chosen["skipped"]) == ["image_encoder", "mapper", "strength", "text_encoder"]
+    printed = capsys.readouterr().out.splitlines()
+    listed = [line for line in printed if line.startswith("skipped ")]
+    assert len(listed) == 4, printed
+    assert listed[0].startswith("skipped text_encoder: OpenCLIP ViT-L-14 weights (laion2b_s32b_b82k) not found") and "weights download" in listed[0]
+    assert listed[1].startswith("skipped image_encoder: no trained student encoder") and "train encoder" in listed[1]
+    assert listed[2].startswith("skipped mapper: mapper weights missing") and "train mapper" in listed[2]
+    assert listed[3].startswith("skipped strength: strength head weights missing") and "train strength" in listed[3]
+
+    # a model asked for by name is still required; with no generator either there is nothing to export
+    assert main(["export", "onnx", "--preset", "ffhq", "--checkpoint", str(checkpoint), "--models", "text_encoder",
+                 "--out", str(tmp_path / "onnx")]) == 2
+    assert "OpenCLIP ViT-L-14 weights" in capsys.readouterr().err
+    assert main(["export", "onnx", "--preset", "ffhq", "--out", str(tmp_path / "onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: nothing to export: no weights for any of mapping, synthesis_1024, synthesis_512, "
+                          "synthesis_256, mapper, text_encoder, image_encoder, strength (") and len(err.splitlines()) == 1, err
+    assert chosen["graphs"] == ["mapping", "synthesis_1024", "synthesis_512", "synthesis_256"]  # not called again

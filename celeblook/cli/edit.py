@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from ..limits import C_MAX, Limits
-from ..media import encode_gif
+from ..media import save_gif
 from ..models import GeneratorConfig
 
 LIMITS = Limits.of(GeneratorConfig())  # every preset renders these sizes; the pipeline checks its own
@@ -127,9 +127,9 @@ def _write(faces, notices: list[str], out: Path, stem: str, gif: bool = False) -
         np.save(out / f"{name}.npy", face.wplus.numpy())
         print(json.dumps({"file": str(out / f"{name}.png"), **face.scores}))
     if gif:
-        path = out / f"{stem}.gif"
-        path.write_bytes(encode_gif([face.image for face in faces], ping_pong=True))
-        print(json.dumps({"file": str(path)}))
+        made = save_gif([face.image for face in faces], out / f"{stem}.gif", ping_pong=True)
+        _say(made.notices)
+        print(json.dumps({"file": str(made.path)}))
 
 
 def run_invert(args: argparse.Namespace) -> int:

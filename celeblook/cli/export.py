@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -45,6 +46,11 @@ def run_export(args: argparse.Namespace) -> int:
     manifest = export_preset(preset, args.out, checkpoint=args.checkpoint, models=args.models, teacher=args.teacher,
                              fp16=args.fp16, int8=args.int8, opset=args.opset, progress=lambda m: print(m, flush=True))
     print(f"wrote {manifest}")
+    by_reason: dict[str, list[str]] = {}
+    for model, reason in json.loads(manifest.read_text())["skipped"].items():
+        by_reason.setdefault(reason, []).append(model)
+    for reason, models in by_reason.items():
+        print(f"skipped {', '.join(models)}: {reason}")
     return 0
 
 

@@ -6,6 +6,7 @@ Both write ``OUT/latents.npy``, the W+ actually rendered (N,23,512) float32, bes
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,19 @@ import torch
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..files import output_dir
 from ..media import save_pngs, to_uint8
 from ..factory import create_generator
 from ..models import Generator
 
 SIZES = (256, 512, 1024)
 PSI_RANGE = (0.0, 2.0)
-MAX_SEEDS = 10_000
+MAX_IMAGES = 10_000  # seeds or latents per call
+# W+ values are refused beyond this many times the largest |w| the generator's mapping network gives for
+# WPLUS_RANGE_SAMPLES seeded z: inversions and edits stay well inside it; about 5x further out the synthesis
+# overflows float32 (measured on the tiny and the ffhq-sized generator)
+WPLUS_RANGE_FACTOR = 10
+WPLUS_RANGE_SAMPLES = 1000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,8 +60,8 @@ def parse_noise(text: str) -> int | None:
         seed = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected 'zero' or a seed, got {text!r}") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"noise seed must be >= 0, got {seed}")
+    if not 0 <= seed < 2**63:  # torch.Generator's seed range
+        raise argparse.ArgumentTypeError(f"noise seed must be in [0, 2**63), got {seed}")
     return seed
 
 
@@ -70,8 +77,8 @@ def parse_seeds(text: str) -> list[int]:
         if start < 0 or stop < start or stop >= 2**63:
             raise argparse.ArgumentTypeError(f"bad seed range {part.strip()!r}: seeds must satisfy 0 <= first <= last")
         seeds.extend(range(start, stop + 1))
-        if len(seeds) > MAX_SEEDS:
-            raise argparse.ArgumentTypeError(f"at most {MAX_SEEDS} seeds per call")
+        if len(seeds) > MAX_IMAGES:
+            raise argparse.ArgumentTypeError(f"at most {MAX_IMAGES} seeds per call")
     return seeds
 
 
@@ -84,7 +91,7 @@ def _generator(args: argparse.Namespace) -> Generator:
         raise InputError(str(err)) from None
     if args.truncation is not None and not (PSI_RANGE[0] <= args.truncation <= PSI_RANGE[1]):
         raise InputError(f"--truncation must be in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}], got {args.truncation}")
-    if args.out.exists() and not args.out.is_dir():
+    if args.out.exists() and not args.out.is_dir():  # before loading any model
         raise InputError(f"--out {args.out} exists and is not a directory")
     generator = create_generator(preset, args.checkpoint)
     if args.size not in generator.config.sizes:
@@ -95,21 +102,55 @@ def _generator(args: argparse.Namespace) -> Generator:
 def load_latents(path: Path, shape: tuple[int, ...], what: str) -> torch.Tensor:
     """A finite float array of ``shape`` (or one sample without the batch axis) -> (N, *shape) float32."""
     if not path.is_file():
-        raise InputError(f"{what} file not found: {path}")
+        raise InputError(f"{what} file not found: {path}" if not path.exists() else f"{path} is not a regular file")
+    declared, dtype = _npy_header(path)
+    if not np.issubdtype(dtype, np.floating):
+        raise InputError(f"{path}: {what} must be a float array, got dtype {dtype}")
+    batch = (1, *shape) if declared == shape else declared
+    if len(batch) != len(shape) + 1 or batch[1:] != shape or batch[0] < 1:
+        want = ", ".join(map(str, shape))
+        raise InputError(f"{path}: {what} must have shape (N,{want}) or ({want}), got {declared}")
+    if batch[0] > MAX_IMAGES:
+        raise InputError(f"{path}: {batch[0]} latents; at most {MAX_IMAGES} per call")
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise InputError(f"{path}: not a .npy array ({err})") from None
-    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.floating):
-        raise InputError(f"{path}: {what} must be a float array, got dtype {getattr(array, 'dtype', type(array).__name__)}")
-    if array.shape == shape:
-        array = array[None]
-    if array.ndim != len(shape) + 1 or array.shape[1:] != shape or array.shape[0] == 0:
-        want = ", ".join(map(str, shape))
-        raise InputError(f"{path}: {what} must have shape (N,{want}) or ({want}), got {array.shape}")
     if not np.isfinite(array).all():
         raise InputError(f"{path}: {what} contains NaN or inf")
-    return torch.from_numpy(array.astype(np.float32))
+    return torch.from_numpy(array.reshape(batch).astype(np.float32))
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a .npy header declares, checked against the file's size before anything is
+    read: a header can claim terabytes."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            # format 3.0 differs from 2.0 only in the header's text encoding
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _fortran_order, dtype = read(f)
+            data_bytes = path.stat().st_size - f.tell()
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"{path}: not a .npy array ({err})") from None
+    if dtype.hasobject:
+        raise InputError(f"{path}: not a .npy array of numbers (it holds Python objects, which are never unpickled)")
+    declared = math.prod(shape) * dtype.itemsize  # Python ints: no overflow, however large the claim
+    if declared > data_bytes:
+        raise InputError(f"{path}: truncated or corrupt .npy: its header declares shape {shape} of {dtype} "
+                         f"({declared:,} bytes) but the file holds {data_bytes:,} bytes of data")
+    return shape, dtype
+
+
+def check_wplus_range(generator: Generator, wplus: torch.Tensor, source: str) -> None:
+    """Refuse W+ values far outside anything the generator's mapping network gives (see WPLUS_RANGE_FACTOR)."""
+    largest = float(wplus.abs().max())
+    with torch.no_grad():
+        z = torch.randn(WPLUS_RANGE_SAMPLES, generator.config.style_dim, generator=torch.Generator().manual_seed(0))
+        typical = float(generator.mapping(z.to(generator.w_avg.device)).abs().max())
+    if not largest <= WPLUS_RANGE_FACTOR * typical:  # also catches NaN
+        raise InputError(f"{source}: W+ values reach {largest:.3g}; this generator's mapping network gives at most "
+                         f"~{typical:.3g}, and values beyond ±{WPLUS_RANGE_FACTOR * typical:.3g} are refused (no face lies there)")
 
 
 @torch.no_grad()
@@ -124,8 +165,11 @@ def render_wplus(generator: Generator, wplus: torch.Tensor, size: int, noise_see
 
 
 def _write(out: Path, images: np.ndarray, wplus: torch.Tensor, names: list[str] | None = None) -> None:
-    paths = save_pngs(images, out, names)
-    np.save(out / "latents.npy", wplus.numpy().astype(np.float32))
+    try:
+        paths = save_pngs(images, out, names)
+        np.save(out / "latents.npy", wplus.numpy().astype(np.float32))
+    except OSError as err:
+        raise InputError(f"cannot write to {out}: {err.strerror or err}") from None
     print(f"wrote {len(paths)} PNG(s) and latents.npy to {out}")
 
 
@@ -138,9 +182,11 @@ def run_render(args: argparse.Namespace) -> int:
             wplus = generator.z_to_wplus(z, 1.0 if args.truncation is None else args.truncation)
     else:
         wplus = load_latents(args.wplus, (config.n_slots, config.style_dim), "W+")
+        check_wplus_range(generator, wplus, str(args.wplus))
         if args.truncation is not None:
             wplus = generator.truncate(wplus, args.truncation)
-    _write(args.out, render_wplus(generator, wplus, args.size, args.noise), wplus)
+    out = output_dir(args.out)  # once every input is known to be good
+    _write(out, render_wplus(generator, wplus, args.size, args.noise), wplus)
     return 0
 
 
@@ -150,5 +196,6 @@ def run_generate(args: argparse.Namespace) -> int:
     with torch.no_grad():
         wplus = generator.z_to_wplus(z, args.truncation)
     names = [f"seed{s:04d}.png" for s in args.seeds]
-    _write(args.out, render_wplus(generator, wplus, args.size, args.noise), wplus, names)
+    out = output_dir(args.out)
+    _write(out, render_wplus(generator, wplus, args.size, args.noise), wplus, names)
     return 0

@@ -27,6 +27,28 @@ from ..runtime.ort import open_session
 from .onnx import MANIFEST, Graph, graphs_from_source, random_feeds
 from .parity import compare
 
+def read_export_manifest(directory: Path) -> dict:
+    """An export directory's manifest, its structure checked: every listed file a plain name inside it."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{directory} has no {MANIFEST}: not an export directory")
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path} is not valid JSON ({err}): re-run the export") from None
+    entry_keys = {"file": str, "model": str, "precision": str, "sha256": str, "bytes": int, "inputs": list}
+    entries = manifest.get("files") if isinstance(manifest, dict) else None
+    source = manifest.get("source") if isinstance(manifest, dict) else None
+    if not isinstance(source, dict) or not isinstance(source.get("preset"), str) or not isinstance(entries, list) or not all(
+        isinstance(e, dict) and all(isinstance(e.get(k), t) for k, t in entry_keys.items()) for e in entries
+    ):
+        raise InputError(f"{path} is not a CelebrityLook export manifest: re-run the export")
+    outside = [e["file"] for e in entries if Path(e["file"]).name != e["file"] or e["file"] in ("", ".", "..")]
+    if outside:
+        raise InputError(f"{path} lists {outside[0]!r}, which is not a file name in the export directory")
+    return manifest
+
+
 def check_dir(
     directory: str | Path,
     graphs: Sequence[Graph] | None = None,
@@ -39,10 +61,7 @@ def check_dir(
     Returns one row per file (``ok`` says whether it passed); raises nothing for a failed parity.
     """
     directory = Path(directory)
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise InputError(f"{directory} has no {MANIFEST}: not an export directory")
-    manifest = json.loads(path.read_text())
+    manifest = read_export_manifest(directory)
     if graphs is None:
         graphs = graphs_from_source(manifest["source"], [e["model"] for e in manifest["files"]])
     by_name = {g.name: g for g in graphs}

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError, WeightsError
-from ..files import sha256_file, weights_dir
+from ..files import output_dir, sha256_file, weights_dir
 from ..models.mobilestylegan import Generator
 from ..presets import Preset
 from ..runtime.ort import open_session
@@ -256,14 +256,15 @@ def export_models(
     source: dict | None = None,
     opset: int = OPSET,
     progress: Progress | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> Path:
     """Export ``graphs`` (plus fp16 / int8 variants) into ``out_dir`` and write the manifest; returns its path.
+    ``skipped``: models left out and why, recorded in the manifest.
 
     Every file's ORT-vs-torch parity on seeded inputs is measured right after writing and recorded in the
     manifest; ``celeblook.export.check`` repeats it from the files alone.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(Path(out_dir))
     say = progress or (lambda _msg: None)
     entries = []
     for i, graph in enumerate(graphs, 1):
@@ -289,7 +290,8 @@ def export_models(
                 f"{parity['metric']} {parity[parity['metric']]:.3g} (tolerance {parity['tolerance']:g}), "
                 f"{time.perf_counter() - start:.1f} s"
             )
-    manifest = {"format": FORMAT, "opset": opset, "source": source or {}, "constants": constants or {}, "files": entries}
+    manifest = {"format": FORMAT, "opset": opset, "source": source or {}, "constants": constants or {}, "files": entries,
+                "skipped": skipped or {}}
     path = out / MANIFEST
     path.write_text(json.dumps(manifest, indent=1))
     return path
@@ -315,76 +317,105 @@ def load_generator(preset: Preset, checkpoint: str | Path | None = None) -> Gene
     return create_generator(preset, checkpoint)
 
 
+@dataclass
+class BuiltGraphs:
+    """What ``build_graphs`` made: the graphs, the runtime constants they need, and the models left out
+    (name -> why, e.g. the WeightsError naming the command that gets the weights)."""
+
+    graphs: list[Graph]
+    constants: dict
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
 def build_graphs(
     preset: Preset,
     checkpoint: str | Path | None = None,
     models: Sequence[str] = MODELS,
     progress: Progress | None = None,
     skip_missing: bool = False,
-) -> tuple[list[Graph], dict]:
+) -> BuiltGraphs:
     """The graphs for ``models`` (names from MODELS, plus TEACHER) and the runtime constants they need.
 
-    ``skip_missing``: leave out trained heads (mapper, strength) whose weights do not exist yet, saying so,
-    instead of raising WeightsError (used when the user asked for "everything", not for a named model).
+    ``skip_missing`` (the user asked for "everything", not for named models): models of MODELS whose
+    weights are missing are left out and listed in ``skipped`` instead of raising WeightsError; WeightsError
+    only when nothing at all can be built. A TEACHER asked for is always required.
     """
     say = progress or (lambda _msg: None)
     unknown = sorted(set(models) - set(MODELS) - {TEACHER} - {f"synthesis_{s}" for s in SYNTHESIS_SIZES})
     if unknown:
         raise InputError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(MODELS + (TEACHER,))}")
-    graphs: list[Graph] = []
-    constants: dict = {"preset": preset.name, "trained": preset.trained}
+    built = BuiltGraphs([], {"preset": preset.name, "trained": preset.trained})
+    graphs, constants = built.graphs, built.constants
     wanted = set(models)
     sizes = [s for s in SYNTHESIS_SIZES if "synthesis" in wanted or f"synthesis_{s}" in wanted]
+    optional = set(MODELS) | {f"synthesis_{s}" for s in SYNTHESIS_SIZES} if skip_missing else set()
+
+    def load(what: str, names: Sequence[str], factory: Callable[[], object]) -> object | None:
+        """``factory()``, or None with ``names`` listed as skipped when its weights are missing (if optional)."""
+        say(f"loading {what}")
+        try:
+            return factory()
+        except WeightsError as err:
+            if not set(names) <= optional:
+                raise
+            built.skipped.update(dict.fromkeys(names, str(err)))
+            say(f"skipping {', '.join(names)}: {err}")
+            return None
+
+    generator = None
     if {"mapping", "mapper"} & wanted or sizes:
-        say("loading the generator")
-        generator = load_generator(preset, checkpoint)
+        needs_generator = ["mapping"] * ("mapping" in wanted) + [f"synthesis_{s}" for s in sizes] + ["mapper"] * ("mapper" in wanted)
+        generator = load("the generator", needs_generator, partial(load_generator, preset, checkpoint))
+    if generator is not None:
         gen_graphs = generator_graphs(generator, sizes)
         graphs += [g for g in gen_graphs if g.name != "mapping" or "mapping" in wanted]
         constants.update(w_avg=generator.w_avg[0].tolist(), n_slots=generator.config.n_slots, sizes=sizes)
-    if {"text_encoder", TEACHER, "image_encoder"} & wanted:
-        from ..models.clip import create_clip
+    if {"text_encoder", TEACHER} & wanted:
+        from ..models.clip import create_clip  # open_clip loads only for exports that need it
 
-        say("loading CLIP")
-        clip = create_clip(preset)
-        constants["clip"] = clip_constants(clip.spec.mean, clip.spec.std)
-        if "text_encoder" in wanted:
-            graphs.append(text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size))
-        if TEACHER in wanted:
-            graphs.append(image_encoder_graph(clip.visual, TEACHER))
+        clip = load("CLIP", sorted({"text_encoder", TEACHER} & wanted), partial(create_clip, preset))
+        if clip is not None:
+            constants["clip"] = clip_constants(clip.spec.mean, clip.spec.std)
+            if "text_encoder" in wanted:
+                graphs.append(text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size))
+            if TEACHER in wanted:
+                graphs.append(image_encoder_graph(clip.visual, TEACHER))
     if "image_encoder" in wanted:
         from ..models.student import create_student
 
-        say("loading the student encoder")
-        graphs.append(image_encoder_graph(create_student(preset)))
+        student = load("the student encoder", ["image_encoder"], partial(create_student, preset))
+        if student is not None:
+            graphs.append(image_encoder_graph(student))
+            constants.setdefault("clip", clip_constants(student.mean, student.std))  # the teacher's, which it copies
     heads = weights_dir() / preset.name  # the trained heads, where the Pipeline reads them
-    if "mapper" in wanted:
-        say("loading the mapper")
+    if "mapper" in wanted and generator is not None:
         from ..factory import create_mapper
 
-        mapper, encoder, _notices, missing = create_mapper(preset, heads, generator)
-        if mapper is not None:
-            graphs.append(mapper_graph(mapper))
-            constants["mapper_encoder"] = encoder  # which image encoder's space the mapper reads
-        elif not skip_missing:
-            raise WeightsError(missing[0])
-        else:
-            say(f"skipping mapper: {missing[0]}")
+        def mapper_head():
+            mapper, encoder, _notices, missing = create_mapper(preset, heads, generator)
+            if mapper is None:
+                raise WeightsError(missing[0])
+            return mapper, encoder
+
+        head = load("the mapper", ["mapper"], mapper_head)
+        if head is not None:
+            graphs.append(mapper_graph(head[0]))
+            constants["mapper_encoder"] = head[1]  # which image encoder's space the mapper reads
     if "strength" in wanted:
-        say("loading the strength predictor")
         from ..models.strength import load_strength
         from ..models.strength import TRAIN_COMMAND as STRENGTH_TRAIN_COMMAND
 
-        try:
-            predictor = load_strength(heads / "strength.safetensors", STRENGTH_TRAIN_COMMAND.format(preset=preset.name))
-        except WeightsError as err:
-            if not skip_missing:
-                raise
-            say(f"skipping strength: {err}")
-        else:
+        command = STRENGTH_TRAIN_COMMAND.format(preset=preset.name)
+        predictor = load("the strength predictor", ["strength"], partial(load_strength, heads / "strength.safetensors", command))
+        if predictor is not None:
             graphs.append(strength_graph(predictor))
             constants["c_max"] = predictor.config.c_max
+    if not graphs:
+        reasons = sorted(set(built.skipped.values()))
+        raise WeightsError(f"nothing to export: no weights for any of {', '.join(built.skipped)} ({'; '.join(reasons)})")
     order = {name: i for i, name in enumerate(("mapping", *(f"synthesis_{s}" for s in SYNTHESIS_SIZES), "image_encoder", TEACHER, "text_encoder", "mapper", "strength"))}
-    return sorted(graphs, key=lambda g: order[g.name]), constants
+    graphs.sort(key=lambda g: order[g.name])
+    return built
 
 
 def graphs_from_source(source: dict, files: Sequence[str]) -> list[Graph]:
@@ -395,7 +426,11 @@ def graphs_from_source(source: dict, files: Sequence[str]) -> list[Graph]:
     if checkpoint and Path(checkpoint).is_file() and sha256_file(Path(checkpoint)) != source.get("checkpoint_sha256"):
         raise WeightsError(f"{checkpoint} changed since the export (sha256 differs): re-run the export")
     names = {f.removesuffix("_fp16").removesuffix("_int8") for f in files}
-    return build_graphs(get_preset(source["preset"]), checkpoint, sorted(names))[0]
+    try:
+        preset = get_preset(source["preset"])
+    except ValueError as err:
+        raise InputError(f"the manifest's source: {err}") from None
+    return build_graphs(preset, checkpoint, sorted(names)).graphs
 
 
 INT8_ALWAYS = ("text_encoder",)  # dynamic int8 roughly halves the ViT text tower's CPU latency
@@ -414,15 +449,20 @@ def export_preset(
     opset: int = OPSET,
     progress: Progress | None = None,
 ) -> Path:
-    """``python -m celeblook export onnx``: build the preset's models and export them; returns the manifest path."""
+    """``python -m celeblook export onnx``: build the preset's models and export them; returns the manifest path.
+
+    Without ``models`` every model whose weights exist is exported; the manifest's ``skipped`` lists the others
+    and why (WeightsError only when there is nothing to export).
+    """
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise InputError(f"checkpoint not found: {checkpoint}")
+    output_dir(Path(out_dir))  # before minutes of loading and exporting
     skip_missing = models is None  # "everything": export what has weights, say what was skipped
     models = list(models or MODELS) + ([TEACHER] if teacher else [])
-    graphs, constants = build_graphs(preset, checkpoint, models, progress, skip_missing)
+    built = build_graphs(preset, checkpoint, models, progress, skip_missing)
     source = {"preset": preset.name, "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
               "checkpoint_sha256": sha256_file(Path(checkpoint)) if checkpoint else None,
               "torch": torch.__version__}
     quantized = INT8_ALWAYS + (INT8_OPTIONAL if int8 else ())
-    return export_models(graphs, out_dir, fp16=fp16, int8=quantized, constants=constants, source=source,
-                         opset=opset, progress=progress)
+    return export_models(built.graphs, out_dir, fp16=fp16, int8=quantized, constants=built.constants, source=source,
+                         opset=opset, progress=progress, skipped=built.skipped)

@@ -22,6 +22,7 @@ import os
 import pickle
 import pickletools
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -114,7 +115,9 @@ def read_pickle(path: str | Path) -> object:
     lightning = sorted(n for n in pickle_globals(path) if n.split(".", 1)[0] in LIGHTNING_MODULES)
     safe = [(_placeholder(n), n) for n in lightning]
     try:
-        with torch.serialization.safe_globals(safe):
+        with torch.serialization.safe_globals(safe), warnings.catch_warnings():
+            # torch warns about pickle protocols it did not write before failing on them: the error says it all
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except _CodeRefused as err:
         raise WeightsError(f"{path}: refused: the pickle calls {err}, which would execute code") from None
@@ -123,9 +126,17 @@ def read_pickle(path: str | Path) -> object:
         if match:
             what = match.group(1) or match.group(2) or "a function"
             raise WeightsError(f"{path}: refused: the pickle imports or calls {what}, which would execute code") from None
-        raise WeightsError(f"{path}: truncated or corrupt pickle ({_last_line(err)})") from None
+        raise WeightsError(f"{path}: truncated or corrupt pickle ({_unpickler_reason(err)})") from None
     except (EOFError, RuntimeError, ValueError, OSError) as err:
         raise WeightsError(f"{path}: truncated or corrupt PyTorch file ({_last_line(err)})") from None
+    except Exception as err:  # the weights-only unpickler fails on junk with whatever its stack ops raise (IndexError, KeyError, ...)
+        raise WeightsError(f"{path}: truncated or corrupt pickle ({type(err).__name__}: {_last_line(err)})") from None
+
+
+def _unpickler_reason(err: pickle.UnpicklingError) -> str:
+    """What the weights-only unpickler objected to, without torch's advice to load it unsafely or its URL."""
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:Check the documentation|$)", str(err), re.DOTALL)
+    return " ".join(found.group(1).split())[:200] if found else _last_line(err)
 
 
 def _last_line(err: BaseException) -> str:
@@ -147,7 +158,7 @@ def sniff(path: Path) -> str:
         if not zipfile.is_zipfile(path):
             raise WeightsError(f"{path}: truncated file: the zip archive has no central directory (incomplete download?)")
         return "torch"
-    if head[0] == 0x80:  # pickle protocol marker: torch's legacy format
+    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL:  # pickle PROTO: torch's legacy format
         return "torch"
     if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
         return "safetensors"

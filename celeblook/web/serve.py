@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -38,6 +39,10 @@ class SiteHandler(SimpleHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Cache-Control", "no-cache")  # a rebuilt site must not mix with cached models
         super().end_headers()
+
+    def list_directory(self, path: str) -> None:
+        """A folder without index.html is not a page: 404, never a listing of the files in it."""
+        self.send_error(HTTPStatus.NOT_FOUND, "File not found")
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
         if self.server.verbose:
