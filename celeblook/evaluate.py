@@ -26,7 +26,7 @@ from PIL import Image
 from .errors import InputError, WeightsError
 from .media import to_uint8
 from .limits import TARGET_SIMILARITY
-from .pipeline import Pipeline
+from .pipeline import PhotoStart, Pipeline
 from .files import weights_dir
 from .presets import Preset, get_preset
 
@@ -66,10 +66,7 @@ def evaluate(preset: str | Preset | None = None, config: EvalConfig = EvalConfig
     if config.n < 1 or config.edit_prompts < 1 or config.strength_pairs < 2:
         raise InputError("need n >= 1, edit_prompts >= 1 and strength_pairs >= 2")
     if not isinstance(preset, Preset):
-        try:
-            preset = get_preset(preset)
-        except ValueError as err:
-            raise InputError(str(err)) from None
+        preset = get_preset(preset)
     require_heads(preset)
     report = progress or (lambda fraction, message: None)
     pipeline = Pipeline.from_preset(preset)
@@ -101,10 +98,10 @@ def inversion_scores(pipeline: Pipeline, photos: list[Image.Image], config: Eval
     """(scores, the pipeline's notices: untrained models and the like)."""
     plain, refined, calls, notices = [], [], [], []
     for i, photo in enumerate(photos):
-        result = pipeline.invert(photo, size=config.size)
+        result = pipeline.invert(PhotoStart(photo, aligned=True), size=config.size)  # G's faces are FFHQ-framed
         notices += [n for n in result.notices if n not in notices]
         plain.append(result.faces[0].scores["clip_similarity"])
-        face = pipeline.invert(photo, refine_steps=config.refine_steps, size=config.size).faces[0]
+        face = pipeline.invert(PhotoStart(photo, aligned=True), refine_steps=config.refine_steps, size=config.size).faces[0]
         refined.append(face.scores["clip_similarity"])
         calls.append(face.scores["generator_calls"])
         report(0.4 * (i + 1) / len(photos), "inversion")
@@ -127,12 +124,12 @@ def edit_scores(pipeline: Pipeline, wplus: torch.Tensor, config: EvalConfig) -> 
     for i, w in enumerate(wplus):
         # each face gets its own slice of the held-out prompts
         prompts = [held_out[(i * config.edit_prompts + k) % len(held_out)] for k in range(config.edit_prompts)]
-        text_embeddings, _ = embed_prompts(pipeline.clip, prompts)
+        text_embeddings, _ = embed_prompts(pipeline.text_encoder, prompts)
         with torch.no_grad():
-            face_embedding = pipeline.encoder.embed_tensor(pipeline.generator(w[None], size=config.size)).float()
+            face_embedding = pipeline.image_encoder.embed_tensor(pipeline.generator(w[None], size=config.size)).float()
         before = (face_embedding * text_embeddings.to(face_embedding.device)).sum(-1)
         for prompt, score_before in zip(prompts, before.tolist()):
-            scores = pipeline.edit(w, prompt, strength="learned", size=config.size).faces[0].scores
+            scores = pipeline.edit(w, prompt, strengths=["learned"], size=config.size).variants[0].face.scores
             gains.append(scores["text_score"] - score_before)
             losses.append(1 - scores["clip_similarity"])
             strengths.append(scores["C"])
@@ -148,9 +145,9 @@ def edit_scores(pipeline: Pipeline, wplus: torch.Tensor, config: EvalConfig) -> 
 def strength_scores(pipeline: Pipeline, config: EvalConfig, report: Progress) -> dict:
     from .training.strength import evaluate_strength, text_edit_bank
 
-    bank = text_edit_bank(pipeline.clip, pipeline.mapper)
+    bank = text_edit_bank(pipeline.text_encoder, pipeline.mapper)
     return evaluate_strength(
-        pipeline.strength, pipeline.generator, pipeline.encoder, bank, config.strength_pairs, TARGET_SIMILARITY,
+        pipeline.strength, pipeline.generator, pipeline.image_encoder, bank, config.strength_pairs, TARGET_SIMILARITY,
         config.psi, config.size, config.seed, progress=lambda f, message: report(0.6 + 0.4 * f, message),
     )
 

@@ -54,15 +54,15 @@ def pipeline_inversion_similarities(n: int, refine_steps: int, seed: int = 0, ps
     from PIL import Image
 
     from celeblook.media import to_uint8
-    from celeblook.pipeline import Pipeline
+    from celeblook.pipeline import PhotoStart, Pipeline
 
     pipeline = Pipeline.from_preset("tiny")
     generator = pipeline.generator
     z = torch.randn(n, 512, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         photos = [Image.fromarray(image) for image in to_uint8(generator(generator.z_to_wplus(z, psi), size=size))]
-    plain = [pipeline.invert(photo, size=size).faces[0].scores["clip_similarity"] for photo in photos]
-    refined = [pipeline.invert(photo, refine_steps, size=size).faces[0].scores["clip_similarity"] for photo in photos]
+    plain = [pipeline.invert(PhotoStart(photo, aligned=True), size=size).faces[0].scores["clip_similarity"] for photo in photos]
+    refined = [pipeline.invert(PhotoStart(photo, aligned=True), refine_steps, size=size).faces[0].scores["clip_similarity"] for photo in photos]
     return sum(plain) / n, sum(refined) / n
 
 

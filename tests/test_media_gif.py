@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from celeblook import app_support as support
 from celeblook.errors import InputError
-from celeblook.media import MAX_GIF_FRAMES, encode_gif, loop_frames, save_gif
+from celeblook.limits import MAX_GIF_FRAMES
+from celeblook.media import encode_gif, loop_frames, save_gif
 
 
 def frames(n: int, side: int = 96, seed: int = 0) -> list[Image.Image]:
@@ -86,37 +86,3 @@ def test_gif_refuses_bad_requests():
         encode_gif([])
     with pytest.raises(InputError, match="duration"):
         encode_gif(frames(2), duration_ms=5)
-
-
-def test_numbers_from_the_api_are_checked():
-    assert support.check_number("seed", "12", 0, 100, integer=True) == 12
-    assert support.check_number("psi", 0.5, 0, 1) == 0.5
-    for bad, message in [("abc", "must be a number"), (None, "must be a number"), (True, "must be a number"),
-                         (float("nan"), "between"), (1e9, "between"), (-1, "between"), (2.5, "whole number")]:
-        with pytest.raises(InputError, match=message):
-            support.check_number("seed", bad, 0, 100, integer=True)
-    assert support.check_choice("size", "512", [256, 512]) == 512
-    with pytest.raises(InputError, match="one of 256, 512"):
-        support.check_choice("size", 300, [256, 512])
-
-
-def test_prompts_are_checked_and_cut_with_a_notice():
-    assert support.check_prompt("  a   smiling\nface ") == ("a smiling face", [])
-    for bad in ("", "   \n\t", None, 42):
-        with pytest.raises(InputError, match="empty"):
-            support.check_prompt(bad)
-    text, notices = support.check_prompt("word " * 400)
-    assert len(text) == support.PROMPT_MAX_CHARS and "cut" in notices[0]
-
-
-def test_output_files_and_readme_section(tmp_path, monkeypatch):
-    out = support.OutputDir()
-    latent = np.random.default_rng(0).standard_normal((23, 512)).astype(np.float32)
-    np.testing.assert_array_equal(np.load(out.save_latent(latent)), latent)
-    assert Image.open(out.save_png(Image.new("RGB", (20, 20)))).size == (20, 20)
-
-    readme = tmp_path / "README.md"
-    readme.write_text("# T\n## Install\nx\n## In the browser\nOpen `web/`.\n### Details\nmore\n## Next\ny\n")
-    assert support.readme_section(readme) == "Open `web/`.\n### Details\nmore"
-    monkeypatch.setenv("SPACE_ID", "someone/celeblook")
-    assert support.readme_link() == "https://huggingface.co/spaces/someone/celeblook/blob/main/README.md#in-the-browser"

@@ -100,12 +100,12 @@ def test_pipeline_renders_through_the_backend(backend, monkeypatch):
     assert onnx_pipe.backend is not None and onnx_pipe.backend.directory == backend.directory
     calls = []
     monkeypatch.setattr(onnx_pipe.generator, "forward", lambda *a, **k: calls.append(a))  # torch G must not run
-    faces = onnx_pipe.random_faces([3], size=256).faces
+    faces = onnx_pipe.random_faces(3, size=256).faces
     assert calls == []
     monkeypatch.setenv(ort_runtime.BACKEND_ENV, "torch")
     torch_pipe = Pipeline.from_preset("tiny")
     assert torch_pipe.backend is None
-    want = torch_pipe.random_faces([3], size=256).faces
+    want = torch_pipe.random_faces(3, size=256).faces
     diff = np.abs(np.asarray(faces[0].image, np.int16) - np.asarray(want[0].image, np.int16))
     assert diff.max() <= 1  # same face up to 8-bit rounding
 
@@ -116,10 +116,10 @@ def test_pipeline_encodes_prompts_with_the_backend_text_encoder(backend, monkeyp
     monkeypatch.setenv(ort_runtime.BACKEND_ENV, "onnx")
     monkeypatch.setenv(ort_runtime.ONNX_DIR_ENV, str(backend.directory))
     onnx_pipe = Pipeline.from_preset("tiny")
-    monkeypatch.setattr(onnx_pipe.clip, "embed_texts", lambda *a: pytest.fail("the torch text tower ran"))
+    monkeypatch.setattr(onnx_pipe.text_encoder, "embed_texts", lambda *a: pytest.fail("the torch text tower ran"))
     embedding, _ = onnx_pipe._embed_prompts(["a smiling woman", "an old man with a beard"])
     with torch.no_grad():
-        want = onnx_pipe.clip.text(onnx_pipe.clip.tokenize(["a smiling woman", "an old man with a beard"])[0])
+        want = onnx_pipe.text_encoder.text(onnx_pipe.text_encoder.tokenize(["a smiling woman", "an old man with a beard"])[0])
     assert F.cosine_similarity(embedding, want).min() > 0.99  # the int8 text encoder
     result = onnx_pipe.text_to_face("a smiling woman", seed=1, size=256)
     assert len(result.faces) == 1

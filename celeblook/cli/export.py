@@ -39,10 +39,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     if not 17 <= args.opset <= 20:
         raise InputError(f"--opset must be between 17 and 20 (onnxruntime-web), got {args.opset}")
-    try:
-        preset = get_preset(args.preset)
-    except ValueError as err:
-        raise InputError(str(err)) from None
+    preset = get_preset(args.preset)
     manifest = export_preset(preset, args.out, checkpoint=args.checkpoint, models=args.models, teacher=args.teacher,
                              fp16=args.fp16, int8=args.int8, opset=args.opset, progress=lambda m: print(m, flush=True))
     print(f"wrote {manifest}")

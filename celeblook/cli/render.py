@@ -14,13 +14,13 @@ import torch
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..files import output_dir
-from ..media import save_pngs, to_uint8
 from ..factory import create_generator
-from ..models import Generator
+from ..files import output_dir
+from ..limits import Limits
+from ..media import save_pngs, to_uint8
+from ..models import Generator, GeneratorConfig
 
-SIZES = (256, 512, 1024)
-PSI_RANGE = (0.0, 2.0)
+LIMITS = Limits.of(GeneratorConfig())  # the sizes and psi every command offers
 MAX_IMAGES = 10_000  # seeds or latents per call
 # W+ values are refused beyond this many times the largest |w| the generator's mapping network gives for
 # WPLUS_RANGE_SAMPLES seeded z: inversions and edits stay well inside it; about 5x further out the synthesis
@@ -46,9 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _common(parser: argparse.ArgumentParser, psi_default: float | None) -> None:
     parser.add_argument("--checkpoint", type=Path, help="generator file: published .ckpt, HF .pth or our .safetensors (default: the preset's)")
     parser.add_argument("--truncation", type=float, default=psi_default, metavar="PSI",
-                        help=f"psi in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}] towards w_avg (default: {psi_default or 'none'})")
+                        help=f"psi in [{LIMITS.psi.low:g}, {LIMITS.psi.high:g}] towards w_avg (default: {psi_default or 'none'})")
     parser.add_argument("--noise", type=parse_noise, default=None, metavar="zero|SEED", help="noise maps: zero (default) or fixed from a seed")
-    parser.add_argument("--size", type=int, choices=SIZES, default=1024, help="output size in px (early exit below 1024)")
+    parser.add_argument("--size", type=int, choices=LIMITS.sizes, default=1024, help="output size in px (early exit below 1024)")
     parser.add_argument("--preset", default=None, help="ffhq | tiny (default: $CELEBLOOK_PRESET or ffhq)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
 
@@ -85,12 +85,9 @@ def parse_seeds(text: str) -> list[int]:
 def _generator(args: argparse.Namespace) -> Generator:
     from ..presets import get_preset
 
-    try:
-        preset = get_preset(args.preset)
-    except ValueError as err:
-        raise InputError(str(err)) from None
-    if args.truncation is not None and not (PSI_RANGE[0] <= args.truncation <= PSI_RANGE[1]):
-        raise InputError(f"--truncation must be in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}], got {args.truncation}")
+    preset = get_preset(args.preset)
+    if args.truncation is not None:
+        LIMITS.psi.check(args.truncation)
     if args.out.exists() and not args.out.is_dir():  # before loading any model
         raise InputError(f"--out {args.out} exists and is not a directory")
     generator = create_generator(preset, args.checkpoint)

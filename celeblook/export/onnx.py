@@ -428,7 +428,7 @@ def graphs_from_source(source: dict, files: Sequence[str]) -> list[Graph]:
     names = {f.removesuffix("_fp16").removesuffix("_int8") for f in files}
     try:
         preset = get_preset(source["preset"])
-    except ValueError as err:
+    except InputError as err:
         raise InputError(f"the manifest's source: {err}") from None
     return build_graphs(preset, checkpoint, sorted(names)).graphs
 

@@ -1,0 +1,88 @@
+"""The one source of limits: what every check accepts from an API client, and the app's UI-free helpers."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from celeblook import app_support as support
+from celeblook.errors import InputError
+from celeblook.limits import Choice, Limits, Range, check_flag
+from celeblook.models import GeneratorConfig
+from celeblook.presets import PRESETS
+
+
+def test_ranges_take_numbers_and_numeric_text_and_say_what_is_wrong():
+    seed = Range("seed", 0, 100, integer=True)
+    assert seed.check("12") == 12 and seed.check(12.0) == 12 and seed.check(" 7 ") == 7
+    psi = Range("psi", 0, 1.2)
+    assert psi.check(0.5) == 0.5 and psi.check("1.2") == 1.2
+    for bad, message in [("abc", "seed must be a number, got 'abc'"), (None, "seed is missing"), ("", "seed is missing"),
+                         (True, "seed must be a number, got True"), ([1], "seed must be a number, got [1]"),
+                         (math.nan, "seed must be from 0 to 100, got nan"), (1e9, "from 0 to 100"), (-1, "from 0 to 100"),
+                         (2.5, "seed must be a whole number, got 2.5"), ("x" * 500, "got 'xxxxxxxxx")]:
+        with pytest.raises(InputError, match=re.escape(message)) as caught:
+            seed.check(bad)
+        assert len(str(caught.value)) < 120  # never echoes a megabyte back
+
+
+def test_choices_compare_as_text_and_flags_read_what_clients_send():
+    size = Choice("size", (256, 512, 1024))
+    assert size.check("512") == 512 and size.check(1024) == 1024
+    with pytest.raises(InputError, match="size must be one of 256, 512, 1024, got 300"):
+        size.check(300)
+    with pytest.raises(InputError, match="size is missing"):
+        size.check(None)
+    assert check_flag("f", True) is True and check_flag("f", 0) is False and check_flag("f", "false") is False
+    with pytest.raises(InputError, match="f must be true or false, got 'maybe'"):
+        check_flag("f", "maybe")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_limits_follow_the_generator(preset):
+    limits = Limits.of(PRESETS[preset].generator)
+    assert limits.sizes == (256, 512, 1024) and limits.n_slots == 23
+    assert limits.crossover.check(22) == 22
+    with pytest.raises(InputError, match="crossover slot must be from 1 to 22"):
+        limits.crossover.check(23)
+    small = Limits.of(GeneratorConfig(channels=(64, 64, 64, 64, 32, 32)))  # a generator that stops at 256 px
+    assert small.sizes == (256,) and small.n_slots == 17
+
+
+def test_sweep_frames_are_zero_or_a_gif():
+    limits = Limits.of(GeneratorConfig())
+    assert limits.sweep_frames(0) == 0 and limits.sweep_frames("12") == 12
+    with pytest.raises(InputError, match="frames must be from 2 to 48"):
+        limits.sweep_frames(1)
+
+
+def test_uploads_only_from_the_upload_folder(tmp_path):
+    root = tmp_path / "uploads"
+    (root / "abc").mkdir(parents=True)
+    inside = root / "abc" / "me.png"
+    inside.write_bytes(b"x")
+    assert support.uploaded_file({"path": str(inside)}, root) == str(inside)
+    assert support.uploaded_file(None, root) is None
+    for payload in ({"path": str(tmp_path / "secret.png")}, {"path": str(root / ".." / "secret.png")}, {"path": str(root)},
+                    {"path": str(tmp_path / "uploads-evil" / "x.png")}, {"url": "http://x"}, 42):
+        with pytest.raises(InputError, match=support.NOT_AN_UPLOAD):
+            support.uploaded_file(payload, root)
+
+
+def test_readme_section_rewrites_links_the_app_cannot_serve(tmp_path, monkeypatch):
+    readme = tmp_path / "README.md"
+    readme.write_text("# T\n## In the browser\nSee [the page](web/README.md) and [docs](https://x.org/a).\n"
+                      "### Details\nmore\n## Next\ny\n")
+    assert support.readme_section(readme) == "See `web/README.md` and [docs](https://x.org/a).\n### Details\nmore"
+    assert support.readme_section(readme, link_base="https://hf.co/spaces/a/b/blob/main").startswith(
+        "See [the page](https://hf.co/spaces/a/b/blob/main/web/README.md)")
+    monkeypatch.setenv("SPACE_ID", "someone/celeblook")
+    assert support.repository_url() == "https://huggingface.co/spaces/someone/celeblook/blob/main"
+    assert support.readme_section(tmp_path / "missing.md") is None
+
+
+def test_markdown_escaping_keeps_text_as_text():
+    assert support.escape_markdown("<b>x</b> *y* [z](u)") == "&lt;b&gt;x&lt;/b&gt; \\*y\\* \\[z\\]\\(u\\)"
+    assert support.notes_markdown(["a", "a", "<i>"]) == "- a\n- &lt;i&gt;"
