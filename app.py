@@ -22,6 +22,7 @@ from gradio.utils import get_upload_folder
 from celeblook import app_support as support
 from celeblook.errors import CelebError, WeightsError
 from celeblook.first_run import ensure_defaults
+from celeblook.identity import SAME_PERSON
 from celeblook.limits import C_MAX, Choice, Limits, check_flag
 from celeblook.media import encode_gif
 from celeblook.pipeline import Face, PhotoStart, Pipeline, PromptStart
@@ -95,18 +96,34 @@ def reporter(progress: gr.Progress):
     return lambda fraction, message="": progress(fraction, desc=message)
 
 
-def photo_start(payload: object, aligned: object, label: str = "the photo") -> PhotoStart:
+def photo_start(payload: object, aligned: object, face: object = 0, label: str = "the photo") -> PhotoStart:
     """Only files Gradio's upload received are read: a path named in a request is refused."""
-    return PhotoStart(support.uploaded_file(payload, UPLOADS), aligned, label=label)
+    return PhotoStart(support.uploaded_file(payload, UPLOADS), aligned, face, label)
 
 
-def start_from(choice: object, payload: object, aligned: object, last: Face | None) -> PhotoStart | Face:
+def start_from(choice: object, payload: object, aligned: object, face: object, last: Face | None) -> PhotoStart | Face:
     """What an edit or morph starts from: the session's last face, or a photo."""
     if START_FROM.check(choice) == "last face":
         if last is None:
             raise CelebError("no face yet in this session: make one in another tab, or choose 'photo' and upload one")
         return last
-    return photo_start(payload, aligned)
+    return photo_start(payload, aligned, face)
+
+
+def identity(face: Face) -> tuple[float | None, list[str]]:
+    """(the identity distance for a number output, or None; the line that explains it)."""
+    if face.identity is None:
+        return None, []
+    return (None if face.identity.distance is None else round(face.identity.distance, 4)), [face.identity.describe()]
+
+
+def faces_found(result) -> list[tuple[str, str]]:
+    """The detected faces of a photo as a gallery: thumbnails captioned with the index a request picks."""
+    if result.photo is None or not result.alignment.faces:
+        return []
+    chosen = result.alignment.chosen
+    return [(str(OUT.save_png(thumb, "found")), f"face {i}" + (" (used)" if i == chosen else ""))
+            for i, thumb in enumerate(result.photo.thumbnails())]
 
 
 def png(face: Face, stem: str) -> str:
@@ -135,13 +152,15 @@ def random_face(seed, count, psi, size, progress=gr.Progress()):
 
 
 @user_errors
-def invert(photo, already_aligned, refine_steps, size, progress=gr.Progress()):
-    start = photo_start(photo, already_aligned)
+def invert(photo, already_aligned, face_index, refine_steps, size, progress=gr.Progress()):
+    start = photo_start(photo, already_aligned, face_index)
     with lane(needs_slow_lane(refine_steps)):
         result = pipeline().invert(start, refine_steps, size, progress=reporter(progress))
     face = result.faces[0]
-    crop = str(OUT.save_png(result.crop, "crop"))
-    return crop, png(face, "inverted"), round(face.scores["clip_similarity"], 4), downloads(face, "inverted"), notes(result.notices), face
+    crop, pasted = str(OUT.save_png(result.crop, "crop")), str(OUT.save_png(face.pasted, "in-photo"))
+    distance, identity_notes = identity(face)
+    return (png(face, "inverted"), pasted, crop, faces_found(result), round(face.scores["clip_similarity"], 4), distance,
+            downloads(face, "inverted"), notes(result.notices, identity_notes), face)
 
 
 @user_errors
@@ -152,14 +171,15 @@ def text_to_face(prompt, seed, psi, optimize_steps, size, progress=gr.Progress()
     return png(face, "text"), round(face.scores["text_score"], 4), downloads(face, "text"), notes(result.notices), face
 
 
-EDIT_COLUMNS = ["variant", "C", "similarity", "text score", "G calls"]
+EDIT_COLUMNS = ["variant", "C", "similarity", "text score", "identity", "G calls"]
 
 
 @user_errors
-def edit(start_choice, photo, already_aligned, target, source, manual_c, with_oracle, sweep_frames, size, last, progress=gr.Progress()):
+def edit(start_choice, photo, already_aligned, face_index, target, source, manual_c, with_oracle, sweep_frames, size, last,
+         progress=gr.Progress()):
     with_oracle = check_flag("oracle", with_oracle)
     sweep_frames = LIMITS.sweep_frames(sweep_frames)
-    start = start_from(start_choice, photo, already_aligned, last)
+    start = start_from(start_choice, photo, already_aligned, face_index, last)
     strengths = [manual_c, "learned"] + (["oracle"] if with_oracle else [])
     sweep, all_notices = None, []
     with lane(needs_slow_lane(oracle=with_oracle)):
@@ -169,39 +189,49 @@ def edit(start_choice, photo, already_aligned, target, source, manual_c, with_or
                 sweep = pipeline().sweep(result.original, target, source, C_MAX, sweep_frames, 256)
             except WeightsError as err:  # no mapper: the edits above took the slow path, a sweep would take minutes
                 all_notices.append([f"C sweep unavailable: {err}"])
-    images, rows = {}, []
+    images, rows, in_photo = {}, [], []
     all_notices.insert(0, result.notices)
     for variant in result.variants:
         face = variant.face
-        images[variant.name] = png(face, f"edit-{variant.name}") if face else None
-        s = face.scores if face else {}
-        rows.append([variant.name] + ([round(s["C"], 3), round(s["clip_similarity"], 4), round(s["text_score"], 4),
-                                      int(s["generator_calls"])] if face else [None] * 4))
         all_notices.append(variant.notices)
+        if face is None:
+            images[variant.name] = None
+            rows.append([variant.name] + [None] * (len(EDIT_COLUMNS) - 1))
+            continue
+        images[variant.name] = png(face, f"edit-{variant.name}")
+        distance, identity_notes = identity(face)
+        s = face.scores
+        rows.append([variant.name, round(s["C"], 3), round(s["clip_similarity"], 4), round(s["text_score"], 4), distance,
+                     int(s["generator_calls"])])
+        all_notices.append([f"{variant.name}: {line}" for line in identity_notes])
+        if face.pasted is not None:
+            in_photo.append((str(OUT.save_png(face.pasted, f"in-photo-{variant.name}")), f"{variant.name} C in your photo"))
     sweep_gif = None
     if sweep:
         sweep_gif, gif_notices = gif(sweep.faces, "sweep")
         all_notices += [sweep.notices, gif_notices]
-    return (png(result.original, "original"), images["manual"], images["learned"], images.get("oracle"), rows,
+    return (png(result.original, "original"), images["manual"], images["learned"], images.get("oracle"), rows, in_photo,
             sweep_gif, sweep_gif, notes(*all_notices), result.original)
 
 
 @user_errors
-def morph(a_from, photo_a, a_aligned, b_from, photo_b, b_aligned, prompt_b, mode, crossover, n_frames, duration_ms,
-          ping_pong, gif_size, last, progress=gr.Progress()):
+def morph(a_from, photo_a, a_aligned, a_face, b_from, photo_b, b_aligned, b_face, prompt_b, mode, crossover, n_frames,
+          duration_ms, ping_pong, gif_size, last, progress=gr.Progress()):
     gif_size = LIMITS.gif_size.check(gif_size)
     duration_ms, ping_pong = LIMITS.frame_ms.check(duration_ms), check_flag("ping-pong", ping_pong)
-    first = start_from(a_from, photo_a, a_aligned, last)
+    first = start_from(a_from, photo_a, a_aligned, a_face, last)
     if SECOND_FROM.check(b_from) == "prompt":
         second = PromptStart(prompt_b)
     else:
-        second = photo_start(photo_b, b_aligned, label="the second photo")
+        second = photo_start(photo_b, b_aligned, b_face, label="the second photo")
     with lane(needs_slow_lane()):
         result = pipeline().morph(first, second, n_frames, max(256, gif_size), mode, crossover, progress=reporter(progress))
     path, gif_notices = gif(result.faces, "morph", duration_ms, ping_pong, gif_size)
     style_mix = str(mode).replace(" ", "_") == "style_mix"
     mixed = png(result.faces[-1], "style-mix") if style_mix else None  # a's coarse slots with b's fine ones
-    return path, path, mixed, notes(result.notices, gif_notices)
+    ends = [f"{which} frame: {face.identity.describe()}" for which, face in (("first", result.faces[0]), ("last", result.faces[-1]))
+            if face.identity is not None]
+    return path, path, mixed, notes(result.notices, gif_notices, ends)
 
 
 # --- status -------------------------------------------------------------------------------------------------
@@ -217,7 +247,8 @@ def status_markdown() -> str:
         lines += [f"- {support.escape_markdown(line)}" for line in missing]
     else:
         lines += ["**All weights for this preset are loaded.**"]
-    lines += ["", "Switch preset with `CELEBLOOK_PRESET=tiny bash dev.sh app` (no weights needed) or `CELEBLOOK_PRESET=ffhq bash dev.sh app`."]
+    lines += ["", "Switch preset with `CELEBLOOK_PRESET=tiny bash dev.sh app` (no weights needed) or "
+              "`CELEBLOOK_PRESET=ffhq bash dev.sh app`."]
     lines += ["", "**Limits:** one quick request and one slow request (refinement, CLIP-guided optimisation, the oracle C) "
               "run at a time, so a slow one never holds up a quick one; up to 32 requests wait in the queue."]
     section = support.readme_section(ROOT / "README.md", link_base=support.repository_url())
@@ -251,6 +282,10 @@ CSS = """
 
 def photo_input(label: str) -> gr.Image:
     return gr.Image(label=label, type="filepath", sources=PHOTO_TYPES, height=240)
+
+
+def face_input(label: str = "Face (0 = the largest found; the numbers are under 'faces found')") -> gr.Number:
+    return gr.Number(0, label=label, precision=0, minimum=LIMITS.face_index.low, maximum=LIMITS.face_index.high)
 
 
 def size_input(value: int = 512) -> gr.Radio:
@@ -295,19 +330,28 @@ def build_demo() -> gr.Blocks:
                         inv_photo = photo_input("Your photo")
                         inv_button = gr.Button("Invert", variant="primary")
                         with gr.Accordion("Options", open=False):
-                            inv_aligned_flag = gr.Checkbox(False, label="Photo is already aligned (skip face detection; use the centred square)")
+                            inv_aligned_flag = gr.Checkbox(
+                                False, label="Photo is already aligned (skip face detection; use the centred square)")
+                            inv_face = face_input()
                             inv_steps = slider(steps, 0, "Refinement steps (0 = one fast pass; more is slow)")
                             inv_size = size_input()
                     with gr.Column():
                         with gr.Row():
                             inv_result = result_image("Reconstruction", "invert-result")
-                            inv_crop = result_image("Aligned crop")
-                        inv_similarity = gr.Number(label="CLIP similarity, photo vs reconstruction", precision=4)
+                            inv_pasted = result_image("In your photo", "invert-pasted")
+                        with gr.Row():
+                            inv_similarity = gr.Number(label="CLIP similarity, photo vs reconstruction", precision=4)
+                            inv_identity = gr.Number(label=f"Identity distance (below {SAME_PERSON}: same person)", precision=4)
                         inv_files = gr.File(label="Download image (PNG) and latent (.npy)", file_count="multiple")
                         inv_notes = gr.Markdown(label="Notes")
+                        with gr.Accordion("Aligned crop and the faces found", open=False):
+                            inv_crop = result_image("Aligned crop")
+                            inv_faces = gr.Gallery(label="Faces found (pick one by its number in Options)", columns=4, height=160,
+                                                   elem_id="invert-faces")
                 inv_button.click(
-                    invert, [inv_photo, inv_aligned_flag, inv_steps, inv_size],
-                    [inv_crop, inv_result, inv_similarity, inv_files, inv_notes, last_face], api_name="invert", **EVENT,
+                    invert, [inv_photo, inv_aligned_flag, inv_face, inv_steps, inv_size],
+                    [inv_result, inv_pasted, inv_crop, inv_faces, inv_similarity, inv_identity, inv_files, inv_notes, last_face],
+                    api_name="invert", **EVENT,
                 )
 
             with gr.Tab("Text to face", id="text", elem_id="tab-text"):
@@ -345,9 +389,11 @@ def build_demo() -> gr.Blocks:
                         edit_button = gr.Button("Edit", variant="primary")
                         with gr.Accordion("Options", open=False):
                             edit_aligned_flag = gr.Checkbox(False, label="Photo is already aligned")
+                            edit_face = face_input()
                             edit_source = gr.Textbox(label="Source prompt (optional)", placeholder="a face")
                             edit_oracle = gr.Checkbox(False, label="Also search the oracle C (slow: many generator calls)")
-                            edit_frames = gr.Slider(0, LIMITS.frames.high, value=12, step=1, label=f"C-sweep GIF frames, C from 0 to {C_MAX} (0 = none)")
+                            edit_frames = gr.Slider(0, LIMITS.frames.high, value=12, step=1,
+                                                    label=f"C-sweep GIF frames, C from 0 to {C_MAX} (0 = none)")
                             edit_size = size_input()
                     with gr.Column(scale=2):
                         with gr.Row():
@@ -355,8 +401,10 @@ def build_demo() -> gr.Blocks:
                             edit_learned = result_image("Learned C (predicted)")
                             edit_oracle_img = result_image("Oracle C (searched)", visible=False)
                             edit_original = result_image("Original")
-                        edit_table = gr.Dataframe(headers=EDIT_COLUMNS, label="C used and scores of each variant",
+                        edit_table = gr.Dataframe(headers=EDIT_COLUMNS, label=f"C used and scores of each variant "
+                                                  f"(identity: below {SAME_PERSON} = same person)",
                                                   interactive=False, wrap=True, elem_classes="result-table", elem_id="edit-table")
+                        edit_in_photo = gr.Gallery(label="In your photo", columns=3, height=240, elem_id="edit-in-photo")
                         with gr.Row():
                             edit_gif = gr.Image(label="C sweep", type="filepath", interactive=False, elem_id="edit-gif")
                             edit_gif_file = gr.File(label="Download the GIF")
@@ -365,8 +413,10 @@ def build_demo() -> gr.Blocks:
                 shown_when(edit_frames, lambda frames: frames not in (0, None), edit_gif, edit_gif_file)
                 edit_button.click(
                     edit,
-                    [edit_from, edit_photo, edit_aligned_flag, edit_target, edit_source, edit_c, edit_oracle, edit_frames, edit_size, last_face],
-                    [edit_original, edit_manual, edit_learned, edit_oracle_img, edit_table, edit_gif, edit_gif_file, edit_notes, last_face],
+                    [edit_from, edit_photo, edit_aligned_flag, edit_face, edit_target, edit_source, edit_c, edit_oracle, edit_frames,
+                     edit_size, last_face],
+                    [edit_original, edit_manual, edit_learned, edit_oracle_img, edit_table, edit_in_photo, edit_gif, edit_gif_file,
+                     edit_notes, last_face],
                     api_name="edit", **EVENT,
                 )
 
@@ -382,8 +432,12 @@ def build_demo() -> gr.Blocks:
                         mo_prompt_b = gr.Textbox(label="…or a celebrity prompt", placeholder="a famous actress with short blond hair")
                         mo_button = gr.Button("Morph", variant="primary")
                         with gr.Accordion("Options", open=False):
+                            with gr.Row():
+                                mo_a_face = face_input("Face in your photo")
+                                mo_b_face = face_input("Face in the second photo")
                             mo_mode = gr.Radio(["interpolate", "style mix"], value="interpolate", label="Mode",
-                                               info="style mix: coarse slots (pose, shape) from the first face, fine slots (colour, texture) from the second")
+                                               info="style mix: coarse slots (pose, shape) from the first face, "
+                                                    "fine slots (colour, texture) from the second")
                             mo_crossover = slider(LIMITS.crossover, 8, "Style-mix crossover slot")
                             mo_frames = slider(LIMITS.frames, 12, "Frames")
                             mo_duration = slider(LIMITS.frame_ms, 100, "Frame duration (ms)", 10)
@@ -397,14 +451,15 @@ def build_demo() -> gr.Blocks:
                 shown_when(mo_mode, lambda mode: mode == "style mix", mo_mixed)
                 mo_button.click(
                     morph,
-                    [mo_a_from, mo_photo_a, mo_a_aligned, mo_b_from, mo_photo_b, mo_b_aligned, mo_prompt_b, mo_mode,
-                     mo_crossover, mo_frames, mo_duration, mo_ping_pong, mo_size, last_face],
+                    [mo_a_from, mo_photo_a, mo_a_aligned, mo_a_face, mo_b_from, mo_photo_b, mo_b_aligned, mo_b_face, mo_prompt_b,
+                     mo_mode, mo_crossover, mo_frames, mo_duration, mo_ping_pong, mo_size, last_face],
                     [mo_gif, mo_gif_file, mo_mixed, mo_notes], api_name="morph", **EVENT,
                 )
 
             with gr.Tab("Random", id="random", elem_id="tab-random"):
                 with gr.Row():
-                    rnd_seed = gr.Number(0, label="Seed", precision=0, minimum=LIMITS.seed.low, maximum=LIMITS.seed.high - LIMITS.faces.high)
+                    rnd_seed = gr.Number(0, label="Seed", precision=0, minimum=LIMITS.seed.low,
+                                         maximum=LIMITS.seed.high - LIMITS.faces.high)
                     rnd_count = slider(LIMITS.faces, 4, "Faces")
                     rnd_psi = slider(LIMITS.psi, 0.7, "Truncation ψ", 0.05)
                     rnd_size = gr.Radio(list(LIMITS.sizes), value=256, label="Size (px)")

@@ -68,7 +68,8 @@ def timing_rows(runs: int) -> list[list[object]]:
         rows.append([name, kind, median, fastest, len(detect_faces(photo))])
     crop = align_face(hopper, size=1024)
     rows.append(["identity descriptor of a 1024 crop", "-", *median_seconds(lambda: face_descriptor(crop.image), runs=runs, warmup=1), "-"])
-    rows.append(["paste-back of a 1024 result", "-", *median_seconds(lambda: paste_back(hopper, crop, crop.image), runs=runs, warmup=1), "-"])
+    rows.append(["paste-back of a 1024 result", "-",
+                 *median_seconds(lambda: paste_back(hopper, crop, crop.image), runs=runs, warmup=1), "-"])
     return rows
 
 

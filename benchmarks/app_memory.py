@@ -66,7 +66,6 @@ def prepare(onnx_dir: Path, clip_file: Path) -> None:
     """What the children read, made from one ``real_size_models()``: the real-size ONNX graphs plus the constants
     OrtBackend reads (as the CLI writes them), and the seeded CLIP as a checkpoint file. Skips what exists."""
     from celeblook.export.onnx import clip_constants, export_models, model_graphs
-
     from celeblook.models.clip import save_clip
 
     m = real_size_models()
@@ -114,18 +113,19 @@ def child(backend: str, onnx_dir: Path, clip_file: Path | None, out: Path) -> No
     clip_weights = "file" if clip_file else "seeded"
 
     def record(stage: str, seconds: float | None = None) -> None:
-        row = {"backend": backend, "clip_weights": clip_weights, "stage": stage, "rss_mb": rss_mb(), "peak_mb": peak_mb(), "seconds": seconds}
+        row = {"backend": backend, "clip_weights": clip_weights, "stage": stage,
+               "rss_mb": rss_mb(), "peak_mb": peak_mb(), "seconds": seconds}
         stages.append(row)
         print(f"  [{backend}, CLIP {clip_weights}] {stage:28s} RSS {row['rss_mb']:7.0f} MB  peak {row['peak_mb']:7.0f} MB", flush=True)
 
     record("python started")
     import torch
     from gradio_client import Client
+    from net import free_port
+    from synthetic_face import wild_photo
 
     import app
     from celeblook.pipeline import Pipeline, load_backend
-    from net import free_port
-    from synthetic_face import wild_photo
 
     torch.set_num_threads(2)
     record("app imported")

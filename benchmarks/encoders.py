@@ -19,7 +19,6 @@ import os
 import torch
 
 from benchmarks.common import machine, median_seconds, print_table
-
 from celeblook.models.clip import ClipSpec, build_clip
 from celeblook.models.student import StudentConfig, StudentEncoder
 from celeblook.presets import get_preset

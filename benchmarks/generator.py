@@ -10,7 +10,6 @@ import argparse
 import torch
 
 from benchmarks.common import machine, median_seconds, print_table
-
 from celeblook.models.mobilestylegan import Generator
 from celeblook.models.reference_layout import fill_reference
 

@@ -126,7 +126,8 @@ def main() -> int:
         z = torch.randn(1, 512)
         t_size = "1024" if not args.quick else "256"
         t_clip = f"teacher E_I {m['preset'].clip_model}"
-        table.add(f"teacher G StyleGAN2-{t_size}", "teacher torch", timings_ms(lambda: teacher_g(z), teacher_runs), gmacs(lambda: teacher_g(z)))
+        table.add(f"teacher G StyleGAN2-{t_size}", "teacher torch", timings_ms(lambda: teacher_g(z), teacher_runs),
+                  gmacs(lambda: teacher_g(z)))
         table.add(t_clip, "teacher torch", timings_ms(lambda: clip.visual(pixels), teacher_runs), gmacs(lambda: clip.visual(pixels)))
         inv_t = lambda: teacher_g(z)  # noqa: E731 - the mapper's output is a W+; StyleGAN2 takes its w: same cost
         table.add("teacher inversion", "teacher torch", timings_ms(lambda: (mapper(clip.visual(pixels)), inv_t()), teacher_runs),
@@ -136,10 +137,12 @@ def main() -> int:
             stage = f"G {size}" if size == 1024 else f"G {size} exit"
             macs = gmacs(lambda: g(wplus, size=size))
             feed = {"wplus": w_np}
-            table.add(stage, "onnxruntime", timings_ms(lambda: sess[f"synthesis_{size}"].run(None, feed), runs), macs, f"teacher G StyleGAN2-{t_size}")
+            table.add(stage, "onnxruntime", timings_ms(lambda: sess[f"synthesis_{size}"].run(None, feed), runs), macs,
+                      f"teacher G StyleGAN2-{t_size}")
             table.add(stage, "torch eager", timings_ms(lambda: g(wplus, size=size), runs), macs, f"teacher G StyleGAN2-{t_size}")
         z_np = rng.standard_normal((1, 512)).astype(np.float32)
-        table.add("mapping", "onnxruntime", timings_ms(lambda: sess["mapping"].run(None, {"z": z_np}), runs), gmacs(lambda: g.mapping(torch.from_numpy(z_np))))
+        table.add("mapping", "onnxruntime", timings_ms(lambda: sess["mapping"].run(None, {"z": z_np}), runs),
+                  gmacs(lambda: g.mapping(torch.from_numpy(z_np))))
 
         p_np = pixels.numpy()
         macs = gmacs(lambda: student(pixels))
@@ -157,7 +160,8 @@ def main() -> int:
 
         inv_macs = gmacs(lambda: g(mapper(student(pixels)), size=1024))
         table.add("inversion (E_I + f + G1024)", "onnxruntime", timings_ms(invert_ort, runs), inv_macs, "teacher inversion")
-        table.add("inversion (E_I + f + G1024)", "torch eager", timings_ms(lambda: g(mapper(student(pixels)), size=1024), runs), inv_macs, "teacher inversion")
+        table.add("inversion (E_I + f + G1024)", "torch eager", timings_ms(lambda: g(mapper(student(pixels)), size=1024), runs), inv_macs,
+                  "teacher inversion")
 
         delta = (torch.randn(1, 23, 512) * 0.5).numpy()
         target = e_np
@@ -217,7 +221,6 @@ def main() -> int:
 def run_experiments(g: Generator, wplus: torch.Tensor, directory: Path, runs: int, threads: int) -> list[dict]:
     """Generator variants at 1024, timed round-robin (one call of each per round) so contention hits all alike."""
     from functools import partial
-
     from unittest import mock
 
     import torch.nn.functional as F

@@ -30,7 +30,6 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import machine, print_table
-
 from celeblook import presets
 from celeblook.factory import create_generator
 from celeblook.models.clip import create_clip

@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib.util
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -77,12 +77,12 @@ def packaged_model(name: str) -> str:
     return str(path)
 
 
-@lru_cache(maxsize=None)
+@cache
 def face_detector() -> dlib.fhog_object_detector:
     return dlib.get_frontal_face_detector()
 
 
-@lru_cache(maxsize=None)
+@cache
 def landmark_model() -> dlib.shape_predictor:
     return dlib.shape_predictor(packaged_model(LANDMARK_MODEL))
 

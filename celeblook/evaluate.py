@@ -24,10 +24,10 @@ import torch
 from PIL import Image
 
 from .errors import InputError, WeightsError
-from .media import to_uint8
-from .limits import TARGET_SIMILARITY
-from .pipeline import PhotoStart, Pipeline
 from .files import weights_dir
+from .limits import TARGET_SIMILARITY
+from .media import to_uint8
+from .pipeline import PhotoStart, Pipeline
 from .presets import Preset, get_preset
 
 Progress = Callable[[float, str], None]

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import InputError, WeightsError
-from .hub import ByteProgress
 from .files import weights_dir
+from .hub import ByteProgress
 from .presets import Preset
 
 INDEX = "celeblook-heads.json"

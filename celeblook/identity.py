@@ -10,7 +10,7 @@ found gets no distance, with the reason, rather than a number that means nothing
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import dlib
 import numpy as np
@@ -26,7 +26,7 @@ FIND_SIDE = 256  # and found in one this long (an aligned face fills half of it)
 CHIP_PADDING = 0.25  # dlib's default context around the face in that chip
 
 
-@lru_cache(maxsize=None)
+@cache
 def _describer() -> dlib.face_recognition_model_v1:
     return dlib.face_recognition_model_v1(packaged_model(DESCRIPTOR_MODEL))
 

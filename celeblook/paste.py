@@ -48,7 +48,8 @@ def paste_back(photo: Image.Image, aligned: AlignedFace, result: Image.Image) ->
     ``photo`` must be the image ``aligned`` was made from. Pixels outside the face mask are unchanged.
     """
     if photo.size != aligned.photo_size:
-        raise InputError(f"paste-back needs the photo the face was aligned in ({aligned.photo_size[0]}x{aligned.photo_size[1]} px), got {photo.width}x{photo.height}")
+        raise InputError(f"paste-back needs the photo the face was aligned in ({aligned.photo_size[0]}x{aligned.photo_size[1]} px), "
+                         f"got {photo.width}x{photo.height}")
     if result.width != result.height:
         raise InputError(f"a result to paste back must be square (an aligned crop), got {result.width}x{result.height}")
     out = np.array(photo.convert("RGB"))

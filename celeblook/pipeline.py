@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .align import AlignedFace, align_face
+from .align import AlignedFace, align_face, render_quad
 from .errors import InputError, WeightsError
 from .factory import Models, load_models
 from .identity import IdentityDistance, face_descriptor, identity_distance
@@ -69,6 +69,11 @@ class AlignedPhoto:
     aligned: AlignedFace
     notices: list[str]
 
+    def thumbnails(self, size: int = 128) -> list[Image.Image]:
+        """Every face found in the photo, cropped the FFHQ way (largest first: the index a request picks)."""
+        rgb = np.ascontiguousarray(np.asarray(self.photo))
+        return [Image.fromarray(render_quad(rgb, np.asarray(face.quad, np.float64), size)) for face in self.aligned.faces]
+
 
 @dataclass
 class Result:
@@ -99,7 +104,7 @@ class PromptStart:
     psi: float = 0.7
 
 
-Start = Union[PhotoStart, PromptStart, Face, Tensor, np.ndarray]
+Start = PhotoStart | PromptStart | Face | Tensor | np.ndarray
 
 
 @dataclass

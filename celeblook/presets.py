@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass, field
 
 from .errors import InputError
-from .models.mobilestylegan import GeneratorConfig
 from .limits import C_MAX, TARGET_SIMILARITY
+from .models.mobilestylegan import GeneratorConfig
 
 PRESET_ENV = "CELEBLOOK_PRESET"
 DEFAULT_PRESET = "ffhq"

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-
 Progress = Callable[[float, str], None]
 REFINE_SIZE = 256
 

@@ -336,13 +336,16 @@ def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str]
                     if report is not None:
                         report(f.name, received, total)
         if total is not None and received != total:
-            raise WeightsError(f"download of {f.name} interrupted after {received:,} of {total:,} bytes; nothing was kept, run the command again")
+            raise WeightsError(f"download of {f.name} interrupted after {received:,} of {total:,} bytes; "
+                               "nothing was kept, run the command again")
         if f.size is not None and received != f.size:
             raise WeightsError(f"download of {f.name} refused: {received:,} bytes, expected {f.size:,}; nothing was kept")
         if f.sha256 and sha.hexdigest() != f.sha256:
-            raise WeightsError(f"download of {f.name} refused: sha256 {sha.hexdigest()[:12]}... does not match {f.sha256[:12]}...; nothing was kept")
+            raise WeightsError(f"download of {f.name} refused: sha256 {sha.hexdigest()[:12]}... does not match {f.sha256[:12]}...; "
+                               "nothing was kept")
         if f.md5 and md5.hexdigest() != f.md5:
-            raise WeightsError(f"download of {f.name} refused: md5 {md5.hexdigest()} does not match the published {f.md5}; nothing was kept")
+            raise WeightsError(f"download of {f.name} refused: md5 {md5.hexdigest()} does not match the published {f.md5}; "
+                               "nothing was kept")
         os.replace(part, dest)
         kept = True
     except urllib.error.HTTPError as err:
@@ -350,7 +353,8 @@ def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str]
     except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
         reason = getattr(err, "reason", None) or err or type(err).__name__
         of = f" of {total:,}" if total else ""
-        raise WeightsError(f"download of {f.name} interrupted after {received:,}{of} bytes ({reason}); nothing was kept, run the command again") from None
+        raise WeightsError(f"download of {f.name} interrupted after {received:,}{of} bytes ({reason}); "
+                           "nothing was kept, run the command again") from None
     finally:
         if not kept:
             part.unlink(missing_ok=True)

@@ -76,7 +76,9 @@ class HubStandin:
             tree = {**(self.commits[parent] if parent else {}), **files}
             for path in deleted:
                 tree.pop(path, None)
-            oid = hashlib.sha1(json.dumps([repo, parent, sorted((k, hashlib.sha256(v).hexdigest()) for k, v in tree.items())]).encode()).hexdigest()
+            oid = hashlib.sha1(
+                json.dumps([repo, parent, sorted((k, hashlib.sha256(v).hexdigest()) for k, v in tree.items())]).encode()
+            ).hexdigest()
             self.commits[oid] = tree
             self.branches[repo][branch] = oid
             return oid

@@ -14,7 +14,7 @@ eye centres (means of points 36-41 and 42-47) and mouth corners (48 and 54).
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import dlib
@@ -47,7 +47,15 @@ def grace_hopper() -> Image.Image:
         return image.convert("RGB")
 
 
-@lru_cache(maxsize=None)
+def group_photo() -> Image.Image:
+    """Two real people side by side, 1300x700: Grace Hopper (larger, face 0) right, the astronaut left (face 1)."""
+    canvas = Image.new("RGB", (1300, 700), (90, 100, 110))
+    canvas.paste(astronaut(), (40, 100))
+    canvas.paste(grace_hopper().resize((430, 504)), (800, 100))
+    return canvas
+
+
+@cache
 def _reference_models() -> tuple:
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(packaged_model("shape_predictor_68_face_landmarks.dat"))
 

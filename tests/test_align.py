@@ -10,12 +10,12 @@ import dlib
 import numpy as np
 import pytest
 from PIL import Image
+from real_photos import ASTRONAUT_EYES, astronaut, crop_errors, grace_hopper, group_photo, reference_points, skimage_photo
+from synthetic_face import draw_face
 
-from celeblook.align import alignment_record, align_face, detect_faces, ffhq_quad, render_quad, warp_quad
+from celeblook.align import align_face, alignment_record, detect_faces, ffhq_quad, render_quad, warp_quad
 from celeblook.errors import InputError
 from celeblook.photo import MAX_SIDE, load_photo
-from real_photos import ASTRONAUT_EYES, astronaut, crop_errors, grace_hopper, reference_points, skimage_photo
-from synthetic_face import draw_face
 
 MAX_ERROR = 0.05  # IOD: the bound on the median eye-centre error against the 68-point reference
 
@@ -151,9 +151,7 @@ def test_a_tiny_face_in_a_large_photo_is_found():
 
 
 def test_every_face_is_reported_largest_first_and_any_can_be_picked():
-    canvas = Image.new("RGB", (1300, 700), (90, 100, 110))
-    canvas.paste(astronaut(), (40, 100))
-    canvas.paste(grace_hopper().resize((430, 504)), (800, 100))
+    canvas = group_photo()
     faces = detect_faces(canvas)
     assert len(faces) == 2  # the astronaut's mission patch is not a third
     assert faces[0].box[0] > 800 and faces[1].box[0] < 400 and faces[0].area > faces[1].area

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from synthetic_face import wild_photo
 
 import app
 from celeblook import app_support
 from celeblook.pipeline import PhotoStart
-from synthetic_face import wild_photo
 
 
 def uploaded(path: Path) -> dict:
@@ -41,8 +41,11 @@ def photo(photo_file) -> dict:
 
 
 def test_invert_aligns_reconstructs_and_offers_downloads(photo, photo_file):
-    crop, face, similarity, files, notes, state = app.invert(photo, False, 0, 256)
+    face, pasted, crop, found, similarity, distance, files, notes, state = app.invert(photo, False, 0, 0, 256)
     assert Image.open(crop).size == (1024, 1024) and Image.open(face).size == (256, 256)
+    assert Image.open(pasted).size == Image.open(photo_file).size  # the result in the user's own photo
+    assert [caption for _, caption in found] == ["face 0 (used)"]
+    assert distance is None and "identity distance: not measured \\(no face found in the result\\)" in notes  # tiny: patterns
     expected = app.PIPELINE.invert(PhotoStart(str(photo_file)), size=256).faces[0]
     assert similarity == pytest.approx(expected.scores["clip_similarity"], abs=1e-4)
     png, npy = files
@@ -89,29 +92,47 @@ def test_user_text_is_escaped_in_notes_and_errors():
 
 def test_edit_from_the_last_face_shows_each_strength_and_a_sweep_gif():
     _, _, last = app.random_face(1, 1, 0.7, 256)
-    original, manual, learned, oracle, table, gif, gif_file, notes, state = app.edit(
-        "last face", None, False, "a big smile", "", 0.3, True, 5, 256, last
+    original, manual, learned, oracle, table, in_photo, gif, gif_file, notes, state = app.edit(
+        "last face", None, False, 0, "a big smile", "", 0.3, True, 5, 256, last
     )
+    assert in_photo == []  # no photo to paste into
     rows = {row[0]: row for row in table}
     assert rows["manual"][1] == pytest.approx(0.3)
-    assert 0 <= rows["oracle"][1] <= app.C_MAX and rows["oracle"][4] > 1  # the oracle's cost in generator calls
+    assert 0 <= rows["oracle"][1] <= app.C_MAX and rows["oracle"][5] > 1  # the oracle's cost in generator calls
     assert Image.open(manual).size == Image.open(oracle).size == Image.open(original).size == (256, 256)
-    assert 0 < rows["learned"][1] < app.C_MAX and rows["learned"][4] == rows["manual"][4]  # learned C costs no extra render
+    assert 0 < rows["learned"][1] < app.C_MAX and rows["learned"][5] == rows["manual"][5]  # learned C costs no extra render
     gif_image = Image.open(gif)
     assert gif == gif_file and gif_image.n_frames == 2 * 5 - 2 and gif_image.info["loop"] == 0
     assert torch.equal(state.wplus, last.wplus)  # edits do not replace the face being edited
-    outputs = app.edit("last face", None, False, "a big smile", "", 0.3, False, 0, 256, last)
-    assert outputs[3] is None and outputs[5] is None  # nothing asked, nothing made
+    outputs = app.edit("last face", None, False, 0, "a big smile", "", 0.3, False, 0, 256, last)
+    assert outputs[3] is None and outputs[6] is None  # nothing asked, nothing made
     with pytest.raises(gr.Error, match="no face yet"):
-        app.edit("last face", None, False, "smile", "", 0.3, False, 0, 256, None)
+        app.edit("last face", None, False, 0, "smile", "", 0.3, False, 0, 256, None)
 
 
 @pytest.mark.parametrize("mode", ["interpolate", "style mix"])
 def test_morph_makes_a_bounded_gif(photo, mode):
-    gif, gif_file, mixed, _ = app.morph("photo", photo, False, "prompt", None, False, "a famous actor", mode, 8, 4, 90, True, 128, None)
+    gif, gif_file, mixed, _ = app.morph("photo", photo, False, 0, "prompt", None, False, 0, "a famous actor", mode, 8, 4, 90, True,
+                                        128, None)
     image = Image.open(gif)
     assert image.n_frames == 6 and image.size == (128, 128) and image.info["duration"] == 90
     assert (mixed is not None) == (mode == "style mix")
+
+
+def test_a_group_photo_shows_every_face_and_any_can_be_edited(tmp_path):
+    from real_photos import group_photo
+
+    path = tmp_path / "group.png"
+    group_photo().save(path)
+    *_, found, _, _, _, notes, _ = app.invert(uploaded(path), False, 1, 0, 256)
+    assert [caption for _, caption in found] == ["face 0", "face 1 (used)"] and "2 faces found" in notes
+    assert [Image.open(p).size for p, _ in found] == [(128, 128)] * 2
+    original, manual, *_, in_photo, _, _, notes, _ = app.edit("photo", uploaded(path), False, 0, "a big smile", "", 0.3, False, 0,
+                                                                256, None)
+    assert [caption for _, caption in in_photo] == ["manual C in your photo", "learned C in your photo"]
+    assert Image.open(in_photo[0][0]).size == (1300, 700)
+    with pytest.raises(gr.Error, match="face 2 asked for, but the photo has 2 face"):
+        app.invert(uploaded(path), False, 2, 0, 256)
 
 
 def test_photo_slots_open_only_uploads(tmp_path):
@@ -121,14 +142,14 @@ def test_photo_slots_open_only_uploads(tmp_path):
     for payload in ({"path": str(server_file)}, {"path": str(tmp_path / "missing.png")}, str(server_file),
                     {"path": str(Path(app.UPLOADS) / ".." / "etc.png")}, {"path": app.UPLOADS}, {"url": "x"}, 5):
         with pytest.raises(gr.Error) as caught:
-            app.invert(payload, True, 0, 256)
+            app.invert(payload, True, 0, 0, 256)
         messages.add(caught.value.message)
     assert messages == {app_support.NOT_AN_UPLOAD}
     link = Path(app.UPLOADS) / f"link-{uuid.uuid4().hex}.png"
     link.symlink_to(server_file)  # a link inside the upload folder to a file outside it
     try:
         with pytest.raises(gr.Error, match="did not arrive as an upload"):
-            app.invert({"path": str(link)}, True, 0, 256)
+            app.invert({"path": str(link)}, True, 0, 0, 256)
     finally:
         link.unlink()
 
@@ -143,13 +164,14 @@ def test_photo_slots_open_only_uploads(tmp_path):
         (lambda: app.random_face(None, 1, 0.7, 256), "seed is missing"),
         (lambda: app.text_to_face("x", "abc", 0.7, 0, 256), "seed must be a number"),
         (lambda: app.text_to_face(123, 0, 0.7, 0, 256), "the prompt must be text, got int"),
-        (lambda: app.invert(None, False, 0, 256), "no photo"),
-        (lambda: app.edit("photo", None, False, "smile", "", 5.0, False, 0, 256, None), "strength must be"),
-        (lambda: app.edit("sideways", None, False, "smile", "", 0.1, False, 0, 256, None), "start from must be one of"),
-        (lambda: app.edit("photo", None, False, "smile", "", 0.1, False, 1, 256, None), "frames must be from 2"),
-        (lambda: app.morph("photo", None, False, "prompt", None, False, "x", "blend", 8, 4, 90, True, 128, None), "mode"),
-        (lambda: app.morph("photo", None, False, "prompt", None, False, "x", "interpolate", 8, 500, 90, True, 128, None), "frames"),
-        (lambda: app.morph("photo", None, False, "prompt", None, False, "x", "interpolate", 8, 4, 90, True, 100, None), "GIF size"),
+        (lambda: app.invert(None, False, 0, 0, 256), "no photo"),
+        (lambda: app.invert(None, False, -1, 0, 256), "face must be from 0 to 63"),
+        (lambda: app.edit("photo", None, False, 0, "smile", "", 5.0, False, 0, 256, None), "strength must be"),
+        (lambda: app.edit("sideways", None, False, 0, "smile", "", 0.1, False, 0, 256, None), "start from must be one of"),
+        (lambda: app.edit("photo", None, False, 0, "smile", "", 0.1, False, 1, 256, None), "frames must be from 2"),
+        (lambda: app.morph("photo", None, False, 0, "prompt", None, False, 0, "x", "blend", 8, 4, 90, True, 128, None), "mode"),
+        (lambda: app.morph("photo", None, False, 0, "prompt", None, False, 0, "x", "interpolate", 8, 500, 90, True, 128, None), "frames"),
+        (lambda: app.morph("photo", None, False, 0, "prompt", None, False, 0, "x", "interpolate", 8, 4, 90, True, 100, None), "GIF size"),
     ],
 )
 def test_out_of_range_values_are_refused_with_a_reason(call, message):
@@ -161,10 +183,10 @@ def test_morph_says_which_photo_has_no_face(photo, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (300, 300), "gray").save(blank)
     with pytest.raises(gr.Error, match="no face found in the second photo"):
-        app.morph("photo", photo, False, "photo", uploaded(blank), False, "", "interpolate", 8, 4, 90, True, 128, None)
+        app.morph("photo", photo, False, 0, "photo", uploaded(blank), False, 0, "", "interpolate", 8, 4, 90, True, 128, None)
     with pytest.raises(gr.Error, match="no face found in the photo"):
-        app.morph("photo", uploaded(blank), False, "photo", photo, False, "", "interpolate", 8, 4, 90, True, 128, None)
-    gif, *_ = app.morph("photo", photo, False, "photo", uploaded(blank), True, "", "interpolate", 8, 2, 90, False, 128, None)
+        app.morph("photo", uploaded(blank), False, 0, "photo", photo, False, 0, "", "interpolate", 8, 4, 90, True, 128, None)
+    gif, *_ = app.morph("photo", photo, False, 0, "photo", uploaded(blank), True, 0, "", "interpolate", 8, 2, 90, False, 128, None)
     assert Image.open(gif).n_frames == 2  # the second photo's own "already aligned" box
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 os.environ["CELEBLOOK_PRESET"] = "tiny"
@@ -25,9 +24,10 @@ if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (Debian package 'chromium'); browser tests skipped", allow_module_level=True)
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
-import app  # noqa: E402
 from net import free_port
 from synthetic_face import wild_photo  # noqa: E402
+
+import app  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -94,6 +94,7 @@ def test_click_through_every_tab(page, tmp_path):
     page.locator("#tab-invert input[type=file]").first.set_input_files(str(photo))
     page.get_by_role("button", name="Invert", exact=True).click()
     assert result_size(page, "#invert-result") == (512, 512)  # the default output size
+    assert result_size(page, "#invert-pasted") == Image.open(photo).size  # the result in the user's own photo
     shot(page, tmp_path / "invert.png")
     if os.environ.get("CELEBLOOK_UPDATE_SCREENSHOT"):
         page.screenshot(path=str(REPO / "docs" / "screenshot.png"))

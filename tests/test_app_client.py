@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from net import free_port
 from PIL import Image
+from synthetic_face import wild_photo
 
 import app
 from celeblook.app_support import NOT_AN_UPLOAD
-from net import free_port
-from synthetic_face import wild_photo
 
 
 @pytest.fixture(scope="module")
@@ -65,20 +65,22 @@ def test_every_endpoint_is_public(client):
 
 
 def test_invert_then_edit_the_last_face_in_the_same_session(client, photo):
-    crop, face, similarity, files, notes = client.predict(handle_file(photo), False, 0, 256, api_name="/invert")
+    face, pasted, crop, found, similarity, distance, files, notes = client.predict(handle_file(photo), False, 0, 0, 256,
+                                                                                  api_name="/invert")
     assert Image.open(crop).size == (1024, 1024) and Image.open(face).size == (256, 256)
+    assert Image.open(pasted).size == Image.open(photo).size and len(found) == 1 and distance is None
     direct = app.PIPELINE.invert(photo, size=256).faces[0]
     assert similarity == pytest.approx(direct.scores["clip_similarity"], abs=1e-4) and "untrained" in notes
     assert sorted(os.path.splitext(f)[1] for f in files) == [".npy", ".png"]
     inverted = np.load(next(f for f in files if f.endswith(".npy")))
     np.testing.assert_allclose(inverted, direct.wplus.numpy(), atol=1e-5)
 
-    out = client.predict("last face", None, False, "a big smile", "", 0.25, True, 4, 256, api_name="/edit")
-    original, manual, learned, oracle, table, gif, gif_file, notes = out
+    out = client.predict("last face", None, False, 0, "a big smile", "", 0.25, True, 4, 256, api_name="/edit")
+    original, manual, learned, oracle, table, in_photo, gif, gif_file, notes = out
     np.testing.assert_array_equal(np.asarray(Image.open(original)), np.asarray(Image.open(face)))  # edits the inversion
     rows = {row[0]: row for row in table["data"]}
     expected = app.PIPELINE.edit(direct, "a big smile", strengths=[0.25], size=256).variants[0].face.scores
-    assert rows["manual"][1] == pytest.approx(0.25) and rows["oracle"][4] > 1
+    assert rows["manual"][1] == pytest.approx(0.25) and rows["oracle"][5] > 1
     assert rows["manual"][2] == pytest.approx(expected["clip_similarity"], abs=1e-3)
     assert rows["manual"][3] == pytest.approx(expected["text_score"], abs=1e-3)
     assert Image.open(gif).n_frames == 6 and Image.open(gif_file).info["loop"] == 0
@@ -90,7 +92,7 @@ def test_text_to_face_and_morph(client, photo):
     assert np.array_equal(np.asarray(Image.open(face)), np.asarray(expected.image))
     assert score == pytest.approx(expected.scores["text_score"], abs=1e-4) and len(files) == 2
     gif, gif_file, mixed, notes = client.predict(
-        "photo", handle_file(photo), False, "prompt", None, False, "a famous actress", "style mix", 10, 5, 60, False, 256,
+        "photo", handle_file(photo), False, 0, "prompt", None, False, 0, "a famous actress", "style mix", 10, 5, 60, False, 256,
         api_name="/morph",
     )
     image = Image.open(gif)
@@ -111,9 +113,9 @@ def test_numbers_sent_as_text_work_as_the_api_page_shows(url, client):
 def test_a_server_file_named_in_a_photo_slot_is_refused_without_a_hint(url):
     """A raw HTTP call naming a path on the server: refused with the same words whether the file exists or not."""
     screenshot = str(Path(app.__file__).resolve().parent / "docs" / "screenshot.png")
-    answers = [raw_call(url, "invert", [{"path": path}, True, 0, 256])
+    answers = [raw_call(url, "invert", [{"path": path}, True, 0, 0, 256])
                for path in (screenshot, "/etc/passwd", "/nonexistent/x.png", "docs/screenshot.png")]
-    answers.append(raw_call(url, "morph", ["photo", {"path": screenshot}, True, "prompt", None, False, "x",
+    answers.append(raw_call(url, "morph", ["photo", {"path": screenshot}, True, 0, "prompt", None, False, 0, "x",
                                            "interpolate", 8, 2, 90, False, 128]))
     for event, data in answers:
         assert event == "error" and NOT_AN_UPLOAD in json.dumps(data)
@@ -155,7 +157,7 @@ def test_concurrent_identical_requests_all_download_whole_files(url, tmp_path):
 
 def test_a_quick_request_is_answered_during_a_long_refinement(url, photo):
     slow = Client(url, verbose=False)
-    job = slow.submit(handle_file(photo), False, 200, 256, api_name="/invert")
+    job = slow.submit(handle_file(photo), False, 0, 200, 256, api_name="/invert")
     deadline = time.time() + 60
     while job.status().code.name not in ("PROCESSING", "FINISHED") and time.time() < deadline:
         time.sleep(0.1)
@@ -163,7 +165,7 @@ def test_a_quick_request_is_answered_during_a_long_refinement(url, photo):
     gallery, _ = quick.predict(9, 1, 0.7, 256, api_name="/random_face")
     assert Image.open(gallery[0]["image"]).size == (256, 256)
     assert not job.done(), "the refinement finished first: the quick request was not shown to overtake it"
-    crop, face, *_ = job.result(timeout=600)
+    face, *_ = job.result(timeout=600)
     assert Image.open(face).size == (256, 256)
 
 
@@ -188,17 +190,17 @@ def write_bad_files(folder) -> dict[str, str]:
 def test_bad_input_through_the_api_is_explained_and_the_server_survives(client, tmp_path):
     for name, message in write_bad_files(tmp_path).items():
         with pytest.raises(AppError, match=message):
-            client.predict(handle_file(str(tmp_path / name)), False, 0, 256, api_name="/invert")
+            client.predict(handle_file(str(tmp_path / name)), False, 0, 0, 256, api_name="/invert")
     bad_calls = [
         (("   ", 0, 0.7, 0, 256), "/text_to_face", "empty"),
         (("face", 0, 9.0, 0, 256), "/text_to_face", "truncation psi must be from 0 to 1.2"),
         (("face", 0, 0.7, 0, 333), "/text_to_face", "size must be one of 256, 512, 1024"),
-        (("photo", None, False, "smile", "", 0.3, False, 0, 333), "/edit", "size must be one of 256, 512, 1024"),
+        (("photo", None, False, 0, "smile", "", 0.3, False, 0, 333), "/edit", "size must be one of 256, 512, 1024"),
         ((0, 1000, 0.7, 256), "/random_face", "number of faces must be from 1 to 8"),
-        (("last face", None, False, "smile", "", 0.3, False, 0, 256), "/edit", "no face yet"),
-        (("photo", None, False, "smile", "", 0.3, False, 0, 256), "/edit", "no photo"),
-        (("photo", None, False, "smile", "", 7.0, False, 0, 256), "/edit", "strength must be a number from -2 to 2"),
-        (("photo", None, False, "prompt", None, False, "x", "style mix", 99, 2, 90, True, 128), "/morph", "crossover"),
+        (("last face", None, False, 0, "smile", "", 0.3, False, 0, 256), "/edit", "no face yet"),
+        (("photo", None, False, 0, "smile", "", 0.3, False, 0, 256), "/edit", "no photo"),
+        (("photo", None, False, 0, "smile", "", 7.0, False, 0, 256), "/edit", "strength must be a number from -2 to 2"),
+        (("photo", None, False, 0, "prompt", None, False, 0, "x", "style mix", 99, 2, 90, True, 128), "/morph", "crossover"),
     ]
     fresh = Client(client.src, verbose=False)  # a new session: no last face
     for args, endpoint, message in bad_calls:

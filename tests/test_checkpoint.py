@@ -248,9 +248,12 @@ def _bad_files(tmp_path: Path, sd: dict[str, torch.Tensor]) -> dict[str, tuple[P
     torch.save({"model": OrderedDict(a=torch.ones(1))}, tmp_path / "other.pth")
     torch.save({"state_dict": OrderedDict(fc=torch.ones(1))}, tmp_path / "classifier.pth")
     return {
-        "missing key": (save_hf(missing, tmp_path / "missing.pth"), r"wrong keys .*missing 1 \(e\.g\. 'student\.layers\.2\.conv1\.conv\.weight_dw'\)"),
+        "missing key": (save_hf(missing, tmp_path / "missing.pth"),
+                        r"wrong keys .*missing 1 \(e\.g\. 'student\.layers\.2\.conv1\.conv\.weight_dw'\)"),
         "extra key": (save_hf(extra, tmp_path / "extra.pth"), r"wrong keys .*unexpected 1"),
-        "wrong shape": (save_lightning(wrong, tmp_path / "wrong.ckpt"), r"wrong shapes: 1 tensor\(s\) .*'student\.layers\.3\.to_img\.conv\.weight' is \(12, 5, 1, 1\), expected \(12, 32, 1, 1\)"),
+        "wrong shape": (save_lightning(wrong, tmp_path / "wrong.ckpt"),
+                        r"wrong shapes: 1 tensor\(s\) .*'student\.layers\.3\.to_img\.conv\.weight' "
+                        r"is \(12, 5, 1, 1\), expected \(12, 32, 1, 1\)"),
         "nan": (save_hf(nan, tmp_path / "nan.pth"), r"corrupt weights: 'student\.conv1\.bias'"),
         "truncated zip": (tmp_path / "truncated.pth", r"truncated file"),
         "truncated safetensors": (tmp_path / "cut.safetensors", r"truncated or corrupt safetensors"),

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from real_photos import ASTRONAUT_EYES, astronaut, grace_hopper, skimage_photo
 
 from celeblook.cli import main
-from real_photos import ASTRONAUT_EYES, astronaut, grace_hopper, skimage_photo
 
 REPO = Path(__file__).resolve().parents[1]
 FACE_KEYS = {"box", "eye_left", "eye_right", "mouth_left", "mouth_right", "quad"}

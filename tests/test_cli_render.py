@@ -13,16 +13,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_checkpoint import save_lightning
 
 from celeblook.cli import main
 from celeblook.cli.render import WPLUS_RANGE_FACTOR, WPLUS_RANGE_SAMPLES, check_wplus_range
 from celeblook.errors import InputError
-from celeblook.media import save_pngs, to_uint8
 from celeblook.factory import create_generator
+from celeblook.media import save_pngs, to_uint8
 from celeblook.models.mobilestylegan import GeneratorConfig
 from celeblook.models.reference_layout import fill_reference
-
-from test_checkpoint import save_lightning
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,8 +2,8 @@
 
 import dataclasses
 import json
-from pathlib import Path
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,8 +24,8 @@ from celeblook.models.clip import (
 )
 from celeblook.models.student import TRAIN_COMMAND, create_student, load_student, save_student, sidecar_path
 from celeblook.preprocess import OPENAI_MEAN, OPENAI_STD
-from celeblook.weights import find
 from celeblook.presets import get_preset
+from celeblook.weights import find
 
 TINY = get_preset("tiny")
 FFHQ = get_preset("ffhq")

@@ -62,7 +62,8 @@ def pipeline_inversion_similarities(n: int, refine_steps: int, seed: int = 0, ps
     with torch.no_grad():
         photos = [Image.fromarray(image) for image in to_uint8(generator(generator.z_to_wplus(z, psi), size=size))]
     plain = [pipeline.invert(PhotoStart(photo, aligned=True), size=size).faces[0].scores["clip_similarity"] for photo in photos]
-    refined = [pipeline.invert(PhotoStart(photo, aligned=True), refine_steps, size=size).faces[0].scores["clip_similarity"] for photo in photos]
+    refined = [pipeline.invert(PhotoStart(photo, aligned=True), refine_steps, size=size).faces[0].scores["clip_similarity"]
+               for photo in photos]
     return sum(plain) / n, sum(refined) / n
 
 

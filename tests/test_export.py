@@ -3,19 +3,19 @@
 import json
 import os
 import re
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
-
 from _export_tiny import tiny_export, tiny_graphs, tiny_models
+
 from celeblook.errors import InputError, WeightsError
 from celeblook.export.check import check_dir
-from celeblook.export.parity import FP16_REL, FP32_ABS, INT8_COSINE
 from celeblook.export.onnx import export_models, generator_graphs, random_feeds
+from celeblook.export.parity import FP16_REL, FP32_ABS, INT8_COSINE
 from celeblook.export.synthesis_graph import ExportedSynthesis, coefficients_by_channel, haar_mix_matrix, pixel_shuffle
 from celeblook.models.mobilestylegan import Generator, GeneratorConfig, haar_idwt
 from celeblook.models.reference_layout import fill_reference
@@ -240,11 +240,12 @@ def no_weights(tmp_path, monkeypatch):
 
 def test_export_everything_exports_what_has_weights_and_lists_the_rest(tmp_path, no_weights, monkeypatch, capsys):
     """`export onnx --checkpoint X` without CLIP or trained heads: the generator's graphs, and why not the rest."""
+    from test_checkpoint import save_hf
+
     import celeblook.export.onnx as onnx_export
     from celeblook.cli import main
     from celeblook.models.reference_layout import fill_reference
     from celeblook.presets import get_preset
-    from test_checkpoint import save_hf
 
     chosen = {}
 
@@ -262,7 +263,8 @@ def test_export_everything_exports_what_has_weights_and_lists_the_rest(tmp_path,
     printed = capsys.readouterr().out.splitlines()
     listed = [line for line in printed if line.startswith("skipped ")]
     assert len(listed) == 4, printed
-    assert listed[0].startswith("skipped text_encoder: OpenCLIP ViT-L-14 weights (laion2b_s32b_b82k) not found") and "weights download" in listed[0]
+    assert (listed[0].startswith("skipped text_encoder: OpenCLIP ViT-L-14 weights (laion2b_s32b_b82k) not found")
+            and "weights download" in listed[0])
     assert listed[1].startswith("skipped image_encoder: no trained student encoder") and "train encoder" in listed[1]
     assert listed[2].startswith("skipped mapper: mapper weights missing") and "train mapper" in listed[2]
     assert listed[3].startswith("skipped strength: strength head weights missing") and "train strength" in listed[3]

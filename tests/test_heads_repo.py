@@ -7,18 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
 
 from celeblook.cli import main
 from celeblook.errors import InputError, WeightsError
-from celeblook.heads_repo import INDEX, download_heads, place
 from celeblook.factory import create_generator
+from celeblook.heads_repo import INDEX, download_heads, place
 from celeblook.models.heads_io import save_weights
 from celeblook.models.mapper import Mapper, MapperConfig, load_mapper, save_mapper
 from celeblook.models.strength import STRENGTH_KIND, StrengthPredictor, load_strength
 from celeblook.models.student import create_student, load_student, save_student
 from celeblook.presets import get_preset
-
-from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
 
 REPO = "someone/celeblook-tiny-heads"
 TINY = get_preset("tiny")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from real_photos import astronaut, grace_hopper
 
 from celeblook.align import align_face
 from celeblook.identity import MEANING, SAME_PERSON, face_descriptor, identity_distance
-from real_photos import astronaut, grace_hopper
 
 
 def crop(photo: Image.Image, size: int = 512) -> Image.Image:

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _export_tiny import tiny_export, tiny_models
 from PIL import Image
 
-from _export_tiny import tiny_export, tiny_models
 from celeblook.errors import InputError, WeightsError
 from celeblook.runtime import ort as ort_runtime
 from celeblook.runtime.ort import OrtBackend

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
+from real_photos import ASTRONAUT_EYES, astronaut, grace_hopper
 
 from celeblook.align import align_face
 from celeblook.errors import InputError
 from celeblook.paste import face_mask, paste_back
-from real_photos import ASTRONAUT_EYES, astronaut, grace_hopper
 
 
 def full_mask(photo: Image.Image, aligned) -> np.ndarray:

@@ -57,7 +57,8 @@ def measure(path: Path) -> dict:
 
 def make_image(path: Path, size: tuple[int, int], **save) -> Path:
     """A flat gray photo of ``size``, written by another process (a 96 MP image is 384 MB in Pillow)."""
-    code = "import sys, json; from PIL import Image; Image.new('RGB', tuple(json.loads(sys.argv[2])), (120, 110, 100)).save(sys.argv[1], **json.loads(sys.argv[3]))"
+    code = ("import sys, json; from PIL import Image; "
+            "Image.new('RGB', tuple(json.loads(sys.argv[2])), (120, 110, 100)).save(sys.argv[1], **json.loads(sys.argv[3]))")
     subprocess.run([sys.executable, "-c", code, str(path), json.dumps(size), json.dumps(save)], check=True, timeout=300)
     return path
 

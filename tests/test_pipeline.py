@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from synthetic_face import wild_photo
 
 from celeblook.errors import InputError, WeightsError
 from celeblook.factory import create_generator, create_image_encoder, create_mapper, create_strength, load_models
 from celeblook.pipeline import Face, PhotoStart, Pipeline, PromptStart
 from celeblook.presets import get_preset
-from synthetic_face import wild_photo
 
 
 @pytest.fixture(scope="module")
@@ -208,11 +208,17 @@ def test_cli_writes_pngs_and_latents_and_bad_input_exits_2(tmp_path, monkeypatch
     assert main(["morph", photo_file, "--prompt-b", "a famous actress", "--frames", "2", "--preset", "tiny",
                  "--size", "256", "--out", str(tmp_path / "m")]) == 0
     assert len(list((tmp_path / "m").glob("morph_*.png"))) == 2
+    assert main(["invert", photo_file, "--paste-back", "--preset", "tiny", "--size", "256", "--out", str(tmp_path / "i")]) == 0
+    assert Image.open(tmp_path / "i" / "inversion_in_photo.png").size == Image.open(photo_file).size
+    assert Image.open(tmp_path / "i" / "crop.png").size == (1024, 1024)
     capsys.readouterr()
     assert main(["edit", "--latent", str(tmp_path / "missing.npy"), "--target", "glasses",
                  "--preset", "tiny", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: W+ file not found")
+    assert main(["text", "a face", "--preset", "tiny", "--out", "/proc/celeblook-out"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot create the output directory /proc/celeblook-out")
 
 
 def test_a_trained_student_is_the_image_encoder_else_the_teacher_with_a_note(pipe, tmp_path, monkeypatch):

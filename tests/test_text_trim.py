@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from _export_tiny import tiny_export, tiny_models
-from celeblook.export.parity import FP32_ABS, INT8_COSINE
+
 from celeblook.export.onnx import random_feeds, text_encoder_graph
+from celeblook.export.parity import FP32_ABS, INT8_COSINE
 from celeblook.models.clip import eot_length, trims_exactly
 from celeblook.runtime.ort import OrtBackend, open_session
 

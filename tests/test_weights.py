@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
+from test_checkpoint import save_hf, save_lightning
 
 from celeblook import first_run, weights
 from celeblook.cli import main
@@ -19,9 +21,6 @@ from celeblook.errors import WeightsError
 from celeblook.models.checkpoint import load_generator
 from celeblook.models.mobilestylegan import GeneratorConfig
 from celeblook.models.reference_layout import fill_reference
-
-from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
-from test_checkpoint import save_hf, save_lightning
 
 HF_FILE = "mobilestylegan_ffhq_v2.pth"
 HF_REPO, HF_REPO_FILE = "public-data/MobileStyleGAN", "models/mobilestylegan_ffhq_v2.pth"
@@ -321,7 +320,8 @@ def test_bare_download_fetches_the_presets_missing_defaults(root, hub, capsys):
         hub.commit(repo, {file: PAYLOAD[i:]})
     assert main(["weights", "download"]) == 0
     assert sorted(p for m, p, _ in hub.requests if m == "GET") == sorted(f"/{r}/resolve/main/{f}" for r, f in repos.items())
-    assert leftovers(root) == sorted([HF_FILE, "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors", "efficientformer_l1.snap_dist_in1k.safetensors"])
+    assert leftovers(root) == sorted([HF_FILE, "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors",
+                                      "efficientformer_l1.snap_dist_in1k.safetensors"])
     requests = len(hub.requests)
     assert main(["weights", "download"]) == 0  # all present now: nothing fetched again
     assert len(hub.requests) == requests and "nothing to download" in capsys.readouterr().out
@@ -363,7 +363,8 @@ def test_first_run_without_the_files_says_what_is_missing_in_one_line(root, hub,
     why = {"offline": "offline mode is on (HF_HUB_OFFLINE)",
            "opted out": "automatic download is off: CELEBLOOK_NO_DOWNLOAD=1",
            "unreachable": "http://127.0.0.1:9 does not answer",
-           "not on the Hub": f"download of {HF_FILE} failed: {HF_REPO}/{HF_REPO_FILE} at main on {hub.url} does not exist (or is private)"}[how]
+           "not on the Hub": f"download of {HF_FILE} failed: {HF_REPO}/{HF_REPO_FILE} at main on {hub.url} "
+                             "does not exist (or is private)"}[how]
     if how == "offline":
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     elif how == "opted out":

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..files import output_dir
 from ..limits import C_MAX, Limits
 from ..media import save_gif
 from ..models import GeneratorConfig
@@ -29,9 +30,11 @@ def _common(p: argparse.ArgumentParser, size: int = 1024) -> None:
     p.add_argument("--size", type=int, default=size, choices=LIMITS.sizes)
 
 
-def _photo_options(p: argparse.ArgumentParser, what: str = "the photo is") -> None:
+def _photo_options(p: argparse.ArgumentParser, what: str = "the photo is", paste: bool = True) -> None:
     p.add_argument("--aligned", action="store_true", help=f"{what} already an FFHQ-style crop")
-    p.add_argument("--face", type=int, default=None, help="which detected face (default: the largest)")
+    p.add_argument("--face", type=int, default=None, help="which detected face, 0 = the largest (default); see `align`")
+    if paste:
+        p.add_argument("--paste-back", action="store_true", help="also write the result blended into the photo (<name>_in_photo.png)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -72,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["interpolate", "style_mix"], default="interpolate")
     p.add_argument("--crossover", type=int, default=8, help="style_mix: first slot taken from B")
     p.add_argument("--gif", action="store_true")
-    _photo_options(p, "the photos are")
+    _photo_options(p, "the photos are", paste=False)
     _common(p, size=512)
     p.set_defaults(func=run_morph)
 
@@ -83,9 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _pipeline(args: argparse.Namespace):
     from ..pipeline import Pipeline
 
-    if args.out.exists() and not args.out.is_dir():
-        raise InputError(f"--out {args.out} exists and is not a directory")
-    return Pipeline.from_preset(args.preset)
+    pipeline = Pipeline.from_preset(args.preset)
+    output_dir(args.out)  # before any work: a folder that cannot be made is one line, not a traceback later
+    return pipeline
 
 
 def _progress(total_desc: str):
@@ -118,14 +121,20 @@ def _say(notices: list[str]) -> None:
         print(f"note: {notice}", file=sys.stderr)
 
 
-def _write(faces, notices: list[str], out: Path, stem: str, gif: bool = False) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def _write(faces, notices: list[str], out: Path, stem: str, gif: bool = False, paste_back: bool = False) -> None:
+    output_dir(out)
     _say(notices)
     for i, face in enumerate(faces):
         name = stem if len(faces) == 1 else f"{stem}_{i:03d}"
         face.image.save(out / f"{name}.png")
         np.save(out / f"{name}.npy", face.wplus.numpy())
-        print(json.dumps({"file": str(out / f"{name}.png"), **face.scores}))
+        files = {"file": str(out / f"{name}.png")}
+        if paste_back and face.pasted is not None:
+            face.pasted.save(out / f"{name}_in_photo.png")
+            files["in_photo"] = str(out / f"{name}_in_photo.png")
+        if face.identity is not None:
+            _say([face.identity.describe()])
+        print(json.dumps({**files, **face.scores}))
     if gif:
         made = save_gif([face.image for face in faces], out / f"{stem}.gif", ping_pong=True)
         _say(made.notices)
@@ -136,7 +145,7 @@ def run_invert(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     progress = _progress("refine") if args.refine_steps else None
     result = pipeline.invert(_start(args.photo, args), args.refine_steps, args.size, progress)
-    _write(result.faces, result.notices, args.out, "inversion")
+    _write(result.faces, result.notices, args.out, "inversion", paste_back=args.paste_back)
     result.crop.save(args.out / "crop.png")
     return 0
 
@@ -159,7 +168,7 @@ def run_edit(args: argparse.Namespace) -> int:
     ran = [v for v in result.variants if v.face is not None]
     for i, variant in enumerate(result.variants):
         stem = "edit" if len(result.variants) == 1 else f"edit_{i}_{variant.name}"
-        _write([variant.face] if variant.face else [], variant.notices, args.out, stem)
+        _write([variant.face] if variant.face else [], variant.notices, args.out, stem, paste_back=args.paste_back)
     if not ran:
         raise InputError("no strength could run: " + "; ".join(n for v in result.variants for n in v.notices))
     if args.gif:

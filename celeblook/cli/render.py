@@ -44,10 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(parser: argparse.ArgumentParser, psi_default: float | None) -> None:
-    parser.add_argument("--checkpoint", type=Path, help="generator file: published .ckpt, HF .pth or our .safetensors (default: the preset's)")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="generator file: published .ckpt, HF .pth or our .safetensors (default: the preset's)")
     parser.add_argument("--truncation", type=float, default=psi_default, metavar="PSI",
                         help=f"psi in [{LIMITS.psi.low:g}, {LIMITS.psi.high:g}] towards w_avg (default: {psi_default or 'none'})")
-    parser.add_argument("--noise", type=parse_noise, default=None, metavar="zero|SEED", help="noise maps: zero (default) or fixed from a seed")
+    parser.add_argument("--noise", type=parse_noise, default=None, metavar="zero|SEED",
+                        help="noise maps: zero (default) or fixed from a seed")
     parser.add_argument("--size", type=int, choices=LIMITS.sizes, default=1024, help="output size in px (early exit below 1024)")
     parser.add_argument("--preset", default=None, help="ffhq | tiny (default: $CELEBLOOK_PRESET or ffhq)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")

@@ -96,8 +96,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from ..heads_repo import publish
     from ..files import weights_dir
+    from ..heads_repo import publish
 
     preset = _preset(args.preset)
     publish(args.repo, preset, args.source or weights_dir() / preset.name, private=args.private)

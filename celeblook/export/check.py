@@ -1,16 +1,7 @@
 """Parity of exported ONNX graphs with the torch models they came from (``python -m celeblook export check DIR``).
 
-Tolerances: celeblook.export.parity (each file's measured value and tolerance are also written into manifest.json at export):
-
-* fp32: max |ORT - torch| <= 1e-4. Measured (ORT 1.32 CPU, batch 2-3): tiny preset 1.5e-6..5.6e-6 for mapping
-  and synthesis, <= 3e-6 for encoders, mapper and strength head; real-size ffhq generator with random weights
-  (fill_reference seed 7): mapping 5.5e-6, synthesis 1024/512/256 3.4e-7/3.4e-7/3.7e-7 (outputs up to 0.26);
-  real-size student (efficientformer_l1: 6.7e-8) passes the same bound (tests/test_export.py). ViT-L/14 towers: checked
-  with CELEBLOOK_SLOW=1; toolchain.md measured 3.6e-6 (image) and 5.5e-6 (text).
-* fp16 (keep_io_types): max |diff| / max |torch output| <= 1e-2. Measured on the real-size generator:
-  mapping 8.1e-4, synthesis 1.1e-3..1.5e-3 (cosine > 0.99999).
-* int8 (dynamic, QUInt8 weights; text encoder): per-row cosine to torch fp32 >= 0.99. Measured: tiny text
-  tower 0.999; toolchain.md measured cosine 0.9999 for the ViT-L/14 image tower and max diff 5.6e-3 on text.
+The tolerances, and what was measured against them, are in ``celeblook.export.parity``; each file's measured
+value and tolerance are also written into manifest.json at export.
 """
 
 from __future__ import annotations
@@ -19,13 +10,12 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import InputError, WeightsError
 from ..files import sha256_file
 from ..runtime.ort import open_session
 from .onnx import MANIFEST, Graph, graphs_from_source, random_feeds
 from .parity import compare
+
 
 def read_export_manifest(directory: Path) -> dict:
     """An export directory's manifest, its structure checked: every listed file a plain name inside it."""

@@ -28,7 +28,8 @@ def compare(expected: Sequence[np.ndarray], got: Sequence[np.ndarray], precision
     """Max abs / relative difference and row cosine over all outputs, judged by the precision's tolerance."""
     abs_diff = max(float(np.abs(e - g).max()) for e, g in zip(expected, got))
     scale = max(float(np.abs(e).max()) for e in expected) or 1.0
-    flat = [(e.reshape(e.shape[0], -1).astype(np.float64), g.reshape(g.shape[0], -1).astype(np.float64)) for e, g in zip(expected, got) if e.ndim > 1]
+    flat = [(e.reshape(e.shape[0], -1).astype(np.float64), g.reshape(g.shape[0], -1).astype(np.float64))
+            for e, g in zip(expected, got) if e.ndim > 1]
     cosine = min(
         (float(np.min((e * g).sum(1) / (np.linalg.norm(e, axis=1) * np.linalg.norm(g, axis=1) + 1e-30))) for e, g in flat),
         default=1.0,

@@ -195,7 +195,8 @@ def _read_safetensors(path: Path, config: GeneratorConfig | None) -> GeneratorCh
     w_avg = tensors.pop(W_AVG, None)
     state, config = generator_state(tensors, config, path)
     if w_avg is None or tuple(w_avg.shape) != (1, config.style_dim):
-        raise WeightsError(f"{path}: wrong keys: no '{W_AVG}' of shape (1, {config.style_dim}); re-run `python -m celeblook weights convert`")
+        raise WeightsError(f"{path}: wrong keys: no '{W_AVG}' of shape (1, {config.style_dim}); "
+                           "re-run `python -m celeblook weights convert`")
     return GeneratorCheckpoint(state, config, "safetensors", path, w_avg.float(), sidecar)
 
 

@@ -7,7 +7,8 @@ and the activation (openai, metaclip_* and dfn2b were trained with QuickGELU; op
 
 Weights are never downloaded here. They are read from, in order: an explicit file, the file
 ``weights/open_clip_<model>_<tag>.safetensors`` and the Hugging Face hub cache (where open_clip or
-``python -m celeblook weights download open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors`` put them). Missing -> WeightsError naming that command.
+``python -m celeblook weights download open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors`` put them).
+Missing -> WeightsError naming that command.
 
 The ``tiny`` preset uses ``celeblook-tiny-clip`` (open_clip_configs/): ViT-L-14's tokenizer, context and
 embedding size with 2-layer towers (image: 256 wide, 32 px patches; text: 64 wide), seeded random weights.

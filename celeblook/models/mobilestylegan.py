@@ -247,8 +247,7 @@ class MobileSynthesis(nn.Module):
 
     def forward(self, wplus: Tensor, size: int | None = None, noise: NoiseMaps | None = None) -> Tensor:
         n_blocks = self.blocks_for(size)
-        for x, head, w in self._hidden_states(wplus, n_blocks, noise):
-            pass
+        *_, (x, head, w) = self._hidden_states(wplus, n_blocks, noise)  # the last stage's features and head
         return haar_idwt(head(x, w))
 
     def heads(self, wplus: Tensor, noise: NoiseMaps | None = None) -> list[Tensor]:

@@ -138,7 +138,8 @@ class OrtBackend:
 
     @property
     def sizes(self) -> list[int]:
-        return sorted(int(e["model"].split("_")[1]) for e in self.files.values() if e["model"].startswith("synthesis_") and e["precision"] == "fp32")
+        return sorted(int(e["model"].split("_")[1]) for e in self.files.values()
+                      if e["model"].startswith("synthesis_") and e["precision"] == "fp32")
 
     def mapping(self, z: Tensor | np.ndarray) -> Tensor:
         return self._run("mapping", z=_numpy(z))[0]

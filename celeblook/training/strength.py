@@ -33,8 +33,8 @@ from torch import Tensor
 
 from ..data import prompt_split
 from ..errors import WeightsError
-from ..models.heads_io import save_weights
 from ..limits import C_MAX, TARGET_SIMILARITY
+from ..models.heads_io import save_weights
 from ..models.strength import STRENGTH_KIND, StrengthConfig, StrengthPredictor
 from ..strength_oracle import edit_angle, edit_similarity, oracle_strength
 from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
@@ -140,7 +140,8 @@ def train_strength(
         # the head far from the calibrated start
         grad_norm = torch.nn.utils.clip_grad_norm_(predictor.parameters(), config.grad_clip)
         optimizer.step()
-        metrics.write(step + 1, loss=loss.item(), grad_norm=grad_norm.item(), strength=strength.mean().item(), similarity=similarity.mean().item())
+        metrics.write(step + 1, loss=loss.item(), grad_norm=grad_norm.item(), strength=strength.mean().item(),
+                      similarity=similarity.mean().item())
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", C=f"{strength.mean().item():.3f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
@@ -239,12 +240,11 @@ def strength_job(
     (``mapper_path``, default ``weights_dir()/<preset>/mapper.safetensors``; tiny falls back to its seeded
     mapper), the shipped prompt bank. Writes OUT/strength.safetensors and OUT/metrics.json (held-out errors
     of learned, best fixed and oracle C, with the generator calls of each); returns the metrics."""
-    from ..factory import create_generator
+    from ..factory import create_generator, create_mapper
+    from ..files import weights_dir
     from ..models.clip import create_clip
     from ..models.mapper import TRAIN_COMMAND as MAPPER_TRAIN_COMMAND
     from ..models.mapper import load_mapper
-    from ..factory import create_mapper
-    from ..files import weights_dir
     from ..text import DEFAULT_SOURCE
     from .common import pick_device
 
