@@ -115,7 +115,9 @@ def mapper_graph(mapper: nn.Module) -> Graph:
     """CLIP embedding -> W+; the centres (w_c, e_c, e_whiten) are buffers, so they are baked into the graph."""
     cfg = mapper.config
     example = {"embedding": torch.randn(2, cfg.embed_dim)}
-    return Graph("mapper", mapper, example, ["wplus"], {"centres": "baked into the graph"})
+    # e_scale: the spread text to face varies a prompt's embedding by (text.vary_embedding), in runtimes too
+    meta = {"centres": "baked into the graph", "e_scale": float(mapper.e_scale)}
+    return Graph("mapper", mapper, example, ["wplus"], meta)
 
 
 def strength_graph(predictor: nn.Module, n_slots: int = 23) -> Graph:
@@ -349,7 +351,7 @@ def build_graphs(
     constants: dict = {"preset": preset.name, "trained": preset.trained}
     wanted = set(models)
     sizes = [s for s in SYNTHESIS_SIZES if "synthesis" in wanted or f"synthesis_{s}" in wanted]
-    if {"mapping", "mapper"} & wanted or sizes:
+    if {"mapping", "mapper", "strength"} & wanted or sizes:
         say("loading the generator")
         generator = load_generator(preset, checkpoint)
         gen_graphs = generator_graphs(generator, sizes)
@@ -375,26 +377,34 @@ def build_graphs(
         if mapper is not None:
             graphs.append(mapper_graph(mapper))
             constants["mapper_encoder"] = encoder  # which image encoder's space the mapper reads
+            constants["photo_encoder"] = photo_encoder(preset, encoder)  # the graph photos go through, as the Pipeline
+            if skip_missing and constants["photo_encoder"] == TEACHER and TEACHER not in wanted:
+                graphs.append(image_encoder_graph(clip.visual, TEACHER))  # "everything" includes what the mapper reads
         elif not skip_missing:
             raise WeightsError(missing[0])
         else:
             say(f"skipping mapper: {missing[0]}")
     if "strength" in wanted:
         say("loading the strength predictor")
-        from ..models.strength import load_strength
-        from ..pipeline import STRENGTH_TRAIN_COMMAND
+        from ..pipeline import load_strength_head
 
-        try:
-            predictor = load_strength(heads / "strength.safetensors", STRENGTH_TRAIN_COMMAND.format(preset=preset.name))
-        except WeightsError as err:
-            if not skip_missing:
-                raise
-            say(f"skipping strength: {err}")
-        else:
+        predictor, _notices, missing = load_strength_head(preset, heads, generator)  # tiny: its seeded stand-in
+        if predictor is not None:
             graphs.append(strength_graph(predictor))
             constants["c_max"] = predictor.config.c_max
+        elif not skip_missing:
+            raise WeightsError(missing[0])
+        else:
+            say(f"skipping strength: {missing[0]}")
     order = {name: i for i, name in enumerate(("mapping", *(f"synthesis_{s}" for s in SYNTHESIS_SIZES), "image_encoder", TEACHER, "text_encoder", "mapper", "strength"))}
     return sorted(graphs, key=lambda g: order[g.name]), constants
+
+
+def photo_encoder(preset: Preset, mapper_encoder: str) -> str:
+    """The graph a runtime embeds photos (and scores faces) with: the Pipeline's choice (pick_image_encoder)."""
+    from ..pipeline import student_serves
+
+    return "image_encoder" if mapper_encoder == "student" or student_serves(preset) else TEACHER
 
 
 def graphs_from_source(source: dict, files: Sequence[str]) -> list[Graph]:
