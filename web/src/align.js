@@ -13,6 +13,15 @@ import {rgbaToRgb} from './preprocess.js';
 
 const DETECT_MAX_SIDE = 1280; // larger photos are detected on a downscaled copy (landmarks scaled back)
 const MIN_CONFIDENCE = 0.5;
+const REFINE_PAD = 1.2;
+// The SSD detector also fires on animal faces (scikit-image's cat: confidence 0.93). Their landmarks give an eye
+// span of 0.26 of the detector box's width, against 0.47-0.52 for frontal human faces and 0.35 for a three-quarter
+// view (scikit-image's cameraman), measured here: faces below 0.3 are dropped.
+const MIN_EYE_SPAN = 0.3; // second landmark pass: a square 1.2x the first pass's landmark extent
+// landmark i of a mirrored face is landmark MIRROR[i] of the face (iBUG 68-point layout)
+const MIRROR = [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
+  27, 28, 29, 30, 35, 34, 33, 32, 31, 45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40, 54, 53, 52, 51, 50, 49, 48,
+  59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65];
 const MAX_SUPERSAMPLING = 8; // samples per output pixel and axis when the crop shrinks the photo
 
 const mean = (points) => [points.reduce((s, p) => s + p[0], 0) / points.length, points.reduce((s, p) => s + p[1], 0) / points.length];
@@ -238,6 +247,39 @@ export function createDetector(base) {
     return backend;
   }
 
+  /** The landmark net on one square box of an image tensor; points in the tensor's pixels. */
+  async function landmarksIn(tensor, [x, y, side]) {
+    const [face] = await faceapi.extractFaceTensors(tensor, [new faceapi.Rect(x, y, side, side)]);
+    try {
+      const found = await faceapi.nets.faceLandmark68Net.detectLandmarks(face);
+      const x0 = Math.floor(Math.max(x, 0)); // extractFaceTensors clips the box at the borders and floors it
+      const y0 = Math.floor(Math.max(y, 0));
+      return found.positions.map((p) => [p.x + x0, p.y + y0]);
+    } finally {
+      face.dispose();
+    }
+  }
+
+  /**
+   * Landmarks again on a square around the first pass's (the detector's box is loose), averaged with the
+   * landmarks of the mirrored face: on the tests' photos this halves the distance to dlib's 68-point reference
+   * (median eye/mouth error in the FFHQ crop 0.043 -> 0.016 IOD).
+   */
+  async function refine(tensor, mirrored, points) {
+    const xs = points.map((p) => p[0]);
+    const ys = points.map((p) => p[1]);
+    const side = REFINE_PAD * Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys));
+    const x = (Math.min(...xs) + Math.max(...xs) - side) / 2;
+    const y = (Math.min(...ys) + Math.max(...ys) - side) / 2;
+    const width = tensor.shape[1];
+    const direct = await landmarksIn(tensor, [x, y, side]);
+    const flipped = await landmarksIn(mirrored, [width - x - side, y, side]);
+    return direct.map((p, i) => {
+      const q = flipped[MIRROR[i]];
+      return [(p[0] + width - q[0]) / 2, (p[1] + q[1]) / 2];
+    });
+  }
+
   return {
     /** Load the nets once; resolves to the TensorFlow.js backend name. */
     load(entries, loadFile) {
@@ -263,18 +305,25 @@ export function createDetector(base) {
       const rgb = rgbaToRgb(pixels.data);
       const tf = faceapi.tf;
       const input = tf.tensor3d(Int32Array.from(rgb), [pixels.height, pixels.width, 3], 'int32');
+      const mirrored = tf.reverse(input, 1);
       try {
         const found = await faceapi.detectAllFaces(input, new faceapi.SsdMobilenetv1Options({minConfidence: MIN_CONFIDENCE}))
           .withFaceLandmarks();
         const sx = width / pixels.width;
         const sy = height / pixels.height;
-        return found.map(({detection, landmarks}) => {
+        const faces = [];
+        for (const {detection, landmarks} of found) {
+          const points = await refine(input, mirrored, landmarks.positions.map((p) => [p.x, p.y]));
           const b = detection.box;
-          return ffhqFace(landmarks.positions.map((p) => [p.x * sx, p.y * sy]),
+          const face = ffhqFace(points.map(([x, y]) => [x * sx, y * sy]),
             [b.x * sx, b.y * sy, (b.x + b.width) * sx, (b.y + b.height) * sy], detection.score);
-        }).sort((f, g) => (g.box[2] - g.box[0]) * (g.box[3] - g.box[1]) - (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]));
+          const span = Math.hypot(face.eye_right[0] - face.eye_left[0], face.eye_right[1] - face.eye_left[1]);
+          if (span >= MIN_EYE_SPAN * (face.box[2] - face.box[0])) faces.push(face);
+        }
+        return faces.sort((f, g) => (g.box[2] - g.box[0]) * (g.box[3] - g.box[1]) - (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]));
       } finally {
         input.dispose();
+        mirrored.dispose();
       }
     },
   };
