@@ -256,8 +256,11 @@ def build_site(out: str | Path, *, exports: str | Path | None = None, preset: st
     photo = manifest["constants"].get("photo_encoder")
     if photo and photo not in exported:
         say(f"note: photos go through {photo}.onnx, which this export lacks, so the page turns photo inversion off")
+    from ..photo import MAX_SIDE, MIN_SIDE
+
     config = {"format": SITE_FORMAT, "models_url": models_url or "models/",
-              "prompts": write_prompt_bank(models_dir, local_models, say), "align": align_entry(out / VENDOR)}
+              "prompts": write_prompt_bank(models_dir, local_models, say), "align": align_entry(out / VENDOR),
+              "limits": {"photo_max_side": MAX_SIDE, "photo_min_side": MIN_SIDE}}  # the app's, for the same photos
     (out / SITE_CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False))
     if space:
         (out / "README.md").write_text(space_readme(manifest, models_url, models_dir, out), encoding="utf-8")

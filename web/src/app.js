@@ -28,11 +28,13 @@ function showDownloads(files) {
 }
 
 const downloads = {};
+let busyNow = false;
 function onProgress(event) {
   if (event.type === 'download') {
     downloads[event.file] = event;
     showDownloads(downloads);
     if (!event.cached && event.loaded < event.total) work(`Downloading ${event.file}`, event.loaded / event.total, false);
+    else if (!busyNow) $('work').hidden = true;
     if (event.file.startsWith('text_encoder')) state.textEncoderLoaded = event.loaded === event.total;
   } else if (event.type === 'progress') {
     work(`${event.label} ${Math.min(event.done + 1, event.total)} of ${event.total}`, event.done / event.total, true);
@@ -53,6 +55,7 @@ window.celeblook = {ready: ready.then(() => window.celeblook)};
 async function busy(label, work_, reveal) {
   const buttons = document.querySelectorAll('main button');
   buttons.forEach((b) => { b.disabled = true; });
+  busyNow = true;
   status(`${label}…`);
   work(label, 0, false);
   const start = performance.now();
@@ -65,6 +68,7 @@ async function busy(label, work_, reveal) {
     if (!err.cancelled) console.error(err);
   } finally {
     buttons.forEach((b) => { b.disabled = b.dataset.unavailable === 'true'; });
+    busyNow = false;
     $('work').hidden = true;
     $('cancel').disabled = true;
     refreshCache();
@@ -105,8 +109,18 @@ function setFace(face, caption) {
   $('paste').hidden = !state.photo;
 }
 
+/** An uploaded photo as ImageData: upright (EXIF), at most the app's photo size a side (larger ones downscaled). */
 async function imageDataOf(file) {
-  const bitmap = await createImageBitmap(file, {imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none'});
+  if (!file) throw new Error('choose a photo first');
+  const {photo_max_side: maxSide, photo_min_side: minSide} = window.celeblook.info.limits;
+  let bitmap = await createImageBitmap(file, {imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none'})
+    .catch(() => { throw new Error(`${file.name} is not an image this browser can read`); });
+  if (Math.min(bitmap.width, bitmap.height) < minSide) throw new Error(`the photo is ${bitmap.width}x${bitmap.height}: at least ${minSide} px a side is needed`);
+  const scale = maxSide / Math.max(bitmap.width, bitmap.height);
+  if (scale < 1) {
+    bitmap = await createImageBitmap(bitmap, {resizeWidth: Math.round(bitmap.width * scale),
+      resizeHeight: Math.round(bitmap.height * scale), resizeQuality: 'high'});
+  }
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const context = canvas.getContext('2d');
   context.drawImage(bitmap, 0, 0);
@@ -184,10 +198,17 @@ ready.then((cl) => {
   const prompts = info.prompts?.prompts ?? [];
   $('prompt-list').replaceChildren(...[...(info.prompts?.examples ?? []), ...prompts].map((p) => new Option(p)));
   $('c').max = String(info.constants.c_max);
+  const off = (what, ids) => {
+    ids.forEach((id) => { $(id).disabled = true; $(id).dataset.unavailable = 'true'; });
+    $('notice').hidden = false;
+    $('notice').textContent += ` ${what}`;
+  };
   if (!cl.has('strength')) {
     $('notice').hidden = false;
-    $('notice').textContent += ' This site has no strength head: the learned C is off.';
+    $('notice').textContent += ' This site has no strength head: only the manual C is shown.';
   }
+  if (!cl.has('mapper')) off('This site has no mapper: photos, text and edits are off.', ['photo', 'text-face', 'edit', 'sweep', 'friend']);
+  else if (!cl.has(info.constants.photo_encoder)) off(`This site has no ${info.constants.photo_encoder}.onnx: photos are off.`, ['photo', 'friend']);
   for (const [input, note] of [['prompt', 'prompt-note'], ['target', 'target-note'], ['morph-prompt', 'target-note'], ['source', 'target-note']]) {
     $(input).addEventListener('input', () => promptNote(input, note));
   }

@@ -20,7 +20,7 @@
 import {cachedFiles, clearCache} from './cache.js';
 import {toImageData} from './image.js';
 
-const FORWARDED = ['render', 'mapping', 'randomLatent', 'preprocess', 'encodeImage', 'embedFace', 'map', 'tokenize',
+const FORWARDED = ['render', 'mapping', 'randomLatent', 'preprocess', 'encodeImage', 'embedFace', 'map', 'invert', 'tokenize',
   'encodeText', 'inBank', 'embedPrompts', 'direction', 'strength', 'edit', 'textToFace', 'align', 'alignedCrop',
   'cropQuad', 'pasteBack'];
 
@@ -85,7 +85,6 @@ export function createCelebLook({base = new URL('../', import.meta.url).href, ba
       fileFor: (model) => info.models[model]?.file ?? null,
       morphGif: framed('morphGif'),
       sweepGif: framed('sweepGif'),
-      invert: (image, options = {}) => call('invert', [image, options]),
       /** Stop the frame-by-frame work in progress (morph and sweep GIFs); their promises reject with .cancelled. */
       cancel: () => worker.postMessage({type: 'cancel'}),
       cached: cachedFiles,

@@ -281,6 +281,7 @@ export async function createEngine({base, backend = 'auto', threads, onDownload 
           align: alignBytes,
         },
         models_url: modelsUrl,
+        limits: site.limits, // the app's photo sizes (celeblook.photo), written by the build
       };
     },
 
@@ -337,7 +338,7 @@ export async function createEngine({base, backend = 'auto', threads, onDownload 
 
     async tokenize(text) { return (await getTokenizer()).tokenize(text); },
 
-    /** Prompts -> unit text embeddings (N*768) from the text encoder, and which prompts were cut to 77 tokens. */
+    /** Prompts -> unit text embeddings (N*768) from the text encoder, which prompts were cut to 77 tokens, columns run. */
     async encodeText(texts) {
       texts = Array.isArray(texts) ? texts : [texts];
       if (texts.length === 0) throw new Error('no prompts given');
@@ -351,7 +352,7 @@ export async function createEngine({base, backend = 'auto', threads, onDownload 
       const anyLength = typeof entryFor('text_encoder')?.inputs[0].shape[1] === 'string';
       const tokens = anyLength ? cutAfterLastEot(ids, rows.length, 77) : [ids, [rows.length, 77]];
       const embedding = await run('text_encoder', {tokens});
-      return {embedding, truncated: rows.map((r) => r.truncated)};
+      return {embedding, truncated: rows.map((r) => r.truncated), columns: tokens[1][1]}; // columns: token positions run
     },
 
     /** Whether a prompt's embedding ships with the site (no text encoder needed for it). */

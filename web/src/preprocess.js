@@ -131,6 +131,19 @@ function pyRound(x) { // Python's round(): halves to even
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/** The centred size x size crop of a w x h image (torchvision's rounding), CHW, (at(c, y, x) - mean) / std. */
+function centreCropNormalised(at, w, h, size, mean, std) {
+  const left = pyRound((w - size) / 2);
+  const top = pyRound((h - size) / 2);
+  const out = new Float32Array(3 * size * size);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) out[(c * size + y) * size + x] = (at(c, y + top, x + left) - mean[c]) / std[c];
+    }
+  }
+  return out;
+}
+
 /**
  * ImageData -> Float32Array (3*size*size), CHW, CLIP-normalised.
  * @param {{data: Uint8ClampedArray, width: number, height: number}} image
@@ -140,18 +153,7 @@ export function photoToClip(image, mean, std, size = 224) {
   if (!(width >= 1 && height >= 1)) throw new Error(`the image is empty (${width}x${height})`);
   const [w, h] = resizedSize(width, height, size);
   const rgb = resizeBicubic(rgbaToRgb(image.data), width, height, w, h);
-  const left = pyRound((w - size) / 2);
-  const top = pyRound((h - size) / 2);
-  const out = new Float32Array(3 * size * size);
-  for (let c = 0; c < 3; c++) {
-    for (let y = 0; y < size; y++) {
-      for (let x = 0; x < size; x++) {
-        const value = rgb[((y + top) * w + x + left) * 3 + c] / 255;
-        out[(c * size + y) * size + x] = (value - mean[c]) / std[c];
-      }
-    }
-  }
-  return out;
+  return centreCropNormalised((c, y, x) => rgb[(y * w + x) * 3 + c] / 255, w, h, size, mean, std);
 }
 
 /**
@@ -164,15 +166,5 @@ export function tensorToClip(image, side, mean, std, size = 224, index = 0) {
   const [w, h] = resizedSize(side, side, size);
   if (w !== side) pixels = passFloat(pixels, 3, side, side, w, true);
   if (h !== side) pixels = passFloat(pixels, 3, w, side, h, false);
-  const left = pyRound((w - size) / 2);
-  const top = pyRound((h - size) / 2);
-  const out = new Float32Array(3 * size * size);
-  for (let c = 0; c < 3; c++) {
-    for (let y = 0; y < size; y++) {
-      for (let x = 0; x < size; x++) {
-        out[(c * size + y) * size + x] = (pixels[(c * h + y + top) * w + x + left] - mean[c]) / std[c];
-      }
-    }
-  }
-  return out;
+  return centreCropNormalised((c, y, x) => pixels[(c * h + y) * w + x], w, h, size, mean, std);
 }

@@ -12,9 +12,6 @@ const active = new Set();
 const cancelled = new Set();
 // the argument index of the options object of calls that render frame by frame (they take a job: progress, cancel)
 const FRAMED = {morphGif: 2, sweepGif: 2};
-const METHODS = new Set(['render', 'mapping', 'randomLatent', 'preprocess', 'encodeImage', 'embedFace', 'map', 'invert',
-  'tokenize', 'encodeText', 'inBank', 'embedPrompts', 'direction', 'strength', 'edit', 'textToFace', 'morphGif',
-  'sweepGif', 'align', 'alignedCrop', 'cropQuad', 'pasteBack']);
 
 function jobFor(id) {
   return {
@@ -29,7 +26,7 @@ function jobFor(id) {
 async function call({id, method, args}) {
   active.add(id);
   try {
-    if (!METHODS.has(method)) throw new Error(`unknown method ${method}`);
+    if (!Object.hasOwn(engine, method) || typeof engine[method] !== 'function') throw new Error(`unknown method ${method}`);
     if (method in FRAMED) args[FRAMED[method]] = {...(args[FRAMED[method]] ?? {}), job: jobFor(id)};
     const value = await engine[method](...args);
     postMessage({type: 'result', id, value});
