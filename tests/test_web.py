@@ -657,7 +657,8 @@ def test_every_feature_through_the_page_controls_at_phone_size(browser, url, tmp
         assert "C = " in text and "similarity" in text and "text" in text, text
     assert in_view(page, "manual") and page.evaluate(fits)
     page.click("[data-use=learned]")
-    assert page.text_content("#face-scores") == "Edited (learned C)"
+    wait_done(page, "Use the edit")
+    assert page.text_content("#face-scores") == "Edited (learned C)" and in_view(page, "face")
 
     page.fill("#sweep-frames", "3")
     page.click("#sweep")

@@ -100,11 +100,14 @@ function link(id, blob) {
   a.hidden = false;
 }
 
-function setFace(face, caption) {
+const pngOf = (canvas) => new Promise((resolve) => { canvas.toBlob(resolve, 'image/png'); });
+
+async function setFace(face, caption) {
   state.current = face;
   const canvas = draw('face', face.image, face.size);
   $('face-scores').textContent = caption;
-  canvas.toBlob((blob) => link('png', blob), 'image/png');
+  link('png', await pngOf(canvas)); // ready before the action reports 'done'
+
   link('latent', npy(face.wplus));
   $('paste').hidden = !state.photo;
 }
@@ -157,7 +160,7 @@ async function usePhotoFace(index) {
   draw('original', crop, crop.width);
   const size = Number($('size').value);
   const result = await cl.invert(crop, {size});
-  setFace({wplus: result.wplus, image: result.image, size}, `Inversion: similarity to the photo ${num(result.similarity)}`);
+  await setFace({wplus: result.wplus, image: result.image, size}, `Inversion: similarity to the photo ${num(result.similarity)}`);
   return faces.length > 1 ? `${faces.length} faces found; face ${index + 1} used` : '';
 }
 
@@ -229,14 +232,14 @@ ready.then((cl) => {
     const {wplus} = await cl.randomLatent(Number($('seed').value), Number($('psi').value));
     state.photo = null;
     $('original-card').hidden = true;
-    setFace({wplus, image: await cl.render(wplus, 1, size()), size: size()}, `Random face, seed ${$('seed').value}`);
+    await setFace({wplus, image: await cl.render(wplus, 1, size()), size: size()}, `Random face, seed ${$('seed').value}`);
   }, 'result');
 
   $('text-face').onclick = () => busy('Face from text', async () => {
     const r = await cl.textToFace($('prompt').value, {seed: Number($('text-seed').value), psi: Number($('psi').value), size: size()});
     state.photo = null;
     $('original-card').hidden = true;
-    setFace({wplus: r.wplus, image: r.image, size: size()}, `Text score ${num(r.textScore)}`);
+    await setFace({wplus: r.wplus, image: r.image, size: size()}, `Text score ${num(r.textScore)}`);
     return r.truncated[0] ? 'prompt cut to 77 tokens' : '';
   }, 'result');
 
@@ -268,7 +271,7 @@ ready.then((cl) => {
     if (!faces.length) throw new Error('the photo was used as already aligned: there is no crop to paste back into');
     const pasted = await cl.pasteBack(image, faces[chosen].quad, state.current.image, state.current.size);
     $('pasted-card').hidden = false;
-    draw('pasted', pasted, pasted.width).toBlob((blob) => link('pasted-png', blob), 'image/png');
+    link('pasted-png', await pngOf(draw('pasted', pasted, pasted.width)));
   }, 'pasted-card');
 
   $('edit').onclick = () => busy('Edit', async () => {
@@ -288,11 +291,10 @@ ready.then((cl) => {
     return notes.join(', ');
   }, 'manual-card');
   document.querySelectorAll('[data-use]').forEach((button) => {
-    button.onclick = () => {
+    button.onclick = () => busy('Use the edit', async () => {
       const chosen = state.edits[button.dataset.use];
-      if (chosen) setFace(chosen, `Edited (${button.dataset.use} C)`);
-      $('result').scrollIntoView({block: 'nearest'});
-    };
+      if (chosen) await setFace(chosen, `Edited (${button.dataset.use} C)`);
+    }, 'result');
   });
 
   $('sweep').onclick = () => busy('C-sweep GIF', async () => {
