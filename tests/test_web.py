@@ -808,3 +808,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     code, err = run_cli(capsys, "build", "--out", str(tmp_path / "busy"), "--exports", str(tmp_path / "exports"))
     assert code == 2 and "not a previous site build" in err
     assert (tmp_path / "busy" / "notes.txt").exists()  # never deletes a directory it did not write
+    (tmp_path / "exports" / "manifest.json").write_text("{}")  # an export directory is not a site either
+    code, err = run_cli(capsys, "build", "--out", str(tmp_path / "exports"), "--preset", "tiny")
+    assert code == 2 and "not a previous site build" in err and (tmp_path / "exports" / "manifest.json").exists()

@@ -218,9 +218,9 @@ def build_site(out: str | Path, *, exports: str | Path | None = None, preset: st
     out = Path(out)
     models_url = check_models_url(models_url) if models_url else None
     models_dir = out.with_name(out.name + "-models") if models_url else out / "models"
-    for directory in {out, models_dir}:
-        if directory.exists() and any(directory.iterdir()) and not (directory / SITE_CONFIG).is_file() \
-                and not (directory / MANIFEST).is_file():
+    # only directories a build wrote are replaced: a site (site.json; index.html before it) and its models folder
+    for directory, mark in ((out, (SITE_CONFIG, "index.html")), (models_dir, (MANIFEST,))):
+        if directory.exists() and any(directory.iterdir()) and not any((directory / m).is_file() for m in mark):
             raise InputError(f"{directory} exists and is not a previous site build: choose an empty or new directory")
     if exports is not None and any(Path(exports).resolve().is_relative_to(d.resolve()) for d in (out, models_dir)):
         raise InputError(f"--exports {exports} is inside {out} or {models_dir}, which a build replaces: move it first")
