@@ -212,9 +212,13 @@ def test_tiny_build_exports_what_every_feature_needs(space, ref):
     for entry in align["files"]:
         assert sha256_file(space / "vendor" / "face-api" / "model" / entry["file"]) == entry["sha256"]
     assert sum(e["bytes"] for e in align["files"]) <= 10 * 2**20  # the alignment model adds <= 10 MB
-    from celeblook.photo import MAX_SIDE, MIN_SIDE
+    from celeblook.models.strength import C_MAX
+    from celeblook.photo import MAX_SIDE
+    from celeblook.pipeline import FRAMES
 
-    assert ref.site["limits"] == {"photo_max_side": MAX_SIDE, "photo_min_side": MIN_SIDE}  # the page sizes photos as the app
+    limits = ref.site["limits"]  # the app's limits, applied by the page too
+    assert limits["photo_max_side"] == MAX_SIDE and limits["frames"] == list(FRAMES) and limits["c_max"] == C_MAX
+    assert limits["default_source"] == SOURCE
 
 
 def test_space_folder_is_a_static_space(space):

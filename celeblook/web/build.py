@@ -152,6 +152,17 @@ def align_entry(vendor: Path) -> dict:
             "files": [{"file": f.name, "sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files]}
 
 
+def app_limits() -> dict:
+    """The app's limits and defaults the page applies too, so both treat a request alike (defined in Python once)."""
+    from ..models.strength import C_MAX
+    from ..photo import MAX_SIDE, MIN_SIDE
+    from ..pipeline import FRAMES, MAX_STRENGTH, TEXT_VARIATION
+    from ..text import DEFAULT_SOURCE
+
+    return {"photo_max_side": MAX_SIDE, "photo_min_side": MIN_SIDE, "frames": list(FRAMES), "max_strength": MAX_STRENGTH,
+            "c_max": C_MAX, "text_variation": TEXT_VARIATION, "default_source": DEFAULT_SOURCE}
+
+
 def check_models_url(url: str) -> str:
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -256,11 +267,9 @@ def build_site(out: str | Path, *, exports: str | Path | None = None, preset: st
     photo = manifest["constants"].get("photo_encoder")
     if photo and photo not in exported:
         say(f"note: photos go through {photo}.onnx, which this export lacks, so the page turns photo inversion off")
-    from ..photo import MAX_SIDE, MIN_SIDE
-
     config = {"format": SITE_FORMAT, "models_url": models_url or "models/",
               "prompts": write_prompt_bank(models_dir, local_models, say), "align": align_entry(out / VENDOR),
-              "limits": {"photo_max_side": MAX_SIDE, "photo_min_side": MIN_SIDE}}  # the app's, for the same photos
+              "limits": app_limits()}
     (out / SITE_CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False))
     if space:
         (out / "README.md").write_text(space_readme(manifest, models_url, models_dir, out), encoding="utf-8")

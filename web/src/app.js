@@ -201,6 +201,8 @@ ready.then((cl) => {
   const prompts = info.prompts?.prompts ?? [];
   $('prompt-list').replaceChildren(...[...(info.prompts?.examples ?? []), ...prompts].map((p) => new Option(p)));
   $('c').max = String(info.constants.c_max);
+  $('sweep-cmax').max = String(info.limits.max_strength);
+  for (const id of ['frames', 'sweep-frames']) [$(id).min, $(id).max] = info.limits.frames.map(String);
   const off = (what, ids) => {
     ids.forEach((id) => { $(id).disabled = true; $(id).dataset.unavailable = 'true'; });
     $('notice').hidden = false;

@@ -18,10 +18,10 @@ import {seededNormal} from './prng.js';
 import {toImageData} from './image.js';
 import {cleanText, loadTokenizer} from './tokenizer.js';
 
+// The app's limits and defaults (frames, |C|, C_max, the text variation, the default source, photo sizes) come
+// from site.json's "limits", written by the build from the Python modules that define them.
 const SLOTS = 23;
-const DEFAULT_SOURCE = 'a face'; // celeblook/text.py DEFAULT_SOURCE
-const LIMITS = {frames: [2, 64], strength: 2, crop: [64, 1024]}; // celeblook/pipeline.py FRAMES, MAX_STRENGTH
-const TEXT_VARIATION = 0.5; // celeblook/pipeline.py: a prompt's seeded spread, in units of the mapper's e_scale
+const CROP_SIZES = [64, 1024]; // alignedCrop's output side
 const CROSSOVER = 8; // style mixing: slots >= 8 move (pipeline.morph's default)
 const REFERENCE_SIZE = 256; // the original face is scored at 256 px (pipeline.edit)
 
@@ -70,14 +70,13 @@ function checkLatents(wplus, n, style) {
   if (!wplus.every(Number.isFinite)) throw new Error('the latent contains NaN or infinite values');
 }
 
-function checkFrames(frames) {
-  const [lo, hi] = LIMITS.frames;
+function checkFrames(frames, [lo, hi]) {
   if (!(Number.isInteger(frames) && frames >= lo && frames <= hi)) throw new Error(`frames must be an integer from ${lo} to ${hi}, got ${frames}`);
 }
 
-function checkStrength(c, name = 'strength C') {
-  if (!(typeof c === 'number' && Number.isFinite(c) && Math.abs(c) <= LIMITS.strength)) {
-    throw new Error(`${name} must be a number in [-${LIMITS.strength}, ${LIMITS.strength}], got ${c}`);
+function checkStrength(c, most, name = 'strength C') {
+  if (!(typeof c === 'number' && Number.isFinite(c) && Math.abs(c) <= most)) {
+    throw new Error(`${name} must be a number in [-${most}, ${most}], got ${c}`);
   }
   return c;
 }
@@ -149,7 +148,9 @@ export async function createEngine({base, backend = 'auto', threads, onDownload 
   const precision = chosen.backend === 'webgpu' && chosen.f16 ? 'fp16' : 'fp32';
   const providers = chosen.backend === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'];
   const clip = constants.clip;
-  const cMax = constants.c_max ?? 0.8;
+  const limits = site.limits;
+  const cMax = constants.c_max ?? limits.c_max;
+  const DEFAULT_SOURCE = limits.default_source;
   // the graph photos and generated faces are embedded with: the Pipeline's E_I (export.onnx.photo_encoder)
   const photoEncoder = constants.photo_encoder ?? (constants.mapper_encoder === 'teacher' ? 'image_encoder_teacher' : 'image_encoder');
 
@@ -281,7 +282,7 @@ export async function createEngine({base, backend = 'auto', threads, onDownload 
           align: alignBytes,
         },
         models_url: modelsUrl,
-        limits: site.limits, // the app's photo sizes (celeblook.photo), written by the build
+        limits,
       };
     },
 
@@ -407,7 +408,7 @@ export async function createEngine({base, backend = 'auto', threads, onDownload 
     async edit(wplus, target, {source = DEFAULT_SOURCE, strength = 'learned', size = defaultSize} = {}) {
       checkLatents(wplus, 1, style);
       checkSize(size);
-      if (strength !== 'learned') checkStrength(strength);
+      if (strength !== 'learned') checkStrength(strength, limits.max_strength);
       const {delta, targetEmbedding, truncated, fromBank} = await engine.direction(target, source);
       let c = strength;
       if (strength === 'learned') {
@@ -429,7 +430,7 @@ export async function createEngine({base, backend = 'auto', threads, onDownload 
       const {embedding: text, truncated, fromBank} = await engine.embedPrompts([checkPrompt(prompt)]);
       const noise = seededNormal(seed, text.length);
       const norm = Math.hypot(...noise);
-      const spread = TEXT_VARIATION * (entryFor('mapper')?.meta?.e_scale ?? 1);
+      const spread = limits.text_variation * (entryFor('mapper')?.meta?.e_scale ?? 1);
       const varied = text.map((v, i) => v + spread * noise[i] / norm);
       const mapped = await engine.map(varied, 1);
       const wplus = mapped.map((v, i) => wAvg[i % style] + psi * (v - wAvg[i % style]));
@@ -444,7 +445,7 @@ export async function createEngine({base, backend = 'auto', threads, onDownload 
     async morphGif(a, b, {frames = 8, size = defaultSize, mode = 'interpolate', crossover = CROSSOVER, delay = 100, job} = {}) {
       checkLatents(a, 1, style);
       checkLatents(b, 1, style);
-      checkFrames(frames);
+      checkFrames(frames, limits.frames);
       checkSize(size);
       if (!['interpolate', 'style_mix'].includes(mode)) throw new Error(`mode must be 'interpolate' or 'style_mix', got ${mode}`);
       if (!(Number.isInteger(crossover) && crossover >= 0 && crossover < SLOTS)) throw new Error(`crossover must be an integer 0..${SLOTS - 1}, got ${crossover}`);
@@ -459,9 +460,9 @@ export async function createEngine({base, backend = 'auto', threads, onDownload 
     /** C from 0 to cMax over ``frames`` as a GIF, with each frame's C, similarity to the first and text score. */
     async sweepGif(wplus, target, {source = DEFAULT_SOURCE, frames = 8, cMax: top = cMax, size = defaultSize, delay = 150, job} = {}) {
       checkLatents(wplus, 1, style);
-      checkFrames(frames);
+      checkFrames(frames, limits.frames);
       checkSize(size);
-      checkStrength(top, 'cMax');
+      checkStrength(top, limits.max_strength, 'cMax');
       const {delta, targetEmbedding} = await engine.direction(target, source);
       const C = Array.from({length: frames}, (_, f) => (top * f) / (frames - 1));
       const similarity = [];
@@ -485,8 +486,8 @@ export async function createEngine({base, backend = 'auto', threads, onDownload 
 
     /** The FFHQ crop (ImageData size x size) of face ``faceIndex`` (default: the largest). */
     async alignedCrop(image, faceIndex = 0, size = 512) {
-      if (!(Number.isInteger(size) && size >= LIMITS.crop[0] && size <= LIMITS.crop[1])) {
-        throw new Error(`crop size must be an integer ${LIMITS.crop[0]}..${LIMITS.crop[1]}, got ${size}`);
+      if (!(Number.isInteger(size) && size >= CROP_SIZES[0] && size <= CROP_SIZES[1])) {
+        throw new Error(`crop size must be an integer ${CROP_SIZES[0]}..${CROP_SIZES[1]}, got ${size}`);
       }
       const {faces} = await engine.align(image);
       if (!faces.length) throw new Error('no face found in this photo: try a sharper, frontal photo, or upload an aligned face');
