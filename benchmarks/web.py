@@ -1,8 +1,17 @@
-"""The in-browser version: generator speed in headless Chromium (wasm) vs native ONNX Runtime, and bundle size.
+"""The in-browser version: what each feature downloads, cold and cached time to the first face and the first
+edit in headless Chromium (wasm), the page's longest main-thread task, generator speed vs native ONNX Runtime,
+and bundle size.
 
     python benchmarks/web.py                      # real-size ffhq architectures, seeded random weights
     python benchmarks/web.py --quick              # tiny preset, 256 px: for debugging this script
     python benchmarks/web.py --sizes-only         # only the download table (no browser)
+
+Feature timing (``visits``): a fresh browser profile opens the page (cold: every file downloaded), makes a
+random face at 512 px, aligns and inverts scikit-image's astronaut photo, and edits with the learned C at 512
+px; a second page in the same profile repeats it (cached: models from Cache Storage). Times are from the
+start of navigation; bytes are what the network delivered in each step. The export has no text encoder (the
+real ViT-L/14 text tower is 123M parameters), so the prompt bank is seeded unit vectors in the real format:
+its size and the edit's latency are real, its values are not (they are random weights anyway).
 
 Targets (the issue): G 1024 px in wasm within 1.5x of native ORT on the same CPU and thread count; the model
 files without the text encoder, in fp16 (what a WebGPU device with shader-f16 fetches at 1024 px), <= 60 MB for
@@ -30,10 +39,11 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import median_seconds, print_table, seeded_models  # noqa: E402
 from celeblook.export.onnx import clip_constants, export_models, generator_graphs, image_encoder_graph, mapper_graph, strength_graph  # noqa: E402
+from celeblook.files import sha256_file  # noqa: E402
 from celeblook.models.clip import ClipSpec  # noqa: E402
 from celeblook.presets import get_preset  # noqa: E402
 from celeblook.runtime.ort import open_session  # noqa: E402
-from celeblook.web.build import build_site  # noqa: E402
+from celeblook.web.build import PROMPTS_FILE, SITE_CONFIG, bank_prompts, build_site  # noqa: E402
 from celeblook.web.serve import serve_in_thread  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,7 +60,7 @@ def export_real_size(directory: Path, quick: bool) -> Path:
 
     An earlier export in ``directory`` is reused only when it was made for the same preset and student."""
     preset = get_preset("tiny" if quick else "ffhq")
-    source = {"preset": preset.name, "student": preset.student, "weights": "seeded random"}
+    source = {"preset": preset.name, "student": preset.student, "weights": "seeded random", "format": 2}
     manifest = directory / "manifest.json"
     if manifest.is_file() and json.loads(manifest.read_text()).get("source") == source:
         return directory
@@ -58,7 +68,8 @@ def export_real_size(directory: Path, quick: bool) -> Path:
     generator, student, mapper, strength = m["generator"], m["student"], m["mapper"], m["strength"]
     spec = ClipSpec.resolve(preset.clip_model, preset.clip_tag)
     constants = {"preset": preset.name, "trained": False, "w_avg": generator.w_avg[0].tolist(), "c_max": strength.config.c_max,
-                 "clip": clip_constants(spec.mean, spec.std)}
+                 "clip": clip_constants(spec.mean, spec.std), "mapper_encoder": "teacher",
+                 "photo_encoder": "image_encoder"}  # a trained build: the distilled student is E_I
     graphs = [*generator_graphs(generator), image_encoder_graph(student), mapper_graph(mapper), strength_graph(strength)]
     export_models(graphs, directory, fp16=True, constants=constants, source=source, progress=lambda m: print(m, flush=True))
     return directory
@@ -80,14 +91,17 @@ def bundle_sizes(site: Path) -> list[list]:
 
     Per device: every model file a full session fetches (photo inversion, random faces, learned strength), then
     (a) their sum: the number compared with the target (text encoder excluded: it is fetched only when someone
-    types a prompt), (b) the onnxruntime-web runtime files, the page itself, and (c) the total (a + b + page).
-    The smaller synthesis graphs, fetched only if those output sizes are used, are listed after the total.
-    WebGPU without shader-f16 fetches the wasm rows' fp32 models with the WebGPU runtime."""
+    types a prompt), (b) the onnxruntime-web runtime files, the page itself (with the prompt bank), the
+    alignment model and its code, and (c) the total. The smaller synthesis graphs, fetched only if those output
+    sizes are used, are listed after the total. WebGPU without shader-f16 fetches the wasm rows' fp32 models
+    with the WebGPU runtime."""
     manifest = json.loads((site / "models" / "manifest.json").read_text())
     sizes = sorted({int(e["model"].split("_")[1]) for e in manifest["files"] if e["model"].startswith("synthesis_")})
-    encoder = "image_encoder_teacher" if manifest["constants"].get("mapper_encoder") == "teacher" else "image_encoder"
+    encoder = manifest["constants"].get("photo_encoder", "image_encoder")
     page = [site / "index.html", *sorted((site / "src").iterdir()), site / "vendor/gifenc/gifenc.esm.js",
-            site / "vendor/bpe_simple_vocab_16e6.txt.gz"]
+            site / "site.json", site / "models" / PROMPTS_FILE]
+    align = [site / "vendor/face-api/face-api.esm.js", *sorted((site / "vendor/face-api/model").iterdir()),
+             site / "vendor/tfjs-wasm/tfjs-backend-wasm-simd.wasm"]
 
     def measure(files: list[Path]) -> tuple[float, float]:
         return sum(f.stat().st_size for f in files) / MB, sum(gzip_mb(f) for f in files)
@@ -105,12 +119,84 @@ def bundle_sizes(site: Path) -> list[list]:
         missing = [m for m, e in picked.items() if e is None]
         note = f", MISSING: {', '.join(missing)}" if missing else ""
         totals["page"] = measure(page)
+        totals["align"] = measure(align)
         rows += [[device, f"(a) models at {sizes[-1]} px, {precision}, no text encoder{note}", *totals["models"]],
                  [device, "(b) onnxruntime-web runtime", *totals["runtime"]],
-                 [device, "    page: html, js, css, gifenc, BPE vocabulary", *totals["page"]],
-                 [device, "(c) total download (a + b + page)", *(sum(v[i] for v in totals.values()) for i in (0, 1))]]
+                 [device, "    page: html, js, css, gifenc, site.json, prompt bank", *totals["page"]],
+                 [device, "    alignment: face-api code, detector + landmarks, TensorFlow.js wasm", *totals["align"]],
+                 [device, "(c) total download (a + b + page + alignment)", *(sum(v[i] for v in totals.values()) for i in (0, 1))]]
         if extra:
             rows.append([device, f"    only if used: {' + '.join(f.name for f in extra)}", *measure(extra)])
+    return rows
+
+
+def seeded_prompt_bank(site: Path, dim: int = 768) -> None:
+    """The prompt bank in its real format and size, with seeded unit vectors (see the module docstring)."""
+    prompts = bank_prompts()
+    vectors = np.random.default_rng(0).standard_normal((len(prompts), dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    path = site / "models" / PROMPTS_FILE
+    path.write_bytes(vectors.astype(np.float16).tobytes())
+    config = json.loads((site / SITE_CONFIG).read_text())
+    config["prompts"] = {"file": PROMPTS_FILE, "sha256": sha256_file(path), "bytes": path.stat().st_size, "dtype": "float16",
+                         "dim": dim, "prompts": prompts, "examples": prompts[1:4], "values": "seeded (benchmark)"}
+    (site / SITE_CONFIG).write_text(json.dumps(config, indent=1))
+
+
+VISIT = """async ([size, photo, target]) => {
+  const cl = await window.celeblook.ready; const out = {ready: performance.now()};
+  const face = await cl.randomLatent(1, 0.7); const image = await cl.render(face.wplus, 1, size);
+  document.getElementById('face').getContext('2d').putImageData(cl.toImageData(image, size), 0, 0);
+  out.face = performance.now();
+  if (photo) {
+    const img = new Image(); img.src = photo; await img.decode();
+    const canvas = new OffscreenCanvas(img.width, img.height); const context = canvas.getContext('2d'); context.drawImage(img, 0, 0);
+    const start = performance.now(); const crop = await cl.alignedCrop(context.getImageData(0, 0, img.width, img.height), 0, 512);
+    await cl.invert(crop, {size}); out.photo = performance.now() - start;
+  }
+  const start = performance.now(); await cl.edit(face.wplus, target, {size}); out.edit = performance.now() - start;
+  out.longest = Math.max(0, ...window.__longTasks);
+  return out; }"""
+LONG_TASKS = """window.__longTasks = [];
+new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longTasks.push(e.duration); })
+  .observe({type: 'longtask', buffered: true});"""
+
+
+def visits(url: str, site: Path, size: int) -> list[list]:
+    """Rows (visit, step, seconds since navigation or for the step, MB fetched) for a cold then a cached visit."""
+    from playwright.sync_api import sync_playwright
+
+    photo = None
+    try:
+        from PIL import Image
+        from skimage.data import astronaut
+
+        Image.fromarray(astronaut()).save(site / "astronaut.png")
+        photo = "astronaut.png"
+    except ImportError:
+        print("scikit-image is not installed: the photo step is skipped")
+    rows = []
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
+                                                       args=["--no-sandbox"])
+        context.add_init_script(LONG_TASKS)
+        responses: list = []
+        context.on("response", lambda r: responses.append(r))
+        for visit in ("cold", "cached"):
+            page = context.new_page()
+            start = len(responses)
+            page.goto(f"{url}?backend=wasm")
+            got = page.evaluate(VISIT, [size, photo, "a person with blonde hair"])
+            # bytes the network delivered: HTTP-cache hits and revalidations report a body size of 0
+            mb = sum(max(0, r.request.sizes()["responseBodySize"]) for r in responses[start:]) / MB
+            rows += [[visit, "page ready (runtime loaded)", got["ready"] / 1e3, ""],
+                     [visit, f"first face at {size} px, from opening the page", got["face"] / 1e3, ""],
+                     *([[visit, f"photo: align + crop + invert at {size} px", got["photo"] / 1e3, ""]] if photo else []),
+                     [visit, f"first edit (learned C, scores) at {size} px", got["edit"] / 1e3, ""],
+                     [visit, "all of the above: MB fetched", "", mb],
+                     [visit, "longest main-thread task, ms", got["longest"], ""]]
+            page.close()
+        context.close()
     return rows
 
 
@@ -160,6 +246,7 @@ def main() -> None:
 
     exports = export_real_size(args.work / ("exports_tiny" if args.quick else "exports_ffhq"), args.quick)
     site = build_site(args.work / "site", exports=exports)
+    seeded_prompt_bank(site)
     sizes = bundle_sizes(site)
     print(f"\nDownload per device, {'tiny' if args.quick else 'ffhq'} preset (MB = 10^6 bytes; gzipped: gzip -6, "
           "as a compressing server sends it):")
@@ -174,6 +261,9 @@ def main() -> None:
     server, url = serve_in_thread(site)
     rows = []
     try:
+        steps = visits(url, site, 256 if args.quick else 512)
+        print(f"\nCold and cached visits, wasm (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
+        print_table(["visit", "step", "seconds", "MB"], steps)
         for threads in args.threads:
             native = native_ms(exports, size, threads, args.runs)
             web = browser_ms(url, size, threads, args.runs)
@@ -184,7 +274,8 @@ def main() -> None:
     print_table(["stage", "threads", "native ORT", "wasm in Chromium", "ratio"], rows)
     print(f"\ntargets: wasm/native <= {TARGET_RATIO}x: {', '.join(f'{r[4]:.2f}x' for r in rows)}\n{target_verdict(sizes)}")
     if args.json:
-        args.json.write_text(json.dumps({"sizes_mb": sizes, "speed_ms": rows, "time": time.time(), "quick": args.quick}, indent=1))
+        args.json.write_text(json.dumps({"sizes_mb": sizes, "visits": steps, "speed_ms": rows, "time": time.time(),
+                                         "quick": args.quick}, indent=1))
 
 
 if __name__ == "__main__":

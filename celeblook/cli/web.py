@@ -11,7 +11,13 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="web_command", required=True, parser_class=type(parser))
 
     build = sub.add_parser("build", help="page + onnxruntime-web + exported models into one directory")
-    build.add_argument("--out", type=Path, required=True, help="site directory (created; a previous build is replaced)")
+    where = build.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="site directory (created; a previous build is replaced)")
+    where.add_argument("--space", type=Path, metavar="OUT",
+                       help="like --out, plus README.md that makes the folder a static Hugging Face Space")
+    build.add_argument("--models-url", metavar="URL",
+                       help="fetch the ONNX files from this URL (e.g. https://huggingface.co/OWNER/NAME/resolve/main/); "
+                            "they are written to OUT-models/ for upload instead of into the site")
     source = build.add_mutually_exclusive_group()
     source.add_argument("--exports", type=Path, help="an existing `export onnx` directory (default: export now)")
     source.add_argument("--preset", help="preset to export when no --exports is given (default: $CELEBLOOK_PRESET or ffhq)")
@@ -26,8 +32,11 @@ def register(subparsers) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from ..web.build import build_site
 
-    site = build_site(args.out, exports=args.exports, preset=args.preset, progress=lambda m: print(m, flush=True))
+    site = build_site(args.space or args.out, exports=args.exports, preset=args.preset, space=args.space is not None,
+                      models_url=args.models_url, progress=lambda m: print(m, flush=True))
     print(f"serve it with: python -m celeblook web serve {site}")
+    if args.space is not None:
+        print(f"publish it as a static Space: see {site / 'README.md'}")
     return 0
 
 

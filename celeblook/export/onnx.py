@@ -117,7 +117,9 @@ def mapper_graph(mapper: nn.Module) -> Graph:
     """CLIP embedding -> W+; the centres (w_c, e_c, e_whiten) are buffers, so they are baked into the graph."""
     cfg = mapper.config
     example = {"embedding": torch.randn(2, cfg.embed_dim)}
-    return Graph("mapper", mapper, example, ["wplus"], {"centres": "baked into the graph"})
+    # e_scale: the spread text to face varies a prompt's embedding by (text.vary_embedding), in runtimes too
+    meta = {"centres": "baked into the graph", "e_scale": float(mapper.e_scale)}
+    return Graph("mapper", mapper, example, ["wplus"], meta)
 
 
 def strength_graph(predictor: nn.Module, n_slots: int = 23) -> Graph:
@@ -362,9 +364,10 @@ def build_graphs(
             say(f"skipping {', '.join(names)}: {err}")
             return None
 
-    generator = None
-    if {"mapping", "mapper"} & wanted or sizes:
-        needs_generator = ["mapping"] * ("mapping" in wanted) + [f"synthesis_{s}" for s in sizes] + ["mapper"] * ("mapper" in wanted)
+    generator = clip = None
+    if {"mapping", "mapper", "strength"} & wanted or sizes:  # the strength head's stand-in needs the generator's w_avg
+        needs_generator = [name for name in ("mapping", *(f"synthesis_{s}" for s in sizes), "mapper", "strength")
+                           if name in wanted or name.startswith("synthesis_")]
         generator = load("the generator", needs_generator, partial(load_generator, preset, checkpoint))
     if generator is not None:
         gen_graphs = generator_graphs(generator, sizes)
@@ -401,12 +404,19 @@ def build_graphs(
         if head is not None:
             graphs.append(mapper_graph(head[0]))
             constants["mapper_encoder"] = head[1]  # which image encoder's space the mapper reads
-    if "strength" in wanted:
-        from ..models.strength import load_strength
-        from ..models.strength import TRAIN_COMMAND as STRENGTH_TRAIN_COMMAND
+            constants["photo_encoder"] = photo_encoder(preset, head[1])  # the graph photos go through, as the Pipeline
+            if skip_missing and constants["photo_encoder"] == TEACHER and TEACHER not in wanted and clip is not None:
+                graphs.append(image_encoder_graph(clip.visual, TEACHER))  # "everything" includes what the mapper reads
+    if "strength" in wanted and generator is not None:
+        from ..factory import create_strength
 
-        command = STRENGTH_TRAIN_COMMAND.format(preset=preset.name)
-        predictor = load("the strength predictor", ["strength"], partial(load_strength, heads / "strength.safetensors", command))
+        def strength_head():
+            predictor, _notices, missing = create_strength(preset, heads, generator)  # tiny: its seeded stand-in
+            if predictor is None:
+                raise WeightsError(missing[0])
+            return predictor
+
+        predictor = load("the strength predictor", ["strength"], strength_head)
         if predictor is not None:
             graphs.append(strength_graph(predictor))
             constants["c_max"] = predictor.config.c_max
@@ -416,6 +426,13 @@ def build_graphs(
     order = {name: i for i, name in enumerate(("mapping", *(f"synthesis_{s}" for s in SYNTHESIS_SIZES), "image_encoder", TEACHER, "text_encoder", "mapper", "strength"))}
     graphs.sort(key=lambda g: order[g.name])
     return built
+
+
+def photo_encoder(preset: Preset, mapper_encoder: str) -> str:
+    """The graph a runtime embeds photos (and scores faces) with: the factory's choice (create_image_encoder)."""
+    from ..factory import student_serves
+
+    return "image_encoder" if mapper_encoder == "student" or student_serves(preset) else TEACHER
 
 
 def graphs_from_source(source: dict, files: Sequence[str]) -> list[Graph]:

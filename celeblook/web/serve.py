@@ -2,7 +2,8 @@
 
 COOP ``same-origin`` + COEP ``require-corp`` make the page cross-origin isolated, which is what enables
 SharedArrayBuffer and so multi-threaded wasm; ``.mjs`` must be served as JavaScript (module imports are
-refused otherwise) and ``.wasm`` as ``application/wasm`` (streaming compilation).
+refused otherwise) and ``.wasm`` as ``application/wasm`` (streaming compilation). A site built with
+``--space`` is served with exactly the headers its README front matter declares (what Spaces would send).
 """
 
 from __future__ import annotations
@@ -31,11 +32,28 @@ MIME_TYPES = {
 }
 
 
+def front_matter_headers(site: Path) -> dict[str, str] | None:
+    """``custom_headers`` of a Space's README.md front matter, or None when the site is not a Space."""
+    import yaml
+
+    readme = site / "README.md"
+    if not readme.is_file():
+        return None
+    parts = readme.read_text(encoding="utf-8").split("---\n", 2)
+    if len(parts) < 3 or parts[0].strip():
+        return None
+    try:
+        meta = yaml.safe_load(parts[1]) or {}
+    except yaml.YAMLError as err:
+        raise InputError(f"{readme}: the front matter is not valid YAML ({err})") from None
+    return {str(k): str(v) for k, v in (meta.get("custom_headers") or {}).items()}
+
+
 class SiteHandler(SimpleHTTPRequestHandler):
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
 
     def end_headers(self) -> None:
-        for name, value in ISOLATION_HEADERS.items():
+        for name, value in self.server.headers.items():
             self.send_header(name, value)
         self.send_header("Cache-Control", "no-cache")  # a rebuilt site must not mix with cached models
         super().end_headers()
@@ -49,11 +67,17 @@ class SiteHandler(SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(site: str | Path, port: int = 8000, verbose: bool = False) -> ThreadingHTTPServer:
-    """A server for ``site`` bound to 127.0.0.1:``port`` (0 = any free port); call ``serve_forever``."""
+def make_server(site: str | Path, port: int = 8000, verbose: bool = False,
+                headers: dict[str, str] | None = None) -> ThreadingHTTPServer:
+    """A server for ``site`` bound to 127.0.0.1:``port`` (0 = any free port); call ``serve_forever``.
+
+    ``headers``: sent with every response; default: a Space's front-matter headers, else ISOLATION_HEADERS.
+    A directory without index.html (a models folder) is served too when ``headers`` are given."""
     site = Path(site)
-    if not (site / "index.html").is_file():
+    if headers is None and not (site / "index.html").is_file():
         raise InputError(f"{site} is not a built site (no index.html): run `python -m celeblook web build --out {site}`")
+    if headers is None:
+        headers = front_matter_headers(site) or ISOLATION_HEADERS
     if not 0 <= port <= 65535:
         raise InputError(f"port must be 0..65535, got {port}")
     try:
@@ -61,11 +85,12 @@ def make_server(site: str | Path, port: int = 8000, verbose: bool = False) -> Th
     except OSError as err:
         raise InputError(f"cannot listen on {HOST}:{port}: {err.strerror}") from None
     server.verbose = verbose
+    server.headers = headers
     return server
 
 
-def serve_in_thread(site: str | Path, port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+def serve_in_thread(site: str | Path, port: int = 0, headers: dict[str, str] | None = None) -> tuple[ThreadingHTTPServer, str]:
     """Start serving in a daemon thread (tests, benchmarks); returns the server and its base URL."""
-    server = make_server(site, port)
+    server = make_server(site, port, headers=headers)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://{HOST}:{server.server_address[1]}/"

@@ -6,18 +6,35 @@ import {fileURLToPath} from 'node:url';
 const web = join(dirname(fileURLToPath(import.meta.url)), '..');
 const modules = join(web, 'node_modules'); // the packages export no package.json subpath to resolve
 const ortDist = join(modules, 'onnxruntime-web', 'dist');
-const gifenc = join(modules, 'gifenc', 'dist');
+const faceApi = join(modules, '@vladmandic', 'face-api');
+const tfWasm = join(modules, '@tensorflow', 'tfjs-backend-wasm', 'dist');
 
-// ort.webgpu: WebGPU EP + wasm (asyncify build); ort.wasm: CPU only, a smaller download when there is no GPU
+// ort.webgpu: WebGPU EP + wasm (asyncify build); ort.wasm: CPU only, a smaller download when there is no GPU.
+// face-api (MIT) bundles TensorFlow.js and ships its trained models: the SSD face detector and the 68-point
+// landmark net are the two the page uses. tfjs-backend-wasm (Apache-2.0) gives TensorFlow.js its wasm kernels,
+// ~25x faster than its JavaScript CPU backend here (the face-api bundle has the backend's JS but not its .wasm).
 const files = {
   ort: [ortDist, ['ort.webgpu.min.mjs', 'ort-wasm-simd-threaded.asyncify.mjs', 'ort-wasm-simd-threaded.asyncify.wasm',
     'ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm']],
-  gifenc: [gifenc, ['gifenc.esm.js']],
+  gifenc: [join(modules, 'gifenc', 'dist'), ['gifenc.esm.js']],
+  'face-api': [join(faceApi, 'dist'), ['face-api.esm.js']],
+  'face-api/model': [join(faceApi, 'model'), ['ssd_mobilenetv1_model-weights_manifest.json', 'ssd_mobilenetv1_model.bin',
+    'face_landmark_68_model-weights_manifest.json', 'face_landmark_68_model.bin']],
+  'tfjs-wasm': [tfWasm, ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']],
+  // the licence texts the packages ship (onnxruntime-web, MIT, and tfjs-backend-wasm ship none: see web/README.md)
+  licenses: [modules, [[join('@vladmandic', 'face-api', 'LICENSE'), 'face-api.LICENSE.txt'],
+    [join('gifenc', 'LICENSE.md'), 'gifenc.LICENSE.txt']]],
 };
+
 const out = join(web, 'vendor');
 rmSync(out, {recursive: true, force: true});
+let count = 0;
 for (const [name, [from, list]] of Object.entries(files)) {
   mkdirSync(join(out, name), {recursive: true});
-  for (const file of list) copyFileSync(join(from, file), join(out, name, file));
+  for (const file of list) {
+    const [src, dst] = Array.isArray(file) ? file : [file, file];
+    copyFileSync(join(from, src), join(out, name, dst));
+    count += 1;
+  }
 }
-console.log(`copied ${Object.values(files).reduce((n, [, l]) => n + l.length, 0)} runtime files into ${out}`);
+console.log(`copied ${count} runtime files into ${out}`);

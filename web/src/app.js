@@ -1,4 +1,4 @@
-// The page: wires the controls to window.celeblook (src/celeblook.js), which tests drive directly.
+// The page: wires the controls to window.celeblook (src/celeblook.js), which the tests also drive directly.
 // ?backend=wasm|webgpu|auto (default auto) and ?threads=N override the automatic choices.
 
 import {createCelebLook} from './celeblook.js';
@@ -6,108 +6,334 @@ import {createCelebLook} from './celeblook.js';
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const mb = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+const num = (x, digits = 3) => (typeof x === 'number' ? x.toFixed(digits) : '–');
 
-const encoderOf = (cl) => (cl.manifest.constants.mapper_encoder === 'teacher' ? 'image_encoder_teacher' : 'image_encoder');
+const state = {
+  current: null, // {wplus, image, size}: the face in section 2
+  kept: null, // W+ the morph goes towards when 'the kept face' is chosen
+  photo: null, // {image (ImageData), faces, chosen} of the uploaded photo, for paste-back
+  edits: {}, // manual / learned results
+  textEncoderLoaded: false,
+};
 
 function status(text) { $('status').textContent = text; }
 
 function showDownloads(files) {
-  $('downloads').replaceChildren(...Object.entries(files).map(([file, {loaded, total}]) => {
+  $('downloads').replaceChildren(...Object.entries(files).map(([file, {loaded, total, cached}]) => {
     const item = document.createElement('li');
     const bar = Object.assign(document.createElement('progress'), {max: total || 1, value: loaded});
-    item.append(bar, ` ${file}: ${mb(loaded)} of ${total ? mb(total) : '?'}`);
+    item.append(bar, ` ${file}: ${cached ? `${mb(total)} from this browser's cache` : `${mb(loaded)} of ${total ? mb(total) : '?'}`}`);
     return item;
   }));
 }
 
-const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
-const ready = createCelebLook({backend: params.get('backend') ?? 'auto', threads, onProgress: ({files}) => showDownloads(files)});
-window.celeblook = {ready: ready.then(() => window.celeblook)};
-
-let current = null; // W+ of the face on screen
-let kept = null; // W+ the morph starts from
-
-async function busy(label, work) {
-  const buttons = document.querySelectorAll('button');
-  buttons.forEach((b) => { b.disabled = true; });
-  status(`${label}…`);
-  const start = performance.now();
-  try {
-    const note = await work();
-    status(`${label}: done in ${((performance.now() - start) / 1000).toFixed(1)} s${note ? ` (${note})` : ''}`);
-  } catch (err) {
-    status(`${label} failed: ${err.message}`);
-    console.error(err);
-  } finally {
-    buttons.forEach((b) => { b.disabled = b.dataset.unavailable === 'true'; });
+const downloads = {};
+let busyNow = false;
+function onProgress(event) {
+  if (event.type === 'download') {
+    downloads[event.file] = event;
+    showDownloads(downloads);
+    if (!event.cached && event.loaded < event.total) work(`Downloading ${event.file}`, event.loaded / event.total, false);
+    else if (!busyNow) $('work').hidden = true;
+    if (event.file.startsWith('text_encoder')) state.textEncoderLoaded = event.loaded === event.total;
+  } else if (event.type === 'progress') {
+    work(`${event.label} ${Math.min(event.done + 1, event.total)} of ${event.total}`, event.done / event.total, true);
   }
 }
 
-function show(cl, image, size) {
-  const canvas = $('face');
-  canvas.width = canvas.height = size;
-  canvas.getContext('2d').putImageData(cl.toImageData(image, size), 0, 0);
-  $('png').href = canvas.toDataURL('image/png');
+function work(label, fraction, cancellable) {
+  $('work').hidden = false;
+  $('work-label').textContent = label;
+  $('work-progress').value = fraction;
+  $('cancel').disabled = !cancellable;
 }
 
+const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
+const ready = createCelebLook({backend: params.get('backend') ?? 'auto', threads, onProgress});
+window.celeblook = {ready: ready.then(() => window.celeblook)};
+
+async function busy(label, work_, reveal) {
+  const buttons = document.querySelectorAll('main button');
+  buttons.forEach((b) => { b.disabled = true; });
+  busyNow = true;
+  status(`${label}…`);
+  work(label, 0, false);
+  const start = performance.now();
+  try {
+    const note = await work_();
+    status(`${label}: done in ${((performance.now() - start) / 1000).toFixed(1)} s${note ? ` (${note})` : ''}`);
+    if (reveal) $(reveal).scrollIntoView({block: 'nearest'});
+  } catch (err) {
+    status(err.cancelled ? `${label}: cancelled` : `${label} failed: ${err.message}`);
+    if (!err.cancelled) console.error(err);
+  } finally {
+    buttons.forEach((b) => { b.disabled = b.dataset.unavailable === 'true'; });
+    busyNow = false;
+    $('work').hidden = true;
+    $('cancel').disabled = true;
+    refreshCache();
+  }
+}
+
+function draw(canvasId, image, size) {
+  const canvas = $(canvasId);
+  canvas.width = canvas.height = size;
+  canvas.getContext('2d').putImageData(image instanceof ImageData ? image : window.celeblook.toImageData(image, size), 0, 0);
+  return canvas;
+}
+
+/** W+ (23x512 float32) as a .npy file, loadable with numpy.load (the app's latent format). */
+function npy(wplus) {
+  let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (23, 512), }";
+  header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
+  const head = new Uint8Array(10 + header.length);
+  head.set([0x93, ...'NUMPY'].map((c) => (typeof c === 'string' ? c.charCodeAt(0) : c)));
+  head.set([1, 0, header.length & 0xff, header.length >> 8], 6);
+  head.set(new TextEncoder().encode(header), 10);
+  return new Blob([head, wplus], {type: 'application/octet-stream'});
+}
+
+function link(id, blob) {
+  const a = $(id);
+  if (a.href.startsWith('blob:')) URL.revokeObjectURL(a.href);
+  a.href = URL.createObjectURL(blob);
+  a.hidden = false;
+}
+
+const pngOf = (canvas) => new Promise((resolve) => { canvas.toBlob(resolve, 'image/png'); });
+
+async function setFace(face, caption) {
+  state.current = face;
+  const canvas = draw('face', face.image, face.size);
+  $('face-scores').textContent = caption;
+  link('png', await pngOf(canvas)); // ready before the action reports 'done'
+
+  link('latent', npy(face.wplus));
+  $('paste').hidden = !state.photo;
+}
+
+/** An uploaded photo as ImageData: upright (EXIF), at most the app's photo size a side (larger ones downscaled). */
 async function imageDataOf(file) {
-  const bitmap = await createImageBitmap(file, {imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none'});
+  if (!file) throw new Error('choose a photo first');
+  const {photo_max_side: maxSide, photo_min_side: minSide} = window.celeblook.info.limits;
+  let bitmap = await createImageBitmap(file, {imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none'})
+    .catch(() => { throw new Error(`${file.name} is not an image this browser can read`); });
+  if (Math.min(bitmap.width, bitmap.height) < minSide) throw new Error(`the photo is ${bitmap.width}x${bitmap.height}: at least ${minSide} px a side is needed`);
+  const scale = maxSide / Math.max(bitmap.width, bitmap.height);
+  if (scale < 1) {
+    bitmap = await createImageBitmap(bitmap, {resizeWidth: Math.round(bitmap.width * scale),
+      resizeHeight: Math.round(bitmap.height * scale), resizeQuality: 'high'});
+  }
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const context = canvas.getContext('2d');
   context.drawImage(bitmap, 0, 0);
   return context.getImageData(0, 0, bitmap.width, bitmap.height);
 }
 
+async function refreshCache() {
+  const cl = window.celeblook;
+  if (!cl.cached) return;
+  const files = await cl.cached();
+  const bytes = files.reduce((n, f) => n + f.bytes, 0);
+  $('cache-summary').textContent = files.length ? `${files.length} file(s), ${mb(bytes)} kept by this browser` : 'none kept yet';
+  $('cache-info').textContent = files.length ? `Cached: ${files.map((f) => f.file).join(', ')}. A later visit loads them from here.` : '';
+}
+
+/** Under a prompt box: whether the prompt needs the text encoder (its size said before any download). */
+async function promptNote(input, note) {
+  const cl = window.celeblook;
+  const text = $(input).value;
+  const known = text.trim() ? await cl.inBank(text).catch(() => false) : true;
+  const cached = (await cl.cached()).some((f) => f.file === cl.fileFor('text_encoder'));
+  $(note).textContent = known || !cl.has('text_encoder') ? ''
+    : state.textEncoderLoaded || cached ? 'Free text: the text encoder is loaded.'
+      : `Free text: this needs the text encoder, a ${mb(cl.info.bytes.textEncoder)} download (once). The suggested prompts need none.`;
+}
+
+async function usePhotoFace(index) {
+  const cl = window.celeblook;
+  const {image, faces} = state.photo;
+  state.photo.chosen = index;
+  [...$('faces').children].forEach((b, i) => b.setAttribute('aria-pressed', String(i === index)));
+  const crop = faces.length ? await cl.cropQuad(image, faces[index].quad, 512) : image;
+  $('original-card').hidden = false;
+  draw('original', crop, crop.width);
+  const size = Number($('size').value);
+  const result = await cl.invert(crop, {size});
+  await setFace({wplus: result.wplus, image: result.image, size}, `Inversion: similarity to the photo ${num(result.similarity)}`);
+  return faces.length > 1 ? `${faces.length} faces found; face ${index + 1} used` : '';
+}
+
+async function showFaces(faces) {
+  const cl = window.celeblook;
+  const buttons = await Promise.all(faces.map(async (face, i) => {
+    const button = Object.assign(document.createElement('button'), {type: 'button', title: `face ${i + 1}`});
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = 72;
+    canvas.getContext('2d').putImageData(await cl.cropQuad(state.photo.image, face.quad, 72), 0, 0);
+    button.append(canvas);
+    button.onclick = () => busy('Inversion', () => usePhotoFace(i), 'result');
+    return button;
+  }));
+  $('faces').replaceChildren(...buttons);
+}
+
+async function friendLatent(cl, size) {
+  const file = $('friend').files[0];
+  if (!file) throw new Error("choose your friend's photo first");
+  const image = await imageDataOf(file);
+  const crop = await cl.alignedCrop(image, 0, 512);
+  return (await cl.invert(crop, {size})).wplus;
+}
+
 ready.then((cl) => {
   Object.assign(window.celeblook, cl);
+  const {info} = cl;
   const size = () => Number($('size').value);
-  $('size').replaceChildren(...cl.sizes.map((s) => new Option(`${s} px`, s, false, s === Math.min(512, Math.max(...cl.sizes)))));
-  const adapter = cl.adapter ? ` (${cl.adapter.vendor ?? ''} ${cl.adapter.architecture ?? ''}${cl.adapter.fallback ? ', software fallback' : ''})` : '';
-  const total = cl.manifest.files.filter((f) => f.file === cl.fileFor(f.model)).reduce((n, f) => n + f.bytes, 0);
-  status(`Ready: ${cl.backend}${adapter}, ${cl.precision} models, ${mb(total)} to download in all (each model loads on first use).`);
-  if (cl.manifest.constants.trained === false) {
+  $('size').replaceChildren(...cl.sizes.map((s) => new Option(`${s} px`, s, false, s === info.defaultSize)));
+  $('backend').textContent = `Running on ${cl.backend === 'webgpu' ? 'WebGPU' : 'wasm (CPU)'} with ${cl.precision} models: ${cl.reason}.`;
+  status(`Ready. A first random face downloads ${mb(info.bytes.random)}, a photo ${mb(info.bytes.photo)}, an edit ${mb(info.bytes.edit)}; `
+    + 'files are kept for later visits.');
+  if (info.constants.trained === false) {
     $('notice').hidden = false;
-    $('notice').textContent = `These are the ${cl.manifest.constants.preset} preset's untrained random weights: faces will be noise-like.`;
+    $('notice').textContent = `These are the ${info.constants.preset} preset's untrained random weights: faces will be patterns, not people.`;
   }
-  const missing = ['mapper', 'text_encoder', encoderOf(cl)].filter((m) => !cl.has(m));
-  if (missing.length) {
-    $('photo').disabled = $('edit').disabled = true;
-    $('edit').dataset.unavailable = 'true';
+  const prompts = info.prompts?.prompts ?? [];
+  $('prompt-list').replaceChildren(...[...(info.prompts?.examples ?? []), ...prompts].map((p) => new Option(p)));
+  $('c').max = String(info.constants.c_max);
+  $('sweep-cmax').max = String(info.limits.max_strength);
+  for (const id of ['frames', 'sweep-frames']) [$(id).min, $(id).max] = info.limits.frames.map(String);
+  const off = (what, ids) => {
+    ids.forEach((id) => { $(id).disabled = true; $(id).dataset.unavailable = 'true'; });
     $('notice').hidden = false;
-    const hint = missing.includes('image_encoder_teacher')
-      ? 'the mapper reads the CLIP teacher\'s image space: export with `export onnx --teacher`, or train the mapper on the student'
-      : 'train the mapper with `python -m celeblook train mapper`, then rebuild the site';
-    $('notice').textContent += ` Photo inversion and text edits are off: this site has no ${missing.join(', ')} model (${hint}).`;
+    $('notice').textContent += ` ${what}`;
+  };
+  if (!cl.has('strength')) {
+    $('notice').hidden = false;
+    $('notice').textContent += ' This site has no strength head: only the manual C is shown.';
   }
+  if (!cl.has('mapper')) off('This site has no mapper: photos, text and edits are off.', ['photo', 'text-face', 'edit', 'sweep', 'friend']);
+  else if (!cl.has(info.constants.photo_encoder)) off(`This site has no ${info.constants.photo_encoder}.onnx: photos are off.`, ['photo', 'friend']);
+  for (const [input, note] of [['prompt', 'prompt-note'], ['target', 'target-note'], ['morph-prompt', 'target-note'], ['source', 'target-note']]) {
+    $(input).addEventListener('input', () => promptNote(input, note));
+  }
+  promptNote('prompt', 'prompt-note');
+  promptNote('target', 'target-note');
+  refreshCache();
+
   $('psi').oninput = () => { $('psi-value').value = $('psi').value; };
   $('c').oninput = () => { $('c-value').value = $('c').value; };
-  $('learned').disabled = !cl.has('strength');
-  if (!cl.has('strength')) $('learned').checked = false;
+  $('cancel').onclick = () => cl.cancel();
+  $('clear-cache').onclick = async () => {
+    await cl.clearCache();
+    await refreshCache();
+    status('Cached models cleared: the next use downloads them again.');
+  };
+
   $('random').onclick = () => busy('Random face', async () => {
     const {wplus} = await cl.randomLatent(Number($('seed').value), Number($('psi').value));
-    current = wplus;
-    show(cl, await cl.render(wplus, 1, size()), size());
-  });
-  $('photo').onchange = () => busy('Inversion', async () => {
-    current = await cl.invert(await imageDataOf($('photo').files[0]));
-    show(cl, await cl.render(current, 1, size()), size());
-  });
+    state.photo = null;
+    $('original-card').hidden = true;
+    await setFace({wplus, image: await cl.render(wplus, 1, size()), size: size()}, `Random face, seed ${$('seed').value}`);
+  }, 'result');
+
+  $('text-face').onclick = () => busy('Face from text', async () => {
+    const r = await cl.textToFace($('prompt').value, {seed: Number($('text-seed').value), psi: Number($('psi').value), size: size()});
+    state.photo = null;
+    $('original-card').hidden = true;
+    await setFace({wplus: r.wplus, image: r.image, size: size()}, `Text score ${num(r.textScore)}`);
+    return r.truncated[0] ? 'prompt cut to 77 tokens' : '';
+  }, 'result');
+
+  $('photo').onchange = () => busy('Photo', async () => {
+    const image = await imageDataOf($('photo').files[0]);
+    if ($('aligned').checked) {
+      state.photo = {image, faces: [], chosen: null};
+      $('faces').replaceChildren();
+      return usePhotoFace(0);
+    }
+    status('Finding faces…');
+    const {faces, chosen} = await cl.align(image);
+    state.photo = {image, faces, chosen};
+    if (!faces.length) {
+      $('faces').replaceChildren();
+      throw new Error('no face found in this photo: try a sharper, frontal photo, or tick "already aligned"');
+    }
+    await showFaces(faces);
+    return usePhotoFace(chosen);
+  }, 'result');
+
+  $('keep').onclick = () => {
+    state.kept = state.current?.wplus ?? null;
+    status(state.kept ? 'Kept: the morph can go towards this face.' : 'Make a face first.');
+  };
+
+  $('paste').onclick = () => busy('Paste into the photo', async () => {
+    const {image, faces, chosen} = state.photo;
+    if (!faces.length) throw new Error('the photo was used as already aligned: there is no crop to paste back into');
+    const pasted = await cl.pasteBack(image, faces[chosen].quad, state.current.image, state.current.size);
+    $('pasted-card').hidden = false;
+    link('pasted-png', await pngOf(draw('pasted', pasted, pasted.width)));
+  }, 'pasted-card');
+
   $('edit').onclick = () => busy('Edit', async () => {
-    if (!current) throw new Error('make or upload a face first');
-    const strength = $('learned').checked ? 'learned' : Number($('c').value);
-    const result = await cl.edit(current, $('target').value, {source: $('source').value, strength, size: size()});
-    show(cl, result.image, size());
-    $('c').value = $('c-value').value = result.C.toFixed(2);
-    return `C = ${result.C.toFixed(3)}${result.truncated.some(Boolean) ? ', prompt cut to 77 tokens' : ''}`;
+    if (!state.current) throw new Error('make or upload a face first');
+    const {wplus} = state.current;
+    const options = {source: $('source').value, size: size()};
+    const runs = [['manual', Number($('c').value)], ...(cl.has('strength') ? [['learned', 'learned']] : [])];
+    const notes = [];
+    for (const [name, strength] of runs) {
+      const r = await cl.edit(wplus, $('target').value, {...options, strength});
+      state.edits[name] = {wplus: r.wplus, image: r.image, size: size()};
+      $(`${name}-card`).hidden = false;
+      draw(name, r.image, size());
+      $(`${name}-scores`).textContent = `${name === 'learned' ? 'Learned' : 'Manual'} C = ${num(r.C)} · similarity ${num(r.similarity)} · text ${num(r.textScore)}`;
+      if (r.truncated[0]) notes.push('target cut to 77 tokens');
+    }
+    return notes.join(', ');
+  }, 'manual-card');
+  document.querySelectorAll('[data-use]').forEach((button) => {
+    button.onclick = () => busy('Use the edit', async () => {
+      const chosen = state.edits[button.dataset.use];
+      if (chosen) await setFace(chosen, `Edited (${button.dataset.use} C)`);
+    }, 'result');
   });
-  $('keep').onclick = () => { kept = current; status(kept ? 'Kept as the morph start.' : 'Make a face first.'); };
+
+  $('sweep').onclick = () => busy('C-sweep GIF', async () => {
+    if (!state.current) throw new Error('make or upload a face first');
+    const r = await cl.sweepGif(state.current.wplus, $('target').value, {source: $('source').value,
+      frames: Number($('sweep-frames').value), cMax: Number($('sweep-cmax').value), size: Math.min(size(), 512)});
+    const blob = new Blob([r.gif], {type: 'image/gif'});
+    link('sweep-link', blob);
+    $('sweep-gif').src = $('sweep-link').href;
+    $('sweep-card').hidden = false;
+    $('sweep-scores').textContent = r.C.map((c, i) => `C ${num(c, 2)}: sim ${num(r.similarity[i], 2)}, text ${num(r.textScore[i], 2)}`).join(' · ');
+    return mb(r.gif.length);
+  }, 'sweep-card');
+
+  $('morph-with').onchange = () => {
+    $('friend').hidden = $('morph-with').value !== 'friend';
+    $('morph-prompt').hidden = $('morph-with').value !== 'prompt';
+  };
   $('morph').onclick = () => busy('Morph GIF', async () => {
-    if (!kept || !current) throw new Error('keep one face, then make another');
-    const bytes = await cl.morphGif(kept, current, {frames: Number($('frames').value), size: Math.min(size(), 512),
-      onFrame: (i, n) => status(`Morph GIF: frame ${i} of ${n}…`)});
-    const url = URL.createObjectURL(new Blob([bytes], {type: 'image/gif'}));
-    Object.assign($('gif'), {src: url, hidden: false});
-    Object.assign($('gif-link'), {href: url, hidden: false});
+    if (!state.current) throw new Error('make or upload a face first');
+    const gifSize = Math.min(size(), 512);
+    const towards = $('morph-with').value;
+    let other;
+    if (towards === 'kept') {
+      if (!state.kept) throw new Error('keep a face first ("Keep for morph"), then make or upload another');
+      other = state.kept;
+    } else if (towards === 'friend') {
+      other = await friendLatent(cl, gifSize);
+    } else {
+      other = (await cl.textToFace($('morph-prompt').value, {seed: Number($('text-seed').value), psi: Number($('psi').value), size: gifSize})).wplus;
+    }
+    const bytes = await cl.morphGif(state.current.wplus, other, {frames: Number($('frames').value), size: gifSize,
+      mode: $('morph-mode').value});
+    const blob = new Blob([bytes], {type: 'image/gif'});
+    link('gif-link', blob);
+    $('gif').src = $('gif-link').href;
+    $('gif-card').hidden = false;
     return mb(bytes.length);
-  });
+  }, 'gif-card');
 }).catch((err) => { status(`Could not start: ${err.message}`); console.error(err); });

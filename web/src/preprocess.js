@@ -1,4 +1,5 @@
-// Photo -> CLIP input, the same steps as celeblook/preprocess.py (photo_to_clip):
+// Photo -> CLIP input, the same steps as celeblook/preprocess.py (photo_to_clip; tensorToClip at the end is
+// tensor_to_clip, for scoring generated faces):
 // transparency composited on white, shortest side to 224 with Pillow's bicubic filter, centre crop, [0,1],
 // (x - mean) / std. The resize is a port of Pillow's ImagingResample for 8-bit images (same kernel, a = -0.5,
 // widened when shrinking; same 22-bit fixed-point coefficients; horizontal pass, rounding to 8 bits, vertical
@@ -17,8 +18,11 @@ function bicubic(x) {
   return 0;
 }
 
-/** Pillow's precompute_coeffs + normalize_coeffs_8bpc for resizing inSize -> outSize (box 0..inSize). */
-function coefficients(inSize, outSize) {
+/**
+ * Pillow's precompute_coeffs for resizing inSize -> outSize (box 0..inSize): per output index the first input
+ * index and the normalised float weights. torch's antialiased bicubic (``antialias=True``) computes the same.
+ */
+function weights(inSize, outSize) {
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
   const support = 2 * filterscale;
@@ -27,20 +31,21 @@ function coefficients(inSize, outSize) {
     const center = (xx + 0.5) * scale;
     const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
     const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
-    const weights = [];
+    const w = [];
     let total = 0;
     for (let x = 0; x < xmax; x++) {
-      const w = bicubic((x + xmin - center + 0.5) / filterscale);
-      weights.push(w);
-      total += w;
+      w.push(bicubic((x + xmin - center + 0.5) / filterscale));
+      total += w[x];
     }
-    const fixed = weights.map((w) => {
-      const k = total !== 0 ? w / total : w;
-      return Math.trunc(k < 0 ? -0.5 + k * ONE : 0.5 + k * ONE);
-    });
-    rows.push({xmin, fixed});
+    rows.push({xmin, weights: total !== 0 ? w.map((k) => k / total) : w});
   }
   return rows;
+}
+
+/** Pillow's normalize_coeffs_8bpc: the weights in 22-bit fixed point. */
+function coefficients(inSize, outSize) {
+  return weights(inSize, outSize).map(({xmin, weights: w}) => ({xmin,
+    fixed: w.map((k) => Math.trunc(k < 0 ? -0.5 + k * ONE : 0.5 + k * ONE))}));
 }
 
 function clip8(sum) {
@@ -64,6 +69,29 @@ function pass(src, width, height, outSize, horizontal) {
         let sum = ONE / 2;
         for (let k = 0; k < fixed.length; k++) sum += src[start + k * stride + c] * fixed[k];
         out[(y * outW + x) * 3 + c] = clip8(sum);
+      }
+    }
+  }
+  return out;
+}
+
+/** One float pass over planar channels (C planes of width x height) along x or y, as torch's antialiased bicubic. */
+function passFloat(src, channels, width, height, outSize, horizontal) {
+  const rows = weights(horizontal ? width : height, outSize);
+  const outW = horizontal ? outSize : width;
+  const outH = horizontal ? height : outSize;
+  const out = new Float32Array(channels * outW * outH);
+  const stride = horizontal ? 1 : width;
+  for (let c = 0; c < channels; c++) {
+    const inBase = c * width * height;
+    const outBase = c * outW * outH;
+    for (let y = 0; y < outH; y++) {
+      for (let x = 0; x < outW; x++) {
+        const {xmin, weights: w} = rows[horizontal ? x : y];
+        const start = inBase + (horizontal ? y * width + xmin : xmin * width + x);
+        let sum = 0;
+        for (let k = 0; k < w.length; k++) sum += src[start + k * stride] * w[k];
+        out[outBase + y * outW + x] = sum;
       }
     }
   }
@@ -103,6 +131,19 @@ function pyRound(x) { // Python's round(): halves to even
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/** The centred size x size crop of a w x h image (torchvision's rounding), CHW, (at(c, y, x) - mean) / std. */
+function centreCropNormalised(at, w, h, size, mean, std) {
+  const left = pyRound((w - size) / 2);
+  const top = pyRound((h - size) / 2);
+  const out = new Float32Array(3 * size * size);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) out[(c * size + y) * size + x] = (at(c, y + top, x + left) - mean[c]) / std[c];
+    }
+  }
+  return out;
+}
+
 /**
  * ImageData -> Float32Array (3*size*size), CHW, CLIP-normalised.
  * @param {{data: Uint8ClampedArray, width: number, height: number}} image
@@ -112,16 +153,18 @@ export function photoToClip(image, mean, std, size = 224) {
   if (!(width >= 1 && height >= 1)) throw new Error(`the image is empty (${width}x${height})`);
   const [w, h] = resizedSize(width, height, size);
   const rgb = resizeBicubic(rgbaToRgb(image.data), width, height, w, h);
-  const left = pyRound((w - size) / 2);
-  const top = pyRound((h - size) / 2);
-  const out = new Float32Array(3 * size * size);
-  for (let c = 0; c < 3; c++) {
-    for (let y = 0; y < size; y++) {
-      for (let x = 0; x < size; x++) {
-        const value = rgb[((y + top) * w + x + left) * 3 + c] / 255;
-        out[(c * size + y) * size + x] = (value - mean[c]) / std[c];
-      }
-    }
-  }
-  return out;
+  return centreCropNormalised((c, y, x) => rgb[(y * w + x) * 3 + c] / 255, w, h, size, mean, std);
+}
+
+/**
+ * Generator output (N,3,S,S) in [-1,1] -> the CLIP input of image ``index`` (3*size*size): celeblook.preprocess
+ * tensor_to_clip's steps (to [0,1] without clamping, torch's antialiased bicubic resize, centre crop, normalise).
+ */
+export function tensorToClip(image, side, mean, std, size = 224, index = 0) {
+  const plane = side * side;
+  let pixels = image.subarray(index * 3 * plane, (index + 1) * 3 * plane).map((v) => (v + 1) / 2);
+  const [w, h] = resizedSize(side, side, size);
+  if (w !== side) pixels = passFloat(pixels, 3, side, side, w, true);
+  if (h !== side) pixels = passFloat(pixels, 3, w, side, h, false);
+  return centreCropNormalised((c, y, x) => pixels[(c * h + y) * w + x], w, h, size, mean, std);
 }

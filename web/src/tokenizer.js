@@ -57,11 +57,17 @@ function numericReference(num) {
   return String.fromCodePoint(num);
 }
 
-let decoder = null;
-function namedReference(name) {
-  decoder ??= document.createElement('textarea'); // RCDATA: references are decoded, tags stay text
-  decoder.innerHTML = `&${name}`;
-  return decoder.value;
+// HTML5 named character references (Python's html.entities.html5, written by the site build): html.unescape's
+// table, so prompts decode as in Python. Until it is loaded (loadTokenizer) named references stay as they are.
+let entities = null;
+
+function namedReference(name) { // Python's html._replace_charref for names: exact, else the longest known prefix
+  if (entities === null) return `&${name}`;
+  if (Object.hasOwn(entities, name)) return entities[name];
+  for (let x = name.length - 1; x > 1; x--) {
+    if (Object.hasOwn(entities, name.slice(0, x))) return entities[name.slice(0, x)] + name.slice(x);
+  }
+  return `&${name}`;
 }
 
 export function htmlUnescape(text) {
@@ -165,10 +171,12 @@ export class ClipTokenizer {
   }
 }
 
-/** Fetch the gzipped merges file and build the tokenizer (DecompressionStream: no library needed). */
-export async function loadTokenizer(url) {
-  const response = await fetch(url);
+/** Fetch the gzipped merges file and the entity table, build the tokenizer (DecompressionStream: no library). */
+export async function loadTokenizer(url, entitiesUrl) {
+  const [response, table] = await Promise.all([fetch(url), fetch(entitiesUrl)]);
   if (!response.ok) throw new Error(`cannot load the tokenizer vocabulary ${url}: HTTP ${response.status}`);
+  if (!table.ok) throw new Error(`cannot load the HTML entity table ${entitiesUrl}: HTTP ${table.status}`);
+  entities = await table.json();
   const text = await new Response(response.body.pipeThrough(new DecompressionStream('gzip'))).text();
   return new ClipTokenizer(text);
 }
