@@ -212,12 +212,13 @@ def test_tiny_build_exports_what_every_feature_needs(space, ref):
     for entry in align["files"]:
         assert sha256_file(space / "vendor" / "face-api" / "model" / entry["file"]) == entry["sha256"]
     assert sum(e["bytes"] for e in align["files"]) <= 10 * 2**20  # the alignment model adds <= 10 MB
-    from celeblook.models.strength import C_MAX
+    from celeblook.limits import C_MAX, Limits
+    from celeblook.models import GeneratorConfig
     from celeblook.photo import MAX_SIDE
-    from celeblook.pipeline import FRAMES
 
+    frames = Limits.of(GeneratorConfig()).frames
     limits = ref.site["limits"]  # the app's limits, applied by the page too
-    assert limits["photo_max_side"] == MAX_SIDE and limits["frames"] == list(FRAMES) and limits["c_max"] == C_MAX
+    assert limits["photo_max_side"] == MAX_SIDE and limits["frames"] == [frames.low, frames.high] and limits["c_max"] == C_MAX
     assert limits["default_source"] == SOURCE
 
 
@@ -499,7 +500,8 @@ def test_cancel_stops_a_gif_between_frames(page):
     got = call(page, """async (cl) => { const a = (await cl.randomLatent(1)).wplus, b = (await cl.randomLatent(2)).wplus;
         let frames = 0;
         const job = cl.morphGif(a, b, {frames: 64, size: 1024, onFrame: (done) => { frames = done; if (done >= 1) cl.cancel(); }});
-        try { await job; return {cancelled: false, frames}; } catch (e) { return {cancelled: e.cancelled, message: e.message, frames}; } }""")
+        try { await job; return {cancelled: false, frames}; }
+        catch (e) { return {cancelled: e.cancelled, message: e.message, frames}; } }""")
     assert got["cancelled"] and got["message"] == "cancelled" and got["frames"] <= 3, got
     assert call(page, "async (cl) => (await cl.randomLatent(1)).wplus.length") == SLOTS * STYLE  # still usable
 

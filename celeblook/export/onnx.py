@@ -423,7 +423,8 @@ def build_graphs(
     if not graphs:
         reasons = sorted(set(built.skipped.values()))
         raise WeightsError(f"nothing to export: no weights for any of {', '.join(built.skipped)} ({'; '.join(reasons)})")
-    order = {name: i for i, name in enumerate(("mapping", *(f"synthesis_{s}" for s in SYNTHESIS_SIZES), "image_encoder", TEACHER, "text_encoder", "mapper", "strength"))}
+    names = ("mapping", *(f"synthesis_{s}" for s in SYNTHESIS_SIZES), "image_encoder", TEACHER, "text_encoder", "mapper", "strength")
+    order = {name: i for i, name in enumerate(names)}
     graphs.sort(key=lambda g: order[g.name])
     return built
 
