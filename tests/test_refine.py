@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from celeblook.errors import InputError
 from celeblook.factory import create_generator
 from celeblook.models.clip import create_clip
 from celeblook.presets import get_preset
@@ -45,9 +44,3 @@ def test_clip_guided_text_to_face_raises_the_text_score(models):
     assert result.losses[-1] < result.losses[0]
     assert progress == [0.25, 0.5, 0.75, 1.0]
 
-
-def test_step_count_is_checked(models):
-    g, clip = models
-    target, start = _target_and_start(g)
-    with pytest.raises(InputError, match="steps"):
-        refine_inversion(g, clip, target, start, steps=-1)

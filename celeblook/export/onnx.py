@@ -420,6 +420,8 @@ def build_graphs(
         if predictor is not None:
             graphs.append(strength_graph(predictor))
             constants["c_max"] = predictor.config.c_max
+    if "strength" in built.skipped:  # named last, as it is built last (a missing generator skips it early)
+        built.skipped["strength"] = built.skipped.pop("strength")
     if not graphs:
         reasons = sorted(set(built.skipped.values()))
         raise WeightsError(f"nothing to export: no weights for any of {', '.join(built.skipped)} ({'; '.join(reasons)})")
