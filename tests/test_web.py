@@ -564,7 +564,10 @@ def photo_variants() -> dict[str, np.ndarray]:
 
 
 def test_alignment_agrees_with_the_ffhq_recipe_on_dlib_landmarks(page, dlib_landmarks):
-    errors = {}
+    """The browser's crop against FFHQ's reference (dlib's 68 points, test-only) and against the app's own crop."""
+    from celeblook.align import align_face
+
+    errors, agreement = {}, {}
     for name, rgb in photo_variants().items():
         got = call(page, "async (cl, data, w, h) => cl.align(window.__img(data, w, h))", *rgba_b64(rgb))
         assert got["chosen"] == 0 and got["faces"], name
@@ -574,9 +577,13 @@ def test_alignment_agrees_with_the_ffhq_recipe_on_dlib_landmarks(page, dlib_land
         points = dlib_landmarks(rgb)
         assert np.allclose(face["quad"], ffhq_quad(np.asarray(face["landmarks"])), atol=1e-6)  # the JS recipe
         errors[name] = crop_errors(np.asarray(face["quad"]), ffhq_quad(points), points)
+        python = align_face(Image.fromarray(rgb), size=256)  # the app's own crop of the same photo
+        agreement[name] = crop_errors(np.asarray(face["quad"]), python.quad, points)
     every = [e for row in errors.values() for e in row]
     assert np.median(every) <= 0.05, errors
     assert max(every) <= 0.1, errors
+    between = [e for row in agreement.values() for e in row]  # the browser's crop vs the Python path's
+    assert np.median(between) <= 0.05, agreement
 
 
 def test_non_faces_are_refused(page):
