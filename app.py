@@ -62,7 +62,8 @@ def lane(slow: bool):
 
 
 def needs_slow_lane(steps: object = 0, oracle: bool = False) -> bool:
-    return bool(oracle) or PIPELINE is None or PIPELINE.mapper is None or str(steps).strip() not in ("0", "0.0", "None", "")
+    """Slow work: optimisation steps, the oracle's search, or anything without a trained mapper."""
+    return oracle or PIPELINE is None or PIPELINE.mapper is None or LIMITS.steps.check(steps) > 0
 
 
 # --- glue ---------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ There is nothing random in either: the result is fully determined by the inputs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,6 +53,7 @@ def optimize_wplus(
     dead = start[:, used:].detach()
     optimizer = torch.optim.Adam([free], lr=lr)
     losses = []
+    started = time.perf_counter()
     for step in range(steps + 1):
         with torch.set_grad_enabled(step < steps):
             wplus = torch.cat([free, dead], dim=1)
@@ -63,8 +65,13 @@ def optimize_wplus(
         loss.backward()
         optimizer.step()
         if progress is not None:
-            progress((step + 1) / steps, f"{label}: step {step + 1}/{steps}, loss {losses[-1]:.4f}")
+            left = (time.perf_counter() - started) / (step + 1) * (steps - step - 1)
+            progress((step + 1) / steps, f"{label}: step {step + 1}/{steps}, loss {losses[-1]:.4f}, ~{_duration(left)} left")
     return Optimized(torch.cat([free, dead], dim=1).detach(), losses, steps + 1)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def refine_inversion(

@@ -71,8 +71,12 @@ def test_invert_takes_a_photo_file_aligns_and_scores_what_it_made(pipe, photo_fi
 
 def test_invert_refines(pipe, face):
     plain = pipe.invert(PhotoStart(face.image, aligned=True), size=256).faces[0]
-    refined = pipe.invert(PhotoStart(face.image, aligned=True), refine_steps=2, size=256)
+    seen = []
+    refined = pipe.invert(PhotoStart(face.image, aligned=True), refine_steps=2, size=256,
+                          progress=lambda fraction, message: seen.append((fraction, message)))
     assert refined.faces[0].scores["generator_calls"] == 4  # 3 optimisation renders + the final one
+    assert [f for f, _ in seen] == [0.5, 1.0] and seen[0][1].startswith("refining the inversion: step 1/2")
+    assert seen[0][1].endswith(" s left") and seen[1][1].endswith("~0 s left")  # a remaining-time estimate
     note = next(n for n in refined.notices if "refined for 2 steps" in n)
     before, after = (float(x) for x in note.split("loss ")[1].split(" -> "))
     assert after < before and not torch.equal(refined.faces[0].wplus, plain.wplus)
