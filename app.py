@@ -120,9 +120,9 @@ def identity(face: Face) -> tuple[float | None, list[str]]:
 
 def faces_found(result) -> list[tuple[str, str]]:
     """The detected faces of a photo as a gallery: thumbnails captioned with the index a request picks."""
-    if result.photo is None or not result.alignment.faces:
+    if result.photo is None or not result.photo.aligned.faces:
         return []
-    chosen = result.alignment.chosen
+    chosen = result.photo.aligned.chosen
     return [(str(OUT.save_png(thumb, "found")), f"face {i}" + (" (used)" if i == chosen else ""))
             for i, thumb in enumerate(result.photo.thumbnails())]
 

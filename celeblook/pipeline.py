@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -69,6 +70,11 @@ class AlignedPhoto:
     aligned: AlignedFace
     notices: list[str]
 
+    @cached_property
+    def descriptor(self) -> np.ndarray | None:
+        """The chosen person's face descriptor (celeblook.identity), computed once for every result compared to it."""
+        return face_descriptor(self.aligned.image)
+
     def thumbnails(self, size: int = 128) -> list[Image.Image]:
         """Every face found in the photo, cropped the FFHQ way (largest first: the index a request picks)."""
         rgb = np.ascontiguousarray(np.asarray(self.photo))
@@ -79,9 +85,12 @@ class AlignedPhoto:
 class Result:
     faces: list[Face]
     notices: list[str] = field(default_factory=list)
-    crop: Image.Image | None = None  # the aligned photo the face was made from (photo inputs)
-    alignment: AlignedFace | None = None  # where that crop lies in the photo, and every face found there
-    photo: AlignedPhoto | None = None  # the photo itself (paste-back, identity), for photo inputs
+    photo: AlignedPhoto | None = None  # for photo inputs: the photo, its crop and every face found there
+
+    @property
+    def crop(self) -> Image.Image | None:
+        """The aligned crop the face was made from (photo inputs)."""
+        return self.photo.aligned.image if self.photo is not None else None
 
 
 @dataclass(frozen=True)
@@ -121,9 +130,9 @@ class EditResult:
     original: Face  # the unedited face (its W+ is what a further edit should start from)
     variants: list[Variant]
     notices: list[str] = field(default_factory=list)
-    crop: Image.Image | None = None
-    alignment: AlignedFace | None = None
-    photo: AlignedPhoto | None = None
+    photo: AlignedPhoto | None = None  # for photo inputs (see Result)
+
+    crop = Result.crop
 
 
 class Pipeline:
@@ -165,7 +174,15 @@ class Pipeline:
 
     def invert(self, photo: PhotoStart | str | Path | Image.Image | np.ndarray | None, refine_steps: object = 0,
                size: object = 1024, progress: Progress | None = None) -> Result:
-        """A photo (loaded, aligned, encoded, mapped, optionally refined) -> its face."""
+        """A photo (loaded, aligned, encoded, mapped, optionally refined) -> its face, with its identity distance
+        to the person in the photo and pasted back into the photo."""
+        result = self._invert(photo, refine_steps, size, progress)
+        self._in_photo(result.faces[0], result.photo)
+        return result
+
+    def _invert(self, photo: PhotoStart | str | Path | Image.Image | np.ndarray | None, refine_steps: object,
+                size: object, progress: Progress | None) -> Result:
+        """The inversion alone: what edits and morphs start from."""
         photo = photo if isinstance(photo, PhotoStart) else PhotoStart(photo)
         size, refine_steps = self.limits.size.check(size), self.limits.steps.check(refine_steps)
         loaded = align_photo(photo)
@@ -189,8 +206,7 @@ class Pipeline:
         with torch.no_grad():
             face, pixels = self._face(start, size, generator_calls=calls + 1)
             face.scores["clip_similarity"] = _cos(self._embed(pixels), embedding)
-        self._in_photo(face, face_descriptor(aligned.image), loaded)
-        return self._result([face], notices, crop=aligned.image, alignment=aligned, photo=loaded)
+        return self._result([face], notices, photo=loaded)
 
     def text_to_face(self, prompt: object, seed: object = 0, psi: object = 0.7, size: object = 1024,
                      optimize_steps: object = 0, progress: Progress | None = None) -> Result:
@@ -227,7 +243,7 @@ class Pipeline:
         """The face an edit or morph starts from: a photo inverted, a prompt's face, a face made earlier or a
         W+ latent rendered."""
         if isinstance(start, PhotoStart):
-            return self.invert(start, size=size, progress=progress)
+            return self._invert(start, 0, size, progress)
         if isinstance(start, PromptStart):
             return self.text_to_face(start.text, start.seed, start.psi, size)
         if isinstance(start, Face):
@@ -272,7 +288,7 @@ class Pipeline:
                 continue
             variants.append(Variant(name, face, more))
         self._judge_variants(origin, variants)
-        return EditResult(original, variants, origin.notices + notices, origin.crop, origin.alignment, origin.photo)
+        return EditResult(original, variants, origin.notices + notices, origin.photo)
 
     @torch.no_grad()
     def sweep(self, start: Start, target: object, source: object = None, c_max: object = C_MAX,
@@ -289,9 +305,8 @@ class Pipeline:
                 progress(i / n_frames, f"sweep frame {i + 1}/{n_frames}")
             face, pixels = self._face(wplus + c * delta, size, C=c, generator_calls=1)
             embedding = self._embed(pixels)
-            reference = embedding if reference is None else reference
-            face.scores["clip_similarity"] = _cos(embedding, reference)
-            face.scores["text_score"] = _cos(embedding, target_embedding)
+            reference = embedding if reference is None else reference  # the first frame (C = 0) is the unedited face
+            self._score_edit(face, embedding, reference, target_embedding)
             faces.append(face)
         return Result(faces, origin.notices + notices)
 
@@ -318,7 +333,7 @@ class Pipeline:
             faces.append(self._face(torch.lerp(wa, wb, t * moving), size, t=t, generator_calls=1)[0])
         for end, origin in ((faces[0], first), (faces[-1], second)):  # each end against its own photo
             if origin.photo is not None:
-                end.identity = self._identity(face_descriptor(origin.crop), end)
+                end.identity = self._identity(origin.photo.descriptor, end)
         return Result(faces, first.notices + second.notices[len(self.notices):])
 
     # -----------------------------------------------------------------------------------------------
@@ -347,9 +362,7 @@ class Pipeline:
         else:
             c = float(strength)
         face, pixels = self._face(wplus + c * delta, size, C=c, generator_calls=calls + 1)
-        edited = self._embed(pixels)
-        face.scores["clip_similarity"] = _cos(edited, reference)
-        face.scores["text_score"] = _cos(edited, target_embedding)
+        self._score_edit(face, self._embed(pixels), reference, target_embedding)
         return face, notices
 
     def _edit_without_mapper(self, origin: Result, wplus: Tensor, target: object, strengths: list[float | str],
@@ -372,12 +385,16 @@ class Pipeline:
                                   progress=progress)
             with torch.no_grad():
                 face, pixels = self._face(found.wplus, size, C=strength, generator_calls=found.generator_calls + 2)
-                edited = self._embed(pixels)
-            face.scores["clip_similarity"] = _cos(edited, reference)
-            face.scores["text_score"] = _cos(edited, target_embedding)
+                self._score_edit(face, self._embed(pixels), reference, target_embedding)
             variants.append(Variant(name, face))
         self._judge_variants(origin, variants)
-        return EditResult(origin.faces[0], variants, origin.notices + notices, origin.crop, origin.alignment, origin.photo)
+        return EditResult(origin.faces[0], variants, origin.notices + notices, origin.photo)
+
+    @staticmethod
+    def _score_edit(face: Face, embedding: Tensor, reference: Tensor, target_embedding: Tensor) -> None:
+        """An edit's CLIP similarity to the unedited face (``reference``) and its text score, from its embedding."""
+        face.scores["clip_similarity"] = _cos(embedding, reference)
+        face.scores["text_score"] = _cos(embedding, target_embedding)
 
     def _identity(self, reference: np.ndarray | None, face: Face, of: str = "the photo") -> IdentityDistance:
         """How far the person in ``face`` is from ``reference`` (a face descriptor); also in its scores."""
@@ -387,19 +404,21 @@ class Pipeline:
             face.scores["identity_distance"] = found.distance
         return found
 
-    def _in_photo(self, face: Face, reference: np.ndarray | None, photo: AlignedPhoto | None, of: str = "the photo") -> None:
-        """The face's identity against ``reference`` (the photo's person), and the face pasted back into the photo."""
-        face.identity = self._identity(reference, face, of)
-        if photo is not None:
-            face.pasted = paste_back(photo.photo, photo.aligned, face.image)
+    def _in_photo(self, face: Face, photo: AlignedPhoto | None, reference: np.ndarray | None = None) -> None:
+        """The face's identity against the photo's person (or ``reference``, the unedited face's descriptor, when
+        there is no photo), and the face pasted back into the photo."""
+        if photo is None:
+            face.identity = self._identity(reference, face, "the unedited face")
+            return
+        face.identity = self._identity(photo.descriptor, face)
+        face.pasted = paste_back(photo.photo, photo.aligned, face.image)
 
     def _judge_variants(self, origin: Result, variants: list[Variant]) -> None:
         """Each edit against the person in the photo (or, for faces made here, the unedited face)."""
-        reference = face_descriptor(origin.crop if origin.crop is not None else origin.faces[0].image)
-        of = "the photo" if origin.crop is not None else "the unedited face"
+        reference = face_descriptor(origin.faces[0].image) if origin.photo is None else None
         for variant in variants:
             if variant.face is not None:
-                self._in_photo(variant.face, reference, origin.photo, of)
+                self._in_photo(variant.face, origin.photo, reference)
 
     def _check_strength(self, strength: object) -> float | str:
         if isinstance(strength, str) and strength.strip() in ("learned", "oracle"):
