@@ -19,6 +19,8 @@ import torch
 from PIL import Image
 
 from .errors import InputError
+from .files import atomic_write_bytes
+from .media import png_bytes
 
 NOT_AN_UPLOAD = "the photo did not arrive as an upload: upload it again"
 README_SECTION = "In the browser"
@@ -72,14 +74,12 @@ class OutputDir:
     def write(self, data: bytes, stem: str, suffix: str) -> Path:
         """``data`` under a new unique name; returns the path."""
         path = self.root / f"{stem}-{uuid.uuid4().hex[:12]}{suffix}"
-        tmp = self.root / f".{path.name}.part"
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
         self._prune(keep=path)
         return path
 
     def save_png(self, image: Image.Image, stem: str = "face") -> Path:
-        return self.write(_png_bytes(image), stem, ".png")
+        return self.write(png_bytes(image), stem, ".png")
 
     def save_latent(self, wplus: torch.Tensor | np.ndarray, stem: str = "latent") -> Path:
         """W+ as a (23, 512) float32 .npy, loadable with ``numpy.load``."""
@@ -106,12 +106,6 @@ class OutputDir:
                     continue
                 path.unlink(missing_ok=True)  # a download already streaming keeps reading the unlinked file
                 total -= size
-
-
-def _png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def readme_section(readme: Path, title: str = README_SECTION, link_base: str | None = None) -> str | None:

@@ -29,9 +29,9 @@ def app_needs(preset: str, root: Path | None = None) -> list[WeightFile]:
     generator or another source (the Drive checkpoint) is already there."""
     root = root or weights_dir()
     files = [f for f in load_manifest(root) if f.preset == preset]
-    present = {f.name for f in files if f.role in ("generator", "generator-source") and check(f, root).state == "present"}
-    return [f for f in files if f.default and f.role in APP_ROLES and f.name not in present
-            and not (f.role == "generator-source" and present) and check(f, root).state != "present"]
+    generator_ready = any(f.role in ("generator", "generator-source") and check(f, root).state == "present" for f in files)
+    return [f for f in files if f.default and f.role in APP_ROLES and not (f.role == "generator-source" and generator_ready)
+            and check(f, root).state != "present"]
 
 
 def setup(

@@ -134,6 +134,13 @@ def save_gif(
 # --- 8-bit and PNG ---------------------------------------------------------------------------------------
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    """The image as PNG file bytes (for writers that write atomically)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def to_uint8(images) -> np.ndarray:
     """Generator output (N,3,H,W) in nominal [-1,1] (torch or numpy) -> (N,H,W,3) uint8; non-finite is refused.
 

@@ -21,6 +21,8 @@ PRESET_ENV = "CELEBLOOK_PRESET"
 DEFAULT_PRESET = "ffhq"
 
 
+# A preset's training defaults, defined here once: the train configs (celeblook.training.*TrainConfig) take the
+# ffhq values as their own defaults, and a bare ``train <job> --preset NAME`` runs the preset's.
 @dataclass(frozen=True)
 class MapperTraining:
     """``train mapper`` defaults (celeblook.training.mapper.MapperTrainConfig explains each)."""
@@ -77,10 +79,10 @@ class Training:
 # to about 0.93 at most, so the strength head aims at 0.98, which C <= 1 reaches for most held-out pairs
 # (the oracle brackets 86-97% of samples of 64; 77-94% at 0.975 with C <= 0.8).
 TINY_TRAINING = Training(
-    mapper=MapperTraining(steps=200, batch=32, lr=3e-3, warmup=20, image_size=64, mix_prob=0.0,
-                          consistency_every=0, centre_samples=512, heldout=256, eval_every=100),
-    strength=StrengthTraining(steps=60, batch=8, target=0.98, c_max=1.0, size=64, eval_pairs=64),
-    encoder=EncoderTraining(steps=100, batch=16, lr=1e-3, size=64, n_eval=64),
+    mapper=MapperTraining(steps=200, lr=3e-3, warmup=20, image_size=64, mix_prob=0.0, consistency_every=0,
+                          centre_samples=512, eval_every=100),
+    strength=StrengthTraining(steps=60, target=0.98, c_max=1.0, size=64),
+    encoder=EncoderTraining(steps=100, batch=16, lr=1e-3, size=64),
 )
 
 

@@ -142,10 +142,12 @@ def _cache(root: Path) -> dict:
 
 
 def _cache_key(root: Path, path: Path) -> str:
+    # links are not followed: a file placed as a symbolic link into huggingface_hub's cache is still ours to cache
+    path, root = Path(os.path.abspath(path)), Path(os.path.abspath(root))
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        return path.relative_to(root).as_posix()
     except ValueError:
-        return str(path.resolve())
+        return str(path)
 
 
 def _remember(root: Path, path: Path, hashes: dict[str, str]) -> None:

@@ -10,7 +10,6 @@ stderr and no files; the others are still written, and the exit code is then 2.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import CelebError, InputError
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, output_dir
 from ..photo import MAX_SIDE, MIN_SIDE
 
 EXIF_ORIENTATION = 0x0112
@@ -56,18 +55,16 @@ def oriented_size(path: Path, fallback: tuple[int, int]) -> tuple[int, int]:
 
 
 def align_one(path: Path, out: Path, size: int, face: int | None) -> dict:
-    from ..align import align_face, alignment_record
-    from ..photo import load_photo
+    from ..align import alignment_record
+    from ..media import png_bytes
+    from ..pipeline import PhotoStart, align_photo
 
-    photo = load_photo(path)
-    aligned = align_face(photo.image, size=size, face=face, label=path.name)
-    for notice in photo.notices + aligned.notices:
+    found = align_photo(PhotoStart(path, False, face, path.name), size)  # the app's own loading and alignment
+    for notice in found.notices:
         tqdm.write(f"note: {path.name}: {notice}", file=sys.stderr)  # clears the progress bar's line first
-    record = alignment_record(aligned, oriented_size(path, photo.image.size))
+    record = alignment_record(found.aligned, oriented_size(path, found.photo.size))
     png, record_path = out / f"{path.stem}.png", out / f"{path.stem}.json"
-    buffer = io.BytesIO()
-    aligned.image.save(buffer, format="PNG")
-    atomic_write_bytes(png, buffer.getvalue())
+    atomic_write_bytes(png, png_bytes(found.aligned.image))
     atomic_write_bytes(record_path, (json.dumps(record) + "\n").encode())
     return {"file": str(png), "record": str(record_path), "faces": len(record["faces"]), "chosen": record["chosen"]}
 
@@ -77,7 +74,7 @@ def run_align(args: argparse.Namespace) -> int:
     clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
     if clashes:
         raise InputError(f"photos would overwrite each other's output (same name: {', '.join(clashes)}): rename one")
-    args.out.mkdir(parents=True, exist_ok=True)
+    output_dir(args.out)
     failed = 0
     for path in tqdm(args.photos, desc="align", unit="photo", disable=len(args.photos) == 1, file=sys.stderr):
         try:

@@ -284,7 +284,7 @@ def export_models(
             entry = describe(file, model=graph.name, precision=precision, meta=graph.meta)
             feeds = random_feeds(entry)
             got = open_session(file, precision).run(None, feeds)
-            entry["parity"] = compare(graph.reference(feeds), got, precision, graph.name)
+            entry["parity"] = compare(graph.reference(feeds), got, precision)
             entries.append(entry)
             parity = entry["parity"]
             say(

@@ -24,7 +24,7 @@ FP16_REL = 1e-2
 INT8_COSINE = 0.99
 
 
-def compare(expected: Sequence[np.ndarray], got: Sequence[np.ndarray], precision: str, model: str = "") -> dict:
+def compare(expected: Sequence[np.ndarray], got: Sequence[np.ndarray], precision: str) -> dict:
     """Max abs / relative difference and row cosine over all outputs, judged by the precision's tolerance."""
     abs_diff = max(float(np.abs(e - g).max()) for e, g in zip(expected, got))
     scale = max(float(np.abs(e).max()) for e in expected) or 1.0

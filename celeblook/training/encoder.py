@@ -30,6 +30,7 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..preprocess import photo_to_clip, tensor_to_clip, to_rgb
+from ..presets import PRESETS
 from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
 
 CHECKPOINT_NAME = "encoder_checkpoint.safetensors"
@@ -38,15 +39,18 @@ HELD_OUT_EVERY = 5  # every 5th real photo (sorted by name) is held out
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
+_FFHQ = PRESETS["ffhq"].training.encoder  # the product's defaults (celeblook.presets)
+
+
 @dataclass(frozen=True)
 class EncoderTrainConfig:
-    steps: int = 20_000
-    batch: int = 32
-    lr: float = 3e-4
+    steps: int = _FFHQ.steps
+    batch: int = _FFHQ.batch
+    lr: float = _FFHQ.lr
     psi: float = 0.8  # truncation of the generated faces
-    size: int = 256  # generator exit
+    size: int = _FFHQ.size  # generator exit
     seed: int = 0
-    n_eval: int = 64  # held-out generated faces (and at most this many real photos)
+    n_eval: int = _FFHQ.n_eval  # held-out generated faces (and at most this many real photos)
     checkpoint_every: int = 500
     amp: str = "off"  # bf16 | fp16 | off: mixed precision for teacher and student on CUDA
 

@@ -40,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..errors import InputError
 from ..models.mapper import Mapper, MapperConfig, save_mapper, zca_whitening
 from ..models.mobilestylegan import Generator
-from ..presets import Preset, get_preset
+from ..presets import PRESETS, Preset, get_preset
 from .common import (
     MetricsLog,
     autocast,
@@ -55,27 +55,30 @@ from .common import (
 CHECKPOINT = "checkpoint.safetensors"
 
 
+_FFHQ = PRESETS["ffhq"].training.mapper  # the product's defaults (celeblook.presets)
+
+
 @dataclass
 class MapperTrainConfig:
     preset: str = "ffhq"
-    steps: int = 20_000
-    batch: int = 32  # per rank
-    lr: float = 3e-4
-    warmup: int = 200
+    steps: int = _FFHQ.steps
+    batch: int = _FFHQ.batch  # per rank
+    lr: float = _FFHQ.lr
+    warmup: int = _FFHQ.warmup
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     encoder: str = "teacher"  # teacher | student: which E_I the mapper learns to read
-    image_size: int = 256  # generator exit the encoder sees
-    psi_min: float = 0.5
-    mix_prob: float = 0.5
+    image_size: int = _FFHQ.image_size  # generator exit the encoder sees
+    psi_min: float = _FFHQ.psi_min
+    mix_prob: float = _FFHQ.mix_prob
     w_mse: float = 1.0
     w_cos: float = 0.1
     w_consistency: float = 0.1
-    consistency_every: int = 4  # 0: never
-    centre_samples: int = 4096
+    consistency_every: int = _FFHQ.consistency_every  # 0: never
+    centre_samples: int = _FFHQ.centre_samples
     whiten_shrinkage: float = 0.1  # of the mean eigenvalue, added to the centre set's covariance
-    heldout: int = 256
-    eval_every: int = 1000
+    heldout: int = _FFHQ.heldout
+    eval_every: int = _FFHQ.eval_every
     ckpt_every: int = 1000
     seed: int = 0
     amp: str = "bf16"  # bf16 | fp16 | off (CUDA only)

@@ -33,9 +33,10 @@ from torch import Tensor
 
 from ..data import prompt_split
 from ..errors import WeightsError
-from ..limits import C_MAX, TARGET_SIMILARITY
+from ..limits import TARGET_SIMILARITY
 from ..models.heads_io import save_weights
 from ..models.strength import STRENGTH_KIND, StrengthConfig, StrengthPredictor
+from ..presets import PRESETS
 from ..strength_oracle import edit_angle, edit_similarity, oracle_strength
 from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
 
@@ -69,15 +70,18 @@ def build_edit_bank(
     return EditBank(prompts, embeddings, deltas, train, held_out)
 
 
+_FFHQ = PRESETS["ffhq"].training.strength  # the product's defaults (celeblook.presets)
+
+
 @dataclass(frozen=True)
 class StrengthTrainConfig:
-    steps: int = 2000
-    batch: int = 8
-    lr: float = 1e-3
-    target: float = TARGET_SIMILARITY
-    c_max: float = C_MAX  # the head's range of C (0, c_max)
+    steps: int = _FFHQ.steps
+    batch: int = _FFHQ.batch
+    lr: float = _FFHQ.lr
+    target: float = _FFHQ.target
+    c_max: float = _FFHQ.c_max  # the head's range of C (0, c_max)
     psi: float = 0.7  # truncation of the training latents
-    size: int = 256  # render size for the CLIP comparison: G's cheap exit
+    size: int = _FFHQ.size  # render size for the CLIP comparison: G's cheap exit
     seed: int = 0
     grad_clip: float = 1.0
     checkpoint_every: int = 100

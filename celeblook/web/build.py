@@ -18,6 +18,7 @@ the ONNX files go to a separate folder for a model repository and the page fetch
 
 from __future__ import annotations
 
+import hashlib
 import html.entities
 import json
 import shutil
@@ -138,7 +139,7 @@ def write_prompt_bank(models: Path, out: Path, progress: Progress | None = None)
     path = out / PROMPTS_FILE
     path.write_bytes(data)
     say(f"prompt bank: {len(prompts)} prompts, {len(data) / 2**10:.0f} KB (fp16)")
-    return {"file": PROMPTS_FILE, "sha256": sha256_file(path), "bytes": len(data), "dtype": "float16",
+    return {"file": PROMPTS_FILE, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "dtype": "float16",
             "dim": int(embeddings.shape[1]), "prompts": prompts, "examples": list(EXAMPLE_PROMPTS)}
 
 
@@ -255,10 +256,7 @@ def build_site(out: str | Path, *, exports: str | Path | None = None, preset: st
         from ..export.onnx import export_preset
         from ..presets import get_preset
 
-        try:
-            chosen = get_preset(preset)
-        except ValueError as err:
-            raise InputError(str(err)) from None
+        chosen = get_preset(preset)
         say(f"exporting the {chosen.name} preset's models (fp32 + fp16)")
         export_preset(chosen, models_dir, fp16=True, progress=say)
     manifest = read_manifest(models_dir)
