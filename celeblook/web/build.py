@@ -80,10 +80,12 @@ def ensure_vendor(progress: Progress | None = None) -> Path:
 
 
 def read_manifest(exports: Path) -> dict:
+    from ..export.check import read_export_manifest  # the structure checked: listed files stay inside ``exports``
+
     path = exports / MANIFEST
     if not path.is_file():
         raise InputError(f"{exports} has no {MANIFEST}: export models with `python -m celeblook export onnx --out {exports}`")
-    manifest = json.loads(path.read_text())
+    manifest = read_export_manifest(exports)
     constants = manifest.get("constants", {})
     missing = [k for k in ("w_avg", "clip") if k not in constants]
     if missing:
