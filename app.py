@@ -63,7 +63,7 @@ def lane(slow: bool):
 
 def needs_slow_lane(steps: object = 0, oracle: bool = False) -> bool:
     """Slow work: optimisation steps, the oracle's search, or anything without a trained mapper."""
-    return oracle or PIPELINE is None or PIPELINE.mapper is None or LIMITS.steps.check(steps) > 0
+    return oracle or PIPELINE is None or not PIPELINE.has_mapper or LIMITS.steps.check(steps) > 0
 
 
 # --- glue ---------------------------------------------------------------------------------------------------

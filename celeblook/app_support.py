@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .errors import InputError
@@ -81,11 +80,10 @@ class OutputDir:
     def save_png(self, image: Image.Image, stem: str = "face") -> Path:
         return self.write(png_bytes(image), stem, ".png")
 
-    def save_latent(self, wplus: torch.Tensor | np.ndarray, stem: str = "latent") -> Path:
+    def save_latent(self, wplus: np.ndarray, stem: str = "latent") -> Path:
         """W+ as a (23, 512) float32 .npy, loadable with ``numpy.load``."""
-        array = wplus.detach().cpu().numpy() if isinstance(wplus, torch.Tensor) else np.asarray(wplus)
         buffer = io.BytesIO()
-        np.save(buffer, array.astype(np.float32))
+        np.save(buffer, np.asarray(wplus, np.float32))
         return self.write(buffer.getvalue(), stem, ".npy")
 
     def _prune(self, keep: Path) -> None:

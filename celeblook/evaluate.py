@@ -124,10 +124,10 @@ def edit_scores(pipeline: Pipeline, wplus: torch.Tensor, config: EvalConfig) -> 
     for i, w in enumerate(wplus):
         # each face gets its own slice of the held-out prompts
         prompts = [held_out[(i * config.edit_prompts + k) % len(held_out)] for k in range(config.edit_prompts)]
-        text_embeddings, _ = embed_prompts(pipeline.text_encoder, prompts)
-        with torch.no_grad():
-            face_embedding = pipeline.image_encoder.embed_tensor(pipeline.generator(w[None], size=config.size)).float()
-        before = (face_embedding * text_embeddings.to(face_embedding.device)).sum(-1)
+        text_embeddings, _ = embed_prompts(pipeline.engine, prompts)
+        w = w.cpu().numpy()
+        face_embedding = pipeline.engine.embed_pixels(pipeline.engine.synthesize(w[None], config.size))
+        before = (face_embedding * text_embeddings).sum(-1)
         for prompt, score_before in zip(prompts, before.tolist()):
             scores = pipeline.edit(w, prompt, strengths=["learned"], size=config.size).variants[0].face.scores
             gains.append(scores["text_score"] - score_before)

@@ -10,11 +10,11 @@ folder is given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .engine import Engine, Models
 from .errors import WeightsError
 from .files import weights_dir
 from .models.checkpoint import load_generator
@@ -28,24 +28,10 @@ from .models.strength import TRAIN_COMMAND as STRENGTH_COMMAND
 from .models.strength import StrengthPredictor, load_strength
 from .models.student import TRAIN_COMMAND as STUDENT_COMMAND
 from .models.student import create_student, student_path
+from .models.torch_engine import TorchEngine
 from .presets import Preset, get_preset
-from .runtime.ort import OrtBackend, backend_name
+from .runtime.ort import OrtEngine, backend_name
 from .weights import require
-
-
-@dataclass(frozen=True)
-class Models:
-    """Everything a pipeline composes, built once and shared read-only."""
-
-    preset: Preset
-    generator: Generator
-    text_encoder: ClipTeacher  # E_T (its image tower is dropped when the student serves as E_I)
-    image_encoder: ImageEncoder  # E_I: the student, or the teacher's image tower
-    mapper: Mapper | None  # f; None until trained (ffhq)
-    strength: StrengthPredictor | None  # learned C; None until trained (ffhq)
-    backend: OrtBackend | None  # CELEBLOOK_BACKEND=onnx: runs the no-gradient forwards it has graphs for
-    notices: tuple[str, ...] = ()  # standing notes about these models, for every result
-    missing: tuple[str, ...] = ()  # one line per absent head, with the command that makes it
 
 
 def resolve_preset(preset: str | Preset | None) -> Preset:
@@ -129,9 +115,13 @@ def create_strength(preset: Preset, heads: Path, generator: Generator) -> tuple[
     return None, [], [f"strength head weights missing ({path}): run `{command}`"]
 
 
-def create_backend(preset: Preset) -> OrtBackend | None:
-    """The OrtBackend (``CELEBLOOK_BACKEND=onnx``) for the preset's exported graphs, else None: torch runs all."""
-    return OrtBackend.from_env(preset.name) if backend_name() == "onnx" else None
+def create_engine(preset: Preset, models: TorchEngine) -> Engine:
+    """The engine of the forwards without gradients: the torch models, or (``CELEBLOOK_BACKEND=onnx``) the
+    preset's exported graphs, with the torch models running what the export lacks."""
+    if backend_name() != "onnx":
+        return models
+    torch.set_num_threads(1)  # one runtime owns the cores (toolchain.md §6)
+    return OrtEngine.from_env(preset.name, photo_graph=models.image_encoder.graph, fallback=models)
 
 
 def load_models(preset: str | Preset | None = None, weights: Path | None = None) -> Models:
@@ -145,14 +135,12 @@ def load_models(preset: str | Preset | None = None, weights: Path | None = None)
     generator = create_generator(preset)
     # with the student as E_I the teacher's image tower would sit unused (1.2 GB for ViT-L/14)
     clip = create_clip(preset, image_tower=not student_serves(preset))
-    notices, missing = [], []
-    if not preset.trained:
-        notices.append(f"{preset.label}: every model has random weights, so faces are patterns, not people")
+    notices, missing = list(preset.notices), []
     mapper, mapper_encoder, *found = create_mapper(preset, heads, generator)
     image_encoder, *encoder_found = create_image_encoder(preset, clip, mapper_encoder)
     strength, *strength_found = create_strength(preset, heads, generator)
     for more_notices, more_missing in (found, encoder_found, strength_found):
         notices += more_notices
         missing += more_missing
-    return Models(preset, generator, clip, image_encoder, mapper, strength, create_backend(preset),
-                  tuple(notices), tuple(missing))
+    engine = create_engine(preset, TorchEngine(generator, clip, image_encoder, mapper, strength))
+    return Models(preset, engine, generator, clip, image_encoder, mapper, strength, tuple(notices), tuple(missing))

@@ -15,6 +15,7 @@ from .files import weights_dir
 from .heads_repo import HEADS_ENV, download_heads, weight_names
 from .heads_repo import place as head_place
 from .hub import ByteProgress
+from .install import FULL_INSTALL, torch_installed
 from .presets import get_preset
 from .weights import WeightFile, check, convert, download, load_manifest
 
@@ -86,6 +87,9 @@ def ensure_defaults(preset: str | None = None, progress: ByteProgress | None = N
     still missing, one line saying what and the command. ``CELEBLOOK_NO_DOWNLOAD=1`` makes no request (files
     already in huggingface_hub's cache are still linked into place).
     """
+    if not torch_installed():  # converting the checkpoints needs torch; this install serves an ONNX export as it is
+        return [f"runtime install: nothing is downloaded or converted (that needs {FULL_INSTALL}); the app serves the ONNX "
+                "export in CELEBLOOK_ONNX_DIR"]
     notices: list[str] = []
     opted_out = os.environ.get(NO_DOWNLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
     try:

@@ -13,8 +13,12 @@ earlier (``Face``) or a W+ latent.
 Methods return a ``Result`` (faces, each with its image, the W+ rendered and its scores, plus notices for
 the user) or, for edits, an ``EditResult`` with one ``Variant`` per asked strength. Scores are cosines of
 E_I embeddings (clip_similarity: to the input face; text_score: to the prompt's E_T embedding) and the
-number of generator calls spent. Randomness comes only from per-request ``torch.Generator`` objects, so a
-seed fully determines its result.
+number of generator calls spent. Randomness comes only from seeds (celeblook.seeds, the stream the browser
+page shares), so a seed fully determines its result.
+
+Every forward runs on ``models.engine`` (the torch models, or their ONNX exports), numpy in and out, so the
+full install and the torch-free runtime answer with the same code. The slow paths (refinement, CLIP-guided
+optimisation) need gradients: they run on the torch models (celeblook.refine) and say so where there are none.
 """
 
 from __future__ import annotations
@@ -26,21 +30,21 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor
 
 from .align import AlignedFace, align_face, render_quad
+from .engine import Models, cosine, truncate
 from .errors import InputError, WeightsError
-from .factory import Models, load_models
 from .identity import IdentityDistance, face_descriptor, identity_distance
+from .install import FULL_INSTALL, torch_installed
 from .limits import C_MAX, FACE_INDEX, TARGET_SIMILARITY, Limits, check_flag
 from .media import to_uint8
 from .paste import paste_back
 from .photo import load_photo
-from .presets import Preset
-from .refine import edit_optimize, photo_to_tensor, refine_inversion, text_to_face_optimize
+from .presets import Preset, get_preset
+from .runtime.load import load_runtime_models
+from .runtime.ort import BACKEND_ENV, backend_name
+from .seeds import seeded_normal
 from .strength_oracle import oracle_strength
 from .text import DEFAULT_SOURCE, SOURCE_FROM_IMAGE, check_prompt, edit_direction, embed_prompts, vary_embedding
 
@@ -56,7 +60,7 @@ MORPH_MODES = ("interpolate", "style_mix")
 @dataclass
 class Face:
     image: Image.Image
-    wplus: Tensor  # (23,512) float32
+    wplus: np.ndarray  # (23,512) float32
     scores: dict[str, float] = field(default_factory=dict)
     identity: IdentityDistance | None = None  # vs the person in the photo (or the unedited face), when measured
     pasted: Image.Image | None = None  # the face blended back into the photo it came from (photo inputs)
@@ -113,7 +117,7 @@ class PromptStart:
     psi: float = 0.7
 
 
-Start = PhotoStart | PromptStart | Face | Tensor | np.ndarray
+Start = PhotoStart | PromptStart | Face | np.ndarray
 
 
 @dataclass
@@ -139,37 +143,40 @@ class Pipeline:
     def __init__(self, models: Models):
         self.models = models
         self.preset: Preset = models.preset
+        self.engine = models.engine
+        # the torch models, for the slow paths' gradients (None in the runtime install)
         self.generator = models.generator
         self.text_encoder = models.text_encoder
         self.image_encoder = models.image_encoder  # the E_I the mapper reads (student or teacher tower)
         self.mapper = models.mapper
         self.strength = models.strength
-        self.backend = models.backend
-        self.limits = Limits.of(self.generator.config)
+        self.limits = Limits.of(self.preset.generator)
         self.notices = list(models.notices)  # standing notes about the loaded models, repeated in every Result
 
     @classmethod
     def from_preset(cls, preset: str | Preset | None = None, weights: Path | None = None) -> Pipeline:
-        """Loads what exists; missing heads are reported by ``missing()``, not raised."""
+        """Loads what exists; missing heads are reported by ``missing()``, not raised. Without torch (the runtime
+        install) the preset's ONNX export serves every fast path."""
         return cls(load_models(preset, weights))
 
     def missing(self) -> list[str]:
         return list(self.models.missing)
 
+    @property
+    def has_mapper(self) -> bool:
+        return self.engine.has("mapper")
+
     # -----------------------------------------------------------------------------------------------
     # the user's requests
 
-    @torch.no_grad()
     def random_faces(self, seed: object, count: object = 1, psi: object = 0.7, size: object = 1024) -> Result:
         """Faces of seeds ``seed`` .. ``seed + count - 1``."""
         seed, count = self.limits.seed.check(seed), self.limits.faces.check(count)
         if seed + count - 1 > self.limits.seed.high:
             raise InputError(f"seed must be at most {self.limits.seed.high - count + 1:g} for {count} faces")
         psi, size = self.limits.psi.check(psi), self.limits.size.check(size)
-        faces = []
-        for s in range(seed, seed + count):
-            wplus = self.generator.z_to_wplus(self.generator.seeded_z(s), psi)
-            faces.append(self._face(wplus, size, seed=s, psi=psi, generator_calls=1)[0])
+        faces = [self._face(self._seeded_wplus(s, psi), size, seed=s, psi=psi, generator_calls=1)[0]
+                 for s in range(seed, seed + count)]
         return self._result(faces)
 
     def invert(self, photo: PhotoStart | str | Path | Image.Image | np.ndarray | None, refine_steps: object = 0,
@@ -185,27 +192,28 @@ class Pipeline:
         """The inversion alone: what edits and morphs start from."""
         photo = photo if isinstance(photo, PhotoStart) else PhotoStart(photo)
         size, refine_steps = self.limits.size.check(size), self.limits.steps.check(refine_steps)
+        if not self.has_mapper:
+            refine_steps = refine_steps or REFINE_STEPS
+            self._need_gradients(f"inverting a photo without a mapper ({self.missing()[0]})")
+        elif refine_steps:
+            self._need_gradients("refinement")
         loaded = align_photo(photo)
         aligned, notices = loaded.aligned, list(loaded.notices)
-        with torch.no_grad():
-            embedding = self._embed_photo(aligned.image)
-            if self.mapper is not None:
-                start = self._map(embedding)
-            else:
-                start = self._mean_wplus()
-                refine_steps = refine_steps or REFINE_STEPS
-                notices.append(f"slow path: no mapper ({self.missing()[0]}), so the inversion starts from the mean "
-                               f"face and is refined for {refine_steps} steps")
+        embedding = self.engine.embed_photos([aligned.image])
+        if self.has_mapper:
+            start = self.engine.map(embedding)
+        else:
+            start = self._mean_wplus()
+            notices.append(f"slow path: no mapper ({self.missing()[0]}), so the inversion starts from the mean "
+                           f"face and is refined for {refine_steps} steps")
         calls = 0
         if refine_steps:
-            refined = refine_inversion(self.generator, self.image_encoder,
-                                       photo_to_tensor(aligned.image).to(self._device), start, refine_steps,
-                                       progress=progress)
+            refined = self._slow().refine_inversion(self.generator, self.image_encoder, aligned.image, start, refine_steps,
+                                                    progress=progress)
             start, calls = refined.wplus, refined.generator_calls
             notices.append(f"refined for {refine_steps} steps: loss {refined.losses[0]:.4f} -> {refined.losses[-1]:.4f}")
-        with torch.no_grad():
-            face, pixels = self._face(start, size, generator_calls=calls + 1)
-            face.scores["clip_similarity"] = _cos(self._embed(pixels), embedding)
+        face, pixels = self._face(start, size, generator_calls=calls + 1)
+        face.scores["clip_similarity"] = cosine(self.engine.embed_pixels(pixels), embedding)
         return self._result([face], notices, photo=loaded)
 
     def text_to_face(self, prompt: object, seed: object = 0, psi: object = 0.7, size: object = 1024,
@@ -218,25 +226,27 @@ class Pipeline:
         prompt, notices = check_prompt(prompt)
         seed, psi = self.limits.seed.check(seed), self.limits.psi.check(psi)
         size, optimize_steps = self.limits.size.check(size), self.limits.steps.check(optimize_steps)
-        text_embedding, more = self._embed_prompts([prompt])
+        if not self.has_mapper:
+            optimize_steps = optimize_steps or TEXT_OPTIMIZE_STEPS
+            self._need_gradients(f"text to face without a mapper ({self.missing()[0]})")
+        elif optimize_steps:
+            self._need_gradients("CLIP-guided optimisation")
+        text_embedding, more = embed_prompts(self.engine, [prompt])
         notices += more
-        with torch.no_grad():
-            if self.mapper is not None:
-                varied = vary_embedding(text_embedding, TEXT_VARIATION * self.mapper.e_scale.item(), seed)
-                start = self.generator.truncate(self.mapper(varied), psi)
-            else:
-                start = self.generator.z_to_wplus(self.generator.seeded_z(seed), psi)
-                optimize_steps = optimize_steps or TEXT_OPTIMIZE_STEPS
-                notices.append(f"no mapper: {self.missing()[0]}")
+        if self.has_mapper:
+            varied = vary_embedding(text_embedding, TEXT_VARIATION * self.engine.e_scale, seed)
+            start = truncate(self.engine.map(varied), self.engine.w_avg, psi)
+        else:
+            start = self._seeded_wplus(seed, psi)
+            notices.append(f"no mapper: {self.missing()[0]}")
         calls = 0
         if optimize_steps:
             notices.append(f"slow path: CLIP-guided optimisation, {optimize_steps} steps at 256 px")
-            result = text_to_face_optimize(self.generator, self.image_encoder, text_embedding, start, optimize_steps,
-                                           progress=progress)
+            result = self._slow().text_to_face_optimize(self.generator, self.image_encoder, text_embedding, start,
+                                                        optimize_steps, progress=progress)
             start, calls = result.wplus, result.generator_calls
-        with torch.no_grad():
-            face, pixels = self._face(start, size, seed=seed, psi=psi, generator_calls=calls + 1)
-            face.scores["text_score"] = _cos(self._embed(pixels), text_embedding)
+        face, pixels = self._face(start, size, seed=seed, psi=psi, generator_calls=calls + 1)
+        face.scores["text_score"] = cosine(self.engine.embed_pixels(pixels), text_embedding)
         return self._result([face], notices)
 
     def face_of(self, start: Start, size: object = 1024, progress: Progress | None = None) -> Result:
@@ -248,13 +258,11 @@ class Pipeline:
             return self.text_to_face(start.text, start.seed, start.psi, size)
         if isinstance(start, Face):
             return self._result([start])
-        if isinstance(start, (Tensor, np.ndarray)):
+        if _is_array(start):
             size = self.limits.size.check(size)
-            with torch.no_grad():
-                return self._result([self._face(self._check_wplus(start), size, generator_calls=1)[0]])
+            return self._result([self._face(self._check_wplus(start), size, generator_calls=1)[0]])
         raise InputError(f"cannot start from a {type(start).__name__}: give a photo, a prompt, a face or a W+ latent")
 
-    @torch.no_grad()
     def edit(self, start: Start, target: object, source: object = None,
              strengths: Sequence[object] = ("learned",), size: object = 1024, optimize_steps: object = 0,
              progress: Progress | None = None) -> EditResult:
@@ -268,14 +276,16 @@ class Pipeline:
         if not strengths:
             raise InputError("ask for at least one strength: a number C, 'learned' or 'oracle'")
         strengths = [self._check_strength(s) for s in strengths]
+        if not self.has_mapper:
+            self._need_gradients(f"editing without a mapper ({self.missing()[0]})")
         origin = self.face_of(start, size=size, progress=progress)
         original = origin.faces[0]
         wplus = self._check_wplus(original.wplus)
-        if self.mapper is None:
+        if not self.has_mapper:
             return self._edit_without_mapper(origin, wplus, target, strengths, size, optimize_steps or EDIT_OPTIMIZE_STEPS,
                                              progress)
         delta, target_embedding, notices = self._direction(wplus, target, source)
-        reference = self._embed(self._render(wplus, 256))
+        reference = self.engine.embed_pixels(self._render(wplus, 256))
         variants = []
         for i, strength in enumerate(strengths):
             name = strength if isinstance(strength, str) else "manual"
@@ -290,7 +300,6 @@ class Pipeline:
         self._judge_variants(origin, variants)
         return EditResult(original, variants, origin.notices + notices, origin.photo)
 
-    @torch.no_grad()
     def sweep(self, start: Start, target: object, source: object = None, c_max: object = C_MAX,
               n_frames: object = 16, size: object = 512, progress: Progress | None = None) -> Result:
         """Frames of the edit at C = 0 .. c_max."""
@@ -300,17 +309,16 @@ class Pipeline:
         delta, target_embedding, notices = self._direction(wplus, target, source)
         reference = None
         faces = []
-        for i, c in enumerate(torch.linspace(0, c_max, n_frames).tolist()):
+        for i, c in enumerate(np.linspace(0, c_max, n_frames).tolist()):
             if progress:
                 progress(i / n_frames, f"sweep frame {i + 1}/{n_frames}")
-            face, pixels = self._face(wplus + c * delta, size, C=c, generator_calls=1)
-            embedding = self._embed(pixels)
+            face, pixels = self._face(wplus + np.float32(c) * delta, size, C=c, generator_calls=1)
+            embedding = self.engine.embed_pixels(pixels)
             reference = embedding if reference is None else reference  # the first frame (C = 0) is the unedited face
             self._score_edit(face, embedding, reference, target_embedding)
             faces.append(face)
         return Result(faces, origin.notices + notices)
 
-    @torch.no_grad()
     def morph(self, a: Start, b: Start, n_frames: object = 16, size: object = 512,
               mode: Literal["interpolate", "style_mix"] | str = "interpolate", crossover: object = 8,
               progress: Progress | None = None) -> Result:
@@ -324,13 +332,15 @@ class Pipeline:
         first = self.face_of(a, size=size, progress=progress)
         second = self.face_of(_labelled(b, "the second photo"), size=size, progress=progress)
         wa, wb = self._check_wplus(first.faces[0].wplus), self._check_wplus(second.faces[0].wplus)
-        moving = (torch.arange(self.limits.n_slots, device=wa.device) >= crossover).float()[None, :, None]
+        moving = (np.arange(self.limits.n_slots) >= crossover).astype(np.float32)[None, :, None]
         faces = []
-        for i, t in enumerate(torch.linspace(0, 1, n_frames).tolist()):
+        for i, t in enumerate(np.linspace(0, 1, n_frames).tolist()):
             if progress:
                 progress(i / n_frames, f"morph frame {i + 1}/{n_frames}")
-            # lerp is exact at both ends (a at t=0, b at t=1), so the first and last frames are the inputs
-            faces.append(self._face(torch.lerp(wa, wb, t * moving), size, t=t, generator_calls=1)[0])
+            weight = np.float32(t) * moving
+            # a + 1 * (b - a) is b only up to rounding: the last frame takes b's moving slots exactly
+            frame = np.where(weight == 1, wb, wa + weight * (wb - wa))
+            faces.append(self._face(frame, size, t=t, generator_calls=1)[0])
         for end, origin in ((faces[0], first), (faces[-1], second)):  # each end against its own photo
             if origin.photo is not None:
                 end.identity = self._identity(origin.photo.descriptor, end)
@@ -339,41 +349,55 @@ class Pipeline:
     # -----------------------------------------------------------------------------------------------
     # helpers
 
-    @property
-    def _device(self) -> torch.device:
-        return self.generator.w_avg.device
+    def _seeded_wplus(self, seed: int, psi: float) -> np.ndarray:
+        """The seed's face: z from celeblook.seeds, w = mapping(z) truncated by psi, on every slot."""
+        w = truncate(self.engine.mapping(seeded_normal(seed, self.preset.generator.style_dim)[None]), self.engine.w_avg, psi)
+        return np.repeat(w[:, None, :], self.limits.n_slots, axis=1)
 
-    def _mean_wplus(self) -> Tensor:
-        return self.generator.w_avg[:, None, :].expand(1, self.limits.n_slots, -1).clone()
+    def _mean_wplus(self) -> np.ndarray:
+        return np.repeat(self.engine.w_avg[:, None, :], self.limits.n_slots, axis=1).astype(np.float32)
 
-    def _edit_one(self, wplus: Tensor, delta: Tensor, target_embedding: Tensor, reference: Tensor,
+    def _need_gradients(self, what: str) -> None:
+        """Refuses a slow path before any work when there are no torch models to differentiate (runtime install)."""
+        if not self.models.gradients:
+            raise WeightsError(f"{what} needs gradients, which the runtime install (ONNX Runtime) has no models for: "
+                               f"use {FULL_INSTALL}")
+
+    def _slow(self):
+        """celeblook.refine, imported only where torch is (the runtime install has no torch)."""
+        from . import refine
+
+        return refine
+
+    def _edit_one(self, wplus: np.ndarray, delta: np.ndarray, target_embedding: np.ndarray, reference: np.ndarray,
                   strength: float | str, size: int) -> tuple[Face, list[str]]:
         notices, calls = [], 1  # the reference render
         if strength == "learned":
-            if self.strength is None:
+            if not self.engine.has("strength"):
                 raise WeightsError(next(m for m in self.missing() if m.startswith("strength")))
-            c = float(self._strength(wplus, target_embedding, delta)[0])
+            c = float(self.engine.strength(wplus, target_embedding, delta)[0])
         elif strength == "oracle":
-            found = oracle_strength(self.generator, self.image_encoder, wplus, delta, target=TARGET_SIMILARITY,
-                                    reference=reference)  # the original's embedding is already at hand
+            def similarity(c: float) -> float:
+                return cosine(reference, self.engine.embed_pixels(self._render(wplus + np.float32(c) * delta, 256)))
+
+            found = oracle_strength(similarity, TARGET_SIMILARITY)  # the original's embedding is already at hand
             c, calls = found.strength, calls + found.generator_calls
             if found.note:
                 notices.append(found.note)
         else:
             c = float(strength)
-        face, pixels = self._face(wplus + c * delta, size, C=c, generator_calls=calls + 1)
-        self._score_edit(face, self._embed(pixels), reference, target_embedding)
+        face, pixels = self._face(wplus + np.float32(c) * delta, size, C=c, generator_calls=calls + 1)
+        self._score_edit(face, self.engine.embed_pixels(pixels), reference, target_embedding)
         return face, notices
 
-    def _edit_without_mapper(self, origin: Result, wplus: Tensor, target: object, strengths: list[float | str],
+    def _edit_without_mapper(self, origin: Result, wplus: np.ndarray, target: object, strengths: list[float | str],
                              size: int, steps: int, progress: Progress | None) -> EditResult:
         """The slow path on public weights alone: CLIP-guided optimisation toward the target prompt, with the
         manual C as the weight of the text term; learned and oracle C need the mapper's edit direction."""
         target, notices = check_prompt(target, "target prompt")
-        target_embedding, more = self._embed_prompts([target])
+        target_embedding, more = embed_prompts(self.engine, [target])
         notices += more + [f"slow path: no mapper, so each manual C is a CLIP-guided optimisation of {steps} steps at 256 px"]
-        with torch.no_grad():
-            reference = self._embed(self._render(wplus, 256))
+        reference = self.engine.embed_pixels(self._render(wplus, 256))
         variants = []
         for strength in strengths:
             name = strength if isinstance(strength, str) else "manual"
@@ -381,20 +405,19 @@ class Pipeline:
                 variants.append(Variant(name, None, [f"{name} C unavailable: it needs the trained mapper and "
                                                      f"strength head ({self.missing()[0]})"]))
                 continue
-            found = edit_optimize(self.generator, self.image_encoder, wplus, target_embedding, strength, steps,
-                                  progress=progress)
-            with torch.no_grad():
-                face, pixels = self._face(found.wplus, size, C=strength, generator_calls=found.generator_calls + 2)
-                self._score_edit(face, self._embed(pixels), reference, target_embedding)
+            found = self._slow().edit_optimize(self.generator, self.image_encoder, wplus, target_embedding, strength, steps,
+                                               progress=progress)
+            face, pixels = self._face(found.wplus, size, C=strength, generator_calls=found.generator_calls + 2)
+            self._score_edit(face, self.engine.embed_pixels(pixels), reference, target_embedding)
             variants.append(Variant(name, face))
         self._judge_variants(origin, variants)
         return EditResult(origin.faces[0], variants, origin.notices + notices, origin.photo)
 
     @staticmethod
-    def _score_edit(face: Face, embedding: Tensor, reference: Tensor, target_embedding: Tensor) -> None:
+    def _score_edit(face: Face, embedding: np.ndarray, reference: np.ndarray, target_embedding: np.ndarray) -> None:
         """An edit's CLIP similarity to the unedited face (``reference``) and its text score, from its embedding."""
-        face.scores["clip_similarity"] = _cos(embedding, reference)
-        face.scores["text_score"] = _cos(embedding, target_embedding)
+        face.scores["clip_similarity"] = cosine(embedding, reference)
+        face.scores["text_score"] = cosine(embedding, target_embedding)
 
     def _identity(self, reference: np.ndarray | None, face: Face, of: str = "the photo") -> IdentityDistance:
         """How far the person in ``face`` is from ``reference`` (a face descriptor); also in its scores."""
@@ -429,62 +452,37 @@ class Pipeline:
             raise InputError(f"strength must be a number from {self.limits.strength.low:g} to "
                              f"{self.limits.strength.high:g}, 'learned' or 'oracle', got {strength!r}"[:200]) from None
 
-    def _face(self, wplus: Tensor, size: int, **scores: float) -> tuple[Face, Tensor]:
+    def _face(self, wplus: np.ndarray, size: int, **scores: float) -> tuple[Face, np.ndarray]:
         """The face and its pixels (N,3,size,size), which scoring reads instead of rendering again."""
         pixels = self._render(wplus, size)
-        face = Face(Image.fromarray(to_uint8(pixels)[0]), wplus[0].detach().float().cpu().clone(), dict(scores))
+        face = Face(Image.fromarray(to_uint8(pixels)[0]), np.array(wplus[0], np.float32), dict(scores))
         return face, pixels
 
-    def _uses(self, graph: str) -> bool:
-        return self.backend is not None and self.backend.has(graph)
-
-    def _render(self, wplus: Tensor, size: int) -> Tensor:
-        """G(W+) at ``size`` without gradients: the ONNX graph when the backend has it."""
-        if self._uses(f"synthesis_{size}"):
-            return self.backend.synthesize(wplus, size).to(self._device)
-        return self.generator(wplus, size=size)
-
-    def _embed_photo(self, photo: Image.Image) -> Tensor:
-        if self._uses(self.image_encoder.graph):
-            return self.backend.embed_images([photo], self.image_encoder.graph).to(self._device)
-        return self.image_encoder.embed_images([photo]).float()
-
-    def _embed_prompts(self, prompts: list[str]) -> tuple[Tensor, list[str]]:
-        encode = self.backend.embed_tokens if self._uses("text_encoder") else None
-        embeddings, notices = embed_prompts(self.text_encoder, prompts, encode)
-        return embeddings.to(self._device), notices
-
-    def _map(self, embedding: Tensor) -> Tensor:
-        return self.backend.mapper(embedding).to(self._device) if self._uses("mapper") else self.mapper(embedding)
-
-    def _strength(self, wplus: Tensor, text_embedding: Tensor, delta: Tensor) -> Tensor:
-        if self._uses("strength"):
-            return self.backend.strength(wplus, text_embedding, delta)
-        return self.strength(wplus, text_embedding, delta)
-
-    def _embed(self, pixels: Tensor) -> Tensor:
-        return self.image_encoder.embed_tensor(pixels).float()
+    def _render(self, wplus: np.ndarray, size: int) -> np.ndarray:
+        return self.engine.synthesize(np.asarray(wplus, np.float32), size)
 
     def _result(self, faces: list[Face], notices: Sequence[str] = (), **photo) -> Result:
         return Result(faces, self.notices + list(notices), **photo)
 
-    def _check_wplus(self, wplus: object) -> Tensor:
-        shape = (self.limits.n_slots, self.generator.config.style_dim)
+    def _check_wplus(self, wplus: object) -> np.ndarray:
+        shape = (self.limits.n_slots, self.preset.generator.style_dim)
+        if hasattr(wplus, "detach"):  # a torch tensor (library callers)
+            wplus = wplus.detach().cpu().numpy()
         try:
-            wplus = torch.as_tensor(wplus, dtype=torch.float32)
-        except (TypeError, ValueError, RuntimeError):
+            wplus = np.asarray(wplus, dtype=np.float32)
+        except (TypeError, ValueError):
             raise InputError(f"a latent must be a {shape[0]}x{shape[1]} array of numbers (W+)") from None
-        if wplus.dim() == 3 and wplus.shape[0] == 1:
+        if wplus.ndim == 3 and wplus.shape[0] == 1:
             wplus = wplus[0]
         if tuple(wplus.shape) != shape:
             raise InputError(f"a latent must have shape {shape[0]}x{shape[1]} (W+), got {tuple(wplus.shape)}")
-        if not torch.isfinite(wplus).all():
+        if not np.isfinite(wplus).all():
             raise InputError("the latent contains NaN or infinite values")
-        return wplus[None].to(self._device)
+        return wplus[None].copy()
 
-    def _direction(self, wplus: Tensor, target: object, source: object) -> tuple[Tensor, Tensor, list[str]]:
+    def _direction(self, wplus: np.ndarray, target: object, source: object) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(delta, target embedding, notices); source None/empty = the neutral prompt, '<image>' = E_I(G(wplus))."""
-        if self.mapper is None:
+        if not self.has_mapper:
             raise WeightsError(self.missing()[0])
         target, notices = check_prompt(target, "target prompt")
         if source is None or (isinstance(source, str) and not source.strip()):
@@ -493,13 +491,30 @@ class Pipeline:
             source, more = check_prompt(source, "source prompt")
             notices += more
         if source == SOURCE_FROM_IMAGE:
-            embeddings, more = self._embed_prompts([target])
-            source_embedding = self._embed(self._render(wplus, 256))
+            embeddings, more = embed_prompts(self.engine, [target])
+            source_embedding = self.engine.embed_pixels(self._render(wplus, 256))
         else:
-            embeddings, more = self._embed_prompts([target, source])
+            embeddings, more = embed_prompts(self.engine, [target, source])
             source_embedding = embeddings[1:]
         target_embedding = embeddings[:1]
-        return edit_direction(self.mapper, target_embedding, source_embedding), target_embedding, notices + more
+        return edit_direction(self.engine, target_embedding, source_embedding), target_embedding, notices + more
+
+
+def load_models(preset: str | Preset | None = None, weights: Path | None = None) -> Models:
+    """The full install's models (celeblook.factory: torch, with the ONNX engine when ``CELEBLOOK_BACKEND=onnx``),
+    or, where torch is not installed, the runtime install's: the preset's ONNX export alone."""
+    if torch_installed():
+        from .factory import load_models as load_torch_models
+
+        return load_torch_models(preset, weights)
+    if backend_name(default="onnx") != "onnx":
+        raise WeightsError(f"{BACKEND_ENV}=torch needs {FULL_INSTALL}; this install has ONNX Runtime only")
+    return load_runtime_models(preset if isinstance(preset, Preset) else get_preset(preset))
+
+
+def _is_array(x: object) -> bool:
+    """A W+ latent as an array: numpy, or a torch tensor from library callers (never imported here)."""
+    return isinstance(x, np.ndarray) or hasattr(x, "detach")
 
 
 def align_photo(photo: PhotoStart, size: int = 1024) -> AlignedPhoto:
@@ -520,7 +535,3 @@ def _labelled(start: Start, label: str) -> Start:
     if isinstance(start, PhotoStart) and start.label == PhotoStart.label:
         return PhotoStart(start.source, start.aligned, start.face, label)
     return start
-
-
-def _cos(a: Tensor, b: Tensor) -> float:
-    return float(F.cosine_similarity(a.float(), b.float(), dim=-1).mean())

@@ -1,14 +1,15 @@
 """Images -> the CLIP input tensor: (N,3,224,224) float32, normalised with the teacher tag's mean/std.
 
-Two paths that agree (tests/test_preprocess.py checks it):
+Two paths that agree (tests/test_preprocess.py checks it), both numpy, so the torch-free runtime shares them:
 
 * ``photos_to_clip`` for uploads (PIL): EXIF orientation applied; converted to 8-bit RGB (transparency
   composited on white, 16-bit greyscale scaled down, CMYK / palette / greyscale converted by Pillow);
   shortest side resized to 224 with Pillow's bicubic filter (which widens its kernel when shrinking, i.e.
   antialiased); centre crop; scaled to [0,1]; normalised.
-* ``tensor_to_clip`` for generator output in [-1,1] of any size, differentiable: mapped to [0,1] (not
-  clamped, so gradients reach slightly out-of-range pixels); the same resize with torch's antialiased
-  bicubic (``antialias=True`` uses Pillow's kernel, a=-0.5); the same centre crop; normalised.
+* ``pixels_to_clip`` for generator output in [-1,1] of any size: mapped to [0,1] (not clamped); the same
+  resize with Pillow's bicubic on 32-bit float planes (no rounding to 8 bits); the same centre crop; normalised.
+  Its differentiable twin for the slow paths and training is ``celeblook.models.image_encoder.tensor_to_clip``
+  (torch's antialiased bicubic, which uses Pillow's kernel, a=-0.5).
 
 Both follow open_clip's evaluation transform (bicubic ``Resize(224)`` on the shortest side + ``CenterCrop``):
 the long side is ``int(long * 224 / short)`` and the crop offset is ``round((side - 224) / 2)``.
@@ -19,10 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
-from torch import Tensor
 
 from .errors import InputError
 
@@ -69,48 +67,44 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, F: Pillow's own conversions
 
 
-def photo_to_clip(image: Image.Image, mean: Sequence[float], std: Sequence[float], size: int = CLIP_SIZE) -> Tensor:
+def photo_to_clip(image: Image.Image, mean: Sequence[float], std: Sequence[float], size: int = CLIP_SIZE) -> np.ndarray:
     """One picture -> (3,size,size) float32, normalised."""
     image = to_rgb(image)
     width, height = resized_size(image.width, image.height, size)
     image = image.resize((width, height), Image.Resampling.BICUBIC)
     left, top = crop_offsets(width, height, size)
     image = image.crop((left, top, left + size, top + size))
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    return _normalize(pixels, mean, std)
+    pixels = (np.asarray(image, dtype=np.float32) / 255.0).transpose(2, 0, 1)
+    return normalize(pixels, mean, std)
 
 
 def photos_to_clip(
     images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float], size: int = CLIP_SIZE
-) -> Tensor:
+) -> np.ndarray:
     """Pictures -> (N,3,size,size) float32, normalised."""
     if isinstance(images, Image.Image):
         images = [images]
     if len(images) == 0:
         raise InputError("no images given")
-    return torch.stack([photo_to_clip(image, mean, std, size) for image in images])
+    return np.stack([photo_to_clip(image, mean, std, size) for image in images])
 
 
-def tensor_to_clip(x: Tensor, mean: Sequence[float], std: Sequence[float], size: int = CLIP_SIZE) -> Tensor:
-    """Generator output (N,3,H,W) in [-1,1] -> (N,3,size,size) float32, normalised; differentiable."""
-    if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != 3:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise InputError(f"expected an image tensor of shape (N,3,H,W), got {shape}")
-    if not x.is_floating_point():
-        raise InputError(f"expected a float image tensor in [-1,1], got dtype {x.dtype}")
-    pixels = (x.float() + 1.0) / 2.0
+def pixels_to_clip(x: np.ndarray, mean: Sequence[float], std: Sequence[float], size: int = CLIP_SIZE) -> np.ndarray:
+    """Generator output (N,3,H,W) in [-1,1] -> (N,3,size,size) float32, normalised."""
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != 3:
+        shape = x.shape if isinstance(x, np.ndarray) else type(x).__name__
+        raise InputError(f"expected an image array of shape (N,3,H,W), got {shape}")
+    pixels = (x.astype(np.float32) + 1.0) / 2.0
     height, width = x.shape[-2:]
     new_width, new_height = resized_size(width, height, size)
     if (new_height, new_width) != (height, width):
-        pixels = F.interpolate(pixels, size=(new_height, new_width), mode="bicubic", align_corners=False, antialias=True)
+        pixels = np.stack([[np.asarray(Image.fromarray(plane, "F").resize((new_width, new_height), Image.Resampling.BICUBIC))
+                            for plane in image] for image in pixels])
     left, top = crop_offsets(new_width, new_height, size)
-    pixels = pixels[:, :, top : top + size, left : left + size]
-    return _normalize(pixels, mean, std)
+    return normalize(pixels[:, :, top : top + size, left : left + size], mean, std)
 
 
-def _normalize(pixels: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """(..., 3, H, W) in [0,1] -> (pixels - mean) / std per channel."""
+def normalize(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """(..., 3, H, W) in [0,1] -> (pixels - mean) / std per channel, float32."""
     shape = (3, 1, 1)
-    mean_t = torch.tensor(mean, dtype=pixels.dtype, device=pixels.device).view(shape)
-    std_t = torch.tensor(std, dtype=pixels.dtype, device=pixels.device).view(shape)
-    return (pixels - mean_t) / std_t
+    return ((pixels - np.asarray(mean, np.float32).reshape(shape)) / np.asarray(std, np.float32).reshape(shape)).astype(np.float32)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from .limits import C_MAX, TARGET_SIMILARITY
-from .models.mobilestylegan import GeneratorConfig
+from .models.generator_config import GeneratorConfig
 
 PRESET_ENV = "CELEBLOOK_PRESET"
 DEFAULT_PRESET = "ffhq"
@@ -102,6 +102,11 @@ class Preset:
     @property
     def label(self) -> str:
         return self.name if self.trained else f"{self.name} (untrained random weights)"
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        """The standing note on every result of this preset."""
+        return () if self.trained else (f"{self.label}: every model has random weights, so faces are patterns, not people",)
 
 
 PRESETS: dict[str, Preset] = {

@@ -13,14 +13,13 @@
 from __future__ import annotations
 
 import unicodedata
-import warnings
-from collections.abc import Callable
 
-import torch
-from torch import Tensor
+import numpy as np
 
+from .engine import Engine
 from .errors import InputError
-from .models.mapper import Mapper
+from .seeds import seeded_normal
+from .tokenizer import default_tokenizer
 
 DEFAULT_SOURCE = "a face"
 SOURCE_FROM_IMAGE = "<image>"  # edit source: the image embedding of the face being edited
@@ -41,35 +40,26 @@ def check_prompt(prompt: object, name: str = "prompt") -> tuple[str, list[str]]:
     return text, []
 
 
-def embed_prompts(clip, prompts: list[str], encode_tokens: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, list[str]]:
-    """(N,768) unit-norm text embeddings and the notices for prompts cut to the context length.
-
-    ``encode_tokens``: another runner of the text tower for the (N,77) tokens (the ONNX Runtime backend).
-    """
-    tokens, truncated = clip.tokenize(prompts)
-    if encode_tokens is not None:
-        embeddings = encode_tokens(tokens)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # reported below as notices instead
-            embeddings = clip.embed_texts(prompts)
+def embed_prompts(engine: Engine, prompts: list[str]) -> tuple[np.ndarray, list[str]]:
+    """(N,768) unit-norm text embeddings and the notices for prompts cut to the context length."""
+    tokenizer = default_tokenizer()
+    tokens, truncated = tokenizer(prompts)
     notices = [
-        f"prompt truncated to {clip.context_length} tokens (CLIP's limit): {p[:60]!r}..."
+        f"prompt truncated to {tokenizer.context_length} tokens (CLIP's limit): {p[:60]!r}..."
         for p, cut in zip(prompts, truncated) if cut
     ]
-    return embeddings.float(), notices
+    return engine.embed_tokens(tokens).astype(np.float32), notices
 
 
-def vary_embedding(embedding: Tensor, scale: float, seed: int) -> Tensor:
+def vary_embedding(embedding: np.ndarray, scale: float, seed: int) -> np.ndarray:
     """embedding + a seeded random vector of norm ``scale``: different faces for one prompt (cf. LAFITE's
-    perturbed text features); seed-determined through its own torch.Generator."""
-    noise = torch.randn(embedding.shape, generator=torch.Generator().manual_seed(seed)).to(embedding)
-    return embedding + scale * noise / noise.norm(dim=-1, keepdim=True)
+    perturbed text features); the seed's stream is celeblook.seeds', so the browser page varies it alike."""
+    noise = seeded_normal(seed, embedding.shape[-1])
+    return (embedding + np.float32(scale) * noise / np.linalg.norm(noise)).astype(np.float32)
 
 
-@torch.no_grad()
-def edit_direction(mapper: Mapper, target_embedding: Tensor, source_embedding: Tensor) -> Tensor:
+def edit_direction(engine: Engine, target_embedding: np.ndarray, source_embedding: np.ndarray) -> np.ndarray:
     """delta (N,23,512) = f(target) - f(source); exactly zero where the two embeddings are equal."""
-    if torch.equal(target_embedding, source_embedding):
-        return torch.zeros_like(mapper(target_embedding))
-    return mapper(target_embedding) - mapper(source_embedding)
+    if np.array_equal(target_embedding, source_embedding):
+        return np.zeros_like(engine.map(target_embedding))
+    return engine.map(target_embedding) - engine.map(source_embedding)

@@ -1,4 +1,4 @@
-"""The ONNX Runtime backend: same numbers as the torch models, sessions made once, clear errors."""
+"""The ONNX Runtime engine: same numbers as the torch models, numpy in and out, sessions made once, clear errors."""
 
 import numpy as np
 import pytest
@@ -9,13 +9,13 @@ from PIL import Image
 
 from celeblook.errors import InputError, WeightsError
 from celeblook.runtime import ort as ort_runtime
-from celeblook.runtime.ort import OrtBackend
+from celeblook.runtime.ort import OrtEngine
 
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
     threads = torch.get_num_threads()
-    yield OrtBackend(tiny_export(tmp_path_factory.getbasetemp()), threads=1)
+    yield OrtEngine(tiny_export(tmp_path_factory.getbasetemp()), threads=1)
     torch.set_num_threads(threads)
 
 
@@ -28,12 +28,12 @@ def test_generator_calls_match_torch(backend):
     z = seeded(2, 512)
     wplus = seeded(2, 23, 512, seed=1)
     with torch.no_grad():
-        torch.testing.assert_close(backend.mapping(z), generator.mapping(z), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(backend.mapping(z.numpy()), generator.mapping(z).numpy(), atol=1e-4, rtol=0)
         for size in (256, 512, 1024):
-            image = backend.synthesize(wplus.numpy(), size)  # numpy in, torch out
-            assert isinstance(image, torch.Tensor) and image.shape == (2, 3, size, size)
-            torch.testing.assert_close(image, generator(wplus, size=size), atol=1e-4, rtol=0)
-    torch.testing.assert_close(backend.w_avg, generator.w_avg)
+            image = backend.synthesize(wplus.numpy(), size)  # numpy in, numpy out
+            assert isinstance(image, np.ndarray) and image.shape == (2, 3, size, size)
+            np.testing.assert_allclose(image, generator(wplus, size=size).numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_array_equal(backend.w_avg, generator.w_avg.numpy())
     assert backend.sizes == [256, 512, 1024]
 
 
@@ -42,23 +42,24 @@ def test_encoders_mapper_and_strength_match_torch(backend):
     photos = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (300 + 40 * i, 260, 3), dtype=np.uint8)) for i in range(2)]
     student = m["student"]
     with torch.no_grad():
-        torch.testing.assert_close(backend.embed_images(photos), student.embed_images(photos), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(backend.embed_photos(photos), student.embed_images(photos).numpy(), atol=1e-4, rtol=0)
+        generated = seeded(2, 3, 256, 256, seed=4).clamp(-1, 1)
+        np.testing.assert_allclose(backend.embed_pixels(generated.numpy()), student.embed_tensor(generated).numpy(), atol=1e-3, rtol=0)
         clip = m["clip"]
         tokens, _ = clip.tokenize(["a smiling woman", "a man with a beard"])
         fp32 = clip.text(tokens)
-        int8 = backend.embed_tokens(tokens)  # the int8 text encoder by default
+        int8 = torch.from_numpy(backend.embed_tokens(tokens.numpy()))  # the int8 text encoder by default
         assert torch.nn.functional.cosine_similarity(int8, fp32).min() > 0.99
         emb = seeded(3, 768)
-        torch.testing.assert_close(backend.mapper(emb), m["mapper"](emb), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(backend.map(emb.numpy()), m["mapper"](emb).numpy(), atol=1e-4, rtol=0)
         wplus, delta = seeded(3, 23, 512, seed=2), seeded(3, 23, 512, seed=3)
-        c = backend.strength(wplus, emb, delta)
+        c = backend.strength(wplus.numpy(), emb.numpy(), delta.numpy())
         assert c.shape == (3,)
-        torch.testing.assert_close(c, m["strength"](wplus, emb, delta), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(c, m["strength"](wplus, emb, delta).numpy(), atol=1e-4, rtol=0)
 
 
-def test_sessions_are_created_once_and_torch_yields_the_cores(backend):
+def test_sessions_are_created_once(backend):
     assert backend.session("synthesis_256") is backend.session("synthesis_256")
-    assert torch.get_num_threads() == 1
     assert backend.session("text_encoder")._model_path.endswith("text_encoder_int8.onnx")
     opts = backend.session("mapping").get_session_options()
     assert opts.intra_op_num_threads == 1
@@ -66,21 +67,24 @@ def test_sessions_are_created_once_and_torch_yields_the_cores(backend):
 
 
 def test_fp16_backend_uses_fp16_files(backend):
-    half = OrtBackend(backend.directory, threads=1, precision="fp16")
+    half = OrtEngine(backend.directory, threads=1, precision="fp16")
     assert half.session("synthesis_256")._model_path.endswith("synthesis_256_fp16.onnx")
-    wplus = seeded(1, 23, 512)
+    wplus = seeded(1, 23, 512).numpy()
     full = backend.synthesize(wplus, 256)
-    assert (half.synthesize(wplus, 256) - full).abs().max() <= 1e-2 * full.abs().max()
+    assert np.abs(half.synthesize(wplus, 256) - full).max() <= 1e-2 * np.abs(full).max()
 
 
 def test_clear_errors(backend, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="size must be one of 256, 512, 1024"):
-        backend.synthesize(seeded(1, 23, 512), 300)
+        backend.synthesize(seeded(1, 23, 512).numpy(), 300)
     with pytest.raises(WeightsError, match="export onnx"):
-        OrtBackend(tmp_path)
+        OrtEngine(tmp_path)
     (tmp_path / "manifest.json").write_text('{"files": [], "constants": {}}')
+    with pytest.raises(WeightsError, match="has no generator"):
+        OrtEngine(tmp_path, threads=1)
+    (tmp_path / "manifest.json").write_text('{"files": [], "constants": {"w_avg": [0.0]}}')
     with pytest.raises(WeightsError, match="mapper.onnx is not in"):
-        OrtBackend(tmp_path, threads=1).mapper(seeded(1, 768))
+        OrtEngine(tmp_path, threads=1).map(seeded(1, 768).numpy())
     monkeypatch.setenv(ort_runtime.BACKEND_ENV, "tensorflow")
     with pytest.raises(InputError, match="CELEBLOOK_BACKEND"):
         ort_runtime.backend_name()
@@ -96,15 +100,18 @@ def test_pipeline_renders_through_the_backend(backend, monkeypatch):
 
     monkeypatch.setenv(ort_runtime.BACKEND_ENV, "onnx")
     monkeypatch.setenv(ort_runtime.ONNX_DIR_ENV, str(backend.directory))
+    threads = torch.get_num_threads()
     onnx_pipe = Pipeline.from_preset("tiny")
-    assert onnx_pipe.backend is not None and onnx_pipe.backend.directory == backend.directory
+    assert isinstance(onnx_pipe.engine, OrtEngine) and onnx_pipe.engine.directory == backend.directory
+    assert torch.get_num_threads() == 1  # one runtime owns the cores
+    torch.set_num_threads(threads)
     calls = []
     monkeypatch.setattr(onnx_pipe.generator, "forward", lambda *a, **k: calls.append(a))  # torch G must not run
     faces = onnx_pipe.random_faces(3, size=256).faces
     assert calls == []
     monkeypatch.setenv(ort_runtime.BACKEND_ENV, "torch")
     torch_pipe = Pipeline.from_preset("tiny")
-    assert torch_pipe.backend is None
+    assert not isinstance(torch_pipe.engine, OrtEngine)
     want = torch_pipe.random_faces(3, size=256).faces
     diff = np.abs(np.asarray(faces[0].image, np.int16) - np.asarray(want[0].image, np.int16))
     assert diff.max() <= 1  # same face up to 8-bit rounding
@@ -112,14 +119,15 @@ def test_pipeline_renders_through_the_backend(backend, monkeypatch):
 
 def test_pipeline_encodes_prompts_with_the_backend_text_encoder(backend, monkeypatch):
     from celeblook.pipeline import Pipeline
+    from celeblook.text import embed_prompts
 
     monkeypatch.setenv(ort_runtime.BACKEND_ENV, "onnx")
     monkeypatch.setenv(ort_runtime.ONNX_DIR_ENV, str(backend.directory))
     onnx_pipe = Pipeline.from_preset("tiny")
-    monkeypatch.setattr(onnx_pipe.text_encoder, "embed_texts", lambda *a: pytest.fail("the torch text tower ran"))
-    embedding, _ = onnx_pipe._embed_prompts(["a smiling woman", "an old man with a beard"])
+    monkeypatch.setattr(onnx_pipe.text_encoder.text, "forward", lambda *a: pytest.fail("the torch text tower ran"))
+    prompts = ["a smiling woman", "an old man with a beard"]
+    embedding, _ = embed_prompts(onnx_pipe.engine, prompts)
+    monkeypatch.undo()
     with torch.no_grad():
-        want = onnx_pipe.text_encoder.text(onnx_pipe.text_encoder.tokenize(["a smiling woman", "an old man with a beard"])[0])
-    assert F.cosine_similarity(embedding, want).min() > 0.99  # the int8 text encoder
-    result = onnx_pipe.text_to_face("a smiling woman", seed=1, size=256)
-    assert len(result.faces) == 1
+        want = onnx_pipe.text_encoder.text(onnx_pipe.text_encoder.tokenize(prompts)[0])
+    assert F.cosine_similarity(torch.from_numpy(embedding), want).min() > 0.99  # the int8 text encoder

@@ -1,4 +1,5 @@
-"""Photo and generator-tensor preprocessing to the CLIP input: conversions, geometry, agreement, errors."""
+"""Photo and generator-output preprocessing to the CLIP input (numpy, and the differentiable torch twin):
+conversions, geometry, agreement, errors."""
 
 import io
 
@@ -8,6 +9,7 @@ import torch
 from PIL import Image
 
 from celeblook.errors import InputError
+from celeblook.models.image_encoder import tensor_to_clip
 from celeblook.preprocess import (
     CLIP_SIZE,
     OPENAI_MEAN,
@@ -15,8 +17,8 @@ from celeblook.preprocess import (
     crop_offsets,
     photo_to_clip,
     photos_to_clip,
+    pixels_to_clip,
     resized_size,
-    tensor_to_clip,
     to_rgb,
 )
 
@@ -47,21 +49,27 @@ def test_geometry_follows_torchvision_resize_and_center_crop():
 def test_photo_and_tensor_paths_agree(size):
     array = smooth_image(*size)
     from_photo = photos_to_clip([Image.fromarray(array)], OPENAI_MEAN, OPENAI_STD)
-    from_tensor = tensor_to_clip(as_generator_output(array), OPENAI_MEAN, OPENAI_STD)
-    assert from_photo.shape == from_tensor.shape == (1, 3, CLIP_SIZE, CLIP_SIZE)
-    assert from_photo.dtype == from_tensor.dtype == torch.float32
-    levels = (from_photo - from_tensor).abs() * torch.tensor(OPENAI_STD).view(1, 3, 1, 1) * 255  # in 8-bit steps
+    from_tensor = tensor_to_clip(as_generator_output(array), OPENAI_MEAN, OPENAI_STD).numpy()
+    from_pixels = pixels_to_clip(as_generator_output(array).numpy(), OPENAI_MEAN, OPENAI_STD)
+    assert from_photo.shape == from_tensor.shape == from_pixels.shape == (1, 3, CLIP_SIZE, CLIP_SIZE)
+    assert from_photo.dtype == from_tensor.dtype == from_pixels.dtype == np.float32
+    steps = np.asarray(OPENAI_STD, np.float32).reshape(1, 3, 1, 1) * 255  # differences in 8-bit steps
+    levels = np.abs(from_photo - from_tensor) * steps
     # the photo path rounds to 8 bits after resizing (mean 0.25, max 0.5 steps); the kernels agree to < 1 step
     assert levels.mean() < 0.35
     assert levels.max() < 2.0
+    # numpy (Pillow's float bicubic) and torch (antialiased bicubic, Pillow's kernel) agree without rounding
+    assert (np.abs(from_pixels - from_tensor) * steps).max() < 0.05
 
 
 def test_normalisation_uses_the_given_constants():
     white = Image.new("RGB", (250, 250), (255, 255, 255))
-    assert torch.allclose(photo_to_clip(white, HALF, HALF), torch.ones(3, CLIP_SIZE, CLIP_SIZE))
+    np.testing.assert_allclose(photo_to_clip(white, HALF, HALF), np.ones((3, CLIP_SIZE, CLIP_SIZE)))
+    expected = -np.asarray(OPENAI_MEAN) / np.asarray(OPENAI_STD)
     black = tensor_to_clip(-torch.ones(1, 3, 64, 64), OPENAI_MEAN, OPENAI_STD)
-    expected = -torch.tensor(OPENAI_MEAN) / torch.tensor(OPENAI_STD)
-    assert torch.allclose(black[0, :, 100, 100], expected)
+    np.testing.assert_allclose(black[0, :, 100, 100].numpy(), expected, rtol=1e-6)
+    black = pixels_to_clip(-np.ones((1, 3, 64, 64), np.float32), OPENAI_MEAN, OPENAI_STD)
+    np.testing.assert_allclose(black[0, :, 100, 100], expected, rtol=1e-5)
 
 
 def test_small_tensors_are_upsampled_and_the_path_is_differentiable():
@@ -115,7 +123,7 @@ def test_exif_orientation_is_applied():
     assert stored.size == (96, 64)
     upright = Image.fromarray(array).transpose(Image.Transpose.ROTATE_270)
     assert to_rgb(stored).size == (64, 96)
-    assert torch.equal(photo_to_clip(stored, HALF, HALF), photo_to_clip(upright, HALF, HALF))
+    np.testing.assert_array_equal(photo_to_clip(stored, HALF, HALF), photo_to_clip(upright, HALF, HALF))
 
 
 def test_bad_inputs_raise_input_error():
@@ -129,3 +137,5 @@ def test_bad_inputs_raise_input_error():
         tensor_to_clip(torch.zeros(1, 4, 64, 64), HALF, HALF)
     with pytest.raises(InputError, match="float"):
         tensor_to_clip(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), HALF, HALF)
+    with pytest.raises(InputError, match=r"\(N,3,H,W\)"):
+        pixels_to_clip(np.zeros((3, 64, 64), np.float32), HALF, HALF)

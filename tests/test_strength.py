@@ -23,12 +23,15 @@ from celeblook.models.clip import create_clip
 from celeblook.models.mapper import Mapper
 from celeblook.models.strength import StrengthConfig, StrengthPredictor, load_strength
 from celeblook.presets import get_preset
-from celeblook.strength_oracle import edit_angle, edit_similarity, oracle_strength
+from celeblook.strength_oracle import oracle_strength
 from celeblook.training.strength import (
     CHECKPOINT_NAME,
     StrengthTrainConfig,
     build_edit_bank,
+    edit_angle,
+    edit_similarity,
     evaluate_strength,
+    torch_oracle,
     train_strength,
 )
 
@@ -90,7 +93,7 @@ def test_oracle_bisection_converges_and_counts_calls(models, bank):
     delta = bank.deltas[0] / bank.deltas[0, :22].pow(2).mean().sqrt() * 20  # RMS 20: the target lies inside
     calls = []
     counting = lambda x, size=None: (calls.append(1), g(x, size=size))[1]  # noqa: E731
-    result = oracle_strength(counting, clip, w, delta, target=TARGET, c_max=0.8, tol=1e-3, max_iter=30, size=SIZE)
+    result = torch_oracle(counting, clip, w, delta, target=TARGET, c_max=0.8, tol=1e-3, max_iter=30, size=SIZE)
     c, n_calls = result  # unpacks as (C, generator_calls)
     assert result.bracketed and 0 < c < 0.8
     assert n_calls == len(calls) and 3 <= n_calls <= 32
@@ -101,7 +104,7 @@ def test_oracle_bisection_converges_and_counts_calls(models, bank):
     calls.clear()
     with torch.no_grad():
         reference = clip.embed_tensor(g(w, size=SIZE))
-    again = oracle_strength(counting, clip, w, delta, target=TARGET, c_max=0.8, tol=1e-3, max_iter=30, size=SIZE,
+    again = torch_oracle(counting, clip, w, delta, target=TARGET, c_max=0.8, tol=1e-3, max_iter=30, size=SIZE,
                             reference=reference)
     assert again.strength == result.strength and again.generator_calls == len(calls) == n_calls - 1
 
@@ -110,11 +113,23 @@ def test_oracle_unbracketed_target_returns_bound(models, bank):
     g, clip = models
     w = g.z_to_wplus(torch.randn(1, 512, generator=torch.Generator().manual_seed(3)), 0.7)
     tiny_delta = bank.deltas[0] * 1e-3  # the edit barely changes the face: 0.5 is out of reach
-    result = oracle_strength(g, clip, w, tiny_delta, target=0.5, c_max=0.8, size=SIZE)
+    result = torch_oracle(g, clip, w, tiny_delta, target=0.5, c_max=0.8, size=SIZE)
     assert result.strength == 0.8 and not result.bracketed and result.generator_calls == 2
     assert "returned the bound" in result.note
     with pytest.raises(InputError, match="target similarity"):
-        oracle_strength(g, clip, w, tiny_delta, target=1.5, size=SIZE)
+        torch_oracle(g, clip, w, tiny_delta, target=1.5, size=SIZE)
+
+
+def test_bisection_on_a_known_similarity_curve():
+    probes = []
+
+    def similarity(c: float) -> float:  # falls from 1 at C = 0 to 0.5 at C = 1: 0.7 is reached at C = 0.6
+        probes.append(c)
+        return 1 - 0.5 * c
+
+    found = oracle_strength(similarity, target=0.7, c_max=1.0, tol=1e-4, max_iter=40, calls=1)
+    assert found.bracketed and found.strength == pytest.approx(0.6, abs=2e-4)
+    assert probes[0] == 1.0 and found.generator_calls == len(probes) + 1  # the bound first, plus the reference render
 
 
 def test_untrained_head_keeps_edit_size_constant(models):

@@ -127,7 +127,7 @@ def _write(faces, notices: list[str], out: Path, stem: str, gif: bool = False, p
     for i, face in enumerate(faces):
         name = stem if len(faces) == 1 else f"{stem}_{i:03d}"
         face.image.save(out / f"{name}.png")
-        np.save(out / f"{name}.npy", face.wplus.numpy())
+        np.save(out / f"{name}.npy", face.wplus)
         files = {"file": str(out / f"{name}.png")}
         if paste_back and face.pasted is not None:
             face.pasted.save(out / f"{name}_in_photo.png")
@@ -152,7 +152,7 @@ def run_invert(args: argparse.Namespace) -> int:
 
 def run_text(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
-    progress = _progress("text to face") if args.optimize_steps or pipeline.mapper is None else None
+    progress = _progress("text to face") if args.optimize_steps or not pipeline.has_mapper else None
     result = pipeline.text_to_face(args.prompt, args.seed, args.psi, args.size, args.optimize_steps, progress)
     _write(result.faces, result.notices, args.out, "text")
     return 0

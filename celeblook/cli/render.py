@@ -18,7 +18,8 @@ from ..factory import create_generator
 from ..files import output_dir
 from ..limits import Limits
 from ..media import save_pngs, to_uint8
-from ..models import Generator, GeneratorConfig
+from ..models import GeneratorConfig
+from ..models.mobilestylegan import Generator
 
 LIMITS = Limits.of(GeneratorConfig())  # the sizes and psi every command offers
 MAX_IMAGES = 10_000  # seeds or latents per call

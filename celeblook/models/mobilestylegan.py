@@ -18,42 +18,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..seeds import seeded_normal
+from .generator_config import GeneratorConfig
+
 DEMOD_EPS = 1e-8  # part of the reference math; kept when demodulation is folded
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    style_dim: int = 512
-    n_mlp: int = 8
-    lr_mlp: float = 0.01
-    channels: tuple[int, ...] = (512, 512, 512, 512, 512, 256, 128, 64)
-
-    @property
-    def n_blocks(self) -> int:
-        return len(self.channels) - 1
-
-    @property
-    def n_slots(self) -> int:
-        return 3 * self.n_blocks + 2
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        """Image sizes the network can render: block i's head is the wavelet transform of 16*2^i px."""
-        return tuple(16 * 2**i for i in range(self.n_blocks))
-
-    @property
-    def max_size(self) -> int:
-        return self.sizes[-1]
-
-    def noise_sizes(self) -> list[int]:
-        """Spatial size of each of the 1 + 2*n_blocks noise maps, in the order the layers use them."""
-        return [4] + [8 * 2**i for i in range(self.n_blocks) for _ in range(2)]
 
 
 def haar_idwt(x: Tensor) -> Tensor:
@@ -308,8 +281,8 @@ class Generator(nn.Module):
         return avg + psi * (w - avg)
 
     def seeded_z(self, seed: int) -> Tensor:
-        """The z (1,512) of a seed: the one definition the CLI, the app and the pipeline share."""
-        return torch.randn(1, self.config.style_dim, generator=torch.Generator().manual_seed(seed)).to(self.w_avg.device)
+        """The z (1,512) of a seed: celeblook.seeds' stream, which the app, the CLI and the browser page share."""
+        return torch.from_numpy(seeded_normal(seed, self.config.style_dim))[None].to(self.w_avg.device)
 
     def z_to_wplus(self, z: Tensor, psi: float = 1.0) -> Tensor:
         w = self.truncate(self.mapping(z), psi)

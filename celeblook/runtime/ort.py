@@ -1,12 +1,13 @@
-"""ONNX Runtime backend: the exported graphs behind the same small interface the Pipeline uses from torch.
+"""The ONNX Runtime engine: the exported graphs behind celeblook.engine's numpy interface.
 
-Chosen with ``CELEBLOOK_BACKEND=onnx`` (default ``torch``); the graphs come from ``python -m celeblook export
-onnx --out DIR`` and are found in ``CELEBLOOK_ONNX_DIR`` (default ``<weights>/onnx/<preset>``).
+Chosen with ``CELEBLOOK_BACKEND=onnx`` in the full install (default ``torch``), and always in the runtime
+install, which has no torch; the graphs come from ``python -m celeblook export onnx --out DIR`` and are found in
+``CELEBLOOK_ONNX_DIR`` (default ``<weights>/onnx/<preset>``). A graph the export lacks runs on the ``fallback``
+engine (the torch models) where there is one.
 
 On a small shared CPU two spinning thread pools wreck latency (toolchain.md §6), so every session is created
-once, with intra-op spinning off and ``CELEBLOOK_ORT_THREADS`` threads (default 2), and torch is limited to
-one thread while this backend is active. Inputs may be numpy arrays or torch tensors; outputs are torch
-tensors, because the Pipeline composes them with torch code.
+once, with intra-op spinning off and ``CELEBLOOK_ORT_THREADS`` threads (default 2); the factory limits torch to
+one thread while this engine is active. This module imports no torch.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
 from PIL import Image
-from torch import Tensor
 
+from ..engine import Engine
 from ..errors import InputError, WeightsError
-from ..preprocess import photos_to_clip
+from ..files import weights_dir
+from ..preprocess import photos_to_clip, pixels_to_clip
+from ..tokenizer import eot_length
 
 BACKEND_ENV = "CELEBLOOK_BACKEND"
 THREADS_ENV = "CELEBLOOK_ORT_THREADS"
@@ -32,8 +34,9 @@ DEFAULT_THREADS = 2
 BACKENDS = ("torch", "onnx")
 
 
-def backend_name() -> str:
-    name = os.environ.get(BACKEND_ENV, "torch").strip().lower() or "torch"
+def backend_name(default: str = "torch") -> str:
+    """``CELEBLOOK_BACKEND``, else ``default`` (the runtime install, which has no torch, defaults to onnx)."""
+    name = os.environ.get(BACKEND_ENV, default).strip().lower() or default
     if name not in BACKENDS:
         raise InputError(f"{BACKEND_ENV}={name!r} is not a backend; choose one of: {', '.join(BACKENDS)}")
     return name
@@ -65,25 +68,24 @@ def open_session(path: str | Path, precision: str = "fp32", threads: int | None 
 
 
 def default_onnx_dir(preset: str) -> Path:
-    from ..files import weights_dir
-
     return Path(os.environ.get(ONNX_DIR_ENV) or weights_dir() / "onnx" / preset)
 
 
-def _numpy(x: Tensor | np.ndarray, dtype=np.float32) -> np.ndarray:
-    if isinstance(x, Tensor):
-        x = x.detach().cpu().numpy()
+def _array(x: np.ndarray, dtype: type = np.float32) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=dtype)
 
 
-class OrtBackend:
+class OrtEngine:
     """The exported graphs of one directory, each opened once on first use.
 
     ``precision`` picks ``*_fp16.onnx`` variants where present (download size, WebGPU; no CPU speed-up);
-    ``text_int8`` prefers ``text_encoder_int8.onnx`` (about 2x faster than fp32 on CPU).
+    ``text_int8`` prefers ``text_encoder_int8.onnx`` (about 2x faster than fp32 on CPU). ``photo_graph``: the
+    image encoder photos and generated faces go through (default: the export's ``photo_encoder``, the one
+    its mapper reads).
     """
 
-    def __init__(self, directory: str | Path, threads: int | None = None, precision: str = "fp32", text_int8: bool = True):
+    def __init__(self, directory: str | Path, threads: int | None = None, precision: str = "fp32", text_int8: bool = True,
+                 photo_graph: str | None = None, fallback: Engine | None = None):
         self.directory = Path(directory)
         manifest = self.directory / "manifest.json"
         if not manifest.is_file():
@@ -92,19 +94,33 @@ class OrtBackend:
         self.threads = threads or ort_threads()
         self.precision = precision
         self.text_int8 = text_int8
+        self.fallback = fallback
         self.files = {e["file"]: e for e in self.manifest["files"]}
         self.constants = self.manifest.get("constants", {})
         self._sessions: dict[str, ort.InferenceSession] = {}
-        torch.set_num_threads(1)  # one runtime owns the cores (toolchain.md §6)
+        self.photo_graph = photo_graph or self.constants.get("photo_encoder") or (
+            "image_encoder" if self.has_graph("image_encoder") else "image_encoder_teacher")
+        if "w_avg" in self.constants:
+            self.w_avg = np.asarray(self.constants["w_avg"], np.float32)[None]
+        elif fallback is not None:
+            self.w_avg = fallback.w_avg
+        else:
+            raise WeightsError(f"the export in {self.directory} has no generator: run `python -m celeblook export onnx "
+                               f"--out {self.directory}`")
+        mapper = self.files.get("mapper.onnx", {}).get("meta", {})
+        self.e_scale = float(mapper.get("e_scale", fallback.e_scale if fallback is not None else 1.0))
 
     @classmethod
-    def from_env(cls, preset: str) -> OrtBackend:
-        return cls(default_onnx_dir(preset))
+    def from_env(cls, preset: str, **options) -> OrtEngine:
+        return cls(default_onnx_dir(preset), **options)
 
     # -- sessions ---------------------------------------------------------------------------------
 
-    def has(self, model: str) -> bool:
+    def has_graph(self, model: str) -> bool:
         return f"{model}.onnx" in self.files
+
+    def has(self, part: str) -> bool:
+        return self.has_graph(part) or (self.fallback is not None and self.fallback.has(part))
 
     def file(self, model: str) -> dict:
         """The manifest entry of the file that runs ``model``: the configured variant where exported, else fp32."""
@@ -127,55 +143,73 @@ class OrtBackend:
             self._sessions[model] = open_session(self.directory / entry["file"], entry["precision"], self.threads)
         return self._sessions[model]
 
-    def _run(self, model: str, **feeds: np.ndarray) -> list[Tensor]:
-        return [torch.from_numpy(o) for o in self.session(model).run(None, feeds)]
+    def _run(self, model: str, **feeds: np.ndarray) -> np.ndarray:
+        return self.session(model).run(None, feeds)[0]
 
-    # -- the interface the Pipeline uses ----------------------------------------------------------
+    def _exported(self, model: str) -> bool:
+        """True: run ``model``'s graph; False: the fallback engine runs it; neither: the error names the command."""
+        if self.has_graph(model) or self.fallback is None:
+            self.file(model)  # raises the WeightsError that names the export command
+            return True
+        return False
 
-    @property
-    def w_avg(self) -> Tensor:
-        return torch.tensor(self.constants["w_avg"], dtype=torch.float32)[None]
+    # -- the engine (celeblook.engine.Engine) -----------------------------------------------------
 
     @property
     def sizes(self) -> list[int]:
         return sorted(int(e["model"].split("_")[1]) for e in self.files.values()
                       if e["model"].startswith("synthesis_") and e["precision"] == "fp32")
 
-    def mapping(self, z: Tensor | np.ndarray) -> Tensor:
-        return self._run("mapping", z=_numpy(z))[0]
+    def mapping(self, z: np.ndarray) -> np.ndarray:
+        if not self._exported("mapping"):
+            return self.fallback.mapping(z)
+        return self._run("mapping", z=_array(z))
 
-    def synthesize(self, wplus: Tensor | np.ndarray, size: int = 1024) -> Tensor:
+    def synthesize(self, wplus: np.ndarray, size: int = 1024) -> np.ndarray:
         """W+ (N,23,512) -> image (N,3,size,size), nominally [-1,1], zero noise."""
         if size not in self.sizes:
-            raise InputError(f"size must be one of {', '.join(map(str, self.sizes))}, got {size}")
-        return self._run(f"synthesis_{size}", wplus=_numpy(wplus))[0]
+            if self.fallback is not None:
+                return self.fallback.synthesize(wplus, size)
+            raise InputError(f"size must be one of {', '.join(map(str, self.sizes))} with the export in {self.directory}, got {size}")
+        return self._run(f"synthesis_{size}", wplus=_array(wplus))
 
-    def embed_pixels(self, pixels: Tensor | np.ndarray, graph: str = "image_encoder") -> Tensor:
-        """CLIP-normalised (N,3,224,224) -> unit embeddings (N,768), by ``graph``: the student's
-        ``image_encoder`` or the teacher tower's ``image_encoder_teacher`` (``ImageEncoder.graph``)."""
-        return self._run(graph, pixels=_numpy(pixels))[0]
+    def embed_clip_pixels(self, pixels: np.ndarray, graph: str | None = None) -> np.ndarray:
+        """CLIP-normalised (N,3,224,224) -> unit embeddings (N,768), by ``graph`` (default ``photo_graph``)."""
+        return self._run(graph or self.photo_graph, pixels=_array(pixels))
 
-    def embed_images(self, images: Sequence[Image.Image], graph: str = "image_encoder") -> Tensor:
+    def embed_photos(self, images: Sequence[Image.Image]) -> np.ndarray:
         """PIL pictures -> unit embeddings, preprocessed exactly as the torch encoders do (celeblook.preprocess)."""
+        if not self._exported(self.photo_graph):
+            return self.fallback.embed_photos(images)
         clip = self.constants["clip"]
-        return self.embed_pixels(photos_to_clip(images, clip["mean"], clip["std"], clip["size"]), graph)
+        return self.embed_clip_pixels(photos_to_clip(images, clip["mean"], clip["std"], clip["size"]))
 
-    def embed_tokens(self, tokens: Tensor | np.ndarray) -> Tensor:
-        """Token ids (N,77) int64 (tokenise outside: celeblook.text) -> unit embeddings (N,768).
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        if not self._exported(self.photo_graph):
+            return self.fallback.embed_pixels(pixels)
+        clip = self.constants["clip"]
+        return self.embed_clip_pixels(pixels_to_clip(np.asarray(pixels, np.float32), clip["mean"], clip["std"], clip["size"]))
+
+    def embed_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        """Token ids (N,77) int64 (celeblook.tokenizer) -> unit embeddings (N,768).
 
         The columns after the batch's last end-of-text token are dropped first when the graph takes any token
         length (a named axis in the manifest; exact for causal text towers: celeblook.export.onnx.text_encoder_graph).
         """
-        from ..models.clip import eot_length  # open_clip is imported only by runs that encode text
-
-        tokens = _numpy(tokens, np.int64)
+        if not self._exported("text_encoder"):
+            return self.fallback.embed_tokens(tokens)
+        tokens = _array(tokens, np.int64)
         if isinstance(self.file("text_encoder")["inputs"][0]["shape"][1], str):
             tokens = tokens[:, : eot_length(tokens)]
-        return self._run("text_encoder", tokens=tokens)[0]
+        return self._run("text_encoder", tokens=tokens)
 
-    def mapper(self, embedding: Tensor | np.ndarray) -> Tensor:
-        return self._run("mapper", embedding=_numpy(embedding))[0]
+    def map(self, embedding: np.ndarray) -> np.ndarray:
+        if not self._exported("mapper"):
+            return self.fallback.map(embedding)
+        return self._run("mapper", embedding=_array(embedding))
 
-    def strength(self, wplus: Tensor | np.ndarray, embedding: Tensor | np.ndarray, delta: Tensor | np.ndarray) -> Tensor:
+    def strength(self, wplus: np.ndarray, embedding: np.ndarray, delta: np.ndarray) -> np.ndarray:
         """The learned edit strength C (N,) for W+, the target text embedding and the edit direction."""
-        return self._run("strength", wplus=_numpy(wplus), embedding=_numpy(embedding), delta=_numpy(delta))[0]
+        if not self._exported("strength"):
+            return self.fallback.strength(wplus, embedding, delta)
+        return self._run("strength", wplus=_array(wplus), embedding=_array(embedding), delta=_array(delta))

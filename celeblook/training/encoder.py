@@ -3,7 +3,7 @@
 Data: generated faces (seeded z -> truncated W+ -> G's 256 px exit) and, optionally, a folder of real photos
 (half of each batch when given). Every image is augmented (random resized crop, horizontal flip, colour
 jitter, JPEG re-encoding; all drawn from one seeded torch.Generator), then goes through the shared CLIP
-preprocessing (celeblook.preprocess.tensor_to_clip), so teacher and student see the same 224 px input.
+preprocessing (celeblook.models.image_encoder.tensor_to_clip), so teacher and student see the same 224 px input.
 
 Loss on unit-norm embeddings: (1 - cos(s, t)) + MSE(s, t). For unit vectors the MSE is 2(1 - cos)/dim, so it
 adds a small, linear-in-error term beside the cosine; it is kept because the brief names both.
@@ -29,7 +29,8 @@ from PIL import Image
 from torch import Tensor
 
 from ..errors import InputError
-from ..preprocess import photo_to_clip, tensor_to_clip, to_rgb
+from ..models.image_encoder import tensor_to_clip
+from ..preprocess import photo_to_clip, to_rgb
 from ..presets import PRESETS
 from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
 
@@ -111,7 +112,7 @@ def load_photo(path: Path, size: int) -> Tensor:
         image = to_rgb(Image.open(path))
     except OSError as err:
         raise InputError(f"cannot read image {path}: {err}") from None
-    return photo_to_clip(image, (0.5,) * 3, (0.5,) * 3, size)  # mean/std 0.5 = the [-1,1] range
+    return torch.from_numpy(photo_to_clip(image, (0.5,) * 3, (0.5,) * 3, size))  # mean/std 0.5 = the [-1,1] range
 
 
 def generated_faces(generator, n: int, psi: float, size: int, rng: torch.Generator) -> Tensor:

@@ -33,16 +33,70 @@ from torch import Tensor
 
 from ..data import prompt_split
 from ..errors import WeightsError
-from ..limits import TARGET_SIMILARITY
+from ..limits import C_MAX, TARGET_SIMILARITY
 from ..models.heads_io import save_weights
 from ..models.strength import STRENGTH_KIND, StrengthConfig, StrengthPredictor
 from ..presets import PRESETS
-from ..strength_oracle import edit_angle, edit_similarity, oracle_strength
+from ..strength_oracle import OracleStrength, oracle_strength
 from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
 
 WEIGHTS_NAME = "strength.safetensors"
 CHECKPOINT_NAME = "strength_checkpoint.safetensors"
 HELD_OUT_SEED_OFFSET = 1_000_003  # held-out latents come from their own stream, never seen in training
+
+
+def edit_embeddings(
+    generator, encoder, wplus: Tensor, delta: Tensor, strength: Tensor | float, size: int = 256,
+    reference: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(E_I(G(w)), E_I(G(w + C * delta))), each (N,768) unit norm. ``reference``: E_I(G(w)) when already known."""
+    strength = torch.as_tensor(strength, dtype=wplus.dtype, device=wplus.device).reshape(-1, 1, 1)
+    if reference is None:
+        reference = encoder.embed_tensor(generator(wplus, size=size))
+    return reference, encoder.embed_tensor(generator(wplus + strength * delta, size=size))
+
+
+def edit_similarity(
+    generator, encoder, wplus: Tensor, delta: Tensor, strength: Tensor | float, size: int = 256,
+    reference: Tensor | None = None,
+) -> Tensor:
+    """cos(E_I(G(w)), E_I(G(w + C * delta))) per sample, (N,).
+
+    Differentiable with respect to ``strength`` (and the latents); the caller picks no_grad where it can.
+    """
+    reference, edited = edit_embeddings(generator, encoder, wplus, delta, strength, size, reference)
+    return (reference * edited).sum(dim=-1)
+
+
+def edit_angle(
+    generator, encoder, wplus: Tensor, delta: Tensor, strength: Tensor | float, size: int = 256,
+    reference: Tensor | None = None,
+) -> Tensor:
+    """The angle between E_I(G(w)) and E_I(G(w + C * delta)), radians, (N,): acos of ``edit_similarity``.
+
+    Computed as 2 atan2(|a - b|, |a + b|), which keeps its gradient for nearly equal embeddings, where
+    acos(a . b) rounds to acos(1) in float32 and its derivative is infinite.
+    """
+    reference, edited = edit_embeddings(generator, encoder, wplus, delta, strength, size, reference)
+    return 2 * torch.atan2((reference - edited).norm(dim=-1), (reference + edited).norm(dim=-1))
+
+
+@torch.no_grad()
+def torch_oracle(
+    generator, encoder, wplus: Tensor, delta: Tensor, target: float = TARGET_SIMILARITY, c_max: float = C_MAX,
+    tol: float = 0.005, max_iter: int = 20, size: int = 256, reference: Tensor | None = None,
+) -> OracleStrength:
+    """The bisection oracle (celeblook.strength_oracle) on the torch models, for one latent (23,512) or (1,23,512).
+
+    Calls: one render of the face (none when its embedding is passed as ``reference``), then one per probe.
+    """
+    wplus, delta = wplus.reshape(1, *wplus.shape[-2:]), delta.reshape(1, *delta.shape[-2:])
+    calls = 0
+    if reference is None:
+        reference, calls = encoder.embed_tensor(generator(wplus, size=size)), 1
+    return oracle_strength(lambda c: float(edit_similarity(generator, encoder, wplus, delta, c, size, reference)[0]),
+                           target, c_max, tol, max_iter, calls)
+
 
 
 @dataclass
@@ -105,7 +159,7 @@ def calibrate(predictor: StrengthPredictor, generator, encoder, bank: EditBank, 
     wplus, _, delta = sample_pairs(generator, bank, bank.train, config.calibration_pairs, config.psi, rng)
     c_max = predictor.config.c_max
     strengths = torch.tensor([
-        oracle_strength(generator, encoder, w, d, config.target, c_max, size=config.size).strength
+        torch_oracle(generator, encoder, w, d, config.target, c_max, size=config.size).strength
         for w, d in zip(wplus, delta)
     ], device=delta.device)
     return predictor.calibrate(strengths, delta)
@@ -190,7 +244,7 @@ def evaluate_strength(
     err_fixed = (edit_similarity(generator, encoder, wplus, delta, fixed, size, reference) - target).abs()
     oracles = []
     for i in range(n_pairs):
-        oracles.append(oracle_strength(generator, encoder, wplus[i], delta[i], target, c_max, oracle_tol, size=size))
+        oracles.append(torch_oracle(generator, encoder, wplus[i], delta[i], target, c_max, oracle_tol, size=size))
         if progress is not None:
             progress((i + 1) / n_pairs, "oracle strength by bisection")
     oracle_c = torch.tensor([o.strength for o in oracles], device=learned_c.device)
@@ -227,13 +281,12 @@ def write_metrics(path: Path, metrics: dict) -> None:
 def text_edit_bank(clip, mapper, prompts: list[str] | None = None) -> EditBank:
     """The shipped prompt bank with the pipeline's edit directions f(E_T(prompt)) - f(E_T(DEFAULT_SOURCE))."""
     from ..data import load_prompts
-    from ..text import DEFAULT_SOURCE, edit_direction, embed_prompts
+    from ..text import DEFAULT_SOURCE
 
-    source = embed_prompts(clip, [DEFAULT_SOURCE])[0]
-    return build_edit_bank(
-        load_prompts() if prompts is None else prompts, lambda texts: embed_prompts(clip, texts)[0],
-        lambda targets: edit_direction(mapper, targets, source.expand_as(targets).to(targets.device)),
-    )
+    with torch.no_grad():
+        source = mapper(clip.embed_texts([DEFAULT_SOURCE]))
+    return build_edit_bank(load_prompts() if prompts is None else prompts, clip.embed_texts,
+                           lambda targets: mapper(targets) - source.to(targets.device))
 
 
 def strength_job(

@@ -125,16 +125,16 @@ def write_prompt_bank(models: Path, out: Path, progress: Progress | None = None)
     None (and a note) when the export has no text encoder."""
     import open_clip
 
-    from ..runtime.ort import OrtBackend
+    from ..runtime.ort import OrtEngine
 
     say = progress or (lambda _msg: None)
-    backend = OrtBackend(models, threads=1, text_int8=False)
-    if not backend.has("text_encoder"):
+    backend = OrtEngine(models, threads=1, text_int8=False)
+    if not backend.has_graph("text_encoder"):
         say("note: no text_encoder.onnx in the export, so the page has no prompt bank (and no text features)")
         return None
     prompts = bank_prompts()
     tokens = open_clip.tokenize(prompts)  # the default SimpleTokenizer: ViT-L-14's, as ported in src/tokenizer.js
-    embeddings = backend.embed_tokens(tokens).numpy().astype(np.float16)
+    embeddings = backend.embed_tokens(tokens.numpy()).astype(np.float16)
     data = embeddings.tobytes()
     if len(data) > PROMPTS_MAX_BYTES:
         raise InputError(f"the prompt bank's embeddings take {len(data)} bytes, over the {PROMPTS_MAX_BYTES}-byte limit")

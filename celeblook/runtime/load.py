@@ -1,0 +1,33 @@
+"""Models without torch: the runtime install (requirements-runtime.txt) serves every fast path from an ONNX export.
+
+The export is ``CELEBLOOK_ONNX_DIR`` (default ``<weights>/onnx/<preset>``), as ``python -m celeblook export onnx``
+writes it in the full install. Paths that need gradients (refinement, CLIP-guided optimisation) say that they
+need the full install (``Models.gradients`` is False).
+"""
+
+from __future__ import annotations
+
+from ..engine import Models
+from ..errors import WeightsError
+from ..install import FULL_INSTALL
+from ..presets import Preset
+from .ort import OrtEngine, default_onnx_dir
+
+HEADS = ("mapper", "strength")
+GET_HEADS = ("train the heads (`python -m celeblook train all`) or fetch trained ones (`python -m celeblook weights download "
+             "--heads OWNER/NAME`), then `python -m celeblook export onnx`, in the full install")
+
+
+def load_runtime_models(preset: Preset) -> Models:
+    """The preset's exported graphs as Models with no torch models; absent heads listed in ``missing``."""
+    directory = default_onnx_dir(preset.name)
+    engine = OrtEngine(directory)
+    exported = engine.constants.get("preset")
+    if exported not in (None, preset.name):
+        raise WeightsError(f"the export in {directory} is of preset {exported!r}, not {preset.name!r}: set CELEBLOOK_PRESET={exported} "
+                           f"or CELEBLOOK_ONNX_DIR to an export of {preset.name!r}")
+    for graph in ("mapping", "text_encoder", engine.photo_graph):
+        engine.file(graph)  # the fast paths need these three: a WeightsError names the export command
+    missing = tuple(f"{part}.onnx missing from {directory}: {GET_HEADS}" for part in HEADS if not engine.has(part))
+    notices = (*preset.notices, f"runtime install (ONNX Runtime, no torch): refinement and CLIP-guided optimisation need {FULL_INSTALL}")
+    return Models(preset, engine, notices=notices, missing=missing)
