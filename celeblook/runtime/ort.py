@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..errors import InputError, WeightsError
 from ..preprocess import photos_to_clip
+from ..tokenizer import eot_length
 
 BACKEND_ENV = "CELEBLOOK_BACKEND"
 THREADS_ENV = "CELEBLOOK_ORT_THREADS"
@@ -166,8 +167,6 @@ class OrtBackend:
         The columns after the batch's last end-of-text token are dropped first when the graph takes any token
         length (a named axis in the manifest; exact for causal text towers: celeblook.export.onnx.text_encoder_graph).
         """
-        from ..models.clip import eot_length  # open_clip is imported only by runs that encode text
-
         tokens = _numpy(tokens, np.int64)
         if isinstance(self.file("text_encoder")["inputs"][0]["shape"][1], str):
             tokens = tokens[:, : eot_length(tokens)]
