@@ -37,9 +37,9 @@ from benchmarks.common import seeded_models, timings_ms  # noqa: E402
 from benchmarks.stylegan2_teacher import StyleGAN2Generator  # noqa: E402
 from celeblook.export.onnx import Graph, export_graph, export_models, model_graphs  # noqa: E402
 from celeblook.media import encode_gif, to_uint8  # noqa: E402
-from celeblook.models.clip import eot_length  # noqa: E402
 from celeblook.models.mobilestylegan import Generator  # noqa: E402
 from celeblook.runtime.ort import open_session, session_options  # noqa: E402
+from celeblook.tokenizer import eot_length  # noqa: E402
 
 TARGETS_MS = {"G 1024": 200, "G 256 exit": 80, "inversion": 300, "C-sweep GIF 16x512": 3000, "text encoder int8 (a typical prompt)": 60}
 

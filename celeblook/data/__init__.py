@@ -1,10 +1,17 @@
-"""Data shipped with the package: the bank of edit prompts used to train and evaluate the strength head."""
+"""Data shipped with the package: the bank of edit prompts used to train and evaluate the strength head, and
+CLIP's byte-pair vocabulary (``bpe_simple_vocab_16e6.txt.gz``) for ``celeblook.tokenizer`` and the web page.
+
+The vocabulary is a byte-identical copy of the file packaged with open_clip (MIT licence; it comes from
+OpenAI's CLIP, also MIT), kept here so that text can be tokenised without torch or open_clip installed.
+"""
 
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import Path
 
 HELD_OUT_EVERY = 5  # every 5th prompt (0-based index 4, 9, 14, ...) is held out
+VOCAB_FILE = Path(__file__).with_name("bpe_simple_vocab_16e6.txt.gz")  # the project runs from its checkout
 
 
 def load_prompts() -> list[str]:

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
@@ -33,6 +32,7 @@ from torch import Tensor, nn
 from ..errors import InputError, WeightsError
 from ..files import weights_dir
 from ..preprocess import OPENAI_MEAN, OPENAI_STD
+from ..tokenizer import CONTEXT_LENGTH, Tokenizer, default_tokenizer, eot_length
 from .image_encoder import ImageEncoder, one_line, seeded_init
 
 CLIP_DOWNLOAD_COMMAND = "python -m celeblook weights download {file}"  # a weights/manifest.json name
@@ -124,11 +124,6 @@ class ClipImageTower(ImageEncoder):
         return F.normalize(self.tower(pixels), dim=-1)
 
 
-def eot_length(tokens: Tensor | np.ndarray) -> int:
-    """Token columns up to and including the batch's last end-of-text token (EOT has the largest id: argmax)."""
-    return int(tokens.argmax(-1).max()) + 1
-
-
 def trims_exactly(text: nn.Module) -> bool:
     """Whether dropping the token columns after the last EOT leaves ``text``'s embeddings unchanged.
 
@@ -208,8 +203,10 @@ class ClipTeacher(nn.Module):
         # no image tower when another E_I (the distilled student) serves: ViT-L/14's is 1.2 GB in fp32
         self.visual = ClipImageTower(model.visual, spec, embed_dim) if model.visual is not None else None
         self.text = ClipTextTower(model.text)
-        self.tokenizer = open_clip.get_tokenizer(spec.model_name)
-        self.context_length = model.context_length
+        # CLIP's BPE (celeblook.tokenizer), the tokenizer of ViT-L-14 and celeblook-tiny-clip
+        context = model.context_length
+        self.tokenizer = default_tokenizer() if context == CONTEXT_LENGTH else Tokenizer(context_length=context)
+        self.context_length = context
         self.embed_dim = embed_dim
         self.eval().requires_grad_(False)
 
@@ -232,16 +229,11 @@ class ClipTeacher(nn.Module):
             texts = [texts]
         if len(texts) == 0:
             raise InputError("no prompts given")
-        lengths = []
         for text in texts:
             if not isinstance(text, str) or not text.strip():
                 raise InputError("the prompt is empty; type a description such as 'a smiling woman with red hair'")
-            n_tokens = len(self.tokenizer.encode(text))
-            if n_tokens == 0:
-                raise InputError(f"the prompt {text!r} has no words the text encoder can read")
-            lengths.append(n_tokens)
-        tokens = self.tokenizer(list(texts), context_length=self.context_length)
-        return tokens, [n + 2 > self.context_length for n in lengths]  # + start and end tokens
+        tokens, truncated = self.tokenizer(texts)
+        return torch.from_numpy(tokens), truncated
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> Tensor:

@@ -1,12 +1,12 @@
 """Assemble the static site: the page (``web/``), its runtime (pinned by npm, copied by ``npm run build``),
-open_clip's BPE vocabulary for the JavaScript tokenizer, the exported ONNX models and the prompt bank.
+CLIP's BPE vocabulary for the JavaScript tokenizer, the exported ONNX models and the prompt bank.
 
     SITE/index.html, src/*.js, src/style.css     the page (src/worker.js runs the models)
     SITE/site.json                               where the models are, the prompt bank, the alignment model
     SITE/vendor/ort/, vendor/gifenc/             onnxruntime-web (MIT) and gifenc (MIT): no CDN
     SITE/vendor/face-api/ (+ model/)             face-api (MIT): SSD face detector + 68-point landmarks
     SITE/vendor/tfjs-wasm/                       TensorFlow.js wasm kernels for face-api (Apache-2.0)
-    SITE/vendor/bpe_simple_vocab_16e6.txt.gz     open_clip's merges file (MIT); html5_entities.json (Python's table)
+    SITE/vendor/bpe_simple_vocab_16e6.txt.gz     CLIP's merges file (celeblook/data, MIT); html5_entities.json (Python's table)
     SITE/models/manifest.json (+ *.onnx)         one export directory (``python -m celeblook export onnx``)
     SITE/models/prompts_fp16.bin                 the curated prompts' text embeddings (fp16): no text encoder needed
 
@@ -29,13 +29,15 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from ..data import VOCAB_FILE
 from ..errors import CelebError, InputError, WeightsError
 from ..files import sha256_file
+from ..tokenizer import default_tokenizer
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 PAGE = ("index.html", "src")
 VENDOR = "vendor"
-VOCAB = "bpe_simple_vocab_16e6.txt.gz"
+VOCAB = VOCAB_FILE.name  # the page fetches vendor/<this name>
 ENTITIES = "html5_entities.json"
 MANIFEST = "manifest.json"
 SITE_CONFIG = "site.json"
@@ -123,8 +125,6 @@ def write_prompt_bank(models: Path, out: Path, progress: Progress | None = None)
     """The bank's unit text embeddings from the fp32 text encoder, stored as fp16 in ``out``; its site.json entry.
 
     None (and a note) when the export has no text encoder."""
-    import open_clip
-
     from ..runtime.ort import OrtEngine
 
     say = progress or (lambda _msg: None)
@@ -133,8 +133,8 @@ def write_prompt_bank(models: Path, out: Path, progress: Progress | None = None)
         say("note: no text_encoder.onnx in the export, so the page has no prompt bank (and no text features)")
         return None
     prompts = bank_prompts()
-    tokens = open_clip.tokenize(prompts)  # the default SimpleTokenizer: ViT-L-14's, as ported in src/tokenizer.js
-    embeddings = backend.embed_tokens(tokens.numpy()).astype(np.float16)
+    tokens, _ = default_tokenizer()(prompts)  # ViT-L-14's, as ported in src/tokenizer.js; bank prompts are short
+    embeddings = backend.embed_tokens(tokens).astype(np.float16)
     data = embeddings.tobytes()
     if len(data) > PROMPTS_MAX_BYTES:
         raise InputError(f"the prompt bank's embeddings take {len(data)} bytes, over the {PROMPTS_MAX_BYTES}-byte limit")
@@ -217,7 +217,8 @@ CORS headers (Hugging Face `resolve/main` URLs do). Preview locally with the sam
 `python -m celeblook web serve {out}`.
 
 Licences: the page's runtime is onnxruntime-web (MIT), gifenc (MIT), face-api (MIT, with its detector and
-landmark models), TensorFlow.js wasm kernels (Apache-2.0); the tokenizer vocabulary is open_clip's (MIT).
+landmark models), TensorFlow.js wasm kernels (Apache-2.0); the tokenizer vocabulary is OpenAI CLIP's (MIT, as
+packaged by open_clip).
 The models inherit the licences of the weights they were made from (see the project's README).
 """
 
@@ -229,8 +230,6 @@ def build_site(out: str | Path, *, exports: str | Path | None = None, preset: st
     ``space``: also README.md for a static Hugging Face Space. ``models_url``: the page fetches the ONNX files
     from there (CORS); they are written to ``<out>-models/`` for upload instead of into the site.
     """
-    import open_clip
-
     say = progress or (lambda _msg: None)
     out = Path(out)
     models_url = check_models_url(models_url) if models_url else None
@@ -250,7 +249,7 @@ def build_site(out: str | Path, *, exports: str | Path | None = None, preset: st
         src = WEB_DIR / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, out / name)
     shutil.copytree(vendor, out / VENDOR)
-    shutil.copy2(Path(open_clip.__file__).with_name(VOCAB), out / VENDOR / VOCAB)
+    shutil.copy2(VOCAB_FILE, out / VENDOR / VOCAB)
     (out / VENDOR / ENTITIES).write_text(json.dumps(html.entities.html5, ensure_ascii=False))
     if exports is not None:
         copy_models(Path(exports), models_dir, say)
