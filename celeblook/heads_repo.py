@@ -192,9 +192,7 @@ def download_heads(
 ) -> list[Path]:
     """Fetch a heads repository's files at one commit, verified against its index, into the weights dir."""
     from . import hub
-    from .files import sha256_file
-    from .weights import load_manifest, record_hash
-    from .weights import place as link
+    from .weights import file_hashes, install_verified, load_manifest, record_hashes
 
     repo = heads_repo(repo)
     root = root or weights_dir()
@@ -212,25 +210,19 @@ def download_heads(
     if wanted:
         raise WeightsError(f"{repo} lacks {', '.join(wanted)}; it cannot be used as preset {preset.name!r}'s heads")
     targets = {name: root / place(preset, name) for name in entries}  # every name checked before any download
-    placed = []
     for name, entry in entries.items():
         dest = targets[name]
-        if dest.is_file() and dest.stat().st_size == entry["size"] and sha256_file(dest) == entry["sha256"]:
-            placed.append(dest)
+        # a head already in place is checked through the weights dir's hash cache, not read again
+        if dest.is_file() and dest.stat().st_size == entry["size"] and file_hashes(dest, root)["sha256"] == entry["sha256"]:
             continue
         cached = hub.fetch(repo, name, commit, label=name, report=report, terminal=progress, cache_only=cache_only)
-        digest, size = sha256_file(cached), cached.stat().st_size
-        if digest != entry["sha256"] or size != entry["size"]:
-            hub.forget(cached)
-            raise WeightsError(f"download of {name} from {repo} refused: sha256 {digest[:12]}... ({size:,} bytes) does "
-                               f"not match its index ({entry['sha256'][:12]}..., {entry['size']:,} bytes); nothing was kept")
-        link(cached, dest)
-        placed.append(dest)
+        install_verified(f"{name} from {repo}", cached, dest, root, file_hashes(cached, root, progress), hub.forget,
+                         size=entry["size"], sha256=entry["sha256"], whose="its index")
     listed = {f.name for f in load_manifest(root)}
-    for dest in placed:  # manifest entries (ffhq's heads) get the hash they were verified against
-        name = dest.relative_to(root).as_posix()
-        if name in listed:
-            record_hash(name, entries[name.removeprefix(f"{preset.name}/")]["sha256"], dest.stat().st_size, root)
-    log(f"heads for preset {preset.name} from {repo} at {commit[:12]}: {len(placed)} files verified and in place")
-    return placed
-
+    # manifest entries (ffhq's heads) get the hash they were verified against, in one write of the manifest
+    verified = {target: (entries[name]["sha256"], entries[name]["size"])
+                for name, dest in targets.items() if (target := dest.relative_to(root).as_posix()) in listed}
+    if verified:
+        record_hashes(verified, root)
+    log(f"heads for preset {preset.name} from {repo} at {commit[:12]}: {len(targets)} files verified and in place")
+    return list(targets.values())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,22 +35,14 @@ def loop_frames(frames: Sequence[Image.Image], ping_pong: bool) -> list[Image.Im
 
 @dataclass(frozen=True)
 class EncodedGif:
-    """A GIF as made: its bytes, longer side and frames per loop, and what differs from the request."""
+    """A GIF as made: its bytes, longer side and frames per loop, and what differs from the request (show
+    ``notices`` to the person who asked for it); ``path``: where ``save_gif`` wrote it."""
 
     data: bytes
     side: int
     frames: int
     notices: list[str]
-
-
-@dataclass(frozen=True)
-class GifFile:
-    """A GIF written to ``path`` (see ``EncodedGif``); show ``notices`` to the person who asked for it."""
-
-    path: Path
-    side: int
-    frames: int
-    notices: list[str]
+    path: Path | None = None
 
 
 def encode_gif(
@@ -122,13 +114,13 @@ def save_gif(
     ping_pong: bool = False,
     size: int | None = None,
     max_bytes: int = MAX_GIF_BYTES,
-) -> GifFile:
+) -> EncodedGif:
     """Write a bounded, looping GIF (see ``encode_gif``) under a temporary name, then rename it to ``path``:
     a reader never sees half a file (unique paths, so that no served file is replaced, are the caller's)."""
     path = Path(path)
     gif = encode_gif(frames, duration_ms, ping_pong, size, max_bytes)
     atomic_write_bytes(path, gif.data)
-    return GifFile(path, gif.side, gif.frames, gif.notices)
+    return replace(gif, path=path)
 
 
 # --- 8-bit and PNG ---------------------------------------------------------------------------------------

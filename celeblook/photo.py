@@ -41,6 +41,7 @@ PIXEL_LIMITS = (f"photos up to {MAX_PIXELS // 10**6} megapixels are accepted, st
 @dataclass
 class Photo:
     image: Image.Image  # RGB
+    full_size: tuple[int, int]  # (width, height) upright, before any downscaling: the pixels of the file as shown
     notices: list[str] = field(default_factory=list)  # what was changed on the way in, for the person
 
 
@@ -186,7 +187,7 @@ def _normalise(image: Image.Image, notices: list[str], original: tuple[int, int]
     rgb = _to_rgb(upright, notices)
     if max(width, height) > MAX_SIDE:
         notices.append(f"downscaled from {width}x{height} to {rgb.width}x{rgb.height} px")
-    return Photo(rgb, notices)
+    return Photo(rgb, (width, height), notices)
 
 
 def _to_rgb(image: Image.Image, notices: list[str]) -> Image.Image:

@@ -73,6 +73,7 @@ class AlignedPhoto:
     photo: Image.Image
     aligned: AlignedFace
     notices: list[str]
+    full_size: tuple[int, int] | None = None  # the photo's size upright before downscaling (photo.Photo.full_size)
 
     @cached_property
     def descriptor(self) -> np.ndarray | None:
@@ -527,7 +528,7 @@ def align_photo(photo: PhotoStart, size: int = 1024) -> AlignedPhoto:
     except InputError as err:  # say which photo, when there are two
         raise (InputError(f"{photo.label}: {err}") if photo.label != PhotoStart.label else err) from None
     aligned = align_face(loaded.image, size=size, already_aligned=already, face=face, label=photo.label)
-    return AlignedPhoto(loaded.image, aligned, loaded.notices + aligned.notices)
+    return AlignedPhoto(loaded.image, aligned, loaded.notices + aligned.notices, loaded.full_size)
 
 
 def _labelled(start: Start, label: str) -> Start:

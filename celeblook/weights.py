@@ -122,11 +122,16 @@ def _write_json(path: Path, obj: dict) -> None:
 
 def record_hash(name: str, sha256: str, size: int, root: Path | None = None) -> None:
     """Store a file's sha256 and size in the weights dir's manifest (copied from the repo's if needed)."""
+    record_hashes({name: (sha256, size)}, root)
+
+
+def record_hashes(files: dict[str, tuple[str, int]], root: Path | None = None) -> None:
+    """Store several files' (sha256, size) in the weights dir's manifest, written once."""
     root = root or weights_dir()
     manifest = read_manifest(root)
     for d in manifest["files"]:
-        if d["name"] == name:
-            d["sha256"], d["size"] = sha256, size
+        if d["name"] in files:
+            d["sha256"], d["size"] = files[d["name"]]
     _write_json(root / MANIFEST_NAME, manifest)
 
 
@@ -275,6 +280,34 @@ def download(
     return _download_url(f, root, progress, log, report)
 
 
+def install_verified(
+    label: str, src: Path, dest: Path, root: Path, hashes: dict[str, str], discard: Callable[[Path], None], *,
+    size: int | None = None, sha256: str | None = None, md5: str | None = None, whose: str = "the manifest",
+    move: bool = False,
+) -> int:
+    """Put a fetched file at ``dest`` once its size and ``hashes`` are the expected ones (None: not checked),
+    and remember the hashes in ``root``'s cache; returns its size. A file that is not what was expected is
+    discarded (``discard(src)``: nothing is kept) and refused with a one-line WeightsError. ``move``: renamed
+    into place (a ``.part`` file), else linked (huggingface_hub's cache, see ``place``)."""
+    actual = src.stat().st_size
+    problem = None
+    if size is not None and actual != size:
+        problem = f"{actual:,} bytes, expected {size:,}"
+    elif sha256 and hashes["sha256"] != sha256:
+        problem = f"sha256 {hashes['sha256'][:12]}... does not match {whose} ({sha256[:12]}...)"
+    elif md5 and hashes["md5"] != md5:
+        problem = f"md5 {hashes['md5']} does not match the published md5 ({md5})"
+    if problem:
+        discard(src)
+        raise WeightsError(f"download of {label} refused: {problem}; nothing was kept, run the command again")
+    if move:
+        os.replace(src, dest)
+    else:
+        place(src, dest)
+    _remember(root, dest, hashes)
+    return actual
+
+
 def _download_hub(f: WeightFile, root: Path, revision: str | None, progress: bool, log: Callable[[str], None],
                   report: ByteProgress | None, cache_only: bool) -> Path:
     from . import hub
@@ -283,19 +316,12 @@ def _download_hub(f: WeightFile, root: Path, revision: str | None, progress: boo
     cached = hub.fetch(src["hub"], src["file"], revision or src.get("revision"), label=f.name, report=report,
                        terminal=progress, cache_only=cache_only)
     hashes = file_hashes(cached, root, progress)  # outside the weights dir: hashed, not cached
-    # the manifest's hash describes its own revision; another revision is checked against the Hub's LFS hash
-    expected = (f.sha256 if revision is None else None) or hub.etag_sha256(cached)
-    if expected and hashes["sha256"] != expected:
-        hub.forget(cached)
-        raise WeightsError(f"download of {f.name} refused: sha256 {hashes['sha256'][:12]}... does not match "
-                           f"{expected[:12]}...; nothing was kept, run the command again")
-    size = cached.stat().st_size
-    if f.size is not None and revision is None and size != f.size:
-        hub.forget(cached)
-        raise WeightsError(f"download of {f.name} refused: {size:,} bytes, expected {f.size:,}; nothing was kept")
+    # the manifest's hash and size describe its own revision; another revision is checked against the Hub's LFS hash
+    published = f.sha256 if revision is None else None
+    expected = published or hub.etag_sha256(cached)
     dest = root / f.name
-    place(cached, dest)
-    _remember(root, dest, hashes)
+    size = install_verified(f.name, cached, dest, root, hashes, hub.forget, size=f.size if revision is None else None,
+                            sha256=expected, whose="the manifest" if published else "the sha256 the Hub announced")
     recorded = revision is None and f.sha256 is None
     if recorded:
         record_hash(f.name, hashes["sha256"], size, root)
@@ -317,7 +343,7 @@ def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str]
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     request = urllib.request.Request(url, headers={"User-Agent": f"celeblook/{__version__}"})
-    sha, md5, received, total, kept = hashlib.sha256(), hashlib.md5(), 0, None, False
+    sha, md5, received, total = hashlib.sha256(), hashlib.md5(), 0, None
     try:
         with urllib.request.urlopen(request, timeout=STALL_SECONDS) as resp, open(part, "wb") as out:
             if resp.headers.get("Content-Type", "").startswith("text/html"):
@@ -340,16 +366,8 @@ def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str]
         if total is not None and received != total:
             raise WeightsError(f"download of {f.name} interrupted after {received:,} of {total:,} bytes; "
                                "nothing was kept, run the command again")
-        if f.size is not None and received != f.size:
-            raise WeightsError(f"download of {f.name} refused: {received:,} bytes, expected {f.size:,}; nothing was kept")
-        if f.sha256 and sha.hexdigest() != f.sha256:
-            raise WeightsError(f"download of {f.name} refused: sha256 {sha.hexdigest()[:12]}... does not match {f.sha256[:12]}...; "
-                               "nothing was kept")
-        if f.md5 and md5.hexdigest() != f.md5:
-            raise WeightsError(f"download of {f.name} refused: md5 {md5.hexdigest()} does not match the published {f.md5}; "
-                               "nothing was kept")
-        os.replace(part, dest)
-        kept = True
+        install_verified(f.name, part, dest, root, {"sha256": sha.hexdigest(), "md5": md5.hexdigest()},
+                         lambda p: p.unlink(missing_ok=True), size=f.size, sha256=f.sha256, md5=f.md5, move=True)
     except urllib.error.HTTPError as err:
         raise WeightsError(f"download of {f.name} failed: HTTP {err.code} {err.reason} from {url}") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
@@ -358,9 +376,7 @@ def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str]
         raise WeightsError(f"download of {f.name} interrupted after {received:,}{of} bytes ({reason}); "
                            "nothing was kept, run the command again") from None
     finally:
-        if not kept:
-            part.unlink(missing_ok=True)
-    _remember(root, dest, {"sha256": sha.hexdigest(), "md5": md5.hexdigest()})
+        part.unlink(missing_ok=True)  # gone already once renamed into place
     if f.sha256 is None:
         record_hash(f.name, sha.hexdigest(), received, root)
     log(f"{f.name}: downloaded {received:,} bytes, {'verified' if f.sha256 or f.md5 else 'sha256 recorded'}")

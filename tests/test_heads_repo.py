@@ -145,3 +145,35 @@ def test_first_run_fetches_the_heads_named_by_the_environment(hub, trained, weig
     assert (weights / "tiny" / "mapper.safetensors").read_bytes() == (trained / "mapper.safetensors").read_bytes()
     requests = len(hub.requests)
     assert ensure_defaults("tiny") == [] and len(hub.requests) == requests  # in place: nothing asked
+
+
+def test_heads_in_place_are_checked_through_the_hash_cache_and_the_manifest_is_written_once(hub, weights, monkeypatch):
+    import hashlib
+
+    import celeblook.weights as weights_module
+    from celeblook.heads_repo import weight_names
+
+    ffhq = get_preset("ffhq")
+    files = {name: name.encode() * 100 for name in weight_names(ffhq)}
+    index = {"format": 1, "preset": "ffhq",
+             "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} for name, data in files.items()}}
+    hub.commit(REPO, {**files, INDEX: json.dumps(index).encode()})
+    writes: list[str] = []
+    write_json = weights_module._write_json
+    monkeypatch.setattr(weights_module, "_write_json", lambda path, obj: (writes.append(path.name), write_json(path, obj)))
+    placed = download_heads(REPO, ffhq, log=lambda _: None, progress=False)
+    assert writes.count("manifest.json") == 1  # every verified hash recorded in one write
+    for name in ("ffhq/mapper.safetensors", "ffhq/strength.safetensors", f"student_{ffhq.student}.safetensors"):
+        entry = index["files"][name.removeprefix("ffhq/")]
+        listed = weights_module.find(name, weights)
+        assert (listed.sha256, listed.size) == (entry["sha256"], entry["size"])
+        assert weights_module.check(listed, weights).detail == "sha256 verified"
+    cache = json.loads((weights / ".hashes.json").read_text())
+    assert {path.relative_to(weights).as_posix() for path in placed} <= set(cache)
+
+    class NoHashing:
+        def __getattr__(self, name):
+            raise AssertionError("a head already in place was read again")
+
+    monkeypatch.setattr(weights_module, "hashlib", NoHashing())  # in place: checked through the cache alone
+    assert download_heads(REPO, ffhq, log=lambda _: None, progress=False) == placed

@@ -130,6 +130,7 @@ def test_a_turned_huge_jpeg_reports_its_upright_size(tmp_path):
     Image.new("RGB", (6000, 4000), "red").save(path, exif=exif)
     photo = load_photo(path)
     assert photo.image.size == (1365, MAX_SIDE)
+    assert photo.full_size == (4000, 6000)  # what `align` reports coordinates in, without opening the file again
     assert photo.notices == ["rotated upright according to the photo's EXIF orientation",
                              "downscaled from 4000x6000 to 1365x2048 px"]
 

@@ -14,15 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-from PIL import Image
 from tqdm import tqdm
 
 from ..errors import CelebError, InputError
 from ..files import atomic_write_bytes, output_dir
 from ..photo import MAX_SIDE, MIN_SIDE
-
-EXIF_ORIENTATION = 0x0112
-TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,16 +40,6 @@ def crop_size(text: str) -> int:
     return size
 
 
-def oriented_size(path: Path, fallback: tuple[int, int]) -> tuple[int, int]:
-    """The photo's full size after EXIF orientation, read from its header (the loaded copy may be downscaled)."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            return (height, width) if image.getexif().get(EXIF_ORIENTATION) in TRANSPOSED else (width, height)
-    except (OSError, SyntaxError, ValueError):
-        return fallback
-
-
 def align_one(path: Path, out: Path, size: int, face: int | None) -> dict:
     from ..align import alignment_record
     from ..media import png_bytes
@@ -62,7 +48,7 @@ def align_one(path: Path, out: Path, size: int, face: int | None) -> dict:
     found = align_photo(PhotoStart(path, False, face, path.name), size)  # the app's own loading and alignment
     for notice in found.notices:
         tqdm.write(f"note: {path.name}: {notice}", file=sys.stderr)  # clears the progress bar's line first
-    record = alignment_record(found.aligned, oriented_size(path, found.photo.size))
+    record = alignment_record(found.aligned, found.full_size)  # in the file's own pixels, as loading saw them
     png, record_path = out / f"{path.stem}.png", out / f"{path.stem}.json"
     atomic_write_bytes(png, png_bytes(found.aligned.image))
     atomic_write_bytes(record_path, (json.dumps(record) + "\n").encode())
