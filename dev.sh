@@ -4,20 +4,28 @@
 #   bash dev.sh test    run the test suite
 #   bash dev.sh <cmd>   run any command inside the project's environment, from the folder you are in
 #                       (e.g. bash dev.sh python -m celeblook invert me.jpg --out out/me)
+# CELEBLOOK_RUNTIME=1 uses the runtime install instead (requirements-runtime.txt in .venv-runtime: ONNX Runtime,
+# no torch), which serves an ONNX export: CELEBLOOK_RUNTIME=1 CELEBLOOK_ONNX_DIR=DIR bash dev.sh app
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")" && pwd)
 
-VENV=${CELEBLOOK_VENV:-$ROOT/.venv}
+if [ "${CELEBLOOK_RUNTIME:-}" = 1 ]; then
+  REQUIREMENTS=$ROOT/requirements-runtime.txt
+  VENV=${CELEBLOOK_VENV:-$ROOT/.venv-runtime}
+else
+  REQUIREMENTS=$ROOT/requirements.txt
+  VENV=${CELEBLOOK_VENV:-$ROOT/.venv}
+fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # busy-waiting OpenMP threads wreck latency on small shared CPUs
 export GRADIO_ANALYTICS_ENABLED=False
 export HF_HUB_DISABLE_TELEMETRY=1
 
 stamp="$VENV/.requirements.sha256"
-want=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
+want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[dev.sh] installing requirements into $VENV (first run takes a few minutes)"
   python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
   echo "$want" > "$stamp"
 fi
 

