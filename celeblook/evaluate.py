@@ -7,11 +7,17 @@
                 1 - cos(E_I(face), E_I(edit))
     strength    |similarity - target| of the learned C, the best fixed C and the bisection oracle on
                 held-out (latent, prompt) pairs, with the generator calls each needs
-                (celeblook.training.strength.evaluate_strength)
+                (celeblook.training.strength.evaluate_strength; the target is the one the preset's strength
+                head is trained for)
 
-Everything goes through celeblook.pipeline.Pipeline, so it measures what the app and CLI deliver. Trained
-presets need both heads (a WeightsError names the train commands); ``tiny`` uses seeded stand-ins and its
-results are labelled untrained: they check the plumbing, not quality.
+Everything goes through celeblook.pipeline.Pipeline, so it measures what the app and CLI deliver. The heads
+are the installed ones (``weights_dir()/<preset>``) or those in a given folder (a ``train all`` OUT, whose
+student then serves as E_I). Trained presets need both heads (a WeightsError names the train commands);
+``tiny`` uses seeded stand-ins where it has no heads and its results are labelled untrained: they check the
+plumbing, not quality.
+
+Held out from training: the faces come from a seed stream no training job draws from (FACES_SEED_OFFSET),
+the edits use the prompt bank's held-out split, the strength pairs are the strength job's held-out pairs.
 """
 
 from __future__ import annotations
@@ -19,65 +25,87 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from PIL import Image
 
 from .errors import InputError, WeightsError
+from .factory import load_models
 from .files import weights_dir
-from .limits import TARGET_SIMILARITY
 from .media import to_uint8
 from .pipeline import PhotoStart, Pipeline
-from .presets import Preset, get_preset
+from .presets import PRESETS, Preset, get_preset
 
 Progress = Callable[[float, str], None]
+_FFHQ = PRESETS["ffhq"].training.evaluation  # the product's defaults (celeblook.presets)
+# the faces' z stream is seed + this: training draws from seed (strength, encoder, the mapper's centre) and
+# seed * 1000 + 1 + rank (mapper), its held-out sets from seed + 999_983 and seed + 1_000_003
+FACES_SEED_OFFSET = 2_000_500
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    n: int = 8  # faces inverted and edited
-    refine_steps: int = 20
-    edit_prompts: int = 4  # held-out prompts per face
-    strength_pairs: int = 32  # held-out (latent, prompt) pairs for the strength comparison
+    n: int = _FFHQ.n  # faces inverted and edited
+    refine_steps: int = _FFHQ.refine_steps
+    edit_prompts: int = _FFHQ.edit_prompts  # held-out prompts per face
+    strength_pairs: int = _FFHQ.strength_pairs  # held-out (latent, prompt) pairs for the strength comparison
     size: int = 256  # render size of every comparison (G's cheap exit; CLIP sees 224)
     psi: float = 0.7
     seed: int = 0
 
 
-def require_heads(preset: Preset) -> None:
+def heads_folder(preset: Preset, heads: Path | None) -> Path:
+    return Path(heads) if heads is not None else weights_dir() / preset.name
+
+
+def require_heads(preset: Preset, heads: Path | None = None) -> None:
     """Trained presets: a WeightsError naming every missing head's train command, before loading anything."""
     from .models.mapper import TRAIN_COMMAND
     from .models.strength import TRAIN_COMMAND as STRENGTH_TRAIN_COMMAND
 
     if not preset.trained:
         return
-    heads = weights_dir() / preset.name
-    missing = [f"{what} weights missing ({heads / file}): run `{command.format(preset=preset.name)}`"
+    folder = heads_folder(preset, heads)
+    missing = [f"{what} weights missing ({folder / file}): run `{command.format(preset=preset.name)}`"
                for what, file, command in (("mapper", "mapper.safetensors", TRAIN_COMMAND),
                                            ("strength head", "strength.safetensors", STRENGTH_TRAIN_COMMAND))
-               if not (heads / file).exists()]
+               if not (folder / file).exists()]
     if missing:
         raise WeightsError("eval needs the trained heads: " + "; ".join(missing))
 
 
+def load_pipeline(preset: Preset, heads: Path | None = None) -> Pipeline:
+    """The installed heads as the app loads them; or the heads in ``heads`` (with the student beside them as E_I),
+    in torch alone: the ONNX backend's graphs are exports of the installed heads."""
+    if heads is None:
+        return Pipeline.from_preset(preset)
+    return Pipeline(load_models(preset, heads, backend="torch"))
+
+
 def evaluate(preset: str | Preset | None = None, config: EvalConfig = EvalConfig(),
-             progress: Progress | None = None) -> dict:
-    """Runs the three evaluations; returns a JSON-able dict (see the module docstring)."""
+             progress: Progress | None = None, heads: Path | None = None) -> dict:
+    """Runs the three evaluations on the installed heads, or those in ``heads``; returns a JSON-able dict
+    (see the module docstring)."""
     if config.n < 1 or config.edit_prompts < 1 or config.strength_pairs < 2:
         raise InputError("need n >= 1, edit_prompts >= 1 and strength_pairs >= 2")
     if not isinstance(preset, Preset):
         preset = get_preset(preset)
-    require_heads(preset)
+    if heads is not None and not Path(heads).is_dir():  # tiny would quietly fall back to its seeded heads
+        raise InputError(f"no heads folder {heads}")
+    require_heads(preset, heads)
     report = progress or (lambda fraction, message: None)
-    pipeline = Pipeline.from_preset(preset)
+    pipeline = load_pipeline(preset, heads)
     results = {
         "preset": preset.label,
         "trained": preset.trained,
         "label": "trained" if preset.trained else "UNTRAINED: random weights; numbers check the plumbing, not quality",
+        "heads": str(heads_folder(preset, heads)),
         "config": asdict(config),
     }
     generator = pipeline.generator
-    z = torch.randn(config.n, generator.config.style_dim, generator=torch.Generator().manual_seed(config.seed))
+    z = torch.randn(config.n, generator.config.style_dim,
+                    generator=torch.Generator().manual_seed(config.seed + FACES_SEED_OFFSET))
     with torch.no_grad():
         wplus = generator.z_to_wplus(z.to(generator.w_avg.device), config.psi)
         photos = [Image.fromarray(image) for image in to_uint8(generator(wplus, size=config.size))]
@@ -88,7 +116,7 @@ def evaluate(preset: str | Preset | None = None, config: EvalConfig = EvalConfig
     report(0.4, "edits")
     results["edit"] = edit_scores(pipeline, wplus, config)
     report(0.6, "strength: learned vs fixed vs oracle")
-    results["strength"] = strength_scores(pipeline, config, report)
+    results["strength"] = strength_scores(pipeline, preset.training.strength.target, config, report)
     report(1.0, "done")
     return results
 
@@ -129,7 +157,8 @@ def edit_scores(pipeline: Pipeline, wplus: torch.Tensor, config: EvalConfig) -> 
         face_embedding = pipeline.engine.embed_pixels(pipeline.engine.synthesize(w[None], config.size))
         before = (face_embedding * text_embeddings).sum(-1)
         for prompt, score_before in zip(prompts, before.tolist()):
-            scores = pipeline.edit(w, prompt, strengths=["learned"], size=config.size).variants[0].face.scores
+            # a W+ as numpy: the start every pipeline takes
+            scores = pipeline.edit(w.cpu().numpy(), prompt, strengths=["learned"], size=config.size).variants[0].face.scores
             gains.append(scores["text_score"] - score_before)
             losses.append(1 - scores["clip_similarity"])
             strengths.append(scores["C"])
@@ -142,12 +171,12 @@ def edit_scores(pipeline: Pipeline, wplus: torch.Tensor, config: EvalConfig) -> 
     }
 
 
-def strength_scores(pipeline: Pipeline, config: EvalConfig, report: Progress) -> dict:
+def strength_scores(pipeline: Pipeline, target: float, config: EvalConfig, report: Progress) -> dict:
     from .training.strength import evaluate_strength, text_edit_bank
 
     bank = text_edit_bank(pipeline.text_encoder, pipeline.mapper)
     return evaluate_strength(
-        pipeline.strength, pipeline.generator, pipeline.image_encoder, bank, config.strength_pairs, TARGET_SIMILARITY,
+        pipeline.strength, pipeline.generator, pipeline.image_encoder, bank, config.strength_pairs, target,
         config.psi, config.size, config.seed, progress=lambda f, message: report(0.6 + 0.4 * f, message),
     )
 
@@ -156,10 +185,12 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def table_rows(results: dict) -> list[list[object]]:
-    """(section, metric, value) rows for the CLI's table."""
-    rows = []
-    for section in ("inversion", "edit", "strength"):
-        for key, value in results[section].items():
-            rows.append([section, key, value])
-    return rows
+def table_lines(results: dict) -> list[str]:
+    """The preset, the pipeline's notes and a (section, metric, value) table: what the CLIs print."""
+    rows = [[section, key, f"{value:.4f}" if isinstance(value, float) and not math.isnan(value) else value]
+            for section in ("inversion", "edit", "strength") for key, value in results[section].items()]
+    rows = [["section", "metric", "value"], *rows]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
+    return [f"preset: {results['preset']} ({results['label']}), heads in {results['heads']}",
+            *(f"note: {notice}" for notice in results["notices"]),
+            *("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)]

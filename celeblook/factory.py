@@ -52,9 +52,14 @@ def create_generator(preset: str | Preset | None = None, checkpoint: str | Path 
     return load_generator(require(preset.name, "generator"), preset.generator)
 
 
-def student_serves(preset: Preset) -> bool:
-    """Whether the distilled student is E_I: a trained preset whose student weights exist."""
-    return preset.trained and student_path(preset.student).exists()
+def trained_student(preset: Preset, heads: Path | None = None) -> Path | None:
+    """The trained student that serves as E_I: one beside the heads (``train all``'s folder, a downloaded heads
+    repository), else a trained preset's installed one (``student_path``); None: the teacher's tower serves."""
+    beside = heads / student_path(preset.student).name if heads is not None else None
+    if beside is not None and beside.is_file():
+        return beside
+    installed = student_path(preset.student)
+    return installed if preset.trained and installed.is_file() else None
 
 
 def create_mapper(preset: Preset, heads: Path, generator: Generator) -> tuple[Mapper | None, str, list[str], list[str]]:
@@ -82,15 +87,17 @@ def seeded_mapper(preset: Preset, generator: Generator) -> Mapper:
     return mapper.to(generator.w_avg.device).eval().requires_grad_(False)
 
 
-def create_image_encoder(preset: Preset, clip: ClipTeacher, mapper_encoder: str) -> tuple[ImageEncoder, list[str], list[str]]:
+def create_image_encoder(preset: Preset, clip: ClipTeacher, mapper_encoder: str,
+                         heads: Path | None = None) -> tuple[ImageEncoder, list[str], list[str]]:
     """(E_I for photos, notices, missing lines).
 
     The distilled student is the product's E_I: it was trained to reproduce the teacher's embeddings, so a
     mapper trained on the teacher reads it too, at a tenth of the cost. Without a trained student the
     teacher's image tower serves (slower), unless the mapper was trained on the student itself.
     """
-    if student_serves(preset):
-        return create_student(preset), [f"image encoder: distilled {preset.student} student"], []
+    student = trained_student(preset, heads)
+    if student is not None:
+        return create_student(preset, student), [f"image encoder: distilled {preset.student} student ({student})"], []
     if clip.visual is None:
         raise WeightsError(f"the {preset.name} CLIP teacher was built without its image tower")
     if not preset.trained:  # an untrained student does not share the (random) teacher's space
@@ -115,17 +122,19 @@ def create_strength(preset: Preset, heads: Path, generator: Generator) -> tuple[
     return None, [], [f"strength head weights missing ({path}): run `{command}`"]
 
 
-def create_engine(preset: Preset, models: TorchEngine) -> Engine:
-    """The engine of the forwards without gradients: the torch models, or (``CELEBLOOK_BACKEND=onnx``) the
-    preset's exported graphs, with the torch models running what the export lacks."""
-    if backend_name() != "onnx":
+def create_engine(preset: Preset, models: TorchEngine, backend: str | None = None) -> Engine:
+    """The engine of the forwards without gradients: the torch models, or (``backend``, default
+    ``CELEBLOOK_BACKEND``, is "onnx") the preset's exported graphs, with the torch models running what the export
+    lacks."""
+    if (backend or backend_name()) != "onnx":
         return models
     torch.set_num_threads(1)  # one runtime owns the cores (toolchain.md §6)
     return OrtEngine.from_env(preset.name, photo_graph=models.image_encoder.graph, fallback=models)
 
 
-def load_models(preset: str | Preset | None = None, weights: Path | None = None) -> Models:
-    """Every model of ``preset``; heads from ``weights`` (default ``weights_dir()/<preset>``).
+def load_models(preset: str | Preset | None = None, weights: Path | None = None, backend: str | None = None) -> Models:
+    """Every model of ``preset``; heads from ``weights`` (default ``weights_dir()/<preset>``), the student beside
+    them if there is one; ``backend``: "torch" or "onnx" (default ``CELEBLOOK_BACKEND``).
 
     Raises WeightsError only for what nothing can run without (the generator, CLIP); absent heads are
     listed in ``Models.missing``.
@@ -134,13 +143,13 @@ def load_models(preset: str | Preset | None = None, weights: Path | None = None)
     heads = Path(weights) if weights is not None else weights_dir() / preset.name
     generator = create_generator(preset)
     # with the student as E_I the teacher's image tower would sit unused (1.2 GB for ViT-L/14)
-    clip = create_clip(preset, image_tower=not student_serves(preset))
+    clip = create_clip(preset, image_tower=trained_student(preset, heads) is None)
     notices, missing = list(preset.notices), []
     mapper, mapper_encoder, *found = create_mapper(preset, heads, generator)
-    image_encoder, *encoder_found = create_image_encoder(preset, clip, mapper_encoder)
+    image_encoder, *encoder_found = create_image_encoder(preset, clip, mapper_encoder, heads)
     strength, *strength_found = create_strength(preset, heads, generator)
     for more_notices, more_missing in (found, encoder_found, strength_found):
         notices += more_notices
         missing += more_missing
-    engine = create_engine(preset, TorchEngine(generator, clip, image_encoder, mapper, strength))
+    engine = create_engine(preset, TorchEngine(generator, clip, image_encoder, mapper, strength), backend)
     return Models(preset, engine, generator, clip, image_encoder, mapper, strength, tuple(notices), tuple(missing))

@@ -126,9 +126,15 @@ def model_card(repo: str, preset: Preset, source: Path, index: dict) -> str:
     def number(value) -> str:
         return f"{value:.4g}" if isinstance(value, float) else str(value)
 
-    def metric_rows(metrics: dict) -> list[str]:
-        return [f"| {key} | {number(value)} |" for key, value in metrics.items()
-                if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    def metric_rows(name: str, metrics: dict) -> list[str]:
+        """One row per number; nested sections (eval.json's "evaluation": inversion, edit, ...) by full name."""
+        rows = []
+        for key, value in metrics.items():
+            if isinstance(value, dict):
+                rows += metric_rows(f"{name} {key}", value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                rows.append(f"| {name} {key} | {number(value)} |")
+        return rows
 
     lines = [
         "---", "license: other", "license_name: inherited", "library_name: celeblook",
@@ -151,12 +157,13 @@ def model_card(repo: str, preset: Preset, source: Path, index: dict) -> str:
         seconds = stages.get(name, {}).get("seconds")
         lines.append(f"| {name} | {what} | {config.get('steps', '?')} | {config.get('batch', '?')} | "
                      f"{f'{seconds / 60:.1f} min' if seconds else '?'} |")
-    lines += ["", "## Evaluation", "", "Held-out generated faces and held-out prompts.", "",
+    lines += ["", "## Evaluation", "", "Held-out generated faces and held-out prompts: each job's own figures, and "
+              "under `evaluation` those of `python -m celeblook eval` run on these heads.", "",
               "| metric | value |", "|---|---|"]
     sections = {k: v for k, v in evaluation.items() if isinstance(v, dict)} or {  # heads trained one by one
         "mapper": {k: v for k, v in mapper.items() if k.startswith("wplus_mse")}}
     for section, metrics in sections.items():
-        lines += [f"| {section} {row[2:]}" for row in metric_rows(metrics)]
+        lines += metric_rows(section, metrics)
     lines += [
         "", "## Licences", "",
         "These heads are derived from the models they were trained with; their terms follow those (check them "

@@ -65,24 +65,38 @@ class EncoderTraining:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """``train all``'s eval stage: how much of ``python -m celeblook eval`` it runs on the heads it trained
+    (celeblook.evaluate.EvalConfig explains each)."""
+
+    n: int = 8
+    refine_steps: int = 20
+    edit_prompts: int = 4
+    strength_pairs: int = 32
+
+
+@dataclass(frozen=True)
 class Training:
     """A preset's training defaults: what a bare ``train <job> --preset NAME`` (and ``train all``) runs."""
 
     mapper: MapperTraining = MapperTraining()
     strength: StrengthTraining = StrengthTraining()
     encoder: EncoderTraining = EncoderTraining()
+    evaluation: Evaluation = Evaluation()
 
 
 # The tiny world (random generator and CLIP) trains in minutes on a CPU at its 64 px exit. Its random CLIP
 # cannot tell the per-slot codes of style-mixed faces apart (300 steps: held-out W+ MSE 0.64x the mean-latent
 # baseline with mixing, 0.47x without), and its image similarity never falls to 0.7: an edit moves it from 1
 # to about 0.93 at most, so the strength head aims at 0.98, which C <= 1 reaches for most held-out pairs
-# (the oracle brackets 86-97% of samples of 64; 77-94% at 0.975 with C <= 0.8).
+# (the oracle brackets 86-97% of samples of 64; 77-94% at 0.975 with C <= 0.8). Its eval stage is half the
+# product's (about 30 s on a 2-core CPU; the full one about a minute).
 TINY_TRAINING = Training(
     mapper=MapperTraining(steps=200, lr=3e-3, warmup=20, image_size=64, mix_prob=0.0, consistency_every=0,
                           centre_samples=512, eval_every=100),
     strength=StrengthTraining(steps=60, target=0.98, c_max=1.0, size=64),
     encoder=EncoderTraining(steps=100, batch=16, lr=1e-3, size=64),
+    evaluation=Evaluation(n=4, refine_steps=10, edit_prompts=2, strength_pairs=16),
 )
 
 

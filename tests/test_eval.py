@@ -6,10 +6,11 @@ import json
 import math
 
 import pytest
+from strength_heads import save_still_strength_head
 
 from celeblook.cli import main
 from celeblook.errors import WeightsError
-from celeblook.evaluate import EvalConfig, evaluate, require_heads
+from celeblook.evaluate import FACES_SEED_OFFSET, require_heads
 from celeblook.presets import get_preset
 
 KEYS = {
@@ -38,7 +39,8 @@ def test_eval_on_tiny_reports_finite_numbers_labelled_untrained(no_heads, tmp_pa
         assert keys <= set(results[section]), section
         assert all(math.isfinite(results[section][k]) for k in keys), results[section]
     inversion, strength = results["inversion"], results["strength"]
-    # the numbers are the pipeline's own for the seeded faces eval claims to use (z from seed 0, psi 0.7, 256 px)
+    # the numbers are the pipeline's own for the seeded faces eval claims to use (z of seed 0's held-out stream,
+    # psi 0.7, 256 px)
     plain, refined = pipeline_inversion_similarities(n=2, refine_steps=2)
     assert inversion["similarity"] == pytest.approx(plain, abs=1e-5)
     assert inversion["similarity_refined"] == pytest.approx(refined, abs=1e-4)
@@ -58,7 +60,7 @@ def pipeline_inversion_similarities(n: int, refine_steps: int, seed: int = 0, ps
 
     pipeline = Pipeline.from_preset("tiny")
     generator = pipeline.generator
-    z = torch.randn(n, 512, generator=torch.Generator().manual_seed(seed))
+    z = torch.randn(n, 512, generator=torch.Generator().manual_seed(seed + FACES_SEED_OFFSET))
     with torch.no_grad():
         photos = [Image.fromarray(image) for image in to_uint8(generator(generator.z_to_wplus(z, psi), size=size))]
     plain = [pipeline.invert(PhotoStart(photo, aligned=True), size=size).faces[0].scores["clip_similarity"] for photo in photos]
@@ -67,18 +69,18 @@ def pipeline_inversion_similarities(n: int, refine_steps: int, seed: int = 0, ps
     return sum(plain) / n, sum(refined) / n
 
 
-def test_eval_uses_a_trained_strength_head_when_present(no_heads):
-    """A head file in weights/tiny replaces the seeded stand-in (and its notice)."""
-    import torch
-
-    from celeblook.models.heads_io import save_weights
-    from celeblook.models.strength import STRENGTH_KIND, StrengthConfig, StrengthPredictor
-
-    head = StrengthPredictor(StrengthConfig())
-    torch.nn.init.constant_(head.bias, -20.0)  # C ~ 0: edits leave the face as it is
-    save_weights(no_heads / "tiny" / "strength.safetensors", head.state_dict(),
-                 {"kind": STRENGTH_KIND, "config": head.config.to_dict()})
-    results = evaluate("tiny", EvalConfig(n=1, refine_steps=1, edit_prompts=1, strength_pairs=2))
+@pytest.mark.parametrize("where", ["installed", "--heads"])
+def test_eval_uses_a_trained_strength_head_when_present(no_heads, tmp_path, where, capsys):
+    """A head file in weights/tiny, or in the folder given with --heads, replaces the seeded stand-in (and its
+    notice)."""
+    folder = no_heads / "tiny" if where == "installed" else tmp_path / "run"
+    save_still_strength_head(folder / "strength.safetensors")
+    out = tmp_path / "eval.json"
+    code = main(["eval", "--preset", "tiny", "--n", "1", "--refine-steps", "1", "--edit-prompts", "1",
+                 "--strength-pairs", "2", "--out", str(out)] + (["--heads", str(folder)] if where == "--heads" else []))
+    assert code == 0
+    results = json.loads(out.read_text())
+    assert results["heads"] == str(folder) and f"heads in {folder}" in capsys.readouterr().out
     assert not any("strength head: seeded" in notice for notice in results["notices"])
     assert results["edit"]["strength_mean"] < 1e-6 and results["edit"]["similarity_loss"] < 1e-4
 
@@ -91,3 +93,5 @@ def test_missing_heads_name_the_train_commands(no_heads, capsys):
     assert "python -m celeblook train strength --preset ffhq" in message
     assert main(["eval", "--preset", "ffhq"]) == 2
     assert "train strength" in capsys.readouterr().err
+    assert main(["eval", "--preset", "tiny", "--heads", str(no_heads / "typo")]) == 2  # not silently seeded heads
+    assert "no heads folder" in capsys.readouterr().err

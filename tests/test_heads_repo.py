@@ -45,7 +45,9 @@ def trained(tmp_path_factory) -> Path:
         (folder / "onnx" / f"{name}.onnx").write_bytes(name.encode() * 1000)
     (folder / "onnx" / "manifest.json").write_text(json.dumps({"format": "celeblook-onnx/1"}))
     (folder / "eval.json").write_text(json.dumps({"mapper": {"wplus_mse_final": 0.12, "ratio_to_mean_latent": 0.51},
-                                                  "strength": {"abs_err_learned_bracketed": 0.011, "bracketed_share": 0.9}}))
+                                                  "strength": {"abs_err_learned_bracketed": 0.011, "bracketed_share": 0.9},
+                                                  "evaluation": {"heads": str(folder), "inversion": {"similarity": 0.93},
+                                                                 "edit": {"text_score_gain": 0.021}}}))
     return folder
 
 
@@ -65,7 +67,8 @@ def test_publish_then_download_gives_bit_identical_heads_in_place(hub, trained, 
     card = files["README.md"].decode()
     for needed in ("license: other", "MobileStyleGAN", "LICENSE-NVIDIA", "OpenCLIP", "MIT", "seeded random",
                    "| mapper wplus_mse_final | 0.12 |", "| mapper ratio_to_mean_latent | 0.51 |",
-                   "| strength bracketed_share | 0.9 |", "| mapper | teacher embeddings of generated faces | 300 | 32 |"):
+                   "| strength bracketed_share | 0.9 |", "| mapper | teacher embeddings of generated faces | 300 | 32 |",
+                   "| evaluation inversion similarity | 0.93 |", "| evaluation edit text_score_gain | 0.021 |"):
         assert needed in card, needed
 
     monkeypatch.setenv("CELEBLOOK_HEADS_REPO", REPO)

@@ -1,5 +1,5 @@
-"""train all on the tiny preset: every stage, an interruption in the middle, the resume, the skip; the
-preset's training defaults and the figures a run prints."""
+"""train all on the tiny preset: every stage, an interruption in the middle, the resume, the skip; the eval
+stage's evaluation of the heads in OUT; the preset's training defaults and the figures a run prints."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import dataclasses
 import json
 
 import pytest
+from strength_heads import save_still_strength_head
 
 import celeblook.training.strength as strength_module
 from celeblook.cli import main
-from celeblook.cli.train import encoder_config, mapper_config, strength_config
+from celeblook.cli.train import encoder_config, evaluation_config, mapper_config, strength_config
+from celeblook.evaluate import EvalConfig, evaluate
 from celeblook.presets import get_preset
 from celeblook.training.all import RECORD, AllConfig, evaluation, figure_lines, train_all
+from celeblook.training.mapper import lr_at
 
 TINY = get_preset("tiny")
 STEPS = dict(mapper=20, strength=6, encoder=6)  # the defaults' figures are measured in the README, not here
@@ -30,6 +33,7 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
         mapper=mapper_config(TINY, steps=STEPS["mapper"], device="cpu", centre_samples=64, heldout=64, **run),
         strength=dataclasses.replace(strength_config(TINY, steps=STEPS["strength"], **run), checkpoint_every=2),
         encoder=dataclasses.replace(encoder_config(TINY, steps=STEPS["encoder"], **run), n_eval=8),
+        evaluation=EvalConfig(n=2, refine_steps=2, edit_prompts=1, strength_pairs=2),
         eval_pairs=4, device="cpu",
     )
 
@@ -70,10 +74,29 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
     assert summary["mapper"]["wplus_mse_final"] < summary["mapper"]["wplus_mse_initial"]  # 20 steps: learning, no bar
     assert summary["strength"]["target"] == 0.98 and summary["strength"]["n_pairs"] == 4
     assert any(line.startswith("mapper: held-out W+ MSE") for line in lines)
-    assert any(line.startswith("strength: target similarity 0.98, oracle brackets") for line in lines)
+    assert any(line.startswith("strength: held-out |similarity - 0.98| on the") for line in lines)
+
+    # the eval stage: python -m celeblook eval of the heads in OUT (the student there as E_I), printed as a table
+    measured = summary["evaluation"]
+    assert measured["heads"] == str(out) and measured["config"] == dataclasses.asdict(config.evaluation)
+    assert f"image encoder: the {TINY.student} student in {out}" in measured["notices"]
+    assert not any("seeded" in notice for notice in measured["notices"])  # OUT's heads, not the stand-ins
+    again = evaluate(TINY, config.evaluation, heads=out)
+    for section in ("inversion", "edit", "strength"):
+        assert measured[section] == pytest.approx(again[section], rel=1e-5), section
+    assert measured["strength"]["target"] == 0.98  # what the tiny head is trained for
+    assert f"preset: {TINY.label} ({measured['label']}), heads in {out}" in lines
+    assert any(line.startswith("inversion  similarity_refined") for line in lines)
 
     assert main(["train", "all", "--preset", "tiny", "--out", str(out), "--device", "cpu"]) == 0  # all done
     assert capsys.readouterr().out.count("done in an earlier run, skipped") == 5
+
+    # a head replaced after the evaluation: eval runs again (the rest stays done), and its numbers follow the head
+    save_still_strength_head(out / "strength.safetensors")
+    lines = []
+    summary = train_all(TINY, out, config, log=lines.append, show_progress=False)
+    assert "[train all 4/5] eval" in lines and sum("skipped" in line for line in lines) == 4
+    assert measured["edit"]["strength_mean"] > 1e-3 and summary["evaluation"]["edit"]["strength_mean"] < 1e-6
 
 
 def test_a_run_folder_belongs_to_one_preset(tmp_path, capsys):
@@ -90,7 +113,10 @@ def test_bare_commands_take_the_presets_defaults():
     strength = strength_config(TINY)
     assert (strength.steps, strength.target, strength.c_max, strength.size) == (60, 0.98, 1.0, 64)
     assert encoder_config(TINY).steps == tiny.encoder.steps
-    assert mapper_config(TINY, steps=7).steps == 7 and mapper_config(TINY, steps=7).warmup == 7
+    assert dataclasses.asdict(evaluation_config(TINY, seed=3)) == {
+        **dataclasses.asdict(tiny.evaluation), "size": 256, "psi": 0.7, "seed": 3}
+    short = mapper_config(TINY, steps=7)  # fewer steps than the warm-up: the schedule still reaches the full rate
+    assert short.steps == 7 and lr_at(6, short) == pytest.approx(short.lr)
     ffhq = get_preset("ffhq")
     assert (mapper_config(ffhq).steps, strength_config(ffhq).target, strength_config(ffhq).c_max) == (20_000, 0.7, 0.8)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 from ..errors import InputError
@@ -18,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--edit-prompts", type=int, default=4, help="held-out prompts per face")
     p.add_argument("--strength-pairs", type=int, default=32, help="held-out (latent, prompt) pairs for C")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--heads", type=Path, default=None,
+                   help="folder of the heads to measure, e.g. a `train all` OUT (its student serves as E_I when it "
+                        "has one; default: weights/<preset>, the installed heads)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     p.set_defaults(func=run)
 
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..evaluate import EvalConfig, evaluate, table_rows
+    from ..evaluate import EvalConfig, evaluate, table_lines
 
     if args.n < 1 or args.n > 1000:
         raise InputError(f"--n must be 1..1000, got {args.n}")
@@ -36,15 +38,8 @@ def run(args: argparse.Namespace) -> int:
             bar.n = round(100 * fraction)
             bar.set_postfix_str(message)
 
-        results = evaluate(args.preset, config, progress)
-    print(f"preset: {results['preset']} ({results['label']})")
-    for notice in results["notices"]:
-        print(f"note: {notice}")
-    rows = [[section, key, f"{value:.4f}" if isinstance(value, float) and not math.isnan(value) else value]
-            for section, key, value in table_rows(results)]
-    widths = [max(len(str(row[i])) for row in rows + [["section", "metric", "value"]]) for i in range(3)]
-    for row in [["section", "metric", "value"]] + rows:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+        results = evaluate(args.preset, config, progress, args.heads)
+    print("\n".join(table_lines(results)))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

@@ -99,7 +99,7 @@ def mapper_config(
     steps, batch = given(steps, d.steps), given(batch, d.batch)
     _positive(steps=steps, batch=batch)
     return MapperTrainConfig(
-        preset=preset.name, steps=steps, batch=batch, lr=given(lr, d.lr), warmup=min(d.warmup, steps), seed=seed,
+        preset=preset.name, steps=steps, batch=batch, lr=given(lr, d.lr), warmup=d.warmup, seed=seed,
         device=device, amp=amp, encoder=encoder, mix_prob=mix_prob, psi_min=psi_min,
         image_size=given(image_size, d.image_size), consistency_every=given(consistency_every, d.consistency_every),
         centre_samples=given(centre_samples, d.centre_samples), heldout=given(heldout, d.heldout),
@@ -109,7 +109,7 @@ def mapper_config(
 
 
 def run_mapper(args: argparse.Namespace) -> int:
-    from ..training.mapper import train_mapper
+    from ..training.mapper import mapper_line, train_mapper
 
     config = mapper_config(
         _preset(args.preset), steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, device=args.device,
@@ -122,12 +122,6 @@ def run_mapper(args: argparse.Namespace) -> int:
     if "wplus_mse_final" in metrics:
         print(mapper_line(metrics))
     return 0
-
-
-def mapper_line(metrics: dict) -> str:
-    ratio = metrics["wplus_mse_final"] / metrics["wplus_mse_mean_latent"]
-    return (f"held-out W+ MSE {metrics['wplus_mse_final']:.4f} = {ratio:.2f} x the mean-latent baseline "
-            f"{metrics['wplus_mse_mean_latent']:.4f} (untrained mapper: {metrics['wplus_mse_initial']:.4f})")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -161,25 +155,24 @@ def strength_config(preset, *, steps=None, batch=None, lr=None, seed=0, amp="bf1
                                size=d.size, seed=seed, amp=amp)
 
 
+def eval_pairs(preset, value: int | None) -> int:
+    """--eval-pairs, else the preset's: the held-out pairs of the strength job's own figures."""
+    pairs = given(value, preset.training.strength.eval_pairs)
+    if pairs < 2:
+        raise InputError("--eval-pairs must be at least 2")
+    return pairs
+
+
 def run_strength(args: argparse.Namespace) -> int:
-    from ..training.strength import strength_job
+    from ..training.strength import strength_job, strength_line
 
     preset = _preset(args.preset)
-    eval_pairs = given(args.eval_pairs, preset.training.strength.eval_pairs)
-    if eval_pairs < 2:
-        raise InputError("--eval-pairs must be at least 2")
     config = strength_config(preset, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, amp=args.amp,
                              target=args.target, c_max=args.c_max)
-    metrics = strength_job(preset, args.out, config, args.mapper, args.device, args.resume, eval_pairs)
+    metrics = strength_job(preset, args.out, config, args.mapper, args.device, args.resume,
+                           eval_pairs(preset, args.eval_pairs))
     print(strength_line(metrics))
     return 0
-
-
-def strength_line(metrics: dict) -> str:
-    return (f"held-out |similarity - {metrics['target']}| on the {metrics['bracketed_share']:.0%} of pairs the oracle "
-            f"brackets: learned {metrics['abs_err_learned_bracketed']:.4f} (1 G call), best fixed "
-            f"C={metrics['fixed_strength']:.2f} {metrics['abs_err_fixed_bracketed']:.4f} (1 G call), oracle "
-            f"{metrics['abs_err_oracle_bracketed']:.4f} ({metrics['generator_calls_oracle']:.1f} G calls)")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -208,7 +201,7 @@ def encoder_config(preset, *, steps=None, batch=None, lr=None, seed=0, amp="bf16
 
 
 def run_encoder(args: argparse.Namespace) -> int:
-    from ..training.encoder import encoder_job
+    from ..training.encoder import encoder_job, encoder_line
 
     preset = _preset(args.preset)
     config = encoder_config(preset, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, amp=args.amp)
@@ -217,22 +210,19 @@ def run_encoder(args: argparse.Namespace) -> int:
     return 0
 
 
-def encoder_line(metrics: dict) -> str:
-    return (f"cosine to teacher on held-out generated faces: {metrics['cosine_to_teacher_initial']:.4f} -> "
-            f"{metrics['cosine_to_teacher']:.4f}")
-
-
 # ---------------------------------------------------------------------------------------------------
 # all of them
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("all", help="mapper -> strength -> encoder -> eval -> export; each stage resumable, skipped when done")
+    p = sub.add_parser("all", help="mapper -> strength -> encoder -> eval (of the heads it trained) -> export; "
+                                   "each stage resumable, skipped when done")
     p.add_argument("--preset", default=None, help="ffhq | tiny (default: $CELEBLOOK_PRESET or ffhq)")
     p.add_argument("--out", type=Path, required=True, help="output folder (weights/<preset> puts the heads in use)")
     for job in ("mapper", "strength", "encoder"):
         p.add_argument(f"--{job}-steps", type=int, default=None, help=f"{job} steps ({PRESET_DEFAULT})")
-    p.add_argument("--eval-pairs", type=int, default=None, help=f"held-out (latent, prompt) pairs ({PRESET_DEFAULT})")
+    p.add_argument("--eval-pairs", type=int, default=None,
+                   help=f"held-out (latent, prompt) pairs of the strength job's figures ({PRESET_DEFAULT})")
     p.add_argument("--real-dir", type=Path, default=None, help="aligned face photos for the encoder (half of each batch)")
     p.add_argument("--init-imagenet", type=Path, default=None,
                    help="timm ImageNet safetensors for the student (default: the manifest's student-init file if present)")
@@ -240,21 +230,28 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_all)
 
 
+def evaluation_config(preset, seed: int = 0):
+    """EvalConfig of ``train all``'s eval stage: the preset's size of it (``Preset.training.evaluation``)."""
+    from dataclasses import asdict
+
+    from ..evaluate import EvalConfig
+
+    return EvalConfig(**asdict(preset.training.evaluation), seed=seed)
+
+
 def run_all(args: argparse.Namespace) -> int:
     from ..training.all import AllConfig, train_all
 
     preset = _preset(args.preset)
     _positive(mapper_steps=args.mapper_steps, strength_steps=args.strength_steps, encoder_steps=args.encoder_steps)
-
-    eval_pairs = given(args.eval_pairs, preset.training.strength.eval_pairs)
-    if eval_pairs < 2:
-        raise InputError("--eval-pairs must be at least 2")
     run = dict(seed=args.seed, amp=args.amp)
     config = AllConfig(
         mapper=mapper_config(preset, steps=args.mapper_steps, device=args.device, **run),
         strength=strength_config(preset, steps=args.strength_steps, **run),
         encoder=encoder_config(preset, steps=args.encoder_steps, **run),
-        eval_pairs=eval_pairs, real_dir=args.real_dir, init_imagenet=args.init_imagenet, device=args.device,
+        evaluation=evaluation_config(preset, args.seed),
+        eval_pairs=eval_pairs(preset, args.eval_pairs), real_dir=args.real_dir, init_imagenet=args.init_imagenet,
+        device=args.device,
     )
     train_all(preset, args.out, config)
     return 0

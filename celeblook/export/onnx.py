@@ -433,9 +433,9 @@ def build_graphs(
 
 def photo_encoder(preset: Preset, mapper_encoder: str) -> str:
     """The graph a runtime embeds photos (and scores faces) with: the factory's choice (create_image_encoder)."""
-    from ..factory import student_serves
+    from ..factory import trained_student
 
-    return "image_encoder" if mapper_encoder == "student" or student_serves(preset) else TEACHER
+    return "image_encoder" if mapper_encoder == "student" or trained_student(preset) is not None else TEACHER
 
 
 def graphs_from_source(source: dict, files: Sequence[str]) -> list[Graph]:

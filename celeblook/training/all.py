@@ -3,12 +3,15 @@
     OUT/train_all.json                       per stage: done, seconds, its figures (what a re-run reads)
     OUT/runs/{mapper,strength,encoder}/      each job's checkpoint, metrics.jsonl and metrics.json
     OUT/mapper.safetensors, strength.safetensors, student_<variant>.safetensors (+ .json sidecars)
-    OUT/eval.json                            the held-out figures of all three, with the bars they must clear
+    OUT/eval.json                            the held-out figures of all three, with the bars they must clear, and
+                                             under "evaluation" ``python -m celeblook eval`` of the heads in OUT
     OUT/onnx/                                ONNX exports of the three heads (+ manifest.json)
 
-A stage recorded as done is skipped; an interrupted one resumes from its checkpoint (each job resumes
-exactly). The strength head learns on the mapper trained just before it. Step counts and sizes default to
-the preset's (``Preset.training``), so a bare ``--preset tiny`` finishes in minutes on a CPU.
+A stage recorded as done is skipped (eval only while eval.json is newer than every head in OUT); an
+interrupted one resumes from its checkpoint (each job resumes exactly; eval starts again). The strength
+head learns on the mapper trained just before it. Step counts and sizes default to the preset's
+(``Preset.training``; the eval stage's ``Preset.training.evaluation``), so a bare ``--preset tiny``
+finishes in minutes on a CPU.
 """
 
 from __future__ import annotations
@@ -20,14 +23,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..evaluate import EvalConfig, evaluate, table_lines
 from ..files import atomic_write_bytes
+from ..models.student import student_path
 from ..presets import Preset
 from .common import overall_progress
-from .encoder import EncoderTrainConfig
-from .mapper import MapperTrainConfig
-from .strength import StrengthTrainConfig
+from .encoder import EncoderTrainConfig, encoder_line
+from .mapper import MapperTrainConfig, mapper_line
+from .strength import StrengthTrainConfig, strength_line
 
 Log = Callable[[str], None]
+
+
+def head_files(preset: Preset, folder: Path) -> tuple[Path, Path, Path]:
+    """The mapper, strength head and student files of a ``train all`` folder."""
+    folder = Path(folder)
+    return folder / "mapper.safetensors", folder / "strength.safetensors", folder / student_path(preset.student).name
 
 
 def export_heads(preset: Preset, folder: Path, log: Log = print) -> Path:
@@ -39,9 +50,10 @@ def export_heads(preset: Preset, folder: Path, log: Log = print) -> Path:
     from ..models.student import load_student
 
     folder = Path(folder)
-    mapper, meta = load_mapper(folder / "mapper.safetensors")
-    strength = load_strength(folder / "strength.safetensors", "run `python -m celeblook train all` again")
-    student = load_student(folder / f"student_{preset.student}.safetensors")
+    mapper_file, strength_file, student_file = head_files(preset, folder)
+    mapper, meta = load_mapper(mapper_file)
+    strength = load_strength(strength_file, "run `python -m celeblook train all` again")
+    student = load_student(student_file)
     constants = {"preset": preset.name, "trained": preset.trained, "c_max": strength.config.c_max,
                  "mapper_encoder": meta.get("provenance", {}).get("encoder", "teacher"),
                  "clip": clip_constants(student.mean, student.std)}
@@ -61,7 +73,8 @@ class AllConfig:
     mapper: MapperTrainConfig
     strength: StrengthTrainConfig
     encoder: EncoderTrainConfig
-    eval_pairs: int = 64
+    evaluation: EvalConfig  # the eval stage's python -m celeblook eval
+    eval_pairs: int = 64  # the strength job's own held-out pairs
     real_dir: Path | None = None
     init_imagenet: Path | None = None
     device: str | None = None
@@ -80,7 +93,7 @@ def train_all(preset: Preset, out: Path, config: AllConfig, log: Log = print, sh
     started = time.perf_counter()
     with overall_progress(sum(steps.values()), done_steps, f"train all ({preset.name})", show_progress):
         for i, stage in enumerate(STAGES, 1):
-            if record["stages"].get(stage, {}).get("done"):
+            if _done(stage, record, preset, out):
                 log(f"[train all {i}/{len(STAGES)}] {stage}: done in an earlier run, skipped")
                 continue
             log(f"[train all {i}/{len(STAGES)}] {stage}"
@@ -96,6 +109,18 @@ def train_all(preset: Preset, out: Path, config: AllConfig, log: Log = print, sh
         log(line)
     log(f"heads in {out}; share them with `python -m celeblook weights publish --repo OWNER/NAME --preset {preset.name} --from {out}`")
     return summary
+
+
+def _done(stage: str, record: dict, preset: Preset, out: Path) -> bool:
+    """Recorded as done; for eval also: eval.json newer than every head in OUT (else its numbers would be
+    those of heads since retrained or replaced)."""
+    if not record["stages"].get(stage, {}).get("done"):
+        return False
+    if stage != "eval":
+        return True
+    evaluated = out / "eval.json"
+    return evaluated.is_file() and all(evaluated.stat().st_mtime_ns > head.stat().st_mtime_ns
+                                       for head in head_files(preset, out) if head.exists())
 
 
 def _minutes(seconds: float) -> str:
@@ -150,11 +175,9 @@ def _encoder(preset: Preset, out: Path, config: AllConfig, log: Log, show_progre
         log(f"student backbone starts from {init}" if init else f"no {candidate.name}: the student starts from random weights")
     metrics = encoder_job(preset, run, config.encoder, config.real_dir, init, config.device,
                           (run / CHECKPOINT_NAME).exists(), show_progress)
-    stem = f"student_{preset.student}"
+    stem = student_path(preset.student).stem
     _install(run, out, stem)
     if preset.trained and out.resolve() == (weights_dir() / preset.name).resolve():
-        from ..models.student import student_path
-
         for suffix in (".safetensors", ".json"):  # where the pipeline reads the student
             place(out / f"{stem}{suffix}", student_path(preset.student).with_suffix(suffix))
     return metrics
@@ -182,26 +205,26 @@ def figure_lines(summary: dict) -> list[str]:
     mark = {True: "ok", False: "BELOW THE BAR"}
     if "mapper" in summary:
         m = summary["mapper"]
-        lines.append(f"mapper: held-out W+ MSE {m['wplus_mse_final']:.4f} = {m['ratio_to_mean_latent']:.2f} x the mean-latent "
-                     f"baseline {m['wplus_mse_mean_latent']:.4f} (bar {m['bar']}: {mark[m['passes']]}); untrained "
-                     f"{m['wplus_mse_initial']:.4f}")
+        lines.append(f"mapper: {mapper_line(m)} (bar {m['bar']}: {mark[m['passes']]})")
     if "strength" in summary:
         s = summary["strength"]
-        lines.append(f"strength: target similarity {s['target']}, oracle brackets {s['bracketed_share']:.0%} of "
-                     f"{s['n_pairs']} held-out pairs (bar {s['bar_bracketed_share']:.0%}); there |similarity - target| is "
-                     f"learned {s['abs_err_learned_bracketed']:.4f} vs best fixed C={s['fixed_strength']:.2f} "
-                     f"{s['abs_err_fixed_bracketed']:.4f} vs oracle {s['abs_err_oracle_bracketed']:.4f} "
-                     f"({s['generator_calls_oracle']:.1f} G calls) ({mark[s['passes']]})")
+        lines.append(f"strength: {strength_line(s)} (bar: the oracle brackets >= {s['bar_bracketed_share']:.0%} and learned "
+                     f"beats fixed: {mark[s['passes']]})")
     if "encoder" in summary:
-        e = summary["encoder"]
-        lines.append(f"encoder: cosine to the teacher on held-out faces {e['cosine_to_teacher_initial']:.4f} -> "
-                     f"{e['cosine_to_teacher']:.4f}")
+        lines.append(f"encoder: {encoder_line(summary['encoder'])}")
+    if "evaluation" in summary:
+        lines += ["evaluation of these heads through the pipeline (python -m celeblook eval):",
+                  *table_lines(summary["evaluation"])]
     return lines
 
 
 def _eval(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
     stages = _read(out / RECORD).get("stages", {})
     summary = {"preset": preset.label, **evaluation({k: v.get("figures", {}) for k, v in stages.items()})}
+    plan = config.evaluation
+    log(f"evaluating the heads in {out}: {plan.n} held-out faces inverted (and refined {plan.refine_steps} steps), "
+        f"each edited with {plan.edit_prompts} held-out prompts; C on {plan.strength_pairs} held-out pairs")
+    summary["evaluation"] = evaluate(preset, plan, heads=out)
     atomic_write_bytes(out / "eval.json", json.dumps(summary, indent=2, sort_keys=True).encode())
     return {k: v["passes"] for k, v in summary.items() if isinstance(v, dict) and "passes" in v}
 

@@ -209,6 +209,12 @@ def train_encoder(
     return metrics
 
 
+def encoder_line(metrics: dict) -> str:
+    """The held-out figures of a finished run (``train encoder`` and ``train all`` print it)."""
+    return (f"cosine to the teacher on held-out generated faces: {metrics['cosine_to_teacher_initial']:.4f} -> "
+            f"{metrics['cosine_to_teacher']:.4f}")
+
+
 def encoder_job(
     preset, out: Path, config: EncoderTrainConfig, real_dir: Path | None = None, init_imagenet: Path | None = None,
     device: str | None = None, resume: bool = False, show_progress: bool = True,

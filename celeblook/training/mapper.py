@@ -153,9 +153,10 @@ def consistency_loss(g: Generator, encoder: nn.Module, pred: Tensor, e: Tensor, 
 
 def lr_at(step: int, cfg: MapperTrainConfig) -> float:
     """Linear warm-up, then cosine decay to 10% at ``cfg.steps``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    warmup = min(cfg.warmup, cfg.steps)  # a run shorter than the warm-up still reaches the full rate
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, cfg.steps - warmup))
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -295,3 +296,10 @@ def _save_checkpoint(path, mapper, optimizer, scaler, generators, step, metrics,
 
 def _jsonable(cfg: MapperTrainConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg), default=str))
+
+
+def mapper_line(metrics: dict) -> str:
+    """The held-out figures of a finished run (``train mapper`` and ``train all`` print it)."""
+    ratio = metrics["wplus_mse_final"] / metrics["wplus_mse_mean_latent"]
+    return (f"held-out W+ MSE {metrics['wplus_mse_final']:.4f} = {ratio:.2f} x the mean-latent baseline "
+            f"{metrics['wplus_mse_mean_latent']:.4f} (untrained mapper: {metrics['wplus_mse_initial']:.4f})")

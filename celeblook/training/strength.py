@@ -274,6 +274,14 @@ def evaluate_strength(
     }
 
 
+def strength_line(metrics: dict) -> str:
+    """``evaluate_strength``'s figures (``train strength`` and ``train all`` print it)."""
+    return (f"held-out |similarity - {metrics['target']}| on the {metrics['bracketed_share']:.0%} of {metrics['n_pairs']} "
+            f"pairs the oracle brackets: learned {metrics['abs_err_learned_bracketed']:.4f} (1 G call), best fixed "
+            f"C={metrics['fixed_strength']:.2f} {metrics['abs_err_fixed_bracketed']:.4f} (1 G call), oracle "
+            f"{metrics['abs_err_oracle_bracketed']:.4f} ({metrics['generator_calls_oracle']:.1f} G calls)")
+
+
 def write_metrics(path: Path, metrics: dict) -> None:
     Path(path).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
