@@ -41,6 +41,8 @@ except WeightsError as err:  # e.g. no generator weights yet: start anyway and s
 UPLOADS = get_upload_folder()  # where Gradio keeps what clients uploaded (and serves files from)
 OUT = support.OutputDir(Path(UPLOADS) / "celeblook")  # inside it, so results are served without a copy
 STANDING_NOTICES = set(PIPELINE.notices) if PIPELINE else set()  # what every result says about the loaded models
+if PIPELINE is not None and not PIPELINE.has_mapper:  # every request takes a slow path: time one step now, so each
+    threading.Thread(target=PIPELINE.calibrate, daemon=True).start()  # says how long it will take before it starts
 # Two lanes, one request at a time in each: slow work (refinement, CLIP-guided optimisation, the oracle, paths
 # without a mapper) never makes a quick request wait behind it.
 LANES = {"fast": threading.Semaphore(1), "slow": threading.Semaphore(1)}

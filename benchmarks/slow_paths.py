@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import machine, print_table, seeded_models
-from celeblook.factory import Models
+from celeblook.engine import Models
+from celeblook.models.torch_engine import TorchEngine
 from celeblook.pipeline import EDIT_OPTIMIZE_STEPS, REFINE_STEPS, TEXT_OPTIMIZE_STEPS, PhotoStart, Pipeline
 
 OUT = Path(__file__).with_name("results_slow_paths.json")
@@ -30,8 +31,9 @@ def bare_pipeline(device: str) -> Pipeline:
     models = seeded_models("ffhq")
     clip = models["clip"].to(device)
     missing = ("mapper weights missing (benchmark: public weights only)",)
-    return Pipeline(Models(models["preset"], models["generator"].to(device), clip, clip.visual, None, None, None,
-                           missing=missing))
+    generator = models["generator"].to(device)
+    engine = TorchEngine(generator, clip, clip.visual, None, None)
+    return Pipeline(Models(models["preset"], engine, generator, clip, clip.visual, missing=missing))
 
 
 def per_step(run, steps: int) -> float:

@@ -149,16 +149,14 @@ def edit_scores(pipeline: Pipeline, wplus: torch.Tensor, config: EvalConfig) -> 
 
     _, held_out = prompt_split()
     gains, losses, strengths = [], [], []
-    for i, w in enumerate(wplus):
+    for i, w in enumerate(wplus.cpu().numpy()):  # W+ as numpy: the start every pipeline takes
         # each face gets its own slice of the held-out prompts
         prompts = [held_out[(i * config.edit_prompts + k) % len(held_out)] for k in range(config.edit_prompts)]
         text_embeddings, _ = embed_prompts(pipeline.engine, prompts)
-        w = w.cpu().numpy()
         face_embedding = pipeline.engine.embed_pixels(pipeline.engine.synthesize(w[None], config.size))
         before = (face_embedding * text_embeddings).sum(-1)
         for prompt, score_before in zip(prompts, before.tolist()):
-            # a W+ as numpy: the start every pipeline takes
-            scores = pipeline.edit(w.cpu().numpy(), prompt, strengths=["learned"], size=config.size).variants[0].face.scores
+            scores = pipeline.edit(w, prompt, strengths=["learned"], size=config.size).variants[0].face.scores
             gains.append(scores["text_score"] - score_before)
             losses.append(1 - scores["clip_similarity"])
             strengths.append(scores["C"])

@@ -27,7 +27,10 @@ TRY_TINY = "CELEBLOOK_PRESET=tiny bash dev.sh app"
 
 def app_needs(preset: str, root: Path | None = None) -> list[WeightFile]:
     """The preset's default Hub files the app still needs: CLIP, and a generator source unless the converted
-    generator or another source (the Drive checkpoint) is already there."""
+    generator or another source (the Drive checkpoint) is already there. None for the runtime install, which
+    serves an ONNX export (from ``export onnx``, or in a heads repository) and cannot convert checkpoints."""
+    if not torch_installed():
+        return []
     root = root or weights_dir()
     files = [f for f in load_manifest(root) if f.preset == preset]
     generator_ready = any(f.role in ("generator", "generator-source") and check(f, root).state == "present" for f in files)
@@ -62,7 +65,7 @@ def setup(
             failures.append(str(err))
             missing.append(f.name)
     generator = [f for f in load_manifest(root) if f.preset == name and f.role == "generator"]
-    if generator and not failures and check(generator[0], root).state != "present":
+    if generator and not failures and torch_installed() and check(generator[0], root).state != "present":
         try:
             convert(preset=name, root=root, log=log)
         except WeightsError as err:
@@ -87,10 +90,9 @@ def ensure_defaults(preset: str | None = None, progress: ByteProgress | None = N
     still missing, one line saying what and the command. ``CELEBLOOK_NO_DOWNLOAD=1`` makes no request (files
     already in huggingface_hub's cache are still linked into place).
     """
-    if not torch_installed():  # converting the checkpoints needs torch; this install serves an ONNX export as it is
-        return [f"runtime install: nothing is downloaded or converted (that needs {FULL_INSTALL}); the app serves the ONNX "
-                "export in CELEBLOOK_ONNX_DIR"]
-    notices: list[str] = []
+    notices: list[str] = [] if torch_installed() else [
+        f"runtime install: the app serves an ONNX export (CELEBLOOK_ONNX_DIR, or the heads repository of {HEADS_ENV} "
+        f"when it holds one); checkpoints are converted by {FULL_INSTALL}"]
     opted_out = os.environ.get(NO_DOWNLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
     try:
         setup(preset, root, progress, log=notices.append,

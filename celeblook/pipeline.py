@@ -193,11 +193,7 @@ class Pipeline:
         """The inversion alone: what edits and morphs start from."""
         photo = photo if isinstance(photo, PhotoStart) else PhotoStart(photo)
         size, refine_steps = self.limits.size.check(size), self.limits.steps.check(refine_steps)
-        if not self.has_mapper:
-            refine_steps = refine_steps or REFINE_STEPS
-            self._need_gradients(f"inverting a photo without a mapper ({self.missing()[0]})")
-        elif refine_steps:
-            self._need_gradients("refinement")
+        refine_steps = self._slow_steps(refine_steps, REFINE_STEPS, "inverting a photo", "refinement", progress)
         loaded = align_photo(photo)
         aligned, notices = loaded.aligned, list(loaded.notices)
         embedding = self.engine.embed_photos([aligned.image])
@@ -227,11 +223,8 @@ class Pipeline:
         prompt, notices = check_prompt(prompt)
         seed, psi = self.limits.seed.check(seed), self.limits.psi.check(psi)
         size, optimize_steps = self.limits.size.check(size), self.limits.steps.check(optimize_steps)
-        if not self.has_mapper:
-            optimize_steps = optimize_steps or TEXT_OPTIMIZE_STEPS
-            self._need_gradients(f"text to face without a mapper ({self.missing()[0]})")
-        elif optimize_steps:
-            self._need_gradients("CLIP-guided optimisation")
+        optimize_steps = self._slow_steps(optimize_steps, TEXT_OPTIMIZE_STEPS, "text to face", "CLIP-guided optimisation",
+                                          progress)
         text_embedding, more = embed_prompts(self.engine, [prompt])
         notices += more
         if self.has_mapper:
@@ -279,6 +272,9 @@ class Pipeline:
         strengths = [self._check_strength(s) for s in strengths]
         if not self.has_mapper:
             self._need_gradients(f"editing without a mapper ({self.missing()[0]})")
+            manual = sum(not isinstance(s, str) for s in strengths)
+            self._expect((REFINE_STEPS if isinstance(start, PhotoStart) else 0)
+                         + manual * (optimize_steps or EDIT_OPTIMIZE_STEPS), progress)
         origin = self.face_of(start, size=size, progress=progress)
         original = origin.faces[0]
         wplus = self._check_wplus(original.wplus)
@@ -358,6 +354,17 @@ class Pipeline:
     def _mean_wplus(self) -> np.ndarray:
         return np.repeat(self.engine.w_avg[:, None, :], self.limits.n_slots, axis=1).astype(np.float32)
 
+    def _slow_steps(self, steps: int, default: int, request: str, slow_path: str, progress: Progress | None) -> int:
+        """The optimisation steps a request runs: the asked ones, or ``default`` without a mapper (every request takes
+        its slow path then); refused before any work without the torch models, and announced with the time expected."""
+        if not self.has_mapper:
+            steps = steps or default
+            self._need_gradients(f"{request} without a mapper ({self.missing()[0]})")
+        elif steps:
+            self._need_gradients(slow_path)
+        self._expect(steps, progress)
+        return steps
+
     def _need_gradients(self, what: str) -> None:
         """Refuses a slow path before any work when there are no torch models to differentiate (runtime install)."""
         if not self.models.gradients:
@@ -369,6 +376,21 @@ class Pipeline:
         from . import refine
 
         return refine
+
+    def calibrate(self) -> float | None:
+        """Times an optimisation step on this machine (the unit of every slow path), so that slow requests say how
+        long they will take before they start; None without the torch models. The app runs it at start, in the
+        background, when its requests would take a slow path."""
+        return self._slow().calibrate(self.generator, self.image_encoder) if self.models.gradients else None
+
+    def _expect(self, steps: int, progress: Progress | None) -> None:
+        """Before a slow path starts: its optimisation steps and, once a step was timed here, the time they take."""
+        if not steps or progress is None:
+            return
+        per_step = self._slow().seconds_per_step(self.generator)
+        expected = (f"~{self._slow().duration(steps * per_step)} expected ({per_step:.1f} s per step on this machine)"
+                    if per_step else "the time per step is measured by the first one")
+        progress(0.0, f"slow path: {steps} optimisation steps at 256 px, {expected}")
 
     def _edit_one(self, wplus: np.ndarray, delta: np.ndarray, target_embedding: np.ndarray, reference: np.ndarray,
                   strength: float | str, size: int) -> tuple[Face, list[str]]:
@@ -510,7 +532,7 @@ def load_models(preset: str | Preset | None = None, weights: Path | None = None)
         return load_torch_models(preset, weights)
     if backend_name(default="onnx") != "onnx":
         raise WeightsError(f"{BACKEND_ENV}=torch needs {FULL_INSTALL}; this install has ONNX Runtime only")
-    return load_runtime_models(preset if isinstance(preset, Preset) else get_preset(preset))
+    return load_runtime_models(preset if isinstance(preset, Preset) else get_preset(preset), weights)
 
 
 def _is_array(x: object) -> bool:

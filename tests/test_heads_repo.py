@@ -6,22 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
+from tiny_heads import STUDENT, TINY, save_tiny_heads
 
 from celeblook.cli import main
 from celeblook.errors import InputError, WeightsError
-from celeblook.factory import create_generator
 from celeblook.heads_repo import INDEX, download_heads, place
-from celeblook.models.heads_io import save_weights
-from celeblook.models.mapper import Mapper, MapperConfig, load_mapper, save_mapper
-from celeblook.models.strength import STRENGTH_KIND, StrengthPredictor, load_strength
-from celeblook.models.student import create_student, load_student, save_student
+from celeblook.models.mapper import load_mapper
+from celeblook.models.strength import load_strength
+from celeblook.models.student import load_student
 from celeblook.presets import get_preset
 
 REPO = "someone/celeblook-tiny-heads"
-TINY = get_preset("tiny")
-STUDENT = f"student_{TINY.student}"
 HEADS = ["mapper.safetensors", "mapper.json", "strength.safetensors", "strength.json",
          f"{STUDENT}.safetensors", f"{STUDENT}.json"]
 
@@ -30,16 +26,7 @@ HEADS = ["mapper.safetensors", "mapper.json", "strength.safetensors", "strength.
 def trained(tmp_path_factory) -> Path:
     """A `train all` folder with seeded tiny heads; the ONNX files are stand-in bytes (publish uploads them as
     they are; real exports are made in test_train_all)."""
-    folder = tmp_path_factory.mktemp("run")
-    g = create_generator(TINY)
-    torch.manual_seed(0)
-    save_mapper(folder / "mapper.safetensors", Mapper(MapperConfig(width=32)).set_centres(torch.zeros(768), 1.0, g.w_avg),
-                {"preset": "tiny", "encoder": "teacher", "train_config": {"steps": 300, "batch": 32},
-                 "wplus_mse_final": 0.12, "wplus_mse_mean_latent": 0.235})
-    head = StrengthPredictor(w_avg=g.w_avg)
-    save_weights(folder / "strength.safetensors", head.state_dict(),
-                 {"kind": STRENGTH_KIND, "config": head.config.to_dict(), "training": {"steps": 60, "batch": 8}})
-    save_student(create_student(TINY), folder / f"{STUDENT}.safetensors", {"preset": "tiny", "teacher": "tiny CLIP"})
+    folder = save_tiny_heads(tmp_path_factory.mktemp("run"))
     (folder / "onnx").mkdir()
     for name in ("mapper", "strength", "image_encoder"):
         (folder / "onnx" / f"{name}.onnx").write_bytes(name.encode() * 1000)

@@ -82,11 +82,23 @@ def test_invert_refines(pipe, face):
     refined = pipe.invert(PhotoStart(face.image, aligned=True), refine_steps=2, size=256,
                           progress=lambda fraction, message: seen.append((fraction, message)))
     assert refined.faces[0].scores["generator_calls"] == 4  # 3 optimisation renders + the final one
-    assert [f for f, _ in seen] == [0.5, 1.0] and seen[0][1].startswith("refining the inversion: step 1/2")
-    assert seen[0][1].endswith(" s left") and seen[1][1].endswith("~0 s left")  # a remaining-time estimate
+    assert [f for f, _ in seen] == [0.0, 0.5, 1.0] and seen[0][1].startswith("slow path: 2 optimisation steps")
+    assert seen[1][1].startswith("refining the inversion: step 1/2")
+    assert seen[1][1].endswith(" s left") and seen[2][1].endswith("~0 s left")  # a remaining-time estimate
     note = next(n for n in refined.notices if "refined for 2 steps" in n)
     before, after = (float(x) for x in note.split("loss ")[1].split(" -> "))
     assert after < before and not np.array_equal(refined.faces[0].wplus, plain.wplus)
+
+
+def test_a_slow_request_says_how_long_it_will_take_before_it_starts(pipe, face):
+    per_step = pipe.calibrate()  # the app does this at start when its requests take slow paths
+    assert per_step > 0
+    seen = []
+    pipe.invert(PhotoStart(face.image, aligned=True), refine_steps=3, size=256, progress=lambda f, m: seen.append((f, m)))
+    fraction, message = seen[0]  # before the first step
+    assert fraction == 0.0 and message.startswith("slow path: 3 optimisation steps at 256 px, ~")
+    assert message.endswith(" s per step on this machine)") and "expected" in message
+    assert len(seen) == 4  # then one report per step
 
 
 def test_text_to_face_seed_determines_the_result(pipe):

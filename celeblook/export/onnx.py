@@ -335,14 +335,19 @@ def build_graphs(
     models: Sequence[str] = MODELS,
     progress: Progress | None = None,
     skip_missing: bool = False,
+    heads: Path | None = None,
 ) -> BuiltGraphs:
-    """The graphs for ``models`` (names from MODELS, plus TEACHER) and the runtime constants they need.
+    """The graphs for ``models`` (names from MODELS, plus TEACHER) and the runtime constants they need; the
+    trained heads (mapper, strength head, student) from ``heads`` (default where the pipeline reads them).
 
     ``skip_missing`` (the user asked for "everything", not for named models): models of MODELS whose
     weights are missing are left out and listed in ``skipped`` instead of raising WeightsError; WeightsError
     only when nothing at all can be built. A TEACHER asked for is always required.
     """
+    from ..factory import trained_student  # the factory's models load open_clip: only for exports
+
     say = progress or (lambda _msg: None)
+    heads = Path(heads) if heads is not None else weights_dir() / preset.name
     unknown = sorted(set(models) - set(MODELS) - {TEACHER} - {f"synthesis_{s}" for s in SYNTHESIS_SIZES})
     if unknown:
         raise InputError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(MODELS + (TEACHER,))}")
@@ -386,11 +391,10 @@ def build_graphs(
     if "image_encoder" in wanted:
         from ..models.student import create_student
 
-        student = load("the student encoder", ["image_encoder"], partial(create_student, preset))
+        student = load("the student encoder", ["image_encoder"], partial(create_student, preset, trained_student(preset, heads)))
         if student is not None:
             graphs.append(image_encoder_graph(student))
             constants.setdefault("clip", clip_constants(student.mean, student.std))  # the teacher's, which it copies
-    heads = weights_dir() / preset.name  # the trained heads, where the Pipeline reads them
     if "mapper" in wanted and generator is not None:
         from ..factory import create_mapper
 
@@ -404,7 +408,7 @@ def build_graphs(
         if head is not None:
             graphs.append(mapper_graph(head[0]))
             constants["mapper_encoder"] = head[1]  # which image encoder's space the mapper reads
-            constants["photo_encoder"] = photo_encoder(preset, head[1])  # the graph photos go through, as the Pipeline
+            constants["photo_encoder"] = photo_encoder(preset, head[1], heads)  # the graph photos go through, as the Pipeline
             if skip_missing and constants["photo_encoder"] == TEACHER and TEACHER not in wanted and clip is not None:
                 graphs.append(image_encoder_graph(clip.visual, TEACHER))  # "everything" includes what the mapper reads
     if "strength" in wanted and generator is not None:
@@ -431,11 +435,11 @@ def build_graphs(
     return built
 
 
-def photo_encoder(preset: Preset, mapper_encoder: str) -> str:
+def photo_encoder(preset: Preset, mapper_encoder: str, heads: Path | None = None) -> str:
     """The graph a runtime embeds photos (and scores faces) with: the factory's choice (create_image_encoder)."""
     from ..factory import trained_student
 
-    return "image_encoder" if mapper_encoder == "student" or trained_student(preset) is not None else TEACHER
+    return "image_encoder" if mapper_encoder == "student" or trained_student(preset, heads) is not None else TEACHER
 
 
 def graphs_from_source(source: dict, files: Sequence[str]) -> list[Graph]:
@@ -450,7 +454,7 @@ def graphs_from_source(source: dict, files: Sequence[str]) -> list[Graph]:
         preset = get_preset(source["preset"])
     except InputError as err:
         raise InputError(f"the manifest's source: {err}") from None
-    return build_graphs(preset, checkpoint, sorted(names)).graphs
+    return build_graphs(preset, checkpoint, sorted(names), heads=source.get("heads")).graphs
 
 
 INT8_ALWAYS = ("text_encoder",)  # dynamic int8 roughly halves the ViT text tower's CPU latency
@@ -468,8 +472,10 @@ def export_preset(
     int8: bool = False,
     opset: int = OPSET,
     progress: Progress | None = None,
+    heads: Path | None = None,
 ) -> Path:
     """``python -m celeblook export onnx``: build the preset's models and export them; returns the manifest path.
+    ``heads``: the folder of the trained heads (``train all``'s), default where the pipeline reads them.
 
     Without ``models`` every model whose weights exist is exported; the manifest's ``skipped`` lists the others
     and why (WeightsError only when there is nothing to export).
@@ -479,8 +485,9 @@ def export_preset(
     output_dir(Path(out_dir))  # before minutes of loading and exporting
     skip_missing = models is None  # "everything": export what has weights, say what was skipped
     models = list(models or MODELS) + ([TEACHER] if teacher else [])
-    built = build_graphs(preset, checkpoint, models, progress, skip_missing)
-    source = {"preset": preset.name, "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+    built = build_graphs(preset, checkpoint, models, progress, skip_missing, heads)
+    source = {"preset": preset.name, "heads": str(Path(heads).resolve()) if heads is not None else None,
+              "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
               "checkpoint_sha256": sha256_file(Path(checkpoint)) if checkpoint else None,
               "torch": torch.__version__}
     quantized = INT8_ALWAYS + (INT8_OPTIONAL if int8 else ())

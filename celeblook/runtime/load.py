@@ -1,26 +1,35 @@
 """Models without torch: the runtime install (requirements-runtime.txt) serves every fast path from an ONNX export.
 
-The export is ``CELEBLOOK_ONNX_DIR`` (default ``<weights>/onnx/<preset>``), as ``python -m celeblook export onnx``
-writes it in the full install. Paths that need gradients (refinement, CLIP-guided optimisation) say that they
+The export is ``CELEBLOOK_ONNX_DIR`` (default ``<weights>/<preset>/onnx``), as ``python -m celeblook export onnx``
+or ``train all`` write it in the full install, or as a heads repository holds it (``CELEBLOOK_HEADS_REPO``, fetched
+at the app's start). Paths that need gradients (refinement, CLIP-guided optimisation) say that they
 need the full install (``Models.gradients`` is False).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from ..engine import Models
 from ..errors import WeightsError
 from ..install import FULL_INSTALL
 from ..presets import Preset
-from .ort import OrtEngine, default_onnx_dir
+from .ort import ONNX_DIR_ENV, OrtEngine, default_onnx_dir
 
 HEADS = ("mapper", "strength")
 GET_HEADS = ("train the heads (`python -m celeblook train all`) or fetch trained ones (`python -m celeblook weights download "
              "--heads OWNER/NAME`), then `python -m celeblook export onnx`, in the full install")
 
 
-def load_runtime_models(preset: Preset) -> Models:
-    """The preset's exported graphs as Models with no torch models; absent heads listed in ``missing``."""
-    directory = default_onnx_dir(preset.name)
+def load_runtime_models(preset: Preset, heads: Path | None = None) -> Models:
+    """The preset's exported graphs as Models with no torch models; absent heads listed in ``missing``. ``heads``:
+    a heads folder (``train all``'s OUT) whose ``onnx/`` export serves, unless ``CELEBLOOK_ONNX_DIR`` names one."""
+    directory = default_onnx_dir(preset.name) if heads is None or os.environ.get(ONNX_DIR_ENV) else Path(heads) / "onnx"
+    if not (directory / "manifest.json").is_file():
+        raise WeightsError(f"no ONNX export in {directory}: the runtime install serves one that {FULL_INSTALL} makes "
+                           f"(`python -m celeblook export onnx --preset {preset.name} --out {directory}`), or one published "
+                           f"with trained heads (CELEBLOOK_HEADS_REPO=OWNER/NAME); or set {ONNX_DIR_ENV}")
     engine = OrtEngine(directory)
     exported = engine.constants.get("preset")
     if exported not in (None, preset.name):

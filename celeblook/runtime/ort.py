@@ -2,7 +2,7 @@
 
 Chosen with ``CELEBLOOK_BACKEND=onnx`` in the full install (default ``torch``), and always in the runtime
 install, which has no torch; the graphs come from ``python -m celeblook export onnx --out DIR`` and are found in
-``CELEBLOOK_ONNX_DIR`` (default ``<weights>/onnx/<preset>``). A graph the export lacks runs on the ``fallback``
+``CELEBLOOK_ONNX_DIR`` (default ``<weights>/<preset>/onnx``). A graph the export lacks runs on the ``fallback``
 engine (the torch models) where there is one.
 
 On a small shared CPU two spinning thread pools wreck latency (toolchain.md §6), so every session is created
@@ -68,7 +68,9 @@ def open_session(path: str | Path, precision: str = "fp32", threads: int | None 
 
 
 def default_onnx_dir(preset: str) -> Path:
-    return Path(os.environ.get(ONNX_DIR_ENV) or weights_dir() / "onnx" / preset)
+    """``CELEBLOOK_ONNX_DIR``, else ``<weights>/<preset>/onnx``: where ``train all --out <weights>/<preset>`` exports and
+    where a heads repository's export lands (``weights download --heads``)."""
+    return Path(os.environ.get(ONNX_DIR_ENV) or weights_dir() / preset / "onnx")
 
 
 def _array(x: np.ndarray, dtype: type = np.float32) -> np.ndarray:
@@ -79,9 +81,8 @@ class OrtEngine:
     """The exported graphs of one directory, each opened once on first use.
 
     ``precision`` picks ``*_fp16.onnx`` variants where present (download size, WebGPU; no CPU speed-up);
-    ``text_int8`` prefers ``text_encoder_int8.onnx`` (about 2x faster than fp32 on CPU). ``photo_graph``: the
-    image encoder photos and generated faces go through (default: the export's ``photo_encoder``, the one
-    its mapper reads).
+    ``text_int8`` prefers ``text_encoder_int8.onnx`` (about 2x faster than fp32 on CPU). Photos and generated
+    faces go through the export's ``photo_encoder`` (the one its mapper reads), else ``photo_graph``.
     """
 
     def __init__(self, directory: str | Path, threads: int | None = None, precision: str = "fp32", text_int8: bool = True,
@@ -98,15 +99,9 @@ class OrtEngine:
         self.files = {e["file"]: e for e in self.manifest["files"]}
         self.constants = self.manifest.get("constants", {})
         self._sessions: dict[str, ort.InferenceSession] = {}
-        self.photo_graph = photo_graph or self.constants.get("photo_encoder") or (
+        # an exported mapper reads the encoder exported with it; otherwise the caller's (the torch mapper's) choice
+        self.photo_graph = self.constants.get("photo_encoder") or photo_graph or (
             "image_encoder" if self.has_graph("image_encoder") else "image_encoder_teacher")
-        if "w_avg" in self.constants:
-            self.w_avg = np.asarray(self.constants["w_avg"], np.float32)[None]
-        elif fallback is not None:
-            self.w_avg = fallback.w_avg
-        else:
-            raise WeightsError(f"the export in {self.directory} has no generator: run `python -m celeblook export onnx "
-                               f"--out {self.directory}`")
         mapper = self.files.get("mapper.onnx", {}).get("meta", {})
         self.e_scale = float(mapper.get("e_scale", fallback.e_scale if fallback is not None else 1.0))
 
@@ -154,6 +149,15 @@ class OrtEngine:
         return False
 
     # -- the engine (celeblook.engine.Engine) -----------------------------------------------------
+
+    @property
+    def w_avg(self) -> np.ndarray:
+        if "w_avg" in self.constants:
+            return np.asarray(self.constants["w_avg"], np.float32)[None]
+        if self.fallback is not None:
+            return self.fallback.w_avg
+        raise WeightsError(f"the export in {self.directory} has no generator: run `python -m celeblook export onnx "
+                           f"--out {self.directory}`")
 
     @property
     def sizes(self) -> list[int]:

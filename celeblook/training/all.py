@@ -5,7 +5,8 @@
     OUT/mapper.safetensors, strength.safetensors, student_<variant>.safetensors (+ .json sidecars)
     OUT/eval.json                            the held-out figures of all three, with the bars they must clear, and
                                              under "evaluation" ``python -m celeblook eval`` of the heads in OUT
-    OUT/onnx/                                ONNX exports of the three heads (+ manifest.json)
+    OUT/onnx/                                the ONNX export a runtime install serves: generator, encoders and
+                                             the heads of OUT (+ manifest.json)
 
 A stage recorded as done is skipped (eval only while eval.json is newer than every head in OUT); an
 interrupted one resumes from its checkpoint (each job resumes exactly; eval starts again). The strength
@@ -39,27 +40,6 @@ def head_files(preset: Preset, folder: Path) -> tuple[Path, Path, Path]:
     """The mapper, strength head and student files of a ``train all`` folder."""
     folder = Path(folder)
     return folder / "mapper.safetensors", folder / "strength.safetensors", folder / student_path(preset.student).name
-
-
-def export_heads(preset: Preset, folder: Path, log: Log = print) -> Path:
-    """ONNX exports of the mapper, the strength head and the student in ``folder`` into ``folder/onnx``;
-    returns the manifest's path."""
-    from ..export.onnx import clip_constants, export_models, image_encoder_graph, mapper_graph, strength_graph
-    from ..models.mapper import load_mapper
-    from ..models.strength import load_strength
-    from ..models.student import load_student
-
-    folder = Path(folder)
-    mapper_file, strength_file, student_file = head_files(preset, folder)
-    mapper, meta = load_mapper(mapper_file)
-    strength = load_strength(strength_file, "run `python -m celeblook train all` again")
-    student = load_student(student_file)
-    constants = {"preset": preset.name, "trained": preset.trained, "c_max": strength.config.c_max,
-                 "mapper_encoder": meta.get("provenance", {}).get("encoder", "teacher"),
-                 "clip": clip_constants(student.mean, student.std)}
-    graphs = [image_encoder_graph(student), mapper_graph(mapper), strength_graph(strength)]
-    return export_models(graphs, folder / "onnx", constants=constants, source={"preset": preset.name, "heads": str(folder)},
-                         progress=log)
 
 
 STAGES = ("mapper", "strength", "encoder", "eval", "export")
@@ -230,5 +210,9 @@ def _eval(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress:
 
 
 def _export(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
-    manifest = export_heads(preset, out, log)
+    from ..export.onnx import export_preset
+
+    # everything a runtime install serves (generator, text and photo encoders, the heads of OUT): `weights publish`
+    # uploads it, and a torch-free app can run from the published repository alone
+    manifest = export_preset(preset, out / "onnx", heads=out, progress=log)
     return {"files": len(_read(manifest).get("files", []))}

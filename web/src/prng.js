@@ -1,5 +1,5 @@
 // Seeded normal samples for z: mulberry32 (32-bit state, full period) + Box-Muller.
-// A seed gives the same face in every browser; it is not torch's stream, so seed k here is not seed k in Python.
+// A seed gives the same face in every browser and in Python: celeblook/seeds.py draws this very stream.
 
 function mulberry32(seed) {
   let a = seed >>> 0;
