@@ -122,14 +122,14 @@ def create_strength(preset: Preset, heads: Path, generator: Generator) -> tuple[
     return None, [], [f"strength head weights missing ({path}): run `{command}`"]
 
 
-def create_engine(preset: Preset, models: TorchEngine, backend: str | None = None) -> Engine:
+def create_engine(preset: Preset, torch_engine: TorchEngine, backend: str | None = None) -> Engine:
     """The engine of the forwards without gradients: the torch models, or (``backend``, default
     ``CELEBLOOK_BACKEND``, is "onnx") the preset's exported graphs, with the torch models running what the export
     lacks."""
     if (backend or backend_name()) != "onnx":
-        return models
+        return torch_engine
     torch.set_num_threads(1)  # one runtime owns the cores (toolchain.md §6)
-    return OrtEngine.from_env(preset.name, photo_graph=models.image_encoder.graph, fallback=models)
+    return OrtEngine.from_env(preset.name, photo_graph=torch_engine.image_encoder.graph, fallback=torch_engine)
 
 
 def load_models(preset: str | Preset | None = None, weights: Path | None = None, backend: str | None = None) -> Models:

@@ -270,17 +270,16 @@ class Pipeline:
         if not strengths:
             raise InputError("ask for at least one strength: a number C, 'learned' or 'oracle'")
         strengths = [self._check_strength(s) for s in strengths]
+        steps = optimize_steps or EDIT_OPTIMIZE_STEPS  # per manual C, on the slow path (no mapper)
         if not self.has_mapper:
             self._need_gradients(f"editing without a mapper ({self.missing()[0]})")
             manual = sum(not isinstance(s, str) for s in strengths)
-            self._expect((REFINE_STEPS if isinstance(start, PhotoStart) else 0)
-                         + manual * (optimize_steps or EDIT_OPTIMIZE_STEPS), progress)
+            self._expect((REFINE_STEPS if isinstance(start, PhotoStart) else 0) + manual * steps, progress)
         origin = self.face_of(start, size=size, progress=progress)
         original = origin.faces[0]
         wplus = self._check_wplus(original.wplus)
         if not self.has_mapper:
-            return self._edit_without_mapper(origin, wplus, target, strengths, size, optimize_steps or EDIT_OPTIMIZE_STEPS,
-                                             progress)
+            return self._edit_without_mapper(origin, wplus, target, strengths, size, steps, progress)
         delta, target_embedding, notices = self._direction(wplus, target, source)
         reference = self.engine.embed_pixels(self._render(wplus, 256))
         variants = []

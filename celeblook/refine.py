@@ -45,6 +45,11 @@ def photo_to_tensor(photo: Image.Image, size: int = REFINE_SIZE) -> Tensor:
     return pixels.permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
 
+# seconds per optimisation step, by generator: measured by every optimisation (and ``calibrate``), so a slow
+# request can say how long it will take before it starts
+_SECONDS_PER_STEP: dict[int, float] = {}
+
+
 def _tensor(generator, x: np.ndarray | Tensor) -> Tensor:
     return torch.as_tensor(np.asarray(x), dtype=torch.float32, device=generator.w_avg.device)
 
@@ -80,11 +85,6 @@ def optimize_wplus(
 
 def duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
-# seconds per optimisation step, by generator: measured by every optimisation (and ``calibrate``), so a slow
-# request can say how long it will take before it starts
-_SECONDS_PER_STEP: dict[int, float] = {}
 
 
 def seconds_per_step(generator) -> float | None:

@@ -10,13 +10,15 @@ from ..errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..evaluate import EvalConfig  # the defaults, defined once (the ffhq preset's eval size)
+
     p = subparsers.add_parser("eval", help="measure inversion, edits and the strength head on generated faces")
     p.add_argument("--preset", default=None, help="ffhq | tiny (default: $CELEBLOOK_PRESET or ffhq)")
-    p.add_argument("--n", type=int, default=8, help="faces to invert and edit")
-    p.add_argument("--refine-steps", type=int, default=20, help="refinement steps of the refined inversion")
-    p.add_argument("--edit-prompts", type=int, default=4, help="held-out prompts per face")
-    p.add_argument("--strength-pairs", type=int, default=32, help="held-out (latent, prompt) pairs for C")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=EvalConfig.n, help="faces to invert and edit")
+    p.add_argument("--refine-steps", type=int, default=EvalConfig.refine_steps, help="refinement steps of the refined inversion")
+    p.add_argument("--edit-prompts", type=int, default=EvalConfig.edit_prompts, help="held-out prompts per face")
+    p.add_argument("--strength-pairs", type=int, default=EvalConfig.strength_pairs, help="held-out (latent, prompt) pairs for C")
+    p.add_argument("--seed", type=int, default=EvalConfig.seed)
     p.add_argument("--heads", type=Path, default=None,
                    help="folder of the heads to measure, e.g. a `train all` OUT (its student serves as E_I when it "
                         "has one; default: weights/<preset>, the installed heads)")

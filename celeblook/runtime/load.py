@@ -26,10 +26,6 @@ def load_runtime_models(preset: Preset, heads: Path | None = None) -> Models:
     """The preset's exported graphs as Models with no torch models; absent heads listed in ``missing``. ``heads``:
     a heads folder (``train all``'s OUT) whose ``onnx/`` export serves, unless ``CELEBLOOK_ONNX_DIR`` names one."""
     directory = default_onnx_dir(preset.name) if heads is None or os.environ.get(ONNX_DIR_ENV) else Path(heads) / "onnx"
-    if not (directory / "manifest.json").is_file():
-        raise WeightsError(f"no ONNX export in {directory}: the runtime install serves one that {FULL_INSTALL} makes "
-                           f"(`python -m celeblook export onnx --preset {preset.name} --out {directory}`), or one published "
-                           f"with trained heads (CELEBLOOK_HEADS_REPO=OWNER/NAME); or set {ONNX_DIR_ENV}")
     engine = OrtEngine(directory)
     exported = engine.constants.get("preset")
     if exported not in (None, preset.name):

@@ -90,7 +90,9 @@ class OrtEngine:
         self.directory = Path(directory)
         manifest = self.directory / "manifest.json"
         if not manifest.is_file():
-            raise WeightsError(f"no ONNX export in {self.directory}: run `python -m celeblook export onnx --out {self.directory}`")
+            raise WeightsError(f"no ONNX export in {self.directory}: make one with `python -m celeblook export onnx --out "
+                               f"{self.directory}` (full install), fetch one published with trained heads "
+                               f"(CELEBLOOK_HEADS_REPO=OWNER/NAME), or set {ONNX_DIR_ENV}")
         self.manifest = json.loads(manifest.read_text())
         self.threads = threads or ort_threads()
         self.precision = precision

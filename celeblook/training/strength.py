@@ -98,7 +98,6 @@ def torch_oracle(
                            target, c_max, tol, max_iter, calls)
 
 
-
 @dataclass
 class EditBank:
     """The prompt bank with its text embeddings (P,768) and edit directions (P,23,512), and its split."""
