@@ -1,8 +1,10 @@
-"""The repository's own tooling: ruff is clean (pyproject.toml), and `bash dev.sh <cmd>` runs in the caller's folder."""
+"""The repository's own tooling: ruff is clean (pyproject.toml), `bash dev.sh <cmd>` runs in the caller's folder, the
+README is a front page whose links and the docs' resolve, and the code's toolchain citations name real sections."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +30,46 @@ def test_dev_sh_runs_commands_in_the_callers_folder(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1] == "hello celeblook"
+
+
+README_MAX_LINES = 150  # the front page: what it does, how to try it, the API and the CLI in brief; the rest is in docs/
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")  # [text](target)
+CITATION = re.compile(r"toolchain\.md §(\d+(?:\.\d+)*)")
+SECTION = re.compile(r"^#{2,} (\d+(?:\.\d+)*)\.? ", re.MULTILINE)  # "## 6. Threads ..." / "### 7.3 WebGPU ..."
+
+
+def test_the_readme_is_a_front_page_that_keeps_the_spaces_front_matter():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= README_MAX_LINES
+    assert text.startswith("---\n") and "\nsdk: gradio\n" in text.split("\n---\n", 1)[0] and "app_file: app.py" in text
+    for command in ("bash dev.sh app", "bash dev.sh test"):
+        assert command in text
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves_to_a_file_in_the_repository():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):  # a URL or a place on the same page
+                continue
+            path = (page.parent / target.split("#", 1)[0]).resolve()
+            if not (path.is_relative_to(REPO) and path.exists()):
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert len(pages) > 5 and not broken, broken
+
+
+def test_every_toolchain_citation_in_the_code_names_a_section_of_docs_toolchain():
+    sections = set(SECTION.findall((REPO / "docs" / "toolchain.md").read_text(encoding="utf-8")))
+    cited = {}
+    for folder in ("celeblook", "tests", "benchmarks", "web/src"):
+        for path in (REPO / folder).rglob("*"):
+            if path.suffix in (".py", ".js", ".mjs") and "node_modules" not in path.parts:
+                for number in CITATION.findall(path.read_text(encoding="utf-8")):
+                    cited.setdefault(number, []).append(str(path.relative_to(REPO)))
+    for path in (REPO / "app.py", REPO / "pyproject.toml", REPO / "requirements.txt"):
+        for number in CITATION.findall(path.read_text(encoding="utf-8")):
+            cited.setdefault(number, []).append(path.name)
+    assert cited, "the code cites no toolchain section: this test no longer checks anything"
+    missing = {number: files for number, files in cited.items() if number not in sections}
+    assert not missing, f"cited sections missing from docs/toolchain.md: {missing}"
