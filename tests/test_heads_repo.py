@@ -336,3 +336,23 @@ def test_a_bad_installed_head_is_named_with_the_command_that_replaces_it(hub, tr
                           env={**os.environ, "CELEBLOOK_WEIGHTS": str(weights)})
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and done.stderr.strip().splitlines()[-1] == f"error: {line}"
+
+
+@pytest.mark.parametrize("head", ["strength", STUDENT])
+def test_an_unusable_strength_head_or_student_leaves_the_rest_running(hub, trained, weights, head):
+    from celeblook.factory import load_models
+    from celeblook.pipeline import Pipeline
+
+    assert main(["weights", "publish", "--repo", REPO, "--preset", "tiny", "--from", str(trained)]) == 0
+    download_heads(REPO, TINY, log=lambda _: None, progress=False)
+    (weights / "tiny" / f"{head}.safetensors").write_bytes(PICKLE)
+    models = load_models("tiny")
+    pipeline = Pipeline(models)
+    [line] = [m for m in pipeline.missing() if f"{head}.safetensors" in m]
+    assert line.endswith(f"fetch it again with `python -m celeblook weights download --heads {REPO} --preset tiny`")
+    face = pipeline.text_to_face("a smiling woman", size=256).faces[0]
+    if head == STUDENT:  # the teacher's image tower serves photos and scores instead
+        assert models.image_encoder is models.text_encoder.visual is not None
+    else:  # the learned strength says why it cannot run; a manual one runs
+        learned, manual = pipeline.edit(face, "a face with glasses", strengths=["learned", 1.0], size=256).variants
+        assert learned.face is None and learned.notices == [f"learned C unavailable: {line}"] and manual.face is not None
