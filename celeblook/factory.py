@@ -160,7 +160,7 @@ def create_engine(preset: Preset, torch_engine: TorchEngine, backend: str | None
     lacks."""
     if (backend or backend_name()) != "onnx":
         return torch_engine
-    torch.set_num_threads(1)  # one runtime owns the cores (toolchain.md §6)
+    torch.set_num_threads(1)  # one runtime owns the cores (docs/toolchain.md §6)
     return OrtEngine.from_env(preset.name, photo_graph=torch_engine.image_encoder.graph, fallback=torch_engine)
 
 

@@ -1,6 +1,7 @@
 """Weight files: the manifest, and ``status`` / ``download`` / ``convert`` over it.
 
-The manifest (``weights/manifest.json``) lists every file with what it is, where it comes from, its
+The manifest (``celeblook/data/weights_manifest.json``; the weights dir's ``manifest.json`` once a hash is
+recorded there) lists every file with what it is, where it comes from, its
 size and hash where published (null where not), its licence and the command that gets it. Files live
 in ``weights_dir()``. Hashes of present files are cached by (size, mtime) in ``.hashes.json`` there,
 so ``status`` does not re-read gigabytes each time.
@@ -32,7 +33,7 @@ from .hub import ByteProgress, offline
 
 MANIFEST_NAME = "manifest.json"
 HASH_CACHE_NAME = ".hashes.json"
-REPO_MANIFEST = Path(__file__).resolve().parent.parent / "weights" / MANIFEST_NAME
+REPO_MANIFEST = Path(__file__).with_name("data") / "weights_manifest.json"  # shipped with the package (wheel too)
 CHUNK = 1 << 20
 
 

@@ -4,7 +4,7 @@ One build of the tiny preset, exactly as a user makes it (``web build --space`` 
 heads anywhere), is served with the headers its README front matter declares and driven on wasm through
 ``window.celeblook`` (the JS API) and through the page's controls: every feature, at 256 px where size does not
 matter. fp32 graphs must match ORT CPU to 1e-3; the int8 text encoder is compared by cosine (x86 and wasm int8
-kernels differ by ~2e-2, toolchain.md §9). The alignment is measured against the FFHQ recipe on dlib's 68-point
+kernels differ by ~2e-2, docs/toolchain.md §7.4). The alignment is measured against the FFHQ recipe on dlib's 68-point
 landmarks on scikit-image's public-domain astronaut photo and variants of it.
 """
 
@@ -36,7 +36,7 @@ if shutil.which("node") is None or shutil.which("npm") is None:
                 allow_module_level=True)
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
-ARGS = ["--enable-unsafe-webgpu", "--no-sandbox"]  # gives SwiftShader's software WebGPU adapter (toolchain.md §7.3)
+ARGS = ["--enable-unsafe-webgpu", "--no-sandbox"]  # gives SwiftShader's software WebGPU adapter (docs/toolchain.md §7.3)
 FIXTURES = Path(__file__).with_name("web_fixtures")
 FP32_TOL = 1e-3
 SLOTS, STYLE = 23, 512
