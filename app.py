@@ -21,7 +21,7 @@ from gradio.utils import get_upload_folder
 
 from celeblook import app_support as support
 from celeblook.errors import CelebError, WeightsError
-from celeblook.first_run import ensure_defaults
+from celeblook.hub.first_run import ensure_defaults
 from celeblook.identity import SAME_PERSON
 from celeblook.limits import C_MAX, Choice, Limits, check_flag
 from celeblook.media import encode_gif

@@ -25,7 +25,7 @@ import torch
 from benchmarks.common import machine, print_table, seeded_models
 from benchmarks.stylegan2_teacher import StyleGAN2Generator
 from celeblook.export.synthesis_graph import ExportedSynthesis
-from celeblook.tokenizer import eot_length
+from celeblook.text.tokenizer import eot_length
 
 FORMS = ("fp32", "fp16", "fp16 + CUDA graph")
 

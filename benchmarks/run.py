@@ -39,7 +39,7 @@ from celeblook.export.onnx import Graph, export_graph, export_models, model_grap
 from celeblook.media import encode_gif, to_uint8  # noqa: E402
 from celeblook.models.mobilestylegan import Generator  # noqa: E402
 from celeblook.runtime.ort import open_session, session_options  # noqa: E402
-from celeblook.tokenizer import eot_length  # noqa: E402
+from celeblook.text.tokenizer import eot_length
 
 TARGETS_MS = {"G 1024": 200, "G 256 exit": 80, "inversion": 300, "C-sweep GIF 16x512": 3000, "text encoder int8 (a typical prompt)": 60}
 

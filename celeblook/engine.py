@@ -45,7 +45,7 @@ class Engine(Protocol):
         """Generator output (N,3,S,S) in [-1,1] -> E_I unit embeddings (N,768)."""
 
     def embed_tokens(self, tokens: np.ndarray) -> np.ndarray:
-        """Token ids (N,77) int64 (celeblook.tokenizer) -> E_T unit embeddings (N,768)."""
+        """Token ids (N,77) int64 (celeblook.text.tokenizer) -> E_T unit embeddings (N,768)."""
 
     def map(self, embedding: np.ndarray) -> np.ndarray:
         """CLIP embeddings (N,768) -> W+ (N,23,512): the mapper f."""

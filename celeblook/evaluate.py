@@ -145,7 +145,7 @@ def inversion_scores(pipeline: Pipeline, photos: list[Image.Image], config: Eval
 
 def edit_scores(pipeline: Pipeline, wplus: torch.Tensor, config: EvalConfig) -> dict:
     from .data import prompt_split
-    from .text import embed_prompts
+    from .text.prompts import embed_prompts
 
     _, held_out = prompt_split()
     gains, losses, strengths = [], [], []

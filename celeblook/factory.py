@@ -20,7 +20,8 @@ import torch
 from .engine import Engine, Models
 from .errors import WeightsError
 from .files import weights_dir
-from .heads_repo import fetch_again, format_problem
+from .hub.heads import fetch_again, format_problem
+from .hub.weights import require
 from .models.checkpoint import load_generator
 from .models.clip import ClipTeacher, create_clip
 from .models.image_encoder import ImageEncoder, seeded_init
@@ -35,7 +36,6 @@ from .models.student import create_student, student_path
 from .models.torch_engine import TorchEngine
 from .presets import Preset, get_preset
 from .runtime.ort import OrtEngine, backend_name
-from .weights import require
 
 
 def resolve_preset(preset: str | Preset | None) -> Preset:

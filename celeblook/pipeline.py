@@ -46,7 +46,7 @@ from .runtime.load import load_runtime_models
 from .runtime.ort import BACKEND_ENV, backend_name
 from .seeds import seeded_normal
 from .strength_oracle import oracle_strength
-from .text import DEFAULT_SOURCE, SOURCE_FROM_IMAGE, check_prompt, edit_direction, embed_prompts, vary_embedding
+from .text.prompts import DEFAULT_SOURCE, SOURCE_FROM_IMAGE, check_prompt, edit_direction, embed_prompts, vary_embedding
 
 Progress = Callable[[float, str], None]
 TEXT_VARIATION = 0.5  # seeded spread of a prompt's embedding, in units of the centre set's RMS spread

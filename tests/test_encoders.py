@@ -14,6 +14,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from celeblook.errors import InputError, WeightsError
+from celeblook.hub.weights import find
 from celeblook.models.clip import (
     CLIP_DOWNLOAD_COMMAND,
     ClipSpec,
@@ -25,7 +26,6 @@ from celeblook.models.clip import (
 from celeblook.models.student import TRAIN_COMMAND, create_student, load_student, save_student, sidecar_path
 from celeblook.preprocess import OPENAI_MEAN, OPENAI_STD
 from celeblook.presets import get_preset
-from celeblook.weights import find
 
 TINY = get_preset("tiny")
 FFHQ = get_preset("ffhq")

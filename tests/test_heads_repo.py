@@ -18,7 +18,7 @@ from tiny_heads import STUDENT, TINY, save_tiny_heads
 
 from celeblook.cli import main
 from celeblook.errors import InputError, WeightsError
-from celeblook.heads_repo import INDEX, download_heads, place
+from celeblook.hub.heads import INDEX, download_heads, place
 from celeblook.models.mapper import load_mapper
 from celeblook.models.strength import load_strength
 from celeblook.models.student import load_student
@@ -128,7 +128,7 @@ def test_heads_need_a_repository_name(weights, monkeypatch, capsys):
 
 
 def test_first_run_fetches_the_heads_named_by_the_environment(hub, trained, weights, monkeypatch):
-    from celeblook.first_run import ensure_defaults
+    from celeblook.hub.first_run import ensure_defaults
 
     assert main(["weights", "publish", "--repo", REPO, "--preset", "tiny", "--from", str(trained)]) == 0
     monkeypatch.setenv("CELEBLOOK_HEADS_REPO", REPO)
@@ -148,8 +148,8 @@ def test_first_run_fetches_the_heads_named_by_the_environment(hub, trained, weig
 def test_heads_in_place_are_checked_through_the_hash_cache_and_the_manifest_is_written_once(hub, weights, monkeypatch):
     from safetensors.numpy import save
 
-    import celeblook.weights as weights_module
-    from celeblook.heads_repo import weight_names
+    import celeblook.hub.weights as weights_module
+    from celeblook.hub.heads import weight_names
 
     ffhq = get_preset("ffhq")
     # each file what its name says (a download checks that), and each file's bytes its own

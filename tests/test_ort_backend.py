@@ -118,7 +118,7 @@ def test_pipeline_renders_through_the_backend(backend, monkeypatch):
 
 def test_pipeline_encodes_prompts_with_the_backend_text_encoder(backend, monkeypatch):
     from celeblook.pipeline import Pipeline
-    from celeblook.text import embed_prompts
+    from celeblook.text.prompts import embed_prompts
 
     monkeypatch.setenv(ort_runtime.BACKEND_ENV, "onnx")
     monkeypatch.setenv(ort_runtime.ONNX_DIR_ENV, str(backend.directory))

@@ -10,7 +10,7 @@ from celeblook.models.clip import create_clip
 from celeblook.models.mapper import Mapper, MapperConfig
 from celeblook.models.torch_engine import TorchEngine
 from celeblook.presets import get_preset
-from celeblook.text import PROMPT_MAX_CHARS, check_prompt, edit_direction, embed_prompts, vary_embedding
+from celeblook.text.prompts import PROMPT_MAX_CHARS, check_prompt, edit_direction, embed_prompts, vary_embedding
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from celeblook.export.onnx import random_feeds, text_encoder_graph
 from celeblook.export.parity import FP32_ABS, INT8_COSINE
 from celeblook.models.clip import trims_exactly
 from celeblook.runtime.ort import OrtEngine, open_session
-from celeblook.tokenizer import eot_length
+from celeblook.text.tokenizer import eot_length
 
 PROMPTS = ["a face", "a smiling woman with red hair", "an old man with a grey beard, round glasses and a hat"]
 LONG = "a portrait of " + "a very " * 60 + "happy person"  # cut to 77 tokens

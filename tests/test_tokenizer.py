@@ -1,4 +1,4 @@
-"""celeblook.tokenizer gives open_clip's ViT-L-14 ids and cut flags, and needs neither torch nor open_clip."""
+"""celeblook.text.tokenizer gives open_clip's ViT-L-14 ids and cut flags, and needs neither torch nor open_clip."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 
 from celeblook.data import VOCAB_FILE, load_prompts
 from celeblook.errors import InputError
-from celeblook.tokenizer import CONTEXT_LENGTH, Tokenizer, default_tokenizer, eot_length
+from celeblook.text.tokenizer import CONTEXT_LENGTH, Tokenizer, default_tokenizer, eot_length
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_CASES = [case["text"] for case in
@@ -141,7 +141,7 @@ try:
     sys.exit("the block does not work")
 except ImportError:
     pass
-from celeblook.tokenizer import default_tokenizer
+from celeblook.text.tokenizer import default_tokenizer
 
 tokens, cut = default_tokenizer()(json.loads(sys.argv[1]))
 print(json.dumps({"tokens": tokens.tolist(), "cut": cut}))

@@ -380,7 +380,7 @@ def test_edit_manual_and_learned_match_ort_without_the_text_encoder(browser, pag
 def test_free_text_downloads_the_int8_text_encoder_and_matches_ort(browser, page, ref):
     from celeblook.models.clip import create_clip
     from celeblook.presets import get_preset
-    from celeblook.tokenizer import eot_length
+    from celeblook.text.tokenizer import eot_length
 
     page.fill("#target", FREE_TEXT)  # the page says the size before anything is downloaded
     page.wait_for_function("document.getElementById('target-note').textContent.includes('MB download')")

@@ -15,9 +15,9 @@ import torch
 from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
 from test_checkpoint import save_hf, save_lightning
 
-from celeblook import first_run, weights
 from celeblook.cli import main
 from celeblook.errors import WeightsError
+from celeblook.hub import first_run, weights
 from celeblook.models.checkpoint import load_generator
 from celeblook.models.mobilestylegan import GeneratorConfig
 from celeblook.models.reference_layout import fill_reference

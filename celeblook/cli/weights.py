@@ -51,8 +51,8 @@ def _preset(name: str | None):
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from .. import weights
     from ..files import weights_dir
+    from ..hub import weights
 
     preset = _preset(args.preset)
     root = weights_dir()
@@ -73,13 +73,13 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from .. import weights
     from ..files import weights_dir
+    from ..hub import weights
 
     root = weights_dir()
     names = args.names
     if args.heads is not None:
-        from ..heads_repo import download_heads
+        from ..hub.heads import download_heads
 
         if names:
             raise InputError("give either file names or --heads, not both")
@@ -97,7 +97,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 def run_publish(args: argparse.Namespace) -> int:
     from ..files import weights_dir
-    from ..heads_repo import publish
+    from ..hub.heads import publish
 
     preset = _preset(args.preset)
     publish(args.repo, preset, args.source or weights_dir() / preset.name, private=args.private)
@@ -105,7 +105,7 @@ def run_publish(args: argparse.Namespace) -> int:
 
 
 def run_setup(args: argparse.Namespace) -> int:
-    from ..first_run import setup
+    from ..hub.first_run import setup
 
     setup(_preset(args.preset).name)
     print("all weights the app needs are in place")
@@ -113,7 +113,7 @@ def run_setup(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from .. import weights
+    from ..hub import weights
 
     weights.convert(args.source, args.out, preset=_preset(args.preset).name)
     return 0

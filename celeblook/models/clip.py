@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ..errors import InputError, WeightsError
 from ..files import weights_dir
 from ..preprocess import OPENAI_MEAN, OPENAI_STD
-from ..tokenizer import CONTEXT_LENGTH, Tokenizer, default_tokenizer, eot_length
+from ..text.tokenizer import CONTEXT_LENGTH, Tokenizer, default_tokenizer, eot_length
 from .image_encoder import ImageEncoder, one_line, seeded_init
 
 CLIP_DOWNLOAD_COMMAND = "python -m celeblook weights download {file}"  # a weights manifest name
@@ -203,7 +203,7 @@ class ClipTeacher(nn.Module):
         # no image tower when another E_I (the distilled student) serves: ViT-L/14's is 1.2 GB in fp32
         self.visual = ClipImageTower(model.visual, spec, embed_dim) if model.visual is not None else None
         self.text = ClipTextTower(model.text)
-        # CLIP's BPE (celeblook.tokenizer), the tokenizer of ViT-L-14 and celeblook-tiny-clip
+        # CLIP's BPE (celeblook.text.tokenizer), the tokenizer of ViT-L-14 and celeblook-tiny-clip
         context = model.context_length
         self.tokenizer = default_tokenizer() if context == CONTEXT_LENGTH else Tokenizer(context_length=context)
         self.context_length = context

@@ -25,7 +25,7 @@ from ..engine import Engine
 from ..errors import InputError, WeightsError
 from ..files import weights_dir
 from ..preprocess import photos_to_clip, pixels_to_clip
-from ..tokenizer import eot_length
+from ..text.tokenizer import eot_length
 
 BACKEND_ENV = "CELEBLOOK_BACKEND"
 THREADS_ENV = "CELEBLOOK_ORT_THREADS"
@@ -197,7 +197,7 @@ class OrtEngine:
         return self.embed_clip_pixels(pixels_to_clip(np.asarray(pixels, np.float32), clip["mean"], clip["std"], clip["size"]))
 
     def embed_tokens(self, tokens: np.ndarray) -> np.ndarray:
-        """Token ids (N,77) int64 (celeblook.tokenizer) -> unit embeddings (N,768).
+        """Token ids (N,77) int64 (celeblook.text.tokenizer) -> unit embeddings (N,768).
 
         The columns after the batch's last end-of-text token are dropped first when the graph takes any token
         length (a named axis in the manifest; exact for causal text towers: celeblook.export.onnx.text_encoder_graph).

@@ -116,7 +116,7 @@ def _read(path: Path) -> dict:
 
 def _install(run: Path, out: Path, stem: str) -> None:
     """A job's product (``stem``.safetensors + its sidecar) into OUT, by link where possible."""
-    from ..weights import place
+    from ..hub.weights import place
 
     for suffix in (".safetensors", ".json"):
         place(run / f"{stem}{suffix}", out / f"{stem}{suffix}")
@@ -144,7 +144,7 @@ def _strength(preset: Preset, out: Path, config: AllConfig, log: Log, show_progr
 
 def _encoder(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
     from ..files import weights_dir
-    from ..weights import find_role, place
+    from ..hub.weights import find_role, place
     from .encoder import CHECKPOINT_NAME, encoder_job
 
     run = out / "runs" / "encoder"

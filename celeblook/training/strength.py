@@ -288,7 +288,7 @@ def write_metrics(path: Path, metrics: dict) -> None:
 def text_edit_bank(clip, mapper, prompts: list[str] | None = None) -> EditBank:
     """The shipped prompt bank with the pipeline's edit directions f(E_T(prompt)) - f(E_T(DEFAULT_SOURCE))."""
     from ..data import load_prompts
-    from ..text import DEFAULT_SOURCE
+    from ..text.prompts import DEFAULT_SOURCE
 
     with torch.no_grad():
         source = mapper(clip.embed_texts([DEFAULT_SOURCE]))
@@ -309,7 +309,7 @@ def strength_job(
     from ..models.clip import create_clip
     from ..models.mapper import TRAIN_COMMAND as MAPPER_TRAIN_COMMAND
     from ..models.mapper import load_mapper
-    from ..text import DEFAULT_SOURCE
+    from ..text.prompts import DEFAULT_SOURCE
     from .common import pick_device
 
     target_device = pick_device(device)

@@ -39,7 +39,7 @@ import numpy as np
 from ..data import VOCAB_FILE
 from ..errors import CelebError, InputError, WeightsError
 from ..files import sha256_file
-from ..tokenizer import default_tokenizer
+from ..text.tokenizer import default_tokenizer
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 PAGE = ("index.html", "src")
@@ -190,7 +190,7 @@ def copy_models(exports: Path, manifest: dict, out: Path, progress: Progress | N
 def bank_prompts() -> list[str]:
     """The prompts whose embeddings ship with the page: the edit source, the examples, the edit prompt bank."""
     from ..data import load_prompts
-    from ..text import DEFAULT_SOURCE
+    from ..text.prompts import DEFAULT_SOURCE
 
     return list(dict.fromkeys([DEFAULT_SOURCE, *EXAMPLE_PROMPTS, *load_prompts()]))
 
@@ -235,7 +235,7 @@ def app_limits() -> dict:
     from ..models import GeneratorConfig
     from ..photo import MAX_SIDE, MIN_SIDE
     from ..pipeline import TEXT_VARIATION
-    from ..text import DEFAULT_SOURCE
+    from ..text.prompts import DEFAULT_SOURCE
 
     limits = Limits.of(GeneratorConfig())
     return {"photo_max_side": MAX_SIDE, "photo_min_side": MIN_SIDE, "frames": [limits.frames.low, limits.frames.high],

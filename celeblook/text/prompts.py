@@ -16,9 +16,9 @@ import unicodedata
 
 import numpy as np
 
-from .engine import Engine
-from .errors import InputError
-from .seeds import seeded_normal
+from ..engine import Engine
+from ..errors import InputError
+from ..seeds import seeded_normal
 from .tokenizer import default_tokenizer
 
 DEFAULT_SOURCE = "a face"

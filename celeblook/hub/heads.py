@@ -34,11 +34,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import hub
-from .errors import CelebError, InputError, WeightsError
-from .files import weights_dir
-from .hub import ByteProgress
-from .presets import Preset
+from ..errors import CelebError, InputError, WeightsError
+from ..files import weights_dir
+from ..presets import Preset
+from . import client as hub
+from .client import ByteProgress
 
 INDEX = "celeblook-heads.json"
 CARD = "README.md"
@@ -98,7 +98,7 @@ def collect(preset: Preset, source: Path) -> list[tuple[str, Path]]:
 
 
 def build_index(preset: Preset, files: list[tuple[str, Path]]) -> dict:
-    from .files import sha256_file
+    from ..files import sha256_file
 
     return {
         "format": FORMAT, "preset": preset.name, "trained": preset.trained,

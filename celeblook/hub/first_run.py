@@ -9,14 +9,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from . import hub
-from .errors import CelebError, WeightsError
-from .files import weights_dir
-from .heads_repo import HEADS_ENV, download_heads, weight_names
-from .heads_repo import place as head_place
-from .hub import ByteProgress
-from .install import FULL_INSTALL, torch_installed
-from .presets import get_preset
+from ..errors import CelebError, WeightsError
+from ..files import weights_dir
+from ..install import FULL_INSTALL, torch_installed
+from ..presets import get_preset
+from . import client as hub
+from .client import ByteProgress
+from .heads import HEADS_ENV, download_heads, weight_names
+from .heads import place as head_place
 from .weights import WeightFile, check, convert, download, load_manifest
 
 NO_DOWNLOAD_ENV = "CELEBLOOK_NO_DOWNLOAD"

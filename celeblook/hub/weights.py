@@ -7,7 +7,7 @@ in ``weights_dir()``. Hashes of present files are cached by (size, mtime) in ``.
 so ``status`` does not re-read gigabytes each time.
 
 Downloads never leave a partial or unverified file under a manifest name. Hub files go through
-huggingface_hub (celeblook.hub: its cache, resume, HF_ENDPOINT, offline mode), are hashed and linked into
+huggingface_hub (celeblook.hub.client: its cache, resume, HF_ENDPOINT, offline mode), are hashed and linked into
 the weights dir; a plain URL (the Google Drive checkpoint) streams to ``<name>.part``, renamed once verified.
 The first verified download of a file whose manifest entry has no sha256 records it in the manifest.
 """
@@ -26,14 +26,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import __version__
-from .errors import InputError, WeightsError
-from .files import weights_dir
-from .hub import ByteProgress, offline
+from .. import __version__
+from ..errors import InputError, WeightsError
+from ..files import weights_dir
+from .client import ByteProgress, offline
 
 MANIFEST_NAME = "manifest.json"
 HASH_CACHE_NAME = ".hashes.json"
-REPO_MANIFEST = Path(__file__).with_name("data") / "weights_manifest.json"  # shipped with the package (wheel too)
+REPO_MANIFEST = Path(__file__).parents[1] / "data" / "weights_manifest.json"  # shipped with the package (wheel too)
 CHUNK = 1 << 20
 
 
@@ -327,7 +327,7 @@ def install_verified(
 
 def _download_hub(f: WeightFile, root: Path, revision: str | None, progress: bool, log: Callable[[str], None],
                   report: ByteProgress | None, cache_only: bool) -> Path:
-    from . import hub
+    from . import client as hub
 
     src = f.source or {}
     cached = hub.fetch(src["hub"], src["file"], revision or src.get("revision"), label=f.name, report=report,
@@ -414,9 +414,9 @@ def convert(
     """
     import torch
 
-    from .models.checkpoint import W_AVG_SAMPLES, W_AVG_SEED, read_checkpoint, write_generator
-    from .models.mobilestylegan import Generator
-    from .presets import get_preset
+    from ..models.checkpoint import W_AVG_SAMPLES, W_AVG_SEED, read_checkpoint, write_generator
+    from ..models.mobilestylegan import Generator
+    from ..presets import get_preset
 
     root = root or weights_dir()
     target = find_role(preset, "generator", root)

@@ -2,7 +2,7 @@
 
 ``huggingface_hub`` does the caching (``$HF_HUB_CACHE``, shared with every other tool and with a Space's
 ``preload_from_hub``), resumes a dropped connection within a download, and honours offline mode. What it
-does not do is check content: the callers (celeblook.weights) hash what it returns against the manifest.
+does not do is check content: the callers (celeblook.hub.weights) hash what it returns against the manifest.
 
 Settings are read when a function is called, not at import, so a test or a caller can change them:
 ``HF_ENDPOINT`` (a mirror, or the local stand-in the tests run), ``HF_HUB_OFFLINE`` (cache only). Every
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 PROBE_SECONDS = 3.0  # a reachability probe; without it a machine with no network spends ~23 s per file retrying

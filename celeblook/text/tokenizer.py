@@ -24,8 +24,8 @@ import ftfy
 import numpy as np
 import regex
 
-from .data import VOCAB_FILE
-from .errors import InputError
+from ..data import VOCAB_FILE
+from ..errors import InputError
 
 CONTEXT_LENGTH = 77
 START_OF_TEXT, END_OF_TEXT = "<start_of_text>", "<end_of_text>"
