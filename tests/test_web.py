@@ -490,6 +490,35 @@ def test_oracle_bisection_is_pythons(page):
     assert got["flat"]["bracketed"] is False and got["linear"]["generatorCalls"] > 2
 
 
+def test_the_page_applies_the_limits_site_json_gives(browser, url):
+    """Change site.json's limits on the way to the page: its pipeline follows (defaults, ranges), nothing else decides."""
+    def changed(route):
+        site = json.loads(route.fetch().text())
+        limits = site["limits"]
+        limits["defaults"]["random_faces"]["psi"] = 0.3
+        limits["defaults"]["morph"]["crossover"] = 20
+        limits["ranges"]["frames"]["high"] = 5
+        route.fulfill(json=site)
+
+    browser.context.route("**/site.json", changed)
+    try:
+        page = browser.open(url)
+        got = call(page, """async (cl) => { const a = (await cl.randomLatent(1)).wplus, b = (await cl.randomLatent(2)).wplus;
+            const psi = (await cl.pipeline.randomFaces(5, {size: 256})).faces[0].scores.psi;
+            const mixed = await cl.pipeline.morph(a, b, {nFrames: 2, size: 256, mode: 'style_mix'});
+            const last = mixed.faces[1].wplus, moved = [];
+            for (let s = 0; s < 23; s++) moved.push(last[s * 512] !== a[s * 512]);
+            let frames = null;
+            try { await cl.pipeline.morph(a, b, {nFrames: 6, size: 256}); } catch (e) { frames = e.message; }
+            return {psi, moved, frames}; }""")
+        page.close()
+    finally:
+        browser.context.unroute("**/site.json", changed)
+    assert got["psi"] == 0.3
+    assert got["moved"] == [slot >= 20 for slot in range(SLOTS)]
+    assert got["frames"] == "frames must be from 2 to 5, got 6"
+
+
 def test_page_modules_take_python_numbers_from_site_json():
     """Numbers the Python side defines (W+ slots, crossover, C max, target similarity, psi's range, frames, sizes,
     GIF frame time, prompt length) are read from site.json by the page's modules, never written there again."""
