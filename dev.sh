@@ -3,29 +3,33 @@
 #   bash dev.sh app     run the Gradio app (CELEBLOOK_PRESET=tiny for no weights)
 #   bash dev.sh test    run the test suite
 #   bash dev.sh <cmd>   run any command inside the project's environment, from the folder you are in
-#                       (e.g. bash dev.sh python -m celeblook invert me.jpg --out out/me)
-# CELEBLOOK_RUNTIME=1 uses the runtime install instead (requirements-runtime.txt in .venv-runtime: ONNX Runtime,
-# no torch), which serves an ONNX export: CELEBLOOK_RUNTIME=1 CELEBLOOK_ONNX_DIR=DIR bash dev.sh app
+#                       (e.g. bash dev.sh celeblook invert me.jpg --out out/me)
+# It installs this checkout editable with its development extras (pip install -e ".[dev]", the versions pinned by
+# requirements.txt as constraints) into .venv. CELEBLOOK_RUNTIME=1 makes the runtime install instead
+# (".[runtime]": ONNX Runtime, no torch, pinned by requirements-runtime.txt) in .venv-runtime, which serves an ONNX
+# export: CELEBLOOK_RUNTIME=1 CELEBLOOK_ONNX_DIR=DIR bash dev.sh app. CELEBLOOK_VENV=DIR picks another venv.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")" && pwd)
 
 if [ "${CELEBLOOK_RUNTIME:-}" = 1 ]; then
-  REQUIREMENTS=$ROOT/requirements-runtime.txt
+  EXTRA=runtime
+  PINS=$ROOT/requirements-runtime.txt
   VENV=${CELEBLOOK_VENV:-$ROOT/.venv-runtime}
 else
-  REQUIREMENTS=$ROOT/requirements.txt
+  EXTRA=dev
+  PINS=$ROOT/requirements.txt
   VENV=${CELEBLOOK_VENV:-$ROOT/.venv}
 fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # busy-waiting OpenMP threads wreck latency on small shared CPUs
 export GRADIO_ANALYTICS_ENABLED=False
 export HF_HUB_DISABLE_TELEMETRY=1
 
-stamp="$VENV/.requirements.sha256"
-want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
+stamp="$VENV/.install.sha256"
+want=$(cat "$PINS" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)  # the pins and the package's dependencies
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[dev.sh] installing requirements into $VENV (first run takes a few minutes)"
+  echo "[dev.sh] installing celeblook[$EXTRA] into $VENV (first run takes a few minutes)"
   python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$PINS" -e "$ROOT[$EXTRA]"
   echo "$want" > "$stamp"
 fi
 
@@ -52,6 +56,7 @@ case "${1:-}" in
   app) shift; cd "$ROOT"; exec "$VENV/bin/python" app.py "$@" ;;
   test) shift; cd "$ROOT"; need_browser; need_web; exec "$VENV/bin/python" -m pytest "$@" ;;
   "") echo "usage: bash dev.sh app|test|<command>"; exit 2 ;;
-  # stay in the caller's folder (relative paths in the command keep working); the package is found through PYTHONPATH
+  # stay in the caller's folder (relative paths in the command keep working); PYTHONPATH puts this checkout first,
+  # as a venv shared through CELEBLOOK_VENV may hold another checkout's editable install
   *) export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"; exec "$VENV/bin/$1" "${@:2}" ;;
 esac

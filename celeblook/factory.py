@@ -2,7 +2,10 @@
 
 Training, export, evaluation and the pipeline build their models here. A missing head never stops
 ``load_models``: ``Models.missing`` lists what is absent with the command that makes it. The ``tiny`` preset
-builds seeded random heads when it has no files, labelled untrained.
+builds seeded random heads when it has no files, labelled untrained. Neither does a head whose file is there
+but unusable (corrupt, a pickle under a .safetensors name, another preset's): ``Models.missing`` names the
+file and the command that replaces it, and an ``UnusableHead`` stands in, so that what needs the head stops
+with that line (what does not, runs) instead of quietly taking the paths made for an absent head.
 
 Heads are read from ``weights_dir()/<preset>/`` (mapper.safetensors, strength.safetensors) unless another
 folder is given.
@@ -17,6 +20,7 @@ import torch
 from .engine import Engine, Models
 from .errors import WeightsError
 from .files import weights_dir
+from .heads_repo import fetch_again, format_problem
 from .models.checkpoint import load_generator
 from .models.clip import ClipTeacher, create_clip
 from .models.image_encoder import ImageEncoder, seeded_init
@@ -62,11 +66,37 @@ def trained_student(preset: Preset, heads: Path | None = None) -> Path | None:
     return installed if preset.trained and installed.is_file() else None
 
 
+class UnusableHead(torch.nn.Module):
+    """In place of a head whose file is there but cannot be used: calling it raises the line that names the file
+    and the command that replaces it."""
+
+    e_scale = 1.0  # what TorchEngine reads of a mapper when it is built
+
+    def __init__(self, line: str) -> None:
+        super().__init__()
+        self.line = line
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        raise WeightsError(self.line)
+
+
+def check_head(preset: Preset, path: Path, command: str) -> None:
+    """A WeightsError naming the file and the command that replaces it when ``path`` or its sidecar is not the
+    format it claims (a pickle under a .safetensors name is refused here: never unpickled, never half read).
+    ``command`` makes the head; one fetched from a heads repository is fetched again instead."""
+    for file in (path, path.with_suffix(".json")):
+        problem = format_problem(file) if file.exists() else None
+        if problem:
+            again = fetch_again(preset, path)
+            raise WeightsError(f"{file} is {problem}; " + (f"fetch it again with `{again}`" if again else f"replace it: run `{command}`"))
+
+
 def create_mapper(preset: Preset, heads: Path, generator: Generator) -> tuple[Mapper | None, str, list[str], list[str]]:
     """(mapper or None, the encoder it reads: "teacher" | "student", notices, missing lines)."""
     path = heads / "mapper.safetensors"
     command = MAPPER_COMMAND.format(preset=preset.name)
     if path.exists():
+        check_head(preset, path, command)
         mapper, meta = load_mapper(path)
         provenance = meta.get("provenance", {})
         if provenance.get("preset", preset.name) != preset.name:
@@ -97,6 +127,7 @@ def create_image_encoder(preset: Preset, clip: ClipTeacher, mapper_encoder: str,
     """
     student = trained_student(preset, heads)
     if student is not None:
+        check_head(preset, student, f"{STUDENT_COMMAND} --preset {preset.name}")
         return create_student(preset, student), [f"image encoder: distilled {preset.student} student ({student})"], []
     if clip.visual is None:
         raise WeightsError(f"the {preset.name} CLIP teacher was built without its image tower")
@@ -113,6 +144,7 @@ def create_strength(preset: Preset, heads: Path, generator: Generator) -> tuple[
     path = heads / "strength.safetensors"
     command = STRENGTH_COMMAND.format(preset=preset.name)
     if path.exists():
+        check_head(preset, path, command)
         return load_strength(path, command).to(generator.w_avg.device), [], []
     if not preset.trained:
         with seeded_init(preset.seed):
@@ -128,7 +160,7 @@ def create_engine(preset: Preset, torch_engine: TorchEngine, backend: str | None
     lacks."""
     if (backend or backend_name()) != "onnx":
         return torch_engine
-    torch.set_num_threads(1)  # one runtime owns the cores (toolchain.md §6)
+    torch.set_num_threads(1)  # one runtime owns the cores (docs/toolchain.md §6)
     return OrtEngine.from_env(preset.name, photo_graph=torch_engine.image_encoder.graph, fallback=torch_engine)
 
 
@@ -136,8 +168,8 @@ def load_models(preset: str | Preset | None = None, weights: Path | None = None,
     """Every model of ``preset``; heads from ``weights`` (default ``weights_dir()/<preset>``), the student beside
     them if there is one; ``backend``: "torch" or "onnx" (default ``CELEBLOOK_BACKEND``).
 
-    Raises WeightsError only for what nothing can run without (the generator, CLIP); absent heads are
-    listed in ``Models.missing``.
+    Raises WeightsError only for what nothing can run without (the generator, CLIP); absent heads and
+    unusable ones (``UnusableHead``) are listed in ``Models.missing``.
     """
     preset = resolve_preset(preset)
     heads = Path(weights) if weights is not None else weights_dir() / preset.name
@@ -145,9 +177,22 @@ def load_models(preset: str | Preset | None = None, weights: Path | None = None,
     # with the student as E_I the teacher's image tower would sit unused (1.2 GB for ViT-L/14)
     clip = create_clip(preset, image_tower=trained_student(preset, heads) is None)
     notices, missing = list(preset.notices), []
-    mapper, mapper_encoder, *found = create_mapper(preset, heads, generator)
-    image_encoder, *encoder_found = create_image_encoder(preset, clip, mapper_encoder, heads)
-    strength, *strength_found = create_strength(preset, heads, generator)
+    try:
+        mapper, mapper_encoder, *found = create_mapper(preset, heads, generator)
+    except WeightsError as err:
+        mapper, mapper_encoder, found = UnusableHead(str(err)), "teacher", ([], [str(err)])
+    try:
+        image_encoder, *encoder_found = create_image_encoder(preset, clip, mapper_encoder, heads)
+    except WeightsError as err:  # the student is unusable (or absent where the mapper reads it): the teacher's tower serves
+        if clip.visual is None:
+            clip = create_clip(preset)  # built without the tower for the student: this rare case loads CLIP again
+        image_encoder, encoder_found = clip.visual, ([], [str(err)])
+        if mapper_encoder == "student":  # the mapper reads the student's embeddings: the teacher's would map wrongly
+            mapper = UnusableHead(str(err))
+    try:
+        strength, *strength_found = create_strength(preset, heads, generator)
+    except WeightsError as err:
+        strength, strength_found = UnusableHead(str(err)), ([], [str(err)])
     for more_notices, more_missing in (found, encoder_found, strength_found):
         notices += more_notices
         missing += more_missing

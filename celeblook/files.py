@@ -8,13 +8,19 @@ import uuid
 from pathlib import Path
 
 from .errors import InputError
+from .install import CHECKOUT, from_checkout
 
 WEIGHTS_ENV = "CELEBLOOK_WEIGHTS"
 
 
 def weights_dir() -> Path:
-    """Where downloaded, converted and trained weights live (``weights/`` of the checkout by default)."""
-    return Path(os.environ.get(WEIGHTS_ENV, Path(__file__).resolve().parent.parent / "weights"))
+    """Where downloaded, converted and trained weights live: ``$CELEBLOOK_WEIGHTS``, else ``weights/`` of the
+    checkout, else (an installed wheel, whose folder is not for data) ``celeblook/weights`` in the user's cache."""
+    if WEIGHTS_ENV in os.environ:
+        return Path(os.environ[WEIGHTS_ENV])
+    if from_checkout():
+        return CHECKOUT / "weights"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "celeblook" / "weights"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -9,21 +9,33 @@ A heads repository holds one preset's trained pieces, as ``train all`` leaves th
     student_<variant>.safetensors (+ .json)   the student encoder    -> weights/ (untrained presets: weights/<preset>/)
     onnx/manifest.json, onnx/*.onnx           their ONNX exports     -> weights/<preset>/onnx/
 
-Downloads go through celeblook.hub (huggingface_hub's cache) at one commit, are checked against the
-index's sha256 and size, and are linked into the places above, where the pipeline reads them. The index
-only supplies hashes: where a file goes is decided here, never by the repository.
+A download takes every file at one commit and installs the set whole or not at all: each file is streamed
+into a staging folder inside the weights dir (``hub.stream``: a name we choose, at most the size the index
+declares), checked against the index's size and sha256 and for being the format its name claims, and only
+when every file passed are they moved into the places above, where the pipeline reads them, the files they
+replace kept aside until the last move succeeded. The repository supplies bytes and hashes, never a path:
+where a file goes is decided here, and huggingface_hub's cache (whose paths come from the server's ETag and
+commit) is only read, offline. ``weights/<preset>/installed-heads.json`` records the installed set (the
+repository, its commit and its index): a later download of the same commit needs no index, and a head that
+turns out unusable is named with the command that fetches it again (``fetch_again``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import re
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError, WeightsError
+from . import hub
+from .errors import CelebError, InputError, WeightsError
 from .files import weights_dir
 from .hub import ByteProgress
 from .presets import Preset
@@ -33,6 +45,13 @@ CARD = "README.md"
 HEADS_ENV = "CELEBLOOK_HEADS_REPO"
 FORMAT = 1
 ONNX_NAME = re.compile(r"^onnx/[A-Za-z0-9_.-]+\.(onnx|json)$")
+INSTALLED = "installed-heads.json"  # in weights/<preset>/: what the last download installed
+INDEX_LIMIT = 1 << 20  # bytes: an index lists a few dozen files
+FILE_LIMIT = 1 << 31  # bytes: no head is larger than a protobuf (an ONNX graph without external data) can be
+SHA256 = re.compile(r"[0-9a-f]{64}")
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}  # safetensors' dtypes and their sizes
+HEADER_LIMIT = 100_000_000  # bytes: safetensors' own limit on its JSON header
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -90,8 +109,6 @@ def build_index(preset: Preset, files: list[tuple[str, Path]]) -> dict:
 
 def publish(repo: str, preset: Preset, source: Path, private: bool = False, log: Callable[[str], None] = print) -> str:
     """Upload ``source``'s heads, their ONNX exports, the index and a model card to ``repo`` in one commit."""
-    from . import hub
-
     check_repo_id(repo)
     files = collect(preset, Path(source))
     index = build_index(preset, files)
@@ -197,34 +214,65 @@ def download_heads(
     log: Callable[[str], None] = print, report: ByteProgress | None = None, progress: bool = True,
     cache_only: bool = False,
 ) -> list[Path]:
-    """Fetch a heads repository's files at one commit, verified against its index, into the weights dir."""
-    from . import hub
-    from .weights import file_hashes, install_verified, load_manifest, record_hashes
+    """Fetch a heads repository's files at one commit, verified against its index, into the weights dir: all
+    of them, or (on any refusal) none, the heads installed before staying as they were. Offline (or
+    ``cache_only``) the files come from huggingface_hub's cache, without a request."""
+    from .weights import file_hashes, hash_file, load_manifest, mismatch, record_hashes, refused, remember
 
     repo = heads_repo(repo)
     root = root or weights_dir()
-    index_path = hub.fetch(repo, INDEX, revision, label=f"{repo} index", terminal=progress, cache_only=cache_only)
-    commit = index_path.parent.name  # .../snapshots/<commit>/celeblook-heads.json: the rest comes from there too
-    try:
-        index = json.loads(index_path.read_text())
+    local = cache_only or hub.offline()
+    before = installed(preset, root)
+    root.mkdir(parents=True, exist_ok=True)
+    with _staging(root) as staging:
+        numbers = itertools.count()
+
+        def fetch(name: str, commit: str, limit: int, bound: str, label: str) -> Path:
+            """The file in the staging folder, under a name of ours (its suffix kept for the format check)."""
+            dest = staging / f"{next(numbers)}{Path(name).suffix}"
+            if local:
+                cached = hub.fetch(repo, name, commit, label=label, terminal=False, cache_only=True)
+                if cached.stat().st_size > limit:
+                    raise refused(label, f"more than the {limit:,} bytes {bound}")
+                shutil.copyfile(cached, dest)
+            else:
+                hub.stream(repo, name, commit, dest, limit, label=label, bound=bound, report=report, terminal=progress)
+            return dest
+
+        commit, index = _index(repo, revision, local, before, fetch)
         entries = index["files"]
-    except (ValueError, KeyError, TypeError):
-        raise WeightsError(f"{repo} has no readable {INDEX}: not a celeblook heads repository") from None
-    if index.get("preset") != preset.name:
-        raise WeightsError(f"{repo} holds heads for preset {index.get('preset')!r}, not {preset.name!r}; "
-                           f"choose the preset with --preset {index.get('preset')}")
-    wanted = [name for name in weight_names(preset) if name not in entries]
-    if wanted:
-        raise WeightsError(f"{repo} lacks {', '.join(wanted)}; it cannot be used as preset {preset.name!r}'s heads")
-    targets = {name: root / place(preset, name) for name in entries}  # every name checked before any download
-    for name, entry in entries.items():
-        dest = targets[name]
-        # a head already in place is checked through the weights dir's hash cache, not read again
-        if dest.is_file() and dest.stat().st_size == entry["size"] and file_hashes(dest, root)["sha256"] == entry["sha256"]:
-            continue
-        cached = hub.fetch(repo, name, commit, label=name, report=report, terminal=progress, cache_only=cache_only)
-        install_verified(f"{name} from {repo}", cached, dest, root, file_hashes(cached, root, progress), hub.forget,
-                         size=entry["size"], sha256=entry["sha256"], whose="its index")
+        if index["preset"] != preset.name:
+            raise WeightsError(f"{repo} holds heads for preset {index['preset']!r}, not {preset.name!r}; "
+                               f"choose the preset with --preset {index['preset']}")
+        wanted = [name for name in weight_names(preset) if name not in entries]
+        if wanted:
+            raise WeightsError(f"{repo} lacks {', '.join(wanted)}; it cannot be used as preset {preset.name!r}'s heads")
+        targets = {name: root / place(preset, name) for name in entries}  # every name checked before any download
+        moves, hashes = [], {}
+        for name, entry in entries.items():
+            dest, label = targets[name], f"{name} from {repo}"
+            # a head already in place is checked through the weights dir's hash cache, not read again
+            if dest.is_file() and dest.stat().st_size == entry["size"] and file_hashes(dest, root)["sha256"] == entry["sha256"]:
+                staged = dest
+            else:
+                staged = fetch(name, commit, entry["size"], "its index declares", label)
+                hashes[dest] = hash_file(staged)
+                problem = mismatch(staged.stat().st_size, hashes[dest], size=entry["size"], sha256=entry["sha256"],
+                                   whose="its index")
+                if problem:
+                    raise refused(label, problem)
+                moves.append((staged, dest))
+            problem = format_problem(staged)
+            if problem:
+                raise refused(label, f"it is {problem}")
+        record = staging / INSTALLED
+        record.write_text(json.dumps({"repo": repo, "commit": commit, "index": index}, indent=1))
+        moves.append((record, root / preset.name / INSTALLED))
+        # files of the set installed before that this one lacks go too: never a mix of two sets
+        stale = [root / place(preset, name) for name in (before["index"]["files"] if before else ()) if name not in entries]
+        _swap(moves, stale, staging)
+    for dest, file_hash in hashes.items():
+        remember(root, dest, file_hash)
     listed = {f.name for f in load_manifest(root)}
     # manifest entries (ffhq's heads) get the hash they were verified against, in one write of the manifest
     verified = {target: (entries[name]["sha256"], entries[name]["size"])
@@ -233,3 +281,169 @@ def download_heads(
         record_hashes(verified, root)
     log(f"heads for preset {preset.name} from {repo} at {commit[:12]}: {len(targets)} files verified and in place")
     return list(targets.values())
+
+
+def _index(repo: str, revision: str | None, local: bool, before: dict | None,
+           fetch: Callable[[str, str, int, str, str], Path]) -> tuple[str, dict]:
+    """(commit, index) of ``revision``: the installed set's index when that is the commit (no download)."""
+    label = f"{repo} index"
+    if local:
+        try:
+            cached = hub.fetch(repo, INDEX, revision, label=label, terminal=False, cache_only=True)
+            commit = cached.parent.name  # .../snapshots/<commit>/celeblook-heads.json: the rest comes from there too
+        except WeightsError:
+            if before is None or before["repo"] != repo or revision not in (None, before["commit"]):
+                raise
+            commit = before["commit"]
+    else:
+        commit = hub.commit_of(repo, INDEX, revision, label=label)
+    if before is not None and (before["repo"], before["commit"]) == (repo, commit):
+        return commit, before["index"]
+    return commit, read_index(fetch(INDEX, commit, INDEX_LIMIT, "a heads index may have", label).read_bytes(), repo)
+
+
+def read_index(data: bytes, repo: str) -> dict:
+    """A heads index, every field checked; one WeightsError line saying what is wrong with it."""
+    try:
+        index = json.loads(data)
+    except ValueError as err:
+        raise _malformed(repo, f"not JSON ({err})") from None
+    return check_index(index, repo)
+
+
+def check_index(index: object, repo: str) -> dict:
+    if not isinstance(index, dict):
+        raise _malformed(repo, "not a JSON object")
+    if index.get("format") != FORMAT:
+        raise _malformed(repo, f"format {index.get('format')!r}, where this version reads {FORMAT}")
+    if not isinstance(index.get("preset"), str):
+        raise _malformed(repo, "it names no preset")
+    files = index.get("files")
+    if not isinstance(files, dict) or not files:
+        raise _malformed(repo, "'files' is not an object of file entries")
+    for name, entry in files.items():
+        if not isinstance(entry, dict):
+            raise _malformed(repo, f"the entry of {name!r} is not an object")
+        if not (isinstance(entry.get("sha256"), str) and SHA256.fullmatch(entry["sha256"])):
+            raise _malformed(repo, f"{name!r} has no sha256 (64 hex digits)")
+        size = entry.get("size")
+        if type(size) is not int or not 0 <= size <= FILE_LIMIT:
+            raise _malformed(repo, f"{name!r} has no size (a number of bytes up to {FILE_LIMIT:,})")
+    return index
+
+
+def _malformed(repo: str, why: str) -> WeightsError:
+    return WeightsError(f"{repo}'s {INDEX} is malformed: {why}; it is not a celeblook heads repository")
+
+
+def installed(preset: Preset, root: Path | None = None) -> dict | None:
+    """{"repo", "commit", "index"} of the heads last installed from a repository, or None (none, or unreadable)."""
+    try:
+        record = json.loads(((root or weights_dir()) / preset.name / INSTALLED).read_text())
+        check_repo_id(record["repo"])
+        check_index(record["index"], record["repo"])
+        if not hub.COMMIT_ID.fullmatch(record["commit"]):
+            return None
+        for name in record["index"]["files"]:
+            place(preset, name)
+        return record
+    except (OSError, ValueError, KeyError, TypeError, CelebError):
+        return None
+
+
+def fetch_again(preset: Preset, path: Path) -> str | None:
+    """The command that fetches ``path`` again, when the heads installed from a repository include it; else None."""
+    root = weights_dir()
+    record = installed(preset, root)
+    if record is None or not any(os.path.abspath(root / place(preset, name)) == os.path.abspath(path)
+                                 for name in record["index"]["files"]):
+        return None
+    return f"python -m celeblook weights download --heads {record['repo']} --preset {preset.name}"
+
+
+def format_problem(path: Path) -> str | None:
+    """What a head file is not, when it is not the format its name claims ("not a safetensors file (...)"), else
+    None: .safetensors files have their header and its offsets checked, .json files must hold one JSON object.
+    ONNX graphs are left to ONNX Runtime. Reads no more than the header."""
+    try:
+        if path.suffix == ".safetensors":
+            why = _safetensors_problem(path)
+            return why and f"not a safetensors file ({why})"
+        if path.suffix == ".json":
+            try:
+                if not isinstance(json.loads(path.read_bytes()), dict):
+                    return "not a JSON object (another JSON value)"
+            except ValueError as err:
+                return f"not a JSON object ({str(err).splitlines()[0]})"
+    except OSError as err:
+        return f"unreadable ({err.strerror or err})"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why ``path`` is not safetensors: an 8-byte little-endian header length, a JSON header, then the tensors'
+    bytes, each tensor's offsets within them and as long as its dtype and shape say."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        if size < 8 or length > min(size - 8, HEADER_LIMIT):
+            return f"a header of {length:,} bytes in a file of {size:,}"
+        try:
+            header = json.loads(f.read(length))
+        except ValueError:
+            return "its header is not JSON"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object"
+    data, ends = size - 8 - length, [0]
+    for name, tensor in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            shape, (begin, end) = tensor["shape"], tensor["data_offsets"]
+            fits = (all(type(n) is int and n >= 0 for n in [*shape, begin, end]) and 0 <= begin <= end <= data
+                    and end - begin == DTYPE_BYTES[tensor["dtype"]] * math.prod(shape))
+        except (KeyError, TypeError, ValueError):
+            fits = False
+        if not fits:
+            return f"tensor {name!r} does not fit its header"
+        ends.append(end)
+    if max(ends) != data:
+        return f"its tensors take {max(ends):,} of its {data:,} data bytes"
+    return None
+
+
+@contextmanager
+def _staging(root: Path) -> Iterator[Path]:
+    """A folder of ours inside the weights dir (the same file system as the targets, so files move by renaming),
+    removed with whatever is left in it."""
+    folder = Path(tempfile.mkdtemp(prefix=".heads-", dir=root))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _swap(moves: list[tuple[Path, Path]], stale: list[Path], staging: Path) -> None:
+    """Rename every staged file into place and remove ``stale``, the files they replace moved aside first; if any
+    rename fails, the set installed before is put back."""
+    aside = staging / "replaced"
+    aside.mkdir()
+    done: list[tuple[Path, Path | None]] = []  # (target, its old file aside, or None)
+    try:
+        for i, (new, dest) in enumerate([*moves, *((None, path) for path in stale)]):
+            if dest.exists() or dest.is_symlink():  # a link: a file installed from huggingface_hub's cache
+                os.replace(dest, aside / str(i))
+                done.append((dest, aside / str(i)))
+            else:
+                done.append((dest, None))
+            if new is not None:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(new, dest)
+    except OSError as err:
+        for dest, old in reversed(done):
+            if old is not None:
+                os.replace(old, dest)
+            else:
+                dest.unlink(missing_ok=True)
+        raise WeightsError(f"installing the heads failed ({err.strerror or err}); the heads installed before are "
+                           "back in place") from None

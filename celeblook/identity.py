@@ -19,7 +19,6 @@ from PIL import Image
 from .align import detect_faces, landmark_model, packaged_model
 
 SAME_PERSON = 0.6  # dlib's threshold: descriptor distances below it are the same person
-MEANING = f"identity distance: below {SAME_PERSON} = same person (dlib face descriptor)"
 DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 DESCRIBE_SIDE = 512  # faces are described in a copy this long: the descriptor reads a 150 px chip
 FIND_SIDE = 256  # and found in one this long (an aligned face fills half of it)

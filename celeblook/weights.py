@@ -1,6 +1,7 @@
 """Weight files: the manifest, and ``status`` / ``download`` / ``convert`` over it.
 
-The manifest (``weights/manifest.json``) lists every file with what it is, where it comes from, its
+The manifest (``celeblook/data/weights_manifest.json``; the weights dir's ``manifest.json`` once a hash is
+recorded there) lists every file with what it is, where it comes from, its
 size and hash where published (null where not), its licence and the command that gets it. Files live
 in ``weights_dir()``. Hashes of present files are cached by (size, mtime) in ``.hashes.json`` there,
 so ``status`` does not re-read gigabytes each time.
@@ -32,7 +33,7 @@ from .hub import ByteProgress, offline
 
 MANIFEST_NAME = "manifest.json"
 HASH_CACHE_NAME = ".hashes.json"
-REPO_MANIFEST = Path(__file__).resolve().parent.parent / "weights" / MANIFEST_NAME
+REPO_MANIFEST = Path(__file__).with_name("data") / "weights_manifest.json"  # shipped with the package (wheel too)
 CHUNK = 1 << 20
 
 
@@ -155,7 +156,8 @@ def _cache_key(root: Path, path: Path) -> str:
         return str(path)
 
 
-def _remember(root: Path, path: Path, hashes: dict[str, str]) -> None:
+def remember(root: Path, path: Path, hashes: dict[str, str]) -> None:
+    """Cache the hashes of a file in the weights dir, keyed by its size and mtime (see ``file_hashes``)."""
     key = _cache_key(root, path)
     if Path(key).is_absolute():  # only files inside the weights dir are cached
         return
@@ -172,16 +174,21 @@ def file_hashes(path: Path, root: Path | None = None, progress: bool = False) ->
     hit = _cache(root).get(_cache_key(root, path))
     if hit and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
         return {"sha256": hit["sha256"], "md5": hit["md5"]}
+    hashes = hash_file(path, progress)
+    remember(root, path, hashes)
+    return hashes
+
+
+def hash_file(path: Path, progress: bool = False) -> dict[str, str]:
+    """{'sha256', 'md5'} of any file, read once; nothing cached."""
     sha, md5 = hashlib.sha256(), hashlib.md5()
-    with open(path, "rb") as f, tqdm(total=st.st_size, unit="B", unit_scale=True, desc=f"hashing {path.name}",
+    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"hashing {path.name}",
                                      disable=not progress, leave=False) as bar:
         while block := f.read(CHUNK):
             sha.update(block)
             md5.update(block)
             bar.update(len(block))
-    hashes = {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
-    _remember(root, path, hashes)
-    return hashes
+    return {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -280,6 +287,22 @@ def download(
     return _download_url(f, root, progress, log, report)
 
 
+def mismatch(actual: int, hashes: dict[str, str], *, size: int | None = None, sha256: str | None = None,
+             md5: str | None = None, whose: str = "the manifest") -> str | None:
+    """How a file of ``actual`` bytes and ``hashes`` differs from what was expected (None: not checked), or None."""
+    if size is not None and actual != size:
+        return f"{actual:,} bytes, expected {size:,}"
+    if sha256 and hashes["sha256"] != sha256:
+        return f"sha256 {hashes['sha256'][:12]}... does not match {whose} ({sha256[:12]}...)"
+    if md5 and hashes["md5"] != md5:
+        return f"md5 {hashes['md5']} does not match the published md5 ({md5})"
+    return None
+
+
+def refused(label: str, problem: str) -> WeightsError:
+    return WeightsError(f"download of {label} refused: {problem}; nothing was kept, run the command again")
+
+
 def install_verified(
     label: str, src: Path, dest: Path, root: Path, hashes: dict[str, str], discard: Callable[[Path], None], *,
     size: int | None = None, sha256: str | None = None, md5: str | None = None, whose: str = "the manifest",
@@ -290,21 +313,15 @@ def install_verified(
     discarded (``discard(src)``: nothing is kept) and refused with a one-line WeightsError. ``move``: renamed
     into place (a ``.part`` file), else linked (huggingface_hub's cache, see ``place``)."""
     actual = src.stat().st_size
-    problem = None
-    if size is not None and actual != size:
-        problem = f"{actual:,} bytes, expected {size:,}"
-    elif sha256 and hashes["sha256"] != sha256:
-        problem = f"sha256 {hashes['sha256'][:12]}... does not match {whose} ({sha256[:12]}...)"
-    elif md5 and hashes["md5"] != md5:
-        problem = f"md5 {hashes['md5']} does not match the published md5 ({md5})"
+    problem = mismatch(actual, hashes, size=size, sha256=sha256, md5=md5, whose=whose)
     if problem:
         discard(src)
-        raise WeightsError(f"download of {label} refused: {problem}; nothing was kept, run the command again")
+        raise refused(label, problem)
     if move:
         os.replace(src, dest)
     else:
         place(src, dest)
-    _remember(root, dest, hashes)
+    remember(root, dest, hashes)
     return actual
 
 
@@ -423,6 +440,6 @@ def convert(
     sidecar = write_generator(dest, ckpt, w_avg, source_sha)
     if out is None:
         record_hash(target.name, sidecar["sha256"], sidecar["size"], root)
-        _remember(root, dest, {"sha256": sidecar["sha256"], "md5": hashlib.md5(dest.read_bytes()).hexdigest()})
+        remember(root, dest, {"sha256": sidecar["sha256"], "md5": hashlib.md5(dest.read_bytes()).hexdigest()})
     log(f"wrote {dest} ({sidecar['size']:,} bytes, sha256 {sidecar['sha256']}) from {source.name} ({ckpt.kind})")
     return dest

@@ -11,6 +11,12 @@ It answers just the requests huggingface_hub 2.4.0 makes for:
 Faults to inject: ``cut[path] = n`` sends n bytes of the next GET of that file and drops the connection;
 ``fail_ranges`` answers 503 to ranged GETs (a resume that cannot succeed); ``corrupt`` serves files with
 one byte flipped under their true headers. ``requests`` records (method, path, Range header).
+
+A hostile Hub: ``etag`` replaces every file's ETag (e.g. ``'"../../../x"'``, which huggingface_hub would make a
+path of), ``repo_commit`` every X-Repo-Commit (e.g. ``"../../outside"``); ``flood[path] = n`` streams n zero bytes
+instead of the file, without a Content-Length (only a closed connection ends it) unless ``flood_announced``,
+and ``sent[path]`` counts the body bytes written before the client hung up (socket buffers included).
+Malformed indexes and pickle heads are ordinary commits.
 """
 
 from __future__ import annotations
@@ -39,6 +45,11 @@ class HubStandin:
         self.cut: dict[str, int] = {}
         self.fail_ranges = False
         self.corrupt: set[str] = set()
+        self.etag: str | None = None
+        self.repo_commit: str | None = None
+        self.flood: dict[str, int] = {}
+        self.flood_announced = False
+        self.sent: dict[str, int] = {}
         self.messages: list[str] = []  # commit summaries, oldest first
         self._lock = threading.Lock()
         hub = self
@@ -59,6 +70,7 @@ class HubStandin:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.hub = self  # for _error's headers
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -120,9 +132,11 @@ class HubStandin:
             if self.fail_ranges:
                 return _error(h, 503, None, oid)
             start = int(re.match(r"bytes=(\d+)-", ranged)[1])
+        if path in self.flood:
+            return self._flood(h, path, oid, body)
         h.send_response(206 if start else 200)
-        h.send_header("X-Repo-Commit", oid)
-        h.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        h.send_header("X-Repo-Commit", self.repo_commit or oid)
+        h.send_header("ETag", self.etag or f'"{hashlib.sha256(data).hexdigest()}"')
         h.send_header("Accept-Ranges", "bytes")
         h.send_header("Content-Type", "application/octet-stream")
         h.send_header("Content-Length", str(len(data) - start))
@@ -136,6 +150,29 @@ class HubStandin:
         h.wfile.flush()
         if cut is not None:
             h.close_connection = True
+
+    def _flood(self, h: BaseHTTPRequestHandler, path: str, oid: str, body: bool) -> None:
+        """``flood[path]`` zero bytes, ended by closing the connection; stops when the client hangs up."""
+        h.send_response(200)
+        h.send_header("X-Repo-Commit", self.repo_commit or oid)
+        h.send_header("ETag", self.etag or '"' + "0" * 64 + '"')
+        h.send_header("Content-Type", "application/octet-stream")
+        if self.flood_announced:
+            h.send_header("Content-Length", str(self.flood[path]))
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.close_connection = True
+        if not body:
+            return
+        self.sent[path] = 0
+        block = bytes(1 << 16)
+        try:
+            while self.sent[path] < self.flood[path]:
+                h.wfile.write(block)
+                h.wfile.flush()
+                self.sent[path] += len(block)
+        except OSError:  # the client stopped reading and closed the connection
+            pass
 
     # ---------------------------------------------------------------------------------------------
     # uploads
@@ -182,7 +219,7 @@ def _error(h: BaseHTTPRequestHandler, status: int, code: str | None, commit: str
     if code:
         h.send_header("X-Error-Code", code)
     if commit:
-        h.send_header("X-Repo-Commit", commit)
+        h.send_header("X-Repo-Commit", h.server.hub.repo_commit or commit)
     h.send_header("Content-Type", "application/json")
     h.send_header("Content-Length", str(len(body)))
     h.end_headers()

@@ -7,7 +7,7 @@ from PIL import Image
 from real_photos import astronaut, grace_hopper
 
 from celeblook.align import align_face
-from celeblook.identity import MEANING, SAME_PERSON, face_descriptor, identity_distance
+from celeblook.identity import SAME_PERSON, face_descriptor, identity_distance
 
 
 def crop(photo: Image.Image, size: int = 512) -> Image.Image:
@@ -51,4 +51,4 @@ def test_one_descriptor_serves_many_comparisons():
     assert descriptor.shape == (128,) and np.isfinite(descriptor).all()
     assert identity_distance(descriptor, photo).distance < 1e-6
     assert identity_distance(descriptor, crop(astronaut(), 256)).distance < 0.15  # size does not matter much
-    assert f"below {SAME_PERSON} = same person" in MEANING
+    assert identity_distance(descriptor, photo).describe() == f"identity distance 0.00: same person (below {SAME_PERSON})"

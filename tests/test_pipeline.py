@@ -69,9 +69,10 @@ def test_invert_takes_a_photo_file_aligns_and_scores_what_it_made(pipe, photo_fi
     face = result.faces[0]
     assert result.crop.size == (1024, 1024) and face.image.size == (256, 256)
     assert face.scores["generator_calls"] == 1
-    # the score is E_I's cosine of the crop and the reconstruction, recomputed here
+    # the score is E_I's cosine of the crop and the reconstruction, recomputed here from the 8-bit PNG the
+    # person gets (the pipeline scores the generator's float pixels: measured 3e-4 apart)
     expected = cosine(pipe.image_encoder.embed_images([result.crop]), pipe.image_encoder.embed_images([face.image]))
-    assert face.scores["clip_similarity"] == pytest.approx(expected, abs=0.02)
+    assert face.scores["clip_similarity"] == pytest.approx(expected, abs=2e-3)
     pil = pipe.invert(PhotoStart(Image.open(photo_file)), size=256).faces[0]
     assert np.allclose(pil.wplus, face.wplus, atol=1e-5)  # a path and the image it holds: the same face
 
@@ -108,7 +109,7 @@ def test_text_to_face_seed_determines_the_result(pipe):
     assert np.array_equal(a.wplus, b.wplus) and a.image.tobytes() == b.image.tobytes()
     assert not np.array_equal(a.wplus, c.wplus)
     text = pipe.text_encoder.embed_texts(["a smiling woman"])
-    assert a.scores["text_score"] == pytest.approx(cosine(pipe.image_encoder.embed_images([a.image]), text), abs=0.02)
+    assert a.scores["text_score"] == pytest.approx(cosine(pipe.image_encoder.embed_images([a.image]), text), abs=2e-3)
     slow = pipe.text_to_face("a smiling woman", seed=3, size=256, optimize_steps=2)
     assert slow.faces[0].scores["generator_calls"] == 4 and any("slow path" in n for n in slow.notices)
 
@@ -134,10 +135,22 @@ def test_edit_starts_from_a_photo_or_a_prompt(pipe, photo_file):
     assert np.array_equal(from_prompt.original.wplus, pipe.text_to_face("a man", seed=5, size=256).faces[0].wplus)
 
 
-def test_oracle_strength_and_image_source(pipe, face):
-    oracle = pipe.edit(face.wplus, "a face with glasses", strengths=["oracle"], size=256).variants[0].face
-    # at least: the original once (the oracle reuses its embedding), the probe at c_max, the edit
-    assert 0 <= oracle.scores["C"] <= 0.8 and oracle.scores["generator_calls"] >= 3
+def test_oracle_strength_says_when_it_returns_the_bound(pipe, face):
+    """The seeded tiny models keep the similarity above the target up to c_max (their CLIP barely sees an edit;
+    longer directions make the tiny generator overflow before it drops below 0.7), so the oracle returns the
+    bound and says so; its bisection is checked where it brackets, in test_strength.py."""
+    from celeblook.limits import C_MAX, TARGET_SIMILARITY
+
+    bound = pipe.edit(face.wplus, "a face with glasses", strengths=["oracle", C_MAX], size=256).variants
+    oracle, manual = bound
+    assert oracle.face.scores["C"] == C_MAX and np.array_equal(oracle.face.wplus, manual.face.wplus)
+    assert oracle.face.scores["clip_similarity"] > TARGET_SIMILARITY
+    assert oracle.face.scores["generator_calls"] == 3  # the original, the one probe at c_max, the edit
+    assert len(oracle.notices) == 1 and "returned the bound" in oracle.notices[0] and manual.notices == []
+    assert f"reached {oracle.face.scores['clip_similarity']:.3f}" in oracle.notices[0]
+
+
+def test_an_image_source_edits_from_the_face_itself(pipe, face):
     image_source = pipe.edit(face.wplus, "a face with glasses", source="<image>", strengths=[0.3], size=256)
     assert not np.array_equal(image_source.variants[0].face.wplus, face.wplus)
 

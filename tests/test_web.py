@@ -6,8 +6,8 @@ heads anywhere), is served with the headers its README front matter declares and
 matter. The page's pipeline (web/src/pipeline.js) replays requests that the Python pipeline answered on ONNX
 Runtime from the same files (tests/web_golden.py): latents, scores and pixel statistics must agree within the
 tolerances below (wasm and native kernels round differently). The int8 text encoder is compared by cosine (x86
-and wasm int8 kernels differ by ~2e-2, toolchain.md §9). The alignment is measured against the FFHQ recipe on
-dlib's 68-point landmarks on scikit-image's public-domain astronaut photo and variants of it.
+and wasm int8 kernels differ by ~2e-2, docs/toolchain.md §7.4). The alignment is measured against the FFHQ recipe
+on dlib's 68-point landmarks on scikit-image's public-domain astronaut photo and variants of it.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ if shutil.which("node") is None or shutil.which("npm") is None:
                 allow_module_level=True)
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
-ARGS = ["--enable-unsafe-webgpu", "--no-sandbox"]  # gives SwiftShader's software WebGPU adapter (toolchain.md §7.3)
+ARGS = ["--enable-unsafe-webgpu", "--no-sandbox"]  # gives SwiftShader's software WebGPU adapter (docs/toolchain.md §7.3)
 FIXTURES = Path(__file__).with_name("web_fixtures")
 SLOTS, STYLE = 23, 512
 TARGET, SOURCE = "a person with blonde hair", "a face"  # both in the curated bank

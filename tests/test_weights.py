@@ -192,6 +192,21 @@ def test_corrupted_download_is_refused_and_forgotten(root, hub, tmp_path, how):
     assert weights.download(HF_FILE, log=lambda _: None).read_bytes() == PAYLOAD
 
 
+@pytest.mark.parametrize("answer", ["relative etag", "absolute etag", "commit"])
+def test_a_hostile_hub_answer_stops_the_download_before_anything_is_written(root, hub, tmp_path, capsys, answer):
+    """huggingface_hub names the blob and its lock after the ETag and the snapshot after X-Repo-Commit: from a
+    hostile HF_ENDPOINT those are paths out of its cache (blobs/../../../x is tmp_path/x)."""
+    hub.commit(HF_REPO, {HF_REPO_FILE: PAYLOAD})
+    bad = {"relative etag": '"../../../x"', "absolute etag": f'"{tmp_path / "elsewhere" / "x"}"'}.get(answer)
+    hub.etag, hub.repo_commit = bad, "../../outside" if answer == "commit" else None
+    before = set(tmp_path.rglob("*"))
+    assert main(["weights", "download", HF_FILE]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(f"error: {hub.url} answered ")
+    assert err.strip().endswith("; check HF_ENDPOINT")
+    assert set(tmp_path.rglob("*")) == before  # nothing anywhere: not in the cache, not beside it
+
+
 def test_offline_reads_only_the_cache_and_says_so_in_one_line(root, hub, monkeypatch, capsys):
     hub.commit(HF_REPO, {HF_REPO_FILE: PAYLOAD})
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

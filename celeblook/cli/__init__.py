@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from ..errors import CelebError
-from ..install import FULL_INSTALL, torch_installed
+from ..install import command_line_without_torch, torch_installed
 
 # command groups, in help order; each module defines register(subparsers)
 COMMAND_MODULES = ["align", "render", "weights", "export", "edit", "train", "eval", "web"]
@@ -27,10 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if not torch_installed():  # its commands build, train and export torch models
-        print(f"error: the command line needs {FULL_INSTALL}; this runtime install runs the app (`python app.py`) "
-              "on an ONNX export", file=sys.stderr)
-        return 2
+    if not torch_installed():
+        return command_line_without_torch(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0

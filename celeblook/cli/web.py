@@ -12,7 +12,8 @@ def register(subparsers) -> None:
 
     build = sub.add_parser("build", help="page + onnxruntime-web + exported models into one directory")
     where = build.add_mutually_exclusive_group(required=True)
-    where.add_argument("--out", type=Path, help="site directory (created; a previous build is replaced)")
+    where.add_argument("--out", type=Path,
+                       help="site directory: new, empty, or a previous build (replaced once the new one is complete)")
     where.add_argument("--space", type=Path, metavar="OUT",
                        help="like --out, plus README.md that makes the folder a static Hugging Face Space")
     build.add_argument("--models-url", metavar="URL",

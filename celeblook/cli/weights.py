@@ -1,4 +1,4 @@
-"""``weights status | download | setup | convert | publish``: the files in weights/manifest.json, and trained
+"""``weights status | download | setup | convert | publish``: the files in the weights manifest, and trained
 heads shared through the Hub."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Data shipped with the package: the bank of edit prompts used to train and evaluate the strength head, and
-CLIP's byte-pair vocabulary (``bpe_simple_vocab_16e6.txt.gz``) for ``celeblook.tokenizer`` and the web page.
+"""Data shipped with the package: the bank of edit prompts used to train and evaluate the strength head,
+CLIP's byte-pair vocabulary (``bpe_simple_vocab_16e6.txt.gz``) for ``celeblook.tokenizer`` and the web page, and
+the weights manifest (``weights_manifest.json``, read by ``celeblook.weights``).
 
 The vocabulary is a byte-identical copy of the file packaged with open_clip (MIT licence; it comes from
 OpenAI's CLIP, also MIT), kept here so that text can be tokenised without torch or open_clip installed.
@@ -11,7 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 
 HELD_OUT_EVERY = 5  # every 5th prompt (0-based index 4, 9, 14, ...) is held out
-VOCAB_FILE = Path(__file__).with_name("bpe_simple_vocab_16e6.txt.gz")  # the project runs from its checkout
+VOCAB_FILE = Path(__file__).with_name("bpe_simple_vocab_16e6.txt.gz")  # package data: a plain file, installed or not
 
 
 def load_prompts() -> list[str]:

@@ -18,7 +18,7 @@ from .parity import compare
 
 
 def read_export_manifest(directory: Path) -> dict:
-    """An export directory's manifest, its structure checked: every listed file a plain name inside it."""
+    """An export directory's manifest, its structure checked (constants an object, every listed file a plain name inside it)."""
     path = directory / MANIFEST
     if not path.is_file():
         raise InputError(f"{directory} has no {MANIFEST}: not an export directory")
@@ -33,6 +33,8 @@ def read_export_manifest(directory: Path) -> dict:
         isinstance(e, dict) and all(isinstance(e.get(k), t) for k, t in entry_keys.items()) for e in entries
     ):
         raise InputError(f"{path} is not a CelebrityLook export manifest: re-run the export")
+    if not isinstance(manifest.get("constants", {}), dict):  # runtimes look constants up by name
+        raise InputError(f"{path}: its constants are not a JSON object: re-run the export")
     outside = [e["file"] for e in entries if Path(e["file"]).name != e["file"] or e["file"] in ("", ".", "..")]
     if outside:
         raise InputError(f"{path} lists {outside[0]!r}, which is not a file name in the export directory")

@@ -46,7 +46,7 @@ from .synthesis_graph import ExportedSynthesis
 if TYPE_CHECKING:
     from ..models.clip import ClipTeacher, ClipTextTower
 
-OPSET = 18  # conservative for onnxruntime-web; opset 17-23 gave identical results (toolchain.md §4)
+OPSET = 18  # conservative for onnxruntime-web; opset 17-23 gave identical results (docs/toolchain.md §4)
 MANIFEST = "manifest.json"
 FORMAT = "celeblook-onnx/1"
 SYNTHESIS_SIZES = (1024, 512, 256)
@@ -210,7 +210,7 @@ def to_fp16(src: Path, dst: Path) -> None:
 
 
 def to_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8 (QUInt8 weights: far more accurate than QInt8 on the CLIP towers, toolchain.md §5)."""
+    """Dynamic int8 (QUInt8 weights: far more accurate than QInt8 on the CLIP towers, docs/toolchain.md §5)."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -35,7 +35,7 @@ from ..preprocess import OPENAI_MEAN, OPENAI_STD
 from ..tokenizer import CONTEXT_LENGTH, Tokenizer, default_tokenizer, eot_length
 from .image_encoder import ImageEncoder, one_line, seeded_init
 
-CLIP_DOWNLOAD_COMMAND = "python -m celeblook weights download {file}"  # a weights/manifest.json name
+CLIP_DOWNLOAD_COMMAND = "python -m celeblook weights download {file}"  # a weights manifest name
 TINY_CLIP_MODEL = "celeblook-tiny-clip"
 CONFIG_DIR = Path(__file__).with_name("open_clip_configs")
 HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # open_clip's preference order

@@ -13,6 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -37,10 +38,18 @@ def load_weights(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Inverse of :func:`save_weights`; checks the sha256 recorded in the sidecar."""
     path = Path(path)
     sidecar_path = path.with_suffix(".json")
-    meta = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else {}
+    try:
+        meta = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else {}
+    except ValueError as err:
+        raise WeightsError(f"{sidecar_path} is not JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{sidecar_path} is not a JSON object")
     if meta.get("sha256") and meta["sha256"] != sha256_file(path):
         raise WeightsError(f"{path} does not match the sha256 in {sidecar_path.name}: the file is corrupt or was replaced")
-    return load_file(str(path)), meta
+    try:
+        return load_file(str(path)), meta
+    except SafetensorError as err:  # e.g. a pickle under this name: the safetensors reader refuses it, we name it
+        raise WeightsError(f"{path} is not a safetensors file ({str(err).splitlines()[0]})") from None
 
 
 def load_head(path: Path, kind: str, config_class: type, build: Callable[[Any], nn.Module], fix: str) -> tuple[nn.Module, dict[str, Any]]:
@@ -48,11 +57,15 @@ def load_head(path: Path, kind: str, config_class: type, build: Callable[[Any], 
 
     Config keys this version does not know are ignored; anything that does not fit is a WeightsError ending in ``fix``.
     """
-    tensors, meta = load_weights(Path(path))
+    path = Path(path)
+    tensors, meta = load_weights(path)
     if meta.get("kind") != kind:
         raise WeightsError(f"{path} is not a {kind} (its sidecar says {meta.get('kind')!r}): {fix}")
     known = {f.name for f in fields(config_class)}
-    module = build(config_class(**{k: v for k, v in meta.get("config", {}).items() if k in known}))
+    try:
+        module = build(config_class(**{k: v for k, v in meta.get("config", {}).items() if k in known}))
+    except (TypeError, ValueError, AttributeError) as err:  # a sidecar whose config is not one of this kind's
+        raise WeightsError(f"{path.with_suffix('.json')} holds no {kind} config this version can build ({err}): {fix}") from None
     try:
         module.load_state_dict(tensors)
     except RuntimeError as err:

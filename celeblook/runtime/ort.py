@@ -5,7 +5,7 @@ install, which has no torch; the graphs come from ``python -m celeblook export o
 ``CELEBLOOK_ONNX_DIR`` (default ``<weights>/<preset>/onnx``). A graph the export lacks runs on the ``fallback``
 engine (the torch models) where there is one.
 
-On a small shared CPU two spinning thread pools wreck latency (toolchain.md §6), so every session is created
+On a small shared CPU two spinning thread pools wreck latency (docs/toolchain.md §6), so every session is created
 once, with intra-op spinning off and ``CELEBLOOK_ORT_THREADS`` threads (default 2); the factory limits torch to
 one thread while this engine is active. This module imports no torch.
 """
@@ -56,7 +56,7 @@ def session_options(precision: str = "fp32", threads: int | None = None) -> ort.
     so.log_severity_level = 3  # errors only: fp16 graphs log harmless "cannot constant-fold" warnings
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    # ORT 1.32 CPU segfaults building fp16 CLIP sessions at ORT_ENABLE_ALL (toolchain.md §5)
+    # ORT 1.32 CPU segfaults building fp16 CLIP sessions at ORT_ENABLE_ALL (docs/toolchain.md §5)
     so.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if precision == "fp16" else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     )

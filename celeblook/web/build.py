@@ -9,23 +9,30 @@ CLIP's BPE vocabulary for the JavaScript tokenizer, the exported ONNX models and
     SITE/vendor/bpe_simple_vocab_16e6.txt.gz     CLIP's merges file (celeblook/data, MIT); html5_entities.json (Python's table)
     SITE/models/manifest.json (+ *.onnx)         one export directory (``python -m celeblook export onnx``)
     SITE/models/prompts_fp16.bin                 the curated prompts' text embeddings (fp16): no text encoder needed
+    SITE/.celeblook-build                        what the build wrote: only such a folder is ever replaced by a build
 
-Models come from an existing export directory (``exports``; every file's sha256 is checked against its
-manifest) or are exported here from a preset, fp32 + fp16 (the page picks fp16 on WebGPU with shader-f16).
-With ``space`` the folder is also a static Hugging Face Space (README.md front matter); with ``models_url``
-the ONNX files go to a separate folder for a model repository and the page fetches them from that URL.
+Models come from an existing export directory (``exports``; plain files only, never symbolic links, every
+file's sha256 checked against its manifest) or are exported here from a preset, fp32 + fp16 (the page picks
+fp16 on WebGPU with shader-f16). With ``space`` the folder is also a static Hugging Face Space (README.md
+front matter); with ``models_url`` the ONNX files go to a separate folder for a model repository and the page
+fetches them from that URL. A build replaces only a folder a build made (see ``build_site``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html.entities
 import inspect
 import json
+import os
 import shutil
+import stat
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 import numpy as np
@@ -43,6 +50,8 @@ ENTITIES = "html5_entities.json"
 MANIFEST = "manifest.json"
 SITE_CONFIG = "site.json"
 SITE_FORMAT = "celeblook-site/1"
+BUILD_MARK = ".celeblook-build"  # written last into each folder a build makes: only such folders are replaced
+MARK_FORMAT = "celeblook-build/1"
 PROMPTS_FILE = "prompts_fp16.bin"
 PROMPTS_MAX_BYTES = 2**20  # the curated bank must stay a small first download
 ALIGN_MODEL = "face-api/model"
@@ -82,36 +91,101 @@ def ensure_vendor(progress: Progress | None = None) -> Path:
     return vendor
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(value: object, length: int | None = None) -> bool:
+    return (isinstance(value, list) and bool(value) and (length is None or len(value) == length)
+            and all(_is_number(x) for x in value))
+
+
+# what the page reads from an export manifest's constants (web/src/engine.js, app.js): name -> (required, valid)
+PAGE_CONSTANTS: dict[str, tuple[bool, Callable[[object], bool]]] = {
+    "w_avg": (True, _numbers),
+    "clip": (True, lambda c: isinstance(c, dict) and _numbers(c.get("mean"), 3) and _numbers(c.get("std"), 3)
+             and isinstance(c.get("size", 224), int)),
+    "c_max": (False, lambda v: _is_number(v) and v > 0),
+    "trained": (False, lambda v: isinstance(v, bool)),
+    **{name: (False, lambda v: isinstance(v, str)) for name in ("preset", "photo_encoder", "mapper_encoder")},
+}
+
+
+def _symlink_refused(path: Path, exports: Path) -> InputError:
+    return InputError(f"{path} is a symbolic link: web build copies only plain files from an export folder "
+                      f"(make a plain copy, e.g. `cp -rL {exports} COPY`, and build from that)")
+
+
 def read_manifest(exports: Path) -> dict:
+    """An export directory's manifest, checked for everything the page reads: structure, constants, .onnx files."""
     from ..export.check import read_export_manifest  # the structure checked: listed files stay inside ``exports``
 
     path = exports / MANIFEST
+    if path.is_symlink():
+        raise _symlink_refused(path, exports)
     if not path.is_file():
         raise InputError(f"{exports} has no {MANIFEST}: export models with `python -m celeblook export onnx --out {exports}`")
     manifest = read_export_manifest(exports)
     constants = manifest.get("constants", {})
-    missing = [k for k in ("w_avg", "clip") if k not in constants]
+    missing = [k for k, (required, _) in PAGE_CONSTANTS.items() if required and k not in constants]
     if missing:
         raise InputError(f"{path} lacks the constant(s) {', '.join(missing)} the page needs: re-export with a current "
                          "`python -m celeblook export onnx`")
+    bad = [k for k, (_, valid) in PAGE_CONSTANTS.items() if k in constants and not valid(constants[k])]
+    if bad:
+        raise InputError(f"{path} has a malformed constant {bad[0]!r}: re-export with `python -m celeblook export onnx`")
+    odd = [e["file"] for e in manifest["files"] if not e["file"].endswith(".onnx")]
+    if odd:
+        raise InputError(f"{path} lists {odd[0]!r}: the page loads only .onnx files from an export")
     return manifest
 
 
-def copy_models(exports: Path, out: Path, progress: Progress | None = None) -> dict:
-    """Copy an export directory's files (sha256-checked) and manifest into ``out``; returns the manifest."""
-    say = progress or (lambda _msg: None)
+def read_export(exports: Path) -> dict:
+    """The manifest (``read_manifest``) and every listed file a regular file, never a symbolic link, of the listed
+    size: all checked before anything is copied; returns the manifest."""
     manifest = read_manifest(exports)
-    out.mkdir(parents=True, exist_ok=True)
     for entry in manifest["files"]:
         src = exports / entry["file"]
-        if not src.is_file():
-            raise WeightsError(f"{src} is listed in {exports / MANIFEST} but missing: re-run the export")
-        if sha256_file(src) != entry["sha256"]:
-            raise WeightsError(f"{src} does not match its sha256 in the manifest: re-run the export")
-        shutil.copy2(src, out / entry["file"])
-        say(f"copied {entry['file']} ({entry['bytes'] / 2**20:.1f} MB)")
-    shutil.copy2(exports / MANIFEST, out / MANIFEST)
+        try:
+            info = src.lstat()
+        except FileNotFoundError:
+            raise WeightsError(f"{src} is listed in {exports / MANIFEST} but missing: re-run the export") from None
+        if stat.S_ISLNK(info.st_mode):
+            raise _symlink_refused(src, exports)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{src} is listed in {exports / MANIFEST} but is not a regular file")
+        if info.st_size != entry["bytes"]:
+            raise WeightsError(f"{src} has {info.st_size} bytes, its manifest says {entry['bytes']}: re-run the export")
     return manifest
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading, never through a symbolic link (O_NOFOLLOW) nor waiting on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    file = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        file.close()
+        raise InputError(f"{path} is not a regular file")
+    return file
+
+
+def copy_models(exports: Path, manifest: dict, out: Path, progress: Progress | None = None) -> None:
+    """Copy the files of an export directory checked by ``read_export`` (``manifest``) into ``out``, each read once,
+    without following a link, and sha256-checked as it is copied; then the manifest. On failure ``out`` holds part
+    of them: the caller removes it."""
+    say = progress or (lambda _msg: None)
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in manifest["files"]:
+        digest = hashlib.sha256()
+        with _open_regular(exports / entry["file"]) as src, open(out / entry["file"], "wb") as dst:
+            while block := src.read(1 << 20):
+                digest.update(block)
+                dst.write(block)
+        if digest.hexdigest() != entry["sha256"]:
+            raise WeightsError(f"{exports / entry['file']} does not match its sha256 in the manifest: re-run the export")
+        say(f"copied {entry['file']} ({entry['bytes'] / 2**20:.1f} MB)")
+    # the manifest that was checked, not the file again: what the page reads is exactly what was validated
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 
 def bank_prompts() -> list[str]:
@@ -212,7 +286,7 @@ def space_readme(manifest: dict, models_url: str | None, models_dir: Path | None
     upload_models = ""
     if models_url:
         upload_models = (f"hf repos create OWNER/MODELS --repo-type model --exist-ok\n"
-                         f"hf upload OWNER/MODELS {models_dir} . --repo-type model\n")
+                         f"hf upload OWNER/MODELS {models_dir} . --repo-type model --exclude {BUILD_MARK}\n")
     return f"""---
 title: CelebrityLook
 emoji: 🙂
@@ -238,7 +312,7 @@ Nothing is uploaded. Models: preset `{preset}`{'' if trained else ' (untrained r
 ```bash
 pip install huggingface_hub && hf auth login
 {upload_models}hf repos create OWNER/SPACE --repo-type space --space-sdk static --exist-ok
-hf upload OWNER/SPACE {out} . --repo-type space
+hf upload OWNER/SPACE {out} . --repo-type space --exclude {BUILD_MARK}
 ```
 `custom_headers` above make the page cross-origin isolated (multi-threaded wasm); a model host must then send
 CORS headers (Hugging Face `resolve/main` URLs do). Preview locally with the same headers:
@@ -251,58 +325,172 @@ The models inherit the licences of the weights they were made from (see the proj
 """
 
 
-def build_site(out: str | Path, *, exports: str | Path | None = None, preset: str | None = None, space: bool = False,
-               models_url: str | None = None, progress: Progress | None = None) -> Path:
-    """Write the site into ``out`` (emptied first when it is a previous build); returns ``out``.
+def _contents(folder: Path) -> set[str]:
+    """Every file, link and folder under ``folder`` (relative, POSIX); links are never followed."""
+    found = set()
+    for root, dirs, files in os.walk(folder):
+        base = Path(root).relative_to(folder)
+        found.update((base / name).as_posix() for name in (*dirs, *files))
+    return found
 
-    ``space``: also README.md for a static Hugging Face Space. ``models_url``: the page fetches the ONNX files
-    from there (CORS); they are written to ``<out>-models/`` for upload instead of into the site.
-    """
-    say = progress or (lambda _msg: None)
-    out = Path(out)
-    models_url = check_models_url(models_url) if models_url else None
-    models_dir = out.with_name(out.name + "-models") if models_url else out / "models"
-    # only directories a build wrote are replaced: a site (site.json; index.html before it) and its models folder
-    for directory, mark in ((out, (SITE_CONFIG, "index.html")), (models_dir, (MANIFEST,))):
-        if directory.exists() and any(directory.iterdir()) and not any((directory / m).is_file() for m in mark):
-            raise InputError(f"{directory} exists and is not a previous site build: choose an empty or new directory")
-    if exports is not None and any(Path(exports).resolve().is_relative_to(d.resolve()) for d in (out, models_dir)):
-        raise InputError(f"--exports {exports} is inside {out} or {models_dir}, which a build replaces: move it first")
-    vendor = ensure_vendor(say)
-    for directory in {out, models_dir}:
-        if directory.exists():
-            shutil.rmtree(directory)
-    out.mkdir(parents=True)
+
+def _write_mark(folder: Path, kind: str) -> None:
+    """The marker that makes ``folder`` replaceable by a later build: what kind of folder it is and what it holds."""
+    mark = {"format": MARK_FORMAT, "kind": kind, "contents": sorted(_contents(folder))}
+    (folder / BUILD_MARK).write_text(json.dumps(mark, indent=0))
+
+
+def _read_mark(folder: Path, kind: str) -> set[str] | None:
+    """What a previous build of this kind wrote into ``folder``; None when it has no valid marker of that kind."""
+    try:
+        with _open_regular(folder / BUILD_MARK) as f:
+            mark = json.loads(f.read())
+    except (OSError, ValueError, CelebError):
+        return None
+    if not isinstance(mark, dict) or mark.get("format") != MARK_FORMAT or mark.get("kind") != kind:
+        return None
+    contents = mark.get("contents")
+    if not isinstance(contents, list):
+        return None
+    return {c for c in contents if isinstance(c, str)} | {BUILD_MARK}
+
+
+def _replaceable(folder: Path, kind: str) -> bool:
+    """Whether ``folder`` exists, as an empty folder or a previous build of this kind holding only what it wrote;
+    anything else is refused (InputError), so a build never deletes what it did not make."""
+    what = "a previous site build" if kind == "site" else "the models folder of a previous site build"
+    if folder.is_symlink():
+        raise InputError(f"{folder} is a symbolic link: give the folder itself, web build never writes through a link")
+    if not folder.exists():
+        return False
+    if not folder.is_dir():
+        raise InputError(f"{folder} exists and is not a directory: choose an empty or new directory")
+    found = _contents(folder)
+    if not found:
+        return True
+    built = _read_mark(folder, kind)
+    if built is None:
+        raise InputError(f"{folder} exists and is not {what} (it has no {BUILD_MARK}): choose an empty or new directory")
+    extra = sorted(found - built)
+    if extra:
+        more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
+        raise InputError(f"{folder} is {what} but also holds {extra[0]}{more}, which the build did not write: "
+                         "move that out first, or choose an empty or new directory")
+    return True
+
+
+def _put_in_place(built: Path, target: Path, kind: str) -> None:
+    """Move a complete build to ``target``; what is there (checked again: it may have changed during the build) is
+    moved aside first and deleted only once the new folder is in place."""
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}") if _replaceable(target, kind) else None
+    if old is not None:
+        os.rename(target, old)
+    try:
+        os.rename(built, target)
+    except OSError:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns those created, outermost first."""
+    made = [f for f in (*reversed(folder.parents), folder) if not f.exists()]
+    for f in made:
+        f.mkdir()
+    return made
+
+
+def _write_site(site: Path, models: Path, manifest: dict, vendor: Path, *, space: bool, models_url: str | None,
+                out: Path, models_dir: Path, say: Progress) -> None:
+    """Everything but the models (already in ``models``) into the staging folder ``site``; ``out`` and
+    ``models_dir`` are where they will be, for the Space README."""
     for name in PAGE:
         src = WEB_DIR / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, out / name)
-    shutil.copytree(vendor, out / VENDOR)
-    shutil.copy2(VOCAB_FILE, out / VENDOR / VOCAB)
-    (out / VENDOR / ENTITIES).write_text(json.dumps(html.entities.html5, ensure_ascii=False))
-    if exports is not None:
-        copy_models(Path(exports), models_dir, say)
-    else:
-        from ..export.onnx import export_preset
-        from ..presets import get_preset
-
-        chosen = get_preset(preset)
-        say(f"exporting the {chosen.name} preset's models (fp32 + fp16)")
-        export_preset(chosen, models_dir, fp16=True, progress=say)
-    manifest = read_manifest(models_dir)
-    local_models = out / "models"  # the manifest (sha256 of every file) and the prompt bank stay with the page
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, site / name)
+    shutil.copytree(vendor, site / VENDOR)
+    shutil.copy2(VOCAB_FILE, site / VENDOR / VOCAB)
+    (site / VENDOR / ENTITIES).write_text(json.dumps(html.entities.html5, ensure_ascii=False))
+    local_models = site / "models"  # the manifest (sha256 of every file) and the prompt bank stay with the page
     local_models.mkdir(exist_ok=True)
     if models_url:
-        shutil.copy2(models_dir / MANIFEST, local_models / MANIFEST)
+        shutil.copy2(models / MANIFEST, local_models / MANIFEST)
     exported = {entry["model"] for entry in manifest["files"]}
     photo = manifest["constants"].get("photo_encoder")
     if photo and photo not in exported:
         say(f"note: photos go through {photo}.onnx, which this export lacks, so the page turns photo inversion off")
     config = {"format": SITE_FORMAT, "models_url": models_url or "models/",
-              "prompts": write_prompt_bank(models_dir, local_models, say), "align": align_entry(out / VENDOR),
+              "prompts": write_prompt_bank(models, local_models, say), "align": align_entry(site / VENDOR),
               "limits": app_limits()}
-    (out / SITE_CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False))
+    (site / SITE_CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False))
     if space:
-        (out / "README.md").write_text(space_readme(manifest, models_url, models_dir, out), encoding="utf-8")
+        (site / "README.md").write_text(space_readme(manifest, models_url, models_dir, out), encoding="utf-8")
+
+
+def build_site(out: str | Path, *, exports: str | Path | None = None, preset: str | None = None, space: bool = False,
+               models_url: str | None = None, progress: Progress | None = None) -> Path:
+    """Write the site into ``out``; returns ``out``.
+
+    ``out`` must be new, empty or a previous build that holds only what that build wrote (its BUILD_MARK says);
+    anything else is refused, so nothing else is ever deleted. Everything is checked first, then the site is
+    built in a hidden sibling folder and renamed into place once complete: a failed build leaves all as it was.
+    ``space``: also README.md for a static Hugging Face Space. ``models_url``: the page fetches the ONNX files
+    from there (CORS); they are written to ``<out>-models/`` (same rules) for upload instead of into the site.
+    """
+    say = progress or (lambda _msg: None)
+    out = Path(out)
+    if out.name in ("", ".", ".."):
+        raise InputError(f"the site folder must have a name, such as site (got {str(out)!r})")
+    models_url = check_models_url(models_url) if models_url else None
+    models_dir = out.with_name(out.name + "-models") if models_url else out / "models"
+    targets = [(models_dir, "models")] if models_url else []
+    targets.append((out, "site"))  # the models first when both: the site refers to them
+    for folder, kind in targets:
+        _replaceable(folder, kind)
+    if exports is not None:
+        exports = Path(exports)
+        if any(exports.resolve().is_relative_to(d.resolve()) for d in (out, models_dir)):
+            raise InputError(f"--exports {exports} is inside {out} or {models_dir}, which a build replaces: move it first")
+        manifest = read_export(exports)  # before anything is written
+    else:
+        from ..presets import get_preset
+
+        chosen = get_preset(preset)
+    vendor = ensure_vendor(say)
+    tag = uuid.uuid4().hex[:8]
+    staging = {folder: folder.with_name(f".{folder.name}.build-{tag}") for folder, _ in targets}
+    parents: list[Path] = []
+    staged: list[Path] = []
+    try:
+        parents = _make_dirs(out.parent)
+        for folder in staging.values():
+            folder.mkdir()  # fails on a name that exists: only folders made here are removed on failure
+            staged.append(folder)
+        models = staging.get(models_dir, staging[out] / "models")
+        if exports is not None:
+            copy_models(exports, manifest, models, say)
+        else:
+            from ..export.onnx import export_preset
+
+            say(f"exporting the {chosen.name} preset's models (fp32 + fp16)")
+            export_preset(chosen, models, fp16=True, progress=say)
+            manifest = read_manifest(models)
+        _write_site(staging[out], models, manifest, vendor, space=space, models_url=models_url, out=out, models_dir=models_dir, say=say)
+        for folder, kind in targets:
+            _write_mark(staging[folder], kind)
+        for folder, kind in targets:
+            _put_in_place(staging[folder], folder, kind)
+    except BaseException as err:
+        for folder in staged:
+            shutil.rmtree(folder, ignore_errors=True)  # gone already once it was put in place
+        for folder in reversed(parents):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only while empty
+        if isinstance(err, OSError):
+            raise CelebError(f"web build could not write {err.filename or out}: {err.strerror or err}") from None
+        raise
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     say(f"site written to {out} ({total / 2**20:.1f} MB in all)" + (f"; models for {models_url} in {models_dir}" if models_url else ""))
     return out
