@@ -57,7 +57,7 @@ CHROMIUM = "/usr/bin/chromium"
 TARGET_RATIO = 1.5
 TARGET_MB = 60
 MB = 10**6  # sizes in decimal megabytes; the verdict also gives MiB
-# the onnxruntime-web files the page fetches, by backend (web/src/celeblook.js)
+# the onnxruntime-web files the page fetches, by backend (web/src/sessions.js)
 RUNTIME = {"webgpu": ["ort/ort.webgpu.min.mjs", "ort/ort-wasm-simd-threaded.asyncify.mjs", "ort/ort-wasm-simd-threaded.asyncify.wasm"],
            "wasm": ["ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.mjs", "ort/ort-wasm-simd-threaded.wasm"]}
 
@@ -88,7 +88,7 @@ def gzip_mb(path: Path) -> float:
 
 
 def page_entry(manifest: dict, model: str, precision: str) -> dict | None:
-    """The file web/src/celeblook.js ``entryFor`` picks for a (non-text) model: its precision if exported, else fp32."""
+    """The file web/src/sessions.js ``entryFor`` picks for a (non-text) model: its precision if exported, else fp32."""
     entries = [e for e in manifest["files"] if e["model"] == model]
     return next((e for p in (precision, "fp32") for e in entries if e["precision"] == p), None)
 

@@ -55,6 +55,7 @@ TEXT_OPTIMIZE_STEPS = 100
 REFINE_STEPS = 100
 EDIT_OPTIMIZE_STEPS = 50
 MORPH_MODES = ("interpolate", "style_mix")
+SCORE_SIZE = 256  # edits are scored against the unedited face rendered at this size, and the oracle probes at it
 
 
 @dataclass
@@ -281,7 +282,7 @@ class Pipeline:
         if not self.has_mapper:
             return self._edit_without_mapper(origin, wplus, target, strengths, size, steps, progress)
         delta, target_embedding, notices = self._direction(wplus, target, source)
-        reference = self.engine.embed_pixels(self._render(wplus, 256))
+        reference = self.engine.embed_pixels(self._render(wplus, SCORE_SIZE))
         variants = []
         for i, strength in enumerate(strengths):
             name = strength if isinstance(strength, str) else "manual"
@@ -400,7 +401,7 @@ class Pipeline:
             c = float(self.engine.strength(wplus, target_embedding, delta)[0])
         elif strength == "oracle":
             def similarity(c: float) -> float:
-                return cosine(reference, self.engine.embed_pixels(self._render(wplus + np.float32(c) * delta, 256)))
+                return cosine(reference, self.engine.embed_pixels(self._render(wplus + np.float32(c) * delta, SCORE_SIZE)))
 
             found = oracle_strength(similarity, TARGET_SIMILARITY)  # the original's embedding is already at hand
             c, calls = found.strength, calls + found.generator_calls
@@ -419,7 +420,7 @@ class Pipeline:
         target, notices = check_prompt(target, "target prompt")
         target_embedding, more = embed_prompts(self.engine, [target])
         notices += more + [f"slow path: no mapper, so each manual C is a CLIP-guided optimisation of {steps} steps at 256 px"]
-        reference = self.engine.embed_pixels(self._render(wplus, 256))
+        reference = self.engine.embed_pixels(self._render(wplus, SCORE_SIZE))
         variants = []
         for strength in strengths:
             name = strength if isinstance(strength, str) else "manual"
@@ -514,7 +515,7 @@ class Pipeline:
             notices += more
         if source == SOURCE_FROM_IMAGE:
             embeddings, more = embed_prompts(self.engine, [target])
-            source_embedding = self.engine.embed_pixels(self._render(wplus, 256))
+            source_embedding = self.engine.embed_pixels(self._render(wplus, SCORE_SIZE))
         else:
             embeddings, more = embed_prompts(self.engine, [target, source])
             source_embedding = embeddings[1:]

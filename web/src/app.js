@@ -1,5 +1,7 @@
-// The page: wires the controls to window.celeblook (src/celeblook.js), which the tests also drive directly.
-// ?backend=wasm|webgpu|auto (default auto) and ?threads=N override the automatic choices.
+// The page: wires the controls to window.celeblook (src/celeblook.js), which the tests also drive directly: each
+// button is one pipeline verb (src/pipeline.js), and the controls' ranges and defaults are the site's limits
+// (site.json, from the Python modules). ?backend=wasm|webgpu|auto (default auto) and ?threads=N override the
+// automatic choices.
 
 import {createCelebLook} from './celeblook.js';
 
@@ -82,9 +84,10 @@ function draw(canvasId, image, size) {
   return canvas;
 }
 
-/** W+ (23x512 float32) as a .npy file, loadable with numpy.load (the app's latent format). */
+/** W+ (slots x style float32) as a .npy file, loadable with numpy.load (the app's latent format). */
 function npy(wplus) {
-  let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (23, 512), }";
+  const slots = window.celeblook.info.limits.n_slots;
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${slots}, ${wplus.length / slots}), }`;
   header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
   const head = new Uint8Array(10 + header.length);
   head.set([0x93, ...'NUMPY'].map((c) => (typeof c === 'string' ? c.charCodeAt(0) : c)));
@@ -155,13 +158,13 @@ async function usePhotoFace(index) {
   const {image, faces} = state.photo;
   state.photo.chosen = index;
   [...$('faces').children].forEach((b, i) => b.setAttribute('aria-pressed', String(i === index)));
-  const crop = faces.length ? await cl.cropQuad(image, faces[index].quad, 512) : image;
+  const photo = faces.length ? {source: image, quad: faces[index].quad} : {source: image, aligned: true};
+  const result = await cl.pipeline.invert(photo, {size: Number($('size').value)});
   $('original-card').hidden = false;
-  draw('original', crop, crop.width);
-  const size = Number($('size').value);
-  const result = await cl.invert(crop, {size});
-  await setFace({wplus: result.wplus, image: result.image, size}, `Inversion: similarity to the photo ${num(result.similarity)}`);
-  return faces.length > 1 ? `${faces.length} faces found; face ${index + 1} used` : '';
+  draw('original', result.photo.crop, result.photo.crop.width);
+  const [face] = result.faces;
+  await setFace(face, `Inversion: similarity to the photo ${num(face.scores.clip_similarity)}`);
+  return [...(faces.length > 1 ? [`${faces.length} faces found; face ${index + 1} used`] : []), ...result.notices].join('; ');
 }
 
 async function showFaces(faces) {
@@ -178,18 +181,18 @@ async function showFaces(faces) {
   $('faces').replaceChildren(...buttons);
 }
 
-async function friendLatent(cl, size) {
+async function friendPhoto() {
   const file = $('friend').files[0];
   if (!file) throw new Error("choose your friend's photo first");
-  const image = await imageDataOf(file);
-  const crop = await cl.alignedCrop(image, 0, 512);
-  return (await cl.invert(crop, {size})).wplus;
+  return {source: await imageDataOf(file), label: "your friend's photo"};
 }
 
 ready.then((cl) => {
   Object.assign(window.celeblook, cl);
   const {info} = cl;
   const size = () => Number($('size').value);
+  // GIFs at most the largest GIF size the app offers (many frames at 1024 px would be tens of MB)
+  const gifSize = () => Math.min(size(), Math.max(...info.limits.gif_sizes));
   $('size').replaceChildren(...cl.sizes.map((s) => new Option(`${s} px`, s, false, s === info.defaultSize)));
   $('backend').textContent = `Running on ${cl.backend === 'webgpu' ? 'WebGPU' : 'wasm (CPU)'} with ${cl.precision} models: ${cl.reason}.`;
   status(`Ready. A first random face downloads ${mb(info.bytes.random)}, a photo ${mb(info.bytes.photo)}, an edit ${mb(info.bytes.edit)}; `
@@ -200,9 +203,15 @@ ready.then((cl) => {
   }
   const prompts = info.prompts?.prompts ?? [];
   $('prompt-list').replaceChildren(...[...(info.prompts?.examples ?? []), ...prompts].map((p) => new Option(p)));
-  $('c').max = String(info.constants.c_max);
-  $('sweep-cmax').max = String(info.limits.max_strength);
-  for (const id of ['frames', 'sweep-frames']) [$(id).min, $(id).max] = info.limits.frames.map(String);
+  const {ranges, defaults} = info.limits;
+  $('c').max = String(info.limits.c_max);
+  [$('sweep-cmax').min, $('sweep-cmax').max] = [ranges.c_max.low, ranges.c_max.high].map(String);
+  $('sweep-cmax').value = String(defaults.sweep.c_max);
+  for (const id of ['frames', 'sweep-frames']) [$(id).min, $(id).max] = [ranges.frames.low, ranges.frames.high].map(String);
+  for (const id of ['seed', 'text-seed']) [$(id).min, $(id).max] = [ranges.seed.low, ranges.seed.high].map(String);
+  [$('psi').min, $('psi').max] = [ranges.psi.low, ranges.psi.high].map(String);
+  $('psi').value = $('psi-value').value = String(defaults.random_faces.psi);
+  $('source').value = info.limits.default_source;
   const off = (what, ids) => {
     ids.forEach((id) => { $(id).disabled = true; $(id).dataset.unavailable = 'true'; });
     $('notice').hidden = false;
@@ -231,18 +240,20 @@ ready.then((cl) => {
   };
 
   $('random').onclick = () => busy('Random face', async () => {
-    const {wplus} = await cl.randomLatent(Number($('seed').value), Number($('psi').value));
+    const {faces: [face]} = await cl.pipeline.randomFaces(Number($('seed').value), {psi: Number($('psi').value), size: size()});
     state.photo = null;
     $('original-card').hidden = true;
-    await setFace({wplus, image: await cl.render(wplus, 1, size()), size: size()}, `Random face, seed ${$('seed').value}`);
+    await setFace(face, `Random face, seed ${face.scores.seed}`);
   }, 'result');
 
+  const promptStart = (id) => ({text: $(id).value, seed: Number($('text-seed').value), psi: Number($('psi').value)});
   $('text-face').onclick = () => busy('Face from text', async () => {
-    const r = await cl.textToFace($('prompt').value, {seed: Number($('text-seed').value), psi: Number($('psi').value), size: size()});
+    const {text, seed, psi} = promptStart('prompt');
+    const r = await cl.pipeline.textToFace(text, {seed, psi, size: size()});
     state.photo = null;
     $('original-card').hidden = true;
-    await setFace({wplus: r.wplus, image: r.image, size: size()}, `Text score ${num(r.textScore)}`);
-    return r.truncated[0] ? 'prompt cut to 77 tokens' : '';
+    await setFace(r.faces[0], `Text score ${num(r.faces[0].scores.text_score)}`);
+    return r.notices.join('; ');
   }, 'result');
 
   $('photo').onchange = () => busy('Photo', async () => {
@@ -278,19 +289,19 @@ ready.then((cl) => {
 
   $('edit').onclick = () => busy('Edit', async () => {
     if (!state.current) throw new Error('make or upload a face first');
-    const {wplus} = state.current;
-    const options = {source: $('source').value, size: size()};
-    const runs = [['manual', Number($('c').value)], ...(cl.has('strength') ? [['learned', 'learned']] : [])];
-    const notes = [];
-    for (const [name, strength] of runs) {
-      const r = await cl.edit(wplus, $('target').value, {...options, strength});
-      state.edits[name] = {wplus: r.wplus, image: r.image, size: size()};
+    const strengths = [Number($('c').value), ...(cl.has('strength') ? ['learned'] : [])];
+    const r = await cl.pipeline.edit(state.current.wplus, $('target').value, {source: $('source').value, strengths, size: size()});
+    const notes = [...r.notices];
+    for (const {name, face, notices} of r.variants) {
+      notes.push(...notices);
+      if (!face) continue;
+      state.edits[name] = face;
       $(`${name}-card`).hidden = false;
-      draw(name, r.image, size());
-      $(`${name}-scores`).textContent = `${name === 'learned' ? 'Learned' : 'Manual'} C = ${num(r.C)} · similarity ${num(r.similarity)} · text ${num(r.textScore)}`;
-      if (r.truncated[0]) notes.push('target cut to 77 tokens');
+      draw(name, face.image, face.size);
+      const {C, clip_similarity: similarity, text_score: text} = face.scores;
+      $(`${name}-scores`).textContent = `${name === 'learned' ? 'Learned' : 'Manual'} C = ${num(C)} · similarity ${num(similarity)} · text ${num(text)}`;
     }
-    return notes.join(', ');
+    return notes.join('; ');
   }, 'manual-card');
   document.querySelectorAll('[data-use]').forEach((button) => {
     button.onclick = () => busy('Use the edit', async () => {
@@ -301,14 +312,15 @@ ready.then((cl) => {
 
   $('sweep').onclick = () => busy('C-sweep GIF', async () => {
     if (!state.current) throw new Error('make or upload a face first');
-    const r = await cl.sweepGif(state.current.wplus, $('target').value, {source: $('source').value,
-      frames: Number($('sweep-frames').value), cMax: Number($('sweep-cmax').value), size: Math.min(size(), 512)});
+    const r = await cl.pipeline.sweep(state.current.wplus, $('target').value, {source: $('source').value,
+      nFrames: Number($('sweep-frames').value), cMax: Number($('sweep-cmax').value), size: gifSize()});
     const blob = new Blob([r.gif], {type: 'image/gif'});
     link('sweep-link', blob);
     $('sweep-gif').src = $('sweep-link').href;
     $('sweep-card').hidden = false;
-    $('sweep-scores').textContent = r.C.map((c, i) => `C ${num(c, 2)}: sim ${num(r.similarity[i], 2)}, text ${num(r.textScore[i], 2)}`).join(' · ');
-    return mb(r.gif.length);
+    $('sweep-scores').textContent = r.faces.map(({scores: s}) => `C ${num(s.C, 2)}: sim ${num(s.clip_similarity, 2)}, text ${num(s.text_score, 2)}`)
+      .join(' · ');
+    return [mb(r.gif.length), ...r.notices].join('; ');
   }, 'sweep-card');
 
   $('morph-with').onchange = () => {
@@ -317,23 +329,20 @@ ready.then((cl) => {
   };
   $('morph').onclick = () => busy('Morph GIF', async () => {
     if (!state.current) throw new Error('make or upload a face first');
-    const gifSize = Math.min(size(), 512);
     const towards = $('morph-with').value;
-    let other;
+    let other; // a start, as the pipeline takes it: a W+, a photo or a prompt
     if (towards === 'kept') {
       if (!state.kept) throw new Error('keep a face first ("Keep for morph"), then make or upload another');
       other = state.kept;
-    } else if (towards === 'friend') {
-      other = await friendLatent(cl, gifSize);
     } else {
-      other = (await cl.textToFace($('morph-prompt').value, {seed: Number($('text-seed').value), psi: Number($('psi').value), size: gifSize})).wplus;
+      other = towards === 'friend' ? await friendPhoto() : promptStart('morph-prompt');
     }
-    const bytes = await cl.morphGif(state.current.wplus, other, {frames: Number($('frames').value), size: gifSize,
+    const r = await cl.pipeline.morph(state.current.wplus, other, {nFrames: Number($('frames').value), size: gifSize(),
       mode: $('morph-mode').value});
-    const blob = new Blob([bytes], {type: 'image/gif'});
+    const blob = new Blob([r.gif], {type: 'image/gif'});
     link('gif-link', blob);
     $('gif').src = $('gif-link').href;
     $('gif-card').hidden = false;
-    return mb(bytes.length);
+    return [mb(r.gif.length), ...r.notices].join('; ');
   }, 'gif-card');
 }).catch((err) => { status(`Could not start: ${err.message}`); console.error(err); });

@@ -1,11 +1,15 @@
 // The JavaScript API (window.celeblook): the page and the tests use it alike, and so can anyone embedding the page.
 //
-// Every model runs in a Web Worker (src/worker.js hosting src/engine.js); this module forwards calls to it and
-// resolves their promises. Latents are W+ as Float32Arrays (23*512 per face); images are Float32Arrays
-// (N,3,S,S) in [-1,1] (toImageData turns one into an ImageData); photos are ImageData.
+// Every model runs in a Web Worker (src/worker.js); this module forwards calls to it and resolves their promises.
+// Latents are W+ as Float32Arrays (23*512 per face); images are Float32Arrays (N,3,S,S) in [-1,1] (toImageData
+// turns one into an ImageData); photos are ImageData.
 //
 //   await createCelebLook({backend: 'auto'|'wasm'|'webgpu', threads, onProgress})
 //   .backend 'webgpu'|'wasm', .precision 'fp16'|'fp32', .reason (why that backend), .adapter, .sizes, .info
+//   .pipeline: the verbs of celeblook.pipeline.Pipeline (src/pipeline.js), same arguments, defaults and results:
+//     randomFaces(seed, {count, psi, size}), invert(photo, {size}), textToFace(prompt, {seed, psi, size}),
+//     faceOf(start, {size}), edit(start, target, {source, strengths, size}),
+//     sweep(start, target, {source, cMax, nFrames, size, onFrame}), morph(a, b, {nFrames, size, mode, crossover, onFrame})
 //   render(wplus, n, size) -> Float32Array (N,3,S,S)          randomLatent(seed, psi) -> {z, w, wplus}
 //   align(imageData) -> {faces: [{box, eye_left, eye_right, mouth_left, mouth_right, quad, score, landmarks}], chosen}
 //   alignedCrop(imageData, faceIndex, size) -> ImageData      invert(alignedImageData, {size}) -> {wplus, image, similarity}
@@ -23,6 +27,8 @@ import {toImageData} from './image.js';
 const FORWARDED = ['render', 'mapping', 'randomLatent', 'preprocess', 'encodeImage', 'embedFace', 'map', 'invert', 'tokenize',
   'encodeText', 'inBank', 'embedPrompts', 'direction', 'strength', 'edit', 'textToFace', 'align', 'alignedCrop',
   'cropQuad', 'pasteBack'];
+const VERBS = ['randomFaces', 'invert', 'textToFace', 'faceOf', 'edit'];
+const FRAMED_VERBS = ['sweep', 'morph'];
 
 /**
  * Start the worker and its engine. onProgress receives {type: 'download', file, loaded, total, cached} while
@@ -85,7 +91,9 @@ export function createCelebLook({base = new URL('../', import.meta.url).href, ba
       fileFor: (model) => info.models[model]?.file ?? null,
       morphGif: framed('morphGif'),
       sweepGif: framed('sweepGif'),
-      /** Stop the frame-by-frame work in progress (morph and sweep GIFs); their promises reject with .cancelled. */
+      pipeline: Object.fromEntries([...VERBS.map((verb) => [verb, (...args) => call(`pipeline.${verb}`, args)]),
+        ...FRAMED_VERBS.map((verb) => [verb, framed(`pipeline.${verb}`)])]),
+      /** Stop the frame-by-frame work in progress (sweeps and morphs); their promises reject with .cancelled. */
       cancel: () => worker.postMessage({type: 'cancel'}),
       cached: cachedFiles,
       clearCache,
