@@ -86,20 +86,19 @@ def write_output(path: Path, data: bytes) -> None:
 def staged_output(out: Path) -> Iterator[Path]:
     """A hidden folder inside ``out`` for one command's results, which are moved into ``out`` when the block ends
     without an error and deleted when it ends with one: a failure half way (a full disk, a result's name taken by
-    a folder) leaves none of them. ``out`` is checked when the block starts (``output_dir``; one that this block
-    made is removed again on failure); an OSError while writing becomes one line naming the file and the reason.
+    a folder) leaves none of them. ``out`` is checked when the block starts (``output_dir``; folders this block
+    made are removed again on failure); an OSError while writing becomes one line naming the file and the reason.
     Commands write ``stage / NAME`` and report ``out / NAME``."""
     made = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
-    output_dir(out)
+    stage: Path | None = None
     try:
+        output_dir(out)
         stage = Path(tempfile.mkdtemp(prefix=".celeblook-", suffix=".tmp", dir=out))
-    except OSError as err:
-        raise InputError(f"cannot write results to {out}: {err.strerror or err}") from None
-    try:
         yield stage
         _move_into(stage, out)
     except BaseException as err:
-        shutil.rmtree(stage, ignore_errors=True)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
         for folder in made:
             try:
                 folder.rmdir()
@@ -111,10 +110,10 @@ def staged_output(out: Path) -> Iterator[Path]:
     shutil.rmtree(stage, ignore_errors=True)
 
 
-def _raise_write_error(err: OSError, stage: Path, out: Path) -> None:
-    """One line for a failed write of a result (no file name: a write that failed part way, e.g. on a full disk);
-    any other OSError is left as it is."""
-    if not err.filename:
+def _raise_write_error(err: OSError, stage: Path | None, out: Path) -> None:
+    """One line for a failed write of a result (without a file name: a write that failed part way, as on a full
+    disk); an OSError about a file elsewhere (an input) is left as it is."""
+    if not err.filename or stage is None:
         raise InputError(f"cannot write results to {out}: {err.strerror}") from None
     name = Path(os.fsdecode(err.filename))
     if name.is_relative_to(stage):
