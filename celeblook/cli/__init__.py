@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     except CelebError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno is None:  # raised by a library, not by the system: a bug, whose traceback is wanted
+            raise
+        # the system refused (a read-only or full disk, a missing folder) where no command turned it into a line
+        print(f"error: {f'{err.filename}: ' if err.filename else ''}{err.strerror}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import CelebError, InputError
-from ..files import atomic_write_bytes, output_dir
+from ..files import staged_output
 from ..photo import MAX_SIDE, MIN_SIDE
 
 
@@ -40,19 +40,19 @@ def crop_size(text: str) -> int:
     return size
 
 
-def align_one(path: Path, out: Path, size: int, face: int | None) -> dict:
+def align_one(path: Path, stage: Path, out: Path, size: int, face: int | None) -> dict:
+    """Writes the photo's crop and record into ``stage``; returns its line, which names them in ``out``."""
     from ..align import alignment_record
-    from ..media import png_bytes
     from ..pipeline import PhotoStart, align_photo
 
     found = align_photo(PhotoStart(path, False, face, path.name), size)  # the app's own loading and alignment
     for notice in found.notices:
         tqdm.write(f"note: {path.name}: {notice}", file=sys.stderr)  # clears the progress bar's line first
     record = alignment_record(found.aligned, found.full_size)  # in the file's own pixels, as loading saw them
-    png, record_path = out / f"{path.stem}.png", out / f"{path.stem}.json"
-    atomic_write_bytes(png, png_bytes(found.aligned.image))
-    atomic_write_bytes(record_path, (json.dumps(record) + "\n").encode())
-    return {"file": str(png), "record": str(record_path), "faces": len(record["faces"]), "chosen": record["chosen"]}
+    png, record_path = f"{path.stem}.png", f"{path.stem}.json"
+    found.aligned.image.save(stage / png)
+    (stage / record_path).write_text(json.dumps(record) + "\n")
+    return {"file": str(out / png), "record": str(out / record_path), "faces": len(record["faces"]), "chosen": record["chosen"]}
 
 
 def run_align(args: argparse.Namespace) -> int:
@@ -60,12 +60,14 @@ def run_align(args: argparse.Namespace) -> int:
     clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
     if clashes:
         raise InputError(f"photos would overwrite each other's output (same name: {', '.join(clashes)}): rename one")
-    output_dir(args.out)
-    failed = 0
-    for path in tqdm(args.photos, desc="align", unit="photo", disable=len(args.photos) == 1, file=sys.stderr):
-        try:
-            print(json.dumps(align_one(path, args.out, args.size, args.face)))
-        except CelebError as err:
-            tqdm.write(f"error: {err}", file=sys.stderr)
-            failed += 1
+    lines, failed = [], 0
+    with staged_output(args.out) as stage:  # the crops appear together, once all are written
+        for path in tqdm(args.photos, desc="align", unit="photo", disable=len(args.photos) == 1, file=sys.stderr):
+            try:
+                lines.append(align_one(path, stage, args.out, args.size, args.face))
+            except CelebError as err:
+                tqdm.write(f"error: {err}", file=sys.stderr)
+                failed += 1
+    for line in lines:
+        print(json.dumps(line))
     return 2 if failed else 0

@@ -8,18 +8,24 @@ pipeline against its limits (the same the app uses); argparse only shows them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..files import output_dir
+from ..files import staged_output
 from ..limits import C_MAX, Limits
 from ..media import save_gif
 from ..models import GeneratorConfig
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
 
 LIMITS = Limits.of(GeneratorConfig())  # every preset renders these sizes; the pipeline checks its own
 
@@ -83,12 +89,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _pipeline(args: argparse.Namespace):
+class _Results:
+    """A command's files, written into the staging folder and reported under --out, and what it says once they
+    are in place: notes (stderr) and one JSON line per result (stdout)."""
+
+    def __init__(self, stage: Path, out: Path) -> None:
+        self.stage, self.out = stage, out
+        self.notes: list[str] = []
+        self.lines: list[dict] = []
+
+    def add(self, faces, notices: list[str], stem: str, gif: bool = False, paste_back: bool = False) -> None:
+        """Each face as STEM.png + STEM.npy (STEM_000... when several), and their GIF; ``stem`` may name a subfolder."""
+        (self.stage / stem).parent.mkdir(exist_ok=True)
+        self.notes += notices
+        for i, face in enumerate(faces):
+            name = stem if len(faces) == 1 else f"{stem}_{i:03d}"
+            face.image.save(self.stage / f"{name}.png")
+            np.save(self.stage / f"{name}.npy", face.wplus)
+            files = {"file": str(self.out / f"{name}.png")}
+            if paste_back and face.pasted is not None:
+                face.pasted.save(self.stage / f"{name}_in_photo.png")
+                files["in_photo"] = str(self.out / f"{name}_in_photo.png")
+            if face.identity is not None:
+                self.notes.append(face.identity.describe())
+            self.lines.append({**files, **face.scores})
+        if gif:
+            self.notes += save_gif([face.image for face in faces], self.stage / f"{stem}.gif", ping_pong=True).notices
+            self.lines.append({"file": str(self.out / f"{stem}.gif")})
+
+    def show(self) -> None:
+        for notice in dict.fromkeys(self.notes):
+            print(f"note: {notice}", file=sys.stderr)
+        for line in self.lines:
+            print(json.dumps(line))
+
+
+@contextlib.contextmanager
+def _command(args: argparse.Namespace) -> Iterator[tuple[Pipeline, _Results]]:
+    """The pipeline and the results of one command: --out is checked before the models load, and the files
+    appear in it only once all are written (``staged_output``); then the notes and JSON lines are shown."""
     from ..pipeline import Pipeline
 
-    pipeline = Pipeline.from_preset(args.preset)
-    output_dir(args.out)  # before any work: a folder that cannot be made is one line, not a traceback later
-    return pipeline
+    with staged_output(args.out) as stage:
+        results = _Results(stage, args.out)
+        yield Pipeline.from_preset(args.preset), results
+    results.show()
 
 
 def _progress(total_desc: str):
@@ -116,64 +161,45 @@ def _start(path: Path, args: argparse.Namespace, label: str = "the photo"):
     return PhotoStart(path, args.aligned, args.face, label)
 
 
-def _say(notices: list[str]) -> None:
-    for notice in dict.fromkeys(notices):
-        print(f"note: {notice}", file=sys.stderr)
-
-
-def _write(faces, notices: list[str], out: Path, stem: str, gif: bool = False, paste_back: bool = False) -> None:
-    output_dir(out)
-    _say(notices)
-    for i, face in enumerate(faces):
-        name = stem if len(faces) == 1 else f"{stem}_{i:03d}"
-        face.image.save(out / f"{name}.png")
-        np.save(out / f"{name}.npy", face.wplus)
-        files = {"file": str(out / f"{name}.png")}
-        if paste_back and face.pasted is not None:
-            face.pasted.save(out / f"{name}_in_photo.png")
-            files["in_photo"] = str(out / f"{name}_in_photo.png")
-        if face.identity is not None:
-            _say([face.identity.describe()])
-        print(json.dumps({**files, **face.scores}))
-    if gif:
-        made = save_gif([face.image for face in faces], out / f"{stem}.gif", ping_pong=True)
-        _say(made.notices)
-        print(json.dumps({"file": str(made.path)}))
-
-
 def run_invert(args: argparse.Namespace) -> int:
-    pipeline = _pipeline(args)
-    progress = _progress("refine") if args.refine_steps else None
-    result = pipeline.invert(_start(args.photo, args), args.refine_steps, args.size, progress)
-    _write(result.faces, result.notices, args.out, "inversion", paste_back=args.paste_back)
-    result.crop.save(args.out / "crop.png")
+    from ..pipeline import PhotoStart
+
+    if args.photo.suffix.lower() == ".npy":
+        raise InputError(f"invert takes a photo; {args.photo.name} is a latent: render it with `render --wplus FILE` "
+                         "or edit it with `edit --latent FILE`")
+    with _command(args) as (pipeline, results):
+        progress = _progress("refine") if args.refine_steps else None
+        result = pipeline.invert(PhotoStart(args.photo, args.aligned, args.face), args.refine_steps, args.size, progress)
+        results.add(result.faces, result.notices, "inversion", paste_back=args.paste_back)
+        result.crop.save(results.stage / "crop.png")
     return 0
 
 
 def run_text(args: argparse.Namespace) -> int:
-    pipeline = _pipeline(args)
-    progress = _progress("text to face") if args.optimize_steps or not pipeline.has_mapper else None
-    result = pipeline.text_to_face(args.prompt, args.seed, args.psi, args.size, args.optimize_steps, progress)
-    _write(result.faces, result.notices, args.out, "text")
+    with _command(args) as (pipeline, results):
+        progress = _progress("text to face") if args.optimize_steps or not pipeline.has_mapper else None
+        result = pipeline.text_to_face(args.prompt, args.seed, args.psi, args.size, args.optimize_steps, progress)
+        results.add(result.faces, result.notices, "text")
     return 0
 
 
 def run_edit(args: argparse.Namespace) -> int:
     if (args.photo is None) == (args.latent is None):
         raise InputError("give either a PHOTO or --latent FILE.npy (exactly one)")
-    pipeline = _pipeline(args)
-    start = _start(args.latent or args.photo, args)
-    result = pipeline.edit(start, args.target, args.source, args.strength, args.size)
-    _say(result.notices)
-    ran = [v for v in result.variants if v.face is not None]
-    for i, variant in enumerate(result.variants):
-        stem = "edit" if len(result.variants) == 1 else f"edit_{i}_{variant.name}"
-        _write([variant.face] if variant.face else [], variant.notices, args.out, stem, paste_back=args.paste_back)
-    if not ran:
-        raise InputError("no strength could run: " + "; ".join(n for v in result.variants for n in v.notices))
     if args.gif:
-        sweep = pipeline.sweep(result.original, args.target, args.source, n_frames=args.frames, size=min(args.size, 512))
-        _write(sweep.faces, sweep.notices, args.out / "sweep", "sweep", gif=True)
+        LIMITS.frames.check(args.frames)  # before the edit is made, not after
+    with _command(args) as (pipeline, results):
+        start = _start(args.latent or args.photo, args)
+        result = pipeline.edit(start, args.target, args.source, args.strength, args.size)
+        if all(v.face is None for v in result.variants):
+            raise InputError("no strength could run: " + "; ".join(n for v in result.variants for n in v.notices))
+        results.notes += result.notices
+        for i, variant in enumerate(result.variants):
+            stem = "edit" if len(result.variants) == 1 else f"edit_{i}_{variant.name}"
+            results.add([variant.face] if variant.face else [], variant.notices, stem, paste_back=args.paste_back)
+        if args.gif:
+            sweep = pipeline.sweep(result.original, args.target, args.source, n_frames=args.frames, size=min(args.size, 512))
+            results.add(sweep.faces, sweep.notices, "sweep/sweep", gif=True)
     return 0
 
 
@@ -182,9 +208,9 @@ def run_morph(args: argparse.Namespace) -> int:
 
     if (args.b is None) == (args.prompt_b is None):
         raise InputError("give either a second face B or --prompt-b TEXT (exactly one)")
-    pipeline = _pipeline(args)
-    a = _start(args.a, args)
-    b = PromptStart(args.prompt_b) if args.prompt_b is not None else _start(args.b, args, "the second photo")
-    result = pipeline.morph(a, b, args.frames, args.size, args.mode, args.crossover)
-    _write(result.faces, result.notices, args.out, "morph", gif=args.gif)
+    with _command(args) as (pipeline, results):
+        a = _start(args.a, args)
+        b = PromptStart(args.prompt_b) if args.prompt_b is not None else _start(args.b, args, "the second photo")
+        result = pipeline.morph(a, b, args.frames, args.size, args.mode, args.crossover)
+        results.add(result.faces, result.notices, "morph", gif=args.gif)
     return 0

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import output_file, write_output
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1 or args.n > 1000:
         raise InputError(f"--n must be 1..1000, got {args.n}")
+    if args.out is not None:
+        output_file(args.out)  # before the evaluation's minutes, not after them
     config = EvalConfig(n=args.n, refine_steps=args.refine_steps, edit_prompts=args.edit_prompts,
                         strength_pairs=args.strength_pairs, seed=args.seed)
     with tqdm(total=100, desc="eval", bar_format="{l_bar}{bar}| {postfix}") as bar:
@@ -43,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate(args.preset, config, progress, args.heads)
     print("\n".join(table_lines(results)))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        write_output(args.out, (json.dumps(results, indent=2, sort_keys=True) + "\n").encode())
         print(f"wrote {args.out}")
     return 0

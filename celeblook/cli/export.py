@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import staged_output
 
 
 def register(subparsers) -> None:
@@ -44,12 +45,14 @@ def run_export(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
     if args.heads is not None and not args.heads.is_dir():
         raise InputError(f"--heads {args.heads} is not a folder")
-    manifest = export_preset(preset, args.out, checkpoint=args.checkpoint, models=args.models, teacher=args.teacher,
-                             fp16=args.fp16, int8=args.int8, opset=args.opset, progress=lambda m: print(m, flush=True),
-                             heads=args.heads)
-    print(f"wrote {manifest}")
+    with staged_output(args.out) as stage:  # an export cut short leaves no files that lack their manifest
+        manifest = export_preset(preset, stage, checkpoint=args.checkpoint, models=args.models, teacher=args.teacher,
+                                 fp16=args.fp16, int8=args.int8, opset=args.opset,
+                                 progress=lambda m: print(m, flush=True), heads=args.heads)
+        skipped = json.loads(manifest.read_text())["skipped"]
+    print(f"wrote {args.out / manifest.name}")
     by_reason: dict[str, list[str]] = {}
-    for model, reason in json.loads(manifest.read_text())["skipped"].items():
+    for model, reason in skipped.items():
         by_reason.setdefault(reason, []).append(model)
     for reason, models in by_reason.items():
         print(f"skipped {', '.join(models)}: {reason}")

@@ -15,11 +15,12 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from ..factory import create_generator
-from ..files import output_dir
+from ..files import staged_output
 from ..limits import Limits
 from ..media import save_pngs, to_uint8
 from ..models import GeneratorConfig
 from ..models.mobilestylegan import Generator
+from ..seeds import MASK as MAX_SEED
 
 LIMITS = Limits.of(GeneratorConfig())  # the sizes and psi every command offers
 MAX_IMAGES = 10_000  # seeds or latents per call
@@ -39,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.set_defaults(func=run_render)
 
     generate = subparsers.add_parser("generate", help="render random faces from seeds")
-    generate.add_argument("--seeds", type=parse_seeds, required=True, help="e.g. 1-4, 7 or 1-3,9 (seed -> z via torch.Generator)")
+    generate.add_argument("--seeds", type=parse_seeds, required=True,
+                          help=f"e.g. 1-4, 7 or 1-3,9: seeds 0..{MAX_SEED} (celeblook.seeds, the app's and the page's faces)")
     _common(generate, psi_default=0.7)
     generate.set_defaults(func=run_generate)
 
@@ -69,7 +71,7 @@ def parse_noise(text: str) -> int | None:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'1-4' -> [1,2,3,4]; '1-3,9' -> [1,2,3,9]; ranges are inclusive, seeds >= 0."""
+    """'1-4' -> [1,2,3,4]; '1-3,9' -> [1,2,3,9]; ranges are inclusive, seeds 0..MAX_SEED."""
     seeds: list[int] = []
     for part in text.split(","):
         lo, sep, hi = part.strip().partition("-")
@@ -77,8 +79,8 @@ def parse_seeds(text: str) -> list[int]:
             start, stop = int(lo), int(hi if sep else lo)
         except ValueError:
             raise argparse.ArgumentTypeError(f"bad seed range {text!r}: use e.g. 1-4 or 1,5,9") from None
-        if start < 0 or stop < start or stop >= 2**63:
-            raise argparse.ArgumentTypeError(f"bad seed range {part.strip()!r}: seeds must satisfy 0 <= first <= last")
+        if start < 0 or stop < start or stop > MAX_SEED:
+            raise argparse.ArgumentTypeError(f"bad seed range {part.strip()!r}: seeds are 0..{MAX_SEED}, first <= last")
         seeds.extend(range(start, stop + 1))
         if len(seeds) > MAX_IMAGES:
             raise argparse.ArgumentTypeError(f"at most {MAX_IMAGES} seeds per call")
@@ -91,8 +93,6 @@ def _generator(args: argparse.Namespace) -> Generator:
     preset = get_preset(args.preset)
     if args.truncation is not None:
         LIMITS.psi.check(args.truncation)
-    if args.out.exists() and not args.out.is_dir():  # before loading any model
-        raise InputError(f"--out {args.out} exists and is not a directory")
     generator = create_generator(preset, args.checkpoint)
     if args.size not in generator.config.sizes:
         raise InputError(f"--size {args.size} is not one of this generator's sizes {generator.config.sizes}")
@@ -164,38 +164,39 @@ def render_wplus(generator: Generator, wplus: torch.Tensor, size: int, noise_see
     return np.stack(images)
 
 
-def _write(out: Path, images: np.ndarray, wplus: torch.Tensor, names: list[str] | None = None) -> None:
-    try:
-        paths = save_pngs(images, out, names)
-        np.save(out / "latents.npy", wplus.numpy().astype(np.float32))
-    except OSError as err:
-        raise InputError(f"cannot write to {out}: {err.strerror or err}") from None
-    print(f"wrote {len(paths)} PNG(s) and latents.npy to {out}")
+def _write(stage: Path, images: np.ndarray, wplus: torch.Tensor, names: list[str] | None = None) -> None:
+    save_pngs(images, stage, names)
+    np.save(stage / "latents.npy", wplus.numpy().astype(np.float32))
+
+
+def _wrote(count: int, out: Path) -> None:
+    print(f"wrote {count} PNG(s) and latents.npy to {out}")
 
 
 def run_render(args: argparse.Namespace) -> int:
-    generator = _generator(args)
-    config = generator.config
-    if args.z is not None:
-        z = load_latents(args.z, (config.style_dim,), "z")
-        with torch.no_grad():
-            wplus = generator.z_to_wplus(z, 1.0 if args.truncation is None else args.truncation)
-    else:
-        wplus = load_latents(args.wplus, (config.n_slots, config.style_dim), "W+")
-        check_wplus_range(generator, wplus, str(args.wplus))
-        if args.truncation is not None:
-            wplus = generator.truncate(wplus, args.truncation)
-    out = output_dir(args.out)  # once every input is known to be good
-    _write(out, render_wplus(generator, wplus, args.size, args.noise), wplus)
+    with staged_output(args.out) as stage:  # checked before any work; the files appear all at once, or none do
+        generator = _generator(args)
+        config = generator.config
+        if args.z is not None:
+            z = load_latents(args.z, (config.style_dim,), "z")
+            with torch.no_grad():
+                wplus = generator.z_to_wplus(z, 1.0 if args.truncation is None else args.truncation)
+        else:
+            wplus = load_latents(args.wplus, (config.n_slots, config.style_dim), "W+")
+            check_wplus_range(generator, wplus, str(args.wplus))
+            if args.truncation is not None:
+                wplus = generator.truncate(wplus, args.truncation)
+        _write(stage, render_wplus(generator, wplus, args.size, args.noise), wplus)
+    _wrote(len(wplus), args.out)
     return 0
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    generator = _generator(args)
-    z = torch.cat([generator.seeded_z(s) for s in args.seeds])
-    with torch.no_grad():
-        wplus = generator.z_to_wplus(z, args.truncation)
-    names = [f"seed{s:04d}.png" for s in args.seeds]
-    out = output_dir(args.out)
-    _write(out, render_wplus(generator, wplus, args.size, args.noise), wplus, names)
+    with staged_output(args.out) as stage:
+        generator = _generator(args)
+        z = torch.cat([generator.seeded_z(s) for s in args.seeds])
+        with torch.no_grad():
+            wplus = generator.z_to_wplus(z, args.truncation)
+        _write(stage, render_wplus(generator, wplus, args.size, args.noise), wplus, [f"seed{s:04d}.png" for s in args.seeds])
+    _wrote(len(args.seeds), args.out)
     return 0

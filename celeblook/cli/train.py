@@ -7,9 +7,11 @@ on a CPU, ``--preset ffhq`` runs the full jobs meant for a GPU.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import output_dir
 
 PRESET_DEFAULT = "default: the preset's"
 
@@ -20,15 +22,36 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run directory: checkpoint, metrics, weights")
     parser.add_argument("--steps", type=int, default=None, help=PRESET_DEFAULT)
     parser.add_argument("--batch", type=int, default=None, help=f"per process under torchrun ({PRESET_DEFAULT})")
-    parser.add_argument("--lr", type=float, default=None, help=PRESET_DEFAULT)
+    parser.add_argument("--lr", type=learning_rate, default=None, help=PRESET_DEFAULT)
     add_run_args(parser)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT")
 
 
 def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
+    parser.add_argument("--device", type=device_name, default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
     parser.add_argument("--amp", choices=["bf16", "fp16", "off"], default="bf16", help="mixed precision on CUDA")
+
+
+def learning_rate(text: str) -> float:
+    try:
+        lr = float(text)
+    except ValueError:
+        lr = math.nan
+    if not (math.isfinite(lr) and lr > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
+    return lr
+
+
+def device_name(text: str) -> str:
+    """A device this machine has (checked before any work), as given."""
+    from ..training.common import pick_device
+
+    try:
+        pick_device(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def given(value, default):
@@ -118,7 +141,7 @@ def run_mapper(args: argparse.Namespace) -> int:
         heldout=args.heldout, whiten_shrinkage=args.whiten_shrinkage, eval_every=args.eval_every,
         ckpt_every=args.ckpt_every,
     )
-    metrics = train_mapper(config, args.out, resume=args.resume)
+    metrics = train_mapper(config, output_dir(args.out), resume=args.resume)
     if "wplus_mse_final" in metrics:
         print(mapper_line(metrics))
     return 0
@@ -169,8 +192,8 @@ def run_strength(args: argparse.Namespace) -> int:
     preset = _preset(args.preset)
     config = strength_config(preset, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, amp=args.amp,
                              target=args.target, c_max=args.c_max)
-    metrics = strength_job(preset, args.out, config, args.mapper, args.device, args.resume,
-                           eval_pairs(preset, args.eval_pairs))
+    pairs = eval_pairs(preset, args.eval_pairs)
+    metrics = strength_job(preset, output_dir(args.out), config, args.mapper, args.device, args.resume, pairs)
     print(strength_line(metrics))
     return 0
 
@@ -205,7 +228,7 @@ def run_encoder(args: argparse.Namespace) -> int:
 
     preset = _preset(args.preset)
     config = encoder_config(preset, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, amp=args.amp)
-    metrics = encoder_job(preset, args.out, config, args.real_dir, args.init_imagenet, args.device, args.resume)
+    metrics = encoder_job(preset, output_dir(args.out), config, args.real_dir, args.init_imagenet, args.device, args.resume)
     print(encoder_line(metrics))
     return 0
 
@@ -253,7 +276,7 @@ def run_all(args: argparse.Namespace) -> int:
         eval_pairs=eval_pairs(preset, args.eval_pairs), real_dir=args.real_dir, init_imagenet=args.init_imagenet,
         device=args.device,
     )
-    train_all(preset, args.out, config)
+    train_all(preset, output_dir(args.out), config)
     return 0
 
 

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm import tqdm
 
-from ..errors import WeightsError
+from ..errors import InputError, WeightsError
 from ..models.heads_io import load_weights, save_weights
 
 # ---------------------------------------------------------------------------------------------------
@@ -152,9 +152,21 @@ def overall_progress(total: int, initial: int, desc: str, enabled: bool) -> Iter
 
 
 def pick_device(name: str | None) -> torch.device:
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``name`` (cpu | cuda | cuda:N), else cuda when available; an InputError for a device this machine lacks."""
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"device {name!r} is not supported: use cpu, cuda or cuda:N")
+    count = torch.cuda.device_count() if device.type == "cuda" else 0
+    if device.type == "cuda" and count == 0:
+        raise InputError(f"{name}: this machine has no CUDA device (use cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= count:
+        raise InputError(f"{name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return device
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
