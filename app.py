@@ -22,9 +22,9 @@ from gradio.utils import get_upload_folder
 from celeblook import app_support as support
 from celeblook.errors import CelebError, WeightsError
 from celeblook.hub.first_run import ensure_defaults
-from celeblook.identity import SAME_PERSON
 from celeblook.limits import C_MAX, Choice, Limits, check_flag
 from celeblook.media import encode_gif
+from celeblook.photo.identity import SAME_PERSON
 from celeblook.pipeline import Face, PhotoStart, Pipeline, PromptStart
 from celeblook.presets import get_preset
 

@@ -26,10 +26,10 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.common import median_seconds, print_table
-from celeblook.align import align_face, detect_faces
 from celeblook.errors import InputError
-from celeblook.identity import face_descriptor
-from celeblook.paste import paste_back
+from celeblook.photo.align import align_face, detect_faces
+from celeblook.photo.identity import face_descriptor
+from celeblook.photo.paste import paste_back
 from tests.real_photos import astronaut, crop_errors, grace_hopper, reference_points
 
 VARIANTS = [(0, 1.0), (0, 0.6), (0, 2.0), (-20, 1.0), (15, 0.6), (30, 1.0), (-35, 1.5)]  # (roll degrees, scale)

@@ -21,7 +21,8 @@ import torch
 from benchmarks.common import machine, print_table, seeded_models
 from celeblook.engine import Models
 from celeblook.models.torch_engine import TorchEngine
-from celeblook.pipeline import EDIT_OPTIMIZE_STEPS, REFINE_STEPS, TEXT_OPTIMIZE_STEPS, PhotoStart, Pipeline
+from celeblook.pipeline import PhotoStart, Pipeline
+from celeblook.pipeline.slow import EDIT_OPTIMIZE_STEPS, REFINE_STEPS, TEXT_OPTIMIZE_STEPS
 
 OUT = Path(__file__).with_name("results_slow_paths.json")
 

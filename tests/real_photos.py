@@ -21,7 +21,7 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from celeblook.align import ffhq_quad, packaged_model
+from celeblook.photo.align import ffhq_quad, packaged_model
 
 # where the 68-point model puts the astronaut's eye centres in skimage's 512x512 photo (measured here)
 ASTRONAUT_EYES = ((203.17, 101.5), (246.5, 104.17))

@@ -1,4 +1,4 @@
-"""Upload handling (celeblook.photo) and FFHQ-style alignment (celeblook.align) on real and drawn photos."""
+"""Upload handling (celeblook.photo.load) and FFHQ-style alignment (celeblook.photo.align) on real and drawn photos."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from PIL import Image
 from real_photos import ASTRONAUT_EYES, astronaut, crop_errors, grace_hopper, group_photo, reference_points, skimage_photo
 from synthetic_face import draw_face
 
-from celeblook.align import align_face, alignment_record, detect_faces, ffhq_quad, render_quad, warp_quad
 from celeblook.errors import InputError
-from celeblook.photo import MAX_SIDE, load_photo
+from celeblook.photo.align import align_face, alignment_record, detect_faces, ffhq_quad, render_quad, warp_quad
+from celeblook.photo.load import MAX_SIDE, load_photo
 
 MAX_ERROR = 0.05  # IOD: the issue's bound on the median eye-centre error against the 68-point reference
 

@@ -1,4 +1,4 @@
-"""Identity distance (celeblook.identity): dlib's face descriptor on aligned crops of real photos."""
+"""Identity distance (celeblook.photo.identity): dlib's face descriptor on aligned crops of real photos."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 from real_photos import astronaut, grace_hopper
 
-from celeblook.align import align_face
-from celeblook.identity import SAME_PERSON, face_descriptor, identity_distance
+from celeblook.photo.align import align_face
+from celeblook.photo.identity import SAME_PERSON, face_descriptor, identity_distance
 
 
 def crop(photo: Image.Image, size: int = 512) -> Image.Image:

@@ -1,4 +1,4 @@
-"""Paste-back (celeblook.paste): a result blended into the original photo through a feathered face mask."""
+"""Paste-back (celeblook.photo.paste): a result blended into the original photo through a feathered face mask."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from PIL import Image, ImageOps
 from real_photos import ASTRONAUT_EYES, astronaut, grace_hopper
 
-from celeblook.align import align_face
 from celeblook.errors import InputError
-from celeblook.paste import face_mask, paste_back
+from celeblook.photo.align import align_face
+from celeblook.photo.paste import face_mask, paste_back
 
 
 def full_mask(photo: Image.Image, aligned) -> np.ndarray:

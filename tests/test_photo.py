@@ -1,4 +1,4 @@
-"""Huge uploads (celeblook.photo): big JPEGs decoded at reduced scale, bounded memory, nothing kept afterwards.
+"""Huge uploads (celeblook.photo.load): big JPEGs decoded at reduced scale, bounded memory, nothing kept afterwards.
 
 The memory numbers are measured in a fresh interpreter (the resident set of this test process says little),
 loading the photo in worker threads as the app's server does.
@@ -16,14 +16,14 @@ import pytest
 from PIL import Image
 
 from celeblook.errors import InputError
-from celeblook.photo import MAX_PIXELS, MAX_SIDE, _decodes_at_reduced_scale, load_photo
+from celeblook.photo.load import MAX_PIXELS, MAX_SIDE, _decodes_at_reduced_scale, load_photo
 
 REPO = Path(__file__).resolve().parents[1]
 
 MEASURE = r"""
 import gc, json, sys
 from concurrent.futures import ThreadPoolExecutor
-from celeblook.photo import load_photo
+from celeblook.photo.load import load_photo
 
 def status_mb(key):  # this process's own numbers (ru_maxrss would include the parent's, inherited at fork)
     with open("/proc/self/status") as status:

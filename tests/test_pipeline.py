@@ -305,3 +305,21 @@ def test_without_a_mapper_every_request_takes_a_labelled_slow_path(pipe, face):
     assert any("slow path: no mapper" in n for n in result.notices)
     with pytest.raises(WeightsError, match="train mapper"):
         bare.sweep(face, target, n_frames=2, size=256)
+
+
+def test_a_sweep_of_an_edit_reuses_its_direction(pipe, face, monkeypatch):
+    edited = pipe.edit(face.wplus, "a face with glasses", strengths=[0.5], size=256)
+    assert edited.direction is not None and edited.direction.delta.shape == (1, 23, 512)
+    fresh = pipe.sweep(face.wplus, "a face with glasses", c_max=0.6, n_frames=3, size=256)
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the prompts were encoded again")
+
+    monkeypatch.setattr(pipe.engine, "embed_tokens", no_encoding)
+    reused = pipe.sweep(edited, c_max=0.6, n_frames=3, size=256)
+    assert [f.scores for f in reused.faces] == [f.scores for f in fresh.faces]
+    assert all(np.array_equal(a.wplus, b.wplus) for a, b in zip(reused.faces, fresh.faces))
+    slow = without_heads(pipe, ("mapper: not trained",), strength=pipe.strength)
+    no_direction = dataclasses.replace(edited, direction=None)  # as the slow path (no mapper) returns an edit
+    with pytest.raises(WeightsError, match="mapper: not trained"):
+        slow.sweep(no_direction, n_frames=2, size=256)

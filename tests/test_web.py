@@ -211,7 +211,7 @@ def test_tiny_build_exports_what_every_feature_needs(space, ref):
     assert sum(e["bytes"] for e in align["files"]) <= 10 * 2**20  # the alignment model adds <= 10 MB
     from celeblook.limits import C_MAX, Limits
     from celeblook.models import GeneratorConfig
-    from celeblook.photo import MAX_SIDE
+    from celeblook.photo.load import MAX_SIDE
 
     frames = Limits.of(GeneratorConfig()).frames
     limits = ref.site["limits"]  # the app's limits, applied by the page too
@@ -658,7 +658,7 @@ def photo_variants() -> dict[str, np.ndarray]:
 
 def test_alignment_agrees_with_the_ffhq_recipe_on_dlib_landmarks(page, dlib_landmarks):
     """The browser's crop against FFHQ's reference (dlib's 68 points, test-only) and against the app's own crop."""
-    from celeblook.align import align_face
+    from celeblook.photo.align import align_face
 
     errors, agreement = {}, {}
     for name, rgb in photo_variants().items():

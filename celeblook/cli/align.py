@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..errors import CelebError, InputError
 from ..files import staged_output
-from ..photo import MAX_SIDE, MIN_SIDE
+from ..photo.load import MAX_SIDE, MIN_SIDE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,10 +42,10 @@ def crop_size(text: str) -> int:
 
 def align_one(path: Path, stage: Path, out: Path, size: int, face: int | None) -> dict:
     """Writes the photo's crop and record into ``stage``; returns its line, which names them in ``out``."""
-    from ..align import alignment_record
-    from ..pipeline import PhotoStart, align_photo
+    from ..photo.align import alignment_record
+    from ..photo.aligned import align_photo
 
-    found = align_photo(PhotoStart(path, False, face, path.name), size)  # the app's own loading and alignment
+    found = align_photo(path, False, face, path.name, size)  # the app's own loading and alignment
     for notice in found.notices:
         tqdm.write(f"note: {path.name}: {notice}", file=sys.stderr)  # clears the progress bar's line first
     record = alignment_record(found.aligned, found.full_size)  # in the file's own pixels, as loading saw them

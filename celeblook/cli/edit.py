@@ -198,7 +198,7 @@ def run_edit(args: argparse.Namespace) -> int:
             stem = "edit" if len(result.variants) == 1 else f"edit_{i}_{variant.name}"
             results.add([variant.face] if variant.face else [], variant.notices, stem, paste_back=args.paste_back)
         if args.gif:
-            sweep = pipeline.sweep(result.original, args.target, args.source, n_frames=args.frames, size=min(args.size, 512))
+            sweep = pipeline.sweep(result, n_frames=args.frames, size=min(args.size, 512))  # its direction, reused
             results.add(sweep.faces, sweep.notices, "sweep/sweep", gif=True)
     return 0
 

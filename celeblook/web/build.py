@@ -252,7 +252,7 @@ def app_limits() -> dict:
     from ..limits import C_MAX, TARGET_SIMILARITY, Limits, Range
     from ..media import encode_gif
     from ..models import GeneratorConfig
-    from ..photo import MAX_SIDE, MIN_SIDE
+    from ..photo.load import MAX_SIDE, MIN_SIDE
     from ..pipeline import MORPH_MODES, SCORE_SIZE, TEXT_VARIATION, Pipeline, align_photo
     from ..strength_oracle import oracle_strength
     from ..text.prompts import DEFAULT_SOURCE, PROMPT_MAX_CHARS, SOURCE_FROM_IMAGE

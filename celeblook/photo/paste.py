@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..errors import InputError
 from .align import AlignedFace, quad_side
-from .errors import InputError
 
 # The face in FFHQ framing, as fractions of the crop's side: eyes at y ~0.47, mouth ~0.74, chin ~0.9, cheeks
 # at x ~0.22 and ~0.78. The ellipse covers brows to chin and cheek to cheek.

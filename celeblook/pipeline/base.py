@@ -1,0 +1,80 @@
+"""The pipeline's components and the parts every verb shares (diffusers' pipeline base, in small)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..engine import Models, truncate
+from ..limits import Limits
+from ..media import to_uint8
+from ..presets import Preset
+from ..seeds import seeded_normal
+from .load import load_models
+from .requests import check_wplus
+from .results import Face, Result
+from .slow import SlowPaths
+
+
+class PipelineBase:
+    """The components (the models and their engine, the limits, the slow paths) and what every verb uses:
+    seeded and mean latents, rendering, results. ``Pipeline`` adds the verbs."""
+
+    def __init__(self, models: Models):
+        self.models = models
+        self.preset: Preset = models.preset
+        self.engine = models.engine
+        # the torch models, for the slow paths' gradients (None in the runtime install)
+        self.generator = models.generator
+        self.text_encoder = models.text_encoder
+        self.image_encoder = models.image_encoder  # the E_I the mapper reads (student or teacher tower)
+        self.mapper = models.mapper
+        self.strength = models.strength
+        self.limits = Limits.of(self.preset.generator)
+        self.notices = list(models.notices)  # standing notes about the loaded models, repeated in every Result
+        self.slow = SlowPaths(models)
+
+    @classmethod
+    def from_preset(cls, preset: str | Preset | None = None, weights: Path | None = None):
+        """Loads what exists; missing heads are reported by ``missing()``, not raised. Without torch (the runtime
+        install) the preset's ONNX export serves every fast path."""
+        return cls(load_models(preset, weights))
+
+    def missing(self) -> list[str]:
+        return list(self.models.missing)
+
+    @property
+    def has_mapper(self) -> bool:
+        return self.engine.has("mapper")
+
+    def calibrate(self) -> float | None:
+        """Times an optimisation step on this machine, so that slow requests say how long they will take before they
+        start; None without the torch models. The app runs it at start, in the background, when its requests would
+        take a slow path."""
+        return self.slow.calibrate()
+
+    def _seeded_wplus(self, seed: int, psi: float) -> np.ndarray:
+        """The seed's face: z from celeblook.seeds, w = mapping(z) truncated by psi, on every slot."""
+        w = truncate(self.engine.mapping(seeded_normal(seed, self.preset.generator.style_dim)[None]), self.engine.w_avg, psi)
+        return np.repeat(w[:, None, :], self.limits.n_slots, axis=1)
+
+    def _mean_wplus(self) -> np.ndarray:
+        return np.repeat(self.engine.w_avg[:, None, :], self.limits.n_slots, axis=1).astype(np.float32)
+
+    def _face(self, wplus: np.ndarray, size: int, **scores: float) -> tuple[Face, np.ndarray]:
+        """The face and its pixels (N,3,size,size), which scoring reads instead of rendering again."""
+        pixels = self._render(wplus, size)
+        face = Face(Image.fromarray(to_uint8(pixels)[0]), np.array(wplus[0], np.float32), dict(scores))
+        return face, pixels
+
+    def _render(self, wplus: np.ndarray, size: int) -> np.ndarray:
+        return self.engine.synthesize(np.asarray(wplus, np.float32), size)
+
+    def _result(self, faces: list[Face], notices: Sequence[str] = (), **photo) -> Result:
+        return Result(faces, self.notices + list(notices), **photo)
+
+    def _wplus(self, wplus: object) -> np.ndarray:
+        return check_wplus(self.limits, self.preset.generator.style_dim, wplus)
