@@ -16,7 +16,9 @@ destroy = dist.destroy_process_group
 
 def reporting_destroy(*args, **kwargs):
     alive = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
-    print(f"rank {dist.get_rank()}: DDP wrappers alive as the process group is destroyed: {alive}", flush=True)
+    # one write: the ranks say it at the same moment, and print's text and newline are two
+    sys.stdout.write(f"rank {dist.get_rank()}: DDP wrappers alive as the process group is destroyed: {alive}\n")
+    sys.stdout.flush()
     return destroy(*args, **kwargs)
 
 
