@@ -11,6 +11,7 @@ os.environ["CELEBLOOK_PRESET"] = "tiny"
 
 import gradio as gr
 import numpy as np
+import procs
 import pytest
 from PIL import Image
 from synthetic_face import wild_photo
@@ -222,12 +223,11 @@ def test_output_folder_is_bounded_by_size_and_never_rewrites(tmp_path):
 
 def test_real_preset_without_weights_starts_and_says_what_is_missing(tmp_path):
     """`python app.py` with no weights at all: the app builds, and the banner names the command to run."""
-    import subprocess
     import sys
 
     env = dict(os.environ, CELEBLOOK_PRESET="ffhq", CELEBLOOK_WEIGHTS=str(tmp_path), HF_HUB_OFFLINE="1")
     code = "import app; print(app.banner_markdown()); print(app.status_markdown())"
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+    run = procs.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
                          cwd=os.path.dirname(app.__file__))
     assert run.returncode == 0, run.stderr[-2000:]
     assert "weights" in run.stdout and "python -m celeblook" in run.stdout

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import procs
 from PIL import Image
 from real_photos import ASTRONAUT_EYES, astronaut, grace_hopper, skimage_photo
 
@@ -24,7 +24,7 @@ def test_every_photo_with_a_face_is_written_and_a_faceless_one_fails_alone(tmp_p
     grace_hopper().save(tmp_path / "hopper.png")
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    done = subprocess.run([sys.executable, "-m", "celeblook", "align", str(tmp_path / "astronaut.jpg"), str(tmp_path / "coffee.png"),
+    done = procs.run([sys.executable, "-m", "celeblook", "align", str(tmp_path / "astronaut.jpg"), str(tmp_path / "coffee.png"),
                            str(tmp_path / "hopper.png"), "--out", str(out), "--size", "256"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 2

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import procs
 import pytest
 import torch
 from PIL import Image
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run([sys.executable, "-m", "celeblook", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return procs.run([sys.executable, "-m", "celeblook", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def read_pngs(out: Path, names: list[str]) -> np.ndarray:

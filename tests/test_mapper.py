@@ -5,6 +5,7 @@ import math
 import os
 from pathlib import Path
 
+import procs
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -100,23 +101,31 @@ def test_resume_reproduces_uninterrupted_run_bit_for_bit(tmp_path):
 
 
 def test_torchrun_data_parallel_on_cpu(tmp_path):
-    """Two gloo processes train one mapper: rank 0 writes the files, the run resumes across ranks."""
+    """Two gloo processes train one mapper: rank 0 writes the files, the run resumes across ranks.
+
+    Each run takes 20 s on an idle 2-core CPU, 40-60 s at load average 10 (most of it the three processes' start
+    and exit); the timeout is for a hang, and procs.run then kills the workers too."""
     import shutil
-    import subprocess
     import sys
 
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:
         pytest.skip("torchrun is not installed beside this python")
-    args = [torchrun, "--nproc_per_node=2", "-m", "celeblook", "train", "mapper", "--preset", "tiny",
-            "--out", str(tmp_path), "--batch", "4", "--centre-samples", "32", "--heldout", "8",
+    tests = Path(__file__).parent
+    args = [torchrun, "--standalone", "--nproc_per_node=2", str(tests / "torchrun_probe.py"), "train", "mapper",
+            "--preset", "tiny", "--out", str(tmp_path), "--batch", "4", "--centre-samples", "32", "--heldout", "8",
             "--image-size", "64", "--device", "cpu", "--ckpt-every", "2", "--eval-every", "2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    first = subprocess.run(args + ["--steps", "2"], capture_output=True, text=True, env=env, timeout=240)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(tests.parent)}
+    first = procs.run(args + ["--steps", "2"], capture_output=True, text=True, env=env, timeout=420)
     assert first.returncode == 0, first.stderr[-2000:]
-    again = subprocess.run(args + ["--steps", "3", "--resume"], capture_output=True, text=True, env=env, timeout=240)
+    again = procs.run(args + ["--steps", "3", "--resume"], capture_output=True, text=True, env=env, timeout=420)
     assert again.returncode == 0, again.stderr[-2000:]
     assert (again.stdout + again.stderr).count("resumed from") == 2  # both ranks continued from the checkpoint
+    for run in (first, again):  # the teardown (torchrun_probe.py): each rank freed its DDP wrapper first, and rank 1
+        lines = run.stdout.splitlines()  # destroyed the group only once rank 0 had written its files
+        destroyed = {rank: lines.index(f"rank {rank}: DDP wrappers alive as the process group is destroyed: 0")
+                     for rank in (0, 1)}
+        assert destroyed[1] > next(i for i, line in enumerate(lines) if "wrote" in line), lines
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 3 and math.isfinite(metrics["wplus_mse_final"])
     assert (tmp_path / "mapper.safetensors").exists()

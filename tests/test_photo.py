@@ -7,11 +7,11 @@ loading the photo in worker threads as the app's server does.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import procs
 import pytest
 from PIL import Image
 
@@ -50,7 +50,7 @@ print(json.dumps({"sizes": sizes, "notices": notices, "peak_mb": peak, "kept_mb"
 
 
 def measure(path: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", MEASURE, str(path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = procs.run([sys.executable, "-c", MEASURE, str(path)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout)
 
@@ -59,7 +59,7 @@ def make_image(path: Path, size: tuple[int, int], **save) -> Path:
     """A flat gray photo of ``size``, written by another process (a 96 MP image is 384 MB in Pillow)."""
     code = ("import sys, json; from PIL import Image; "
             "Image.new('RGB', tuple(json.loads(sys.argv[2])), (120, 110, 100)).save(sys.argv[1], **json.loads(sys.argv[3]))")
-    subprocess.run([sys.executable, "-c", code, str(path), json.dumps(size), json.dumps(save)], check=True, timeout=300)
+    procs.run([sys.executable, "-c", code, str(path), json.dumps(size), json.dumps(save)], check=True, timeout=300)
     return path
 
 

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import procs
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -37,7 +38,7 @@ def runtime_python() -> str:
     env = {**os.environ, "CELEBLOOK_RUNTIME": "1"}
     env.pop("CELEBLOOK_VENV", None)
     try:
-        done = subprocess.run(["bash", str(ROOT / "dev.sh"), "python", "-c", "import sys; print(sys.executable)"], env=env,
+        done = procs.run(["bash", str(ROOT / "dev.sh"), "python", "-c", "import sys; print(sys.executable)"], env=env,
                               capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         pytest.fail(f"installing requirements-runtime.txt took over {INSTALL_TIMEOUT_S} s")
@@ -49,7 +50,7 @@ def runtime_python() -> str:
 def run_folder(tmp_path_factory) -> Path:
     """A `train all` folder: seeded tiny heads and their complete runtime export in onnx/."""
     folder = save_tiny_heads(tmp_path_factory.mktemp("run"))
-    done = subprocess.run([sys.executable, "-m", "celeblook", "export", "onnx", "--preset", "tiny", "--heads", str(folder),
+    done = procs.run([sys.executable, "-m", "celeblook", "export", "onnx", "--preset", "tiny", "--heads", str(folder),
                            "--out", str(folder / "onnx")], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     return folder
@@ -65,18 +66,19 @@ def serve(python: str, log: Path, **settings: str) -> tuple[subprocess.Popen, st
     port = free_port()
     env = {**os.environ, "CELEBLOOK_PRESET": "tiny", "CELEBLOOK_BACKEND": "onnx", "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "OMP_WAIT_POLICY": "PASSIVE", **settings}
-    server = subprocess.Popen([python, "app.py"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    server = procs.popen([python, "app.py"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if server.poll() is not None:
+            procs.stop(server)  # whatever it started
             pytest.fail(f"the app exited ({server.returncode}): {log.read_text()[-2000:]}")
         try:
             urllib.request.urlopen(f"{url}gradio_api/info", timeout=5)
             return server, url
         except OSError:
             time.sleep(1)
-    server.kill()
+    procs.stop(server)
     pytest.fail(f"the app did not answer within 300 s: {log.read_text()[-2000:]}")
 
 
@@ -93,8 +95,7 @@ def clients(runtime_python, export, tmp_path_factory):
         yield clients
     finally:
         for server in servers:
-            server.terminate()
-            server.wait(timeout=30)
+            procs.stop(server)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def both(clients: dict, *args, api_name: str) -> tuple:
 
 def test_the_runtime_environment_has_no_torch(runtime_python):
     for module in ("torch", "open_clip", "timm"):
-        found = subprocess.run([runtime_python, "-c", f"import {module}"], capture_output=True, text=True)
+        found = procs.run([runtime_python, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
         assert found.returncode != 0 and "ModuleNotFoundError" in found.stderr
 
 
@@ -172,7 +173,7 @@ def test_the_runtime_app_fetches_a_published_export_from_the_hub_at_start(run_fo
                                                                            tmp_path):
     hub = HubStandin()
     try:
-        published = subprocess.run(
+        published = procs.run(
             [sys.executable, "-m", "celeblook", "weights", "publish", "--repo", REPO, "--preset", "tiny", "--from",
              str(run_folder)], cwd=ROOT, capture_output=True, text=True, timeout=300,
             env={**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "publisher")})
@@ -190,8 +191,7 @@ def test_the_runtime_app_fetches_a_published_export_from_the_hub_at_start(run_fo
             expected = clients["full"].predict("a smiling woman", 3, 0.7, 0, 256, api_name="/text_to_face")
             np.testing.assert_array_equal(pixels(face[0]), pixels(expected[0]))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            procs.stop(server)
         assert (weights / "tiny" / "onnx" / "manifest.json").is_file()  # where the heads repository's export lands
         assert "runtime install" in (tmp_path / "hub_runtime.log").read_text()
     finally:

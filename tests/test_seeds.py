@@ -2,10 +2,10 @@
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
+import procs
 import pytest
 
 from celeblook.seeds import seeded_normal
@@ -18,7 +18,7 @@ SEEDS = [0, 1, 7, 42, 123456, 2**31, 2**32 - 1]
 def test_python_draws_the_browser_pages_stream():
     script = (f"import {{seededNormal}} from {json.dumps(PRNG_JS.as_uri())};"
               f"console.log(JSON.stringify({SEEDS}.map((s) => Array.from(seededNormal(s, 513)))));")
-    done = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
+    done = procs.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     for seed, js in zip(SEEDS, json.loads(done.stdout), strict=True):
         np.testing.assert_array_equal(seeded_normal(seed, 513), np.float32(js))  # odd length: the last sine unused

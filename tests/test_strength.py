@@ -11,10 +11,12 @@ ratios 0.48-0.66; the oracle reaches ~0.003 with 4-5 generator calls. The test a
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
+from tiny_heads import STUDENT, save_tiny_heads
 
 from celeblook.data import load_prompts, prompt_split
 from celeblook.errors import InputError, WeightsError
@@ -201,8 +203,6 @@ def test_missing_head_weights_name_the_train_command(tmp_path):
 
 
 def test_cli_trains_and_writes_held_out_metrics(tmp_path, monkeypatch):
-    import json
-
     from celeblook.cli import main
 
     monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(tmp_path / "weights"))  # no mapper file: tiny's seeded one
@@ -217,6 +217,26 @@ def test_cli_trains_and_writes_held_out_metrics(tmp_path, monkeypatch):
     head = load_strength(out / "strength.safetensors")
     assert head.config.c_max == get_preset("tiny").training.strength.c_max == 1.0  # the preset's range of C
     assert metrics["target"] == 0.98 and math.isfinite(float(head.bias))  # and its target
+    # no trained student anywhere: the pipeline serves tiny with the teacher's tower, and so the head learns
+    assert json.loads((out / "strength.json").read_text())["provenance"]["image_encoder"] == "teacher"
+
+
+def test_cli_trains_through_the_student_the_pipeline_serves_with_the_heads(tmp_path, monkeypatch, capsys):
+    """The default E_I is the factory's for the mapper's folder (a student beside it); --student names another."""
+    from celeblook.cli import main
+
+    monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(tmp_path / "weights"))
+    heads = save_tiny_heads(tmp_path / "heads")
+    other = save_tiny_heads(tmp_path / "other") / f"{STUDENT}.safetensors"
+    common = ["train", "strength", "--preset", "tiny", "--mapper", str(heads / "mapper.safetensors"), "--steps", "1",
+              "--batch", "2", "--eval-pairs", "2", "--device", "cpu"]
+    for out, extra, student in ((tmp_path / "beside", [], heads / f"{STUDENT}.safetensors"),
+                                (tmp_path / "named", ["--student", str(other)], other)):
+        assert main([*common, "--out", str(out), *extra]) == 0
+        provenance = json.loads((out / "strength.json").read_text())["provenance"]
+        assert (provenance["image_encoder"], provenance["student"]) == ("student", str(student))
+    assert main([*common, "--out", str(tmp_path / "none"), "--student", str(tmp_path / "nope.safetensors")]) == 2
+    assert "student encoder weights not found" in capsys.readouterr().err
 
 
 def test_cli_names_the_mapper_command_for_a_missing_mapper(tmp_path, capsys):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import open_clip
+import procs
 import pytest
 import torch
 
@@ -150,7 +150,7 @@ print(json.dumps({"tokens": tokens.tolist(), "cut": cut}))
 
 def test_tokenizing_works_without_torch_or_open_clip(reference):
     texts = ["a face", "cafÃ© &amp; 😀", " ".join(["word"] * 100)]
-    run = subprocess.run([sys.executable, "-c", BLOCKED_SCRIPT, json.dumps(texts)], cwd=REPO, capture_output=True,
+    run = procs.run([sys.executable, "-c", BLOCKED_SCRIPT, json.dumps(texts)], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     got = json.loads(run.stdout)

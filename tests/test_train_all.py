@@ -1,14 +1,20 @@
-"""train all on the tiny preset: every stage, an interruption in the middle, the resume, the skip; the eval
-stage's evaluation of the heads in OUT; the preset's training defaults and the figures a run prints."""
+"""train all on the tiny preset: every stage in order (the strength head through the student trained before it), an
+interruption in the middle, the resume, the skip, the stages run again after a head they are made from changed
+(an OUT of the earlier order included); the eval stage's evaluation of the heads in OUT; the preset's training
+defaults and the figures a run prints."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import time
 
 import pytest
 from strength_heads import save_still_strength_head
+from tiny_heads import STUDENT, save_tiny_heads
 
+import celeblook.training.all as all_module
 import celeblook.training.strength as strength_module
 from celeblook.cli import main
 from celeblook.cli.train import encoder_config, evaluation_config, mapper_config, strength_config
@@ -16,6 +22,7 @@ from celeblook.evaluate import EvalConfig, evaluate
 from celeblook.presets import get_preset
 from celeblook.training.all import RECORD, AllConfig, evaluation, figure_lines, train_all
 from celeblook.training.mapper import lr_at
+from celeblook.training.strength import CHECKPOINT_NAME
 
 TINY = get_preset("tiny")
 STEPS = dict(mapper=20, strength=6, encoder=6)  # the defaults' figures are measured in the README, not here
@@ -50,20 +57,25 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
     with pytest.raises(KeyboardInterrupt):
         train_all(TINY, out, config, show_progress=False)
     record = json.loads((out / RECORD).read_text())
-    assert list(record["stages"]) == ["mapper"] and saved == [2]
+    assert list(record["stages"]) == ["mapper", "encoder"] and saved == [2]  # the student first: strength reads it
     assert not (out / "strength.safetensors").exists()
-    mapper_file = (out / "mapper.safetensors").stat()
+    mapper_file, student_file = (out / "mapper.safetensors").stat(), (out / f"{STUDENT}.safetensors").stat()
 
     lines = []
     summary = train_all(TINY, out, config, log=lines.append, show_progress=False)  # the resume
-    assert lines[0] == "[train all 1/5] mapper: done in an earlier run, skipped"
+    assert lines[:2] == ["[train all 1/5] mapper: done in an earlier run, skipped",
+                         "[train all 2/5] encoder: done in an earlier run, skipped"]
     assert (out / "mapper.safetensors").stat().st_mtime_ns == mapper_file.st_mtime_ns  # not trained again
+    assert (out / f"{STUDENT}.safetensors").stat().st_mtime_ns == student_file.st_mtime_ns
     assert steps_logged(out / "runs" / "mapper" / "metrics.jsonl") == list(range(1, 21))
     assert steps_logged(out / "runs" / "strength" / "metrics.jsonl") == list(range(1, 7))  # 1-2, then 3-6
     assert saved == [2, 4, 6]
-    assert list(json.loads((out / RECORD).read_text())["stages"]) == ["mapper", "strength", "encoder", "eval", "export"]
-    for name in ("mapper", "strength", f"student_{TINY.student}"):
+    assert list(json.loads((out / RECORD).read_text())["stages"]) == ["mapper", "encoder", "strength", "eval", "export"]
+    for name in ("mapper", "strength", STUDENT):
         assert (out / f"{name}.safetensors").is_file() and (out / f"{name}.json").is_file()
+    # the strength head learned through OUT's student: the E_I the pipeline serves with these heads
+    provenance = json.loads((out / "strength.json").read_text())["provenance"]
+    assert provenance["image_encoder"] == "student" and provenance["student"] == str(out / f"{STUDENT}.safetensors")
     manifest = json.loads((out / "onnx" / "manifest.json").read_text())
     # the whole runtime export: a torch-free app serves it (and `weights publish` uploads it)
     assert sorted(entry["file"] for entry in manifest["files"]) == [
@@ -84,7 +96,7 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
     # the eval stage: python -m celeblook eval of the heads in OUT (the student there as E_I), printed as a table
     measured = summary["evaluation"]
     assert measured["heads"] == str(out) and measured["config"] == dataclasses.asdict(config.evaluation)
-    assert f"image encoder: distilled {TINY.student} student ({out / f'student_{TINY.student}.safetensors'})" in measured["notices"]
+    assert f"image encoder: distilled {TINY.student} student ({out / f'{STUDENT}.safetensors'})" in measured["notices"]
     assert not any("seeded" in notice for notice in measured["notices"])  # OUT's heads, not the stand-ins
     again = evaluate(TINY, config.evaluation, heads=out)
     for section in ("inversion", "edit", "strength"):
@@ -96,12 +108,59 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
     assert main(["train", "all", "--preset", "tiny", "--out", str(out), "--device", "cpu"]) == 0  # all done
     assert capsys.readouterr().out.count("done in an earlier run, skipped") == 5
 
-    # a head replaced after the evaluation: eval runs again (the rest stays done), and its numbers follow the head
+    # a head replaced after the evaluation: eval and export run again (the rest stays done), and the numbers follow
+    # the head (the export's run is stood in for: the first one above is the real thing)
     save_still_strength_head(out / "strength.safetensors")
+    exported = []
+    monkeypatch.setattr(all_module, "_export", lambda preset, folder, *rest: exported.append(folder) or {})
     lines = []
     summary = train_all(TINY, out, config, log=lines.append, show_progress=False)
-    assert "[train all 4/5] eval" in lines and sum("skipped" in line for line in lines) == 4
+    again = " again: a head it is made from changed since"
+    assert [f"[train all 4/5] eval{again}", f"[train all 5/5] export{again}"] == [
+        line for line in lines if line.startswith("[train all") and "skipped" not in line and " done in " not in line]
+    assert sum("skipped" in line for line in lines) == 3 and exported == [out]
     assert measured["edit"]["strength_mean"] > 1e-3 and summary["evaluation"]["edit"]["strength_mean"] < 1e-6
+
+
+def test_a_run_of_the_earlier_order_trains_its_strength_head_again_through_its_student(tmp_path, monkeypatch):
+    """An OUT that `train all` left when strength came before the encoder: every stage recorded done, but the strength
+    head (and its checkpoint) older than the student. Strength starts again from scratch, through the student; eval
+    and export follow; mapper and encoder stay."""
+    monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(tmp_path / "weights"))
+    out = save_tiny_heads(tmp_path / "run")
+    run = out / "runs" / "strength"
+    run.mkdir(parents=True)
+    (run / CHECKPOINT_NAME).write_bytes(b"a checkpoint of the head trained through the teacher")  # never read
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    (out / "eval.json").write_text("{}")
+    (out / "onnx").mkdir()
+    (out / "onnx" / "manifest.json").write_text("{}")
+    when = time.time() - 100  # written in the earlier order, a second apart
+    for i, path in enumerate([out / "mapper.safetensors", run / CHECKPOINT_NAME, run / "metrics.jsonl",
+                              out / "strength.safetensors", out / f"{STUDENT}.safetensors", out / "eval.json",
+                              out / "onnx" / "manifest.json"]):
+        os.utime(path, (when + i, when + i))
+    old_order = ["mapper", "strength", "encoder", "eval", "export"]
+    (out / RECORD).write_text(json.dumps({"preset": "tiny", "stages": {s: {"done": True, "figures": {}} for s in old_order}}))
+    ran = []
+    monkeypatch.setattr(all_module, "_eval", lambda preset, folder, *rest: ran.append("eval") or {})
+    monkeypatch.setattr(all_module, "_export", lambda preset, folder, *rest: ran.append("export") or {})
+    run_config = dict(seed=0, amp="off")
+    config = AllConfig(mapper=mapper_config(TINY, **run_config), encoder=encoder_config(TINY, **run_config),
+                       strength=strength_config(TINY, steps=2, batch=2, **run_config),
+                       evaluation=EvalConfig(n=1, refine_steps=1, edit_prompts=1, strength_pairs=2), eval_pairs=2,
+                       device="cpu")
+    lines = []
+    train_all(TINY, out, config, log=lines.append, show_progress=False)
+    assert lines[:2] == ["[train all 1/5] mapper: done in an earlier run, skipped",
+                         "[train all 2/5] encoder: done in an earlier run, skipped"]
+    assert "[train all 3/5] strength again: a head it is made from changed since: 2 steps" in lines
+    assert any("was trained on an older mapper or student: the strength head starts again" in line for line in lines)
+    assert steps_logged(run / "metrics.jsonl") == [1, 2] and ran == ["eval", "export"]
+    provenance = json.loads((out / "strength.json").read_text())["provenance"]
+    assert provenance["image_encoder"] == "student" and provenance["student"] == str(out / f"{STUDENT}.safetensors")
+    record = json.loads((out / RECORD).read_text())["stages"]
+    assert record["strength"]["figures"]["n_pairs"] == 2 and all(record[s]["done"] for s in old_order)
 
 
 def test_a_run_folder_belongs_to_one_preset(tmp_path, capsys):

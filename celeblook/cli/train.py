@@ -156,6 +156,9 @@ def register_strength(sub: argparse._SubParsersAction) -> None:
     add_common_args(p)
     p.add_argument("--mapper", type=Path, default=None,
                    help="trained mapper (default: weights/<preset>/mapper.safetensors)")
+    p.add_argument("--student", type=Path, default=None,
+                   help="trained student as E_I (default: what the app serves with these heads: the student beside "
+                        "the mapper, else the installed one, else the teacher's image tower)")
     p.add_argument("--target", type=float, default=None, help=f"CLIP similarity of a face and its edit ({PRESET_DEFAULT})")
     p.add_argument("--c-max", type=float, default=None, help=f"C ranges over (0, c-max) ({PRESET_DEFAULT})")
     p.add_argument("--eval-pairs", type=int, default=None, help=f"held-out (latent, prompt) pairs for metrics.json ({PRESET_DEFAULT})")
@@ -192,8 +195,8 @@ def run_strength(args: argparse.Namespace) -> int:
     preset = _preset(args.preset)
     config = strength_config(preset, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, amp=args.amp,
                              target=args.target, c_max=args.c_max)
-    pairs = eval_pairs(preset, args.eval_pairs)
-    metrics = strength_job(preset, output_dir(args.out), config, args.mapper, args.device, args.resume, pairs)
+    metrics = strength_job(preset, output_dir(args.out), config, args.mapper, args.device, args.resume,
+                           eval_pairs(preset, args.eval_pairs), student=args.student)
     print(strength_line(metrics))
     return 0
 
@@ -238,8 +241,8 @@ def run_encoder(args: argparse.Namespace) -> int:
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("all", help="mapper -> strength -> encoder -> eval (of the heads it trained) -> export; "
-                                   "each stage resumable, skipped when done")
+    p = sub.add_parser("all", help="mapper -> encoder -> strength (through that student) -> eval (of the heads it "
+                                   "trained) -> export; each stage resumable, skipped when done")
     p.add_argument("--preset", default=None, help="ffhq | tiny (default: $CELEBLOOK_PRESET or ffhq)")
     p.add_argument("--out", type=Path, required=True, help="output folder (weights/<preset> puts the heads in use)")
     for job in ("mapper", "strength", "encoder"):

@@ -1,4 +1,4 @@
-"""``python -m celeblook train all``: mapper -> strength -> encoder -> eval -> export, stage by stage.
+"""``python -m celeblook train all``: mapper -> encoder -> strength -> eval -> export, stage by stage.
 
     OUT/train_all.json                       per stage: done, seconds, its figures (what a re-run reads)
     OUT/runs/{mapper,strength,encoder}/      each job's checkpoint, metrics.jsonl and metrics.json
@@ -8,9 +8,14 @@
     OUT/onnx/                                the ONNX export a runtime install serves: generator, encoders and
                                              the heads of OUT (+ manifest.json)
 
-A stage recorded as done is skipped (eval only while eval.json is newer than every head in OUT); an
-interrupted one resumes from its checkpoint (each job resumes exactly; eval starts again). The strength
-head learns on the mapper trained just before it. Step counts and sizes default to the preset's
+The strength head learns on the mapper of this run and through its student: the app serves the heads of OUT
+with that student as E_I, which measures the similarity the head's C aims at (trained through the teacher's
+tower instead, the learned C missed the target by more than a fixed C did, measured through the student).
+
+A stage recorded as done is skipped unless a head it was made from is newer than its product (strength:
+the mapper and the student; eval and export: every head in OUT), so a head retrained or replaced since
+is used again; a stage made from older heads starts again from scratch, an interrupted one resumes from its
+checkpoint (each job resumes exactly; eval and export start again). Step counts and sizes default to the preset's
 (``Preset.training``; the eval stage's ``Preset.training.evaluation``), so a bare ``--preset tiny``
 finishes in minutes on a CPU.
 """
@@ -18,6 +23,7 @@ finishes in minutes on a CPU.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +48,7 @@ def head_files(preset: Preset, folder: Path) -> tuple[Path, Path, Path]:
     return folder / "mapper.safetensors", folder / "strength.safetensors", folder / student_path(preset.student).name
 
 
-STAGES = ("mapper", "strength", "encoder", "eval", "export")
+STAGES = ("mapper", "encoder", "strength", "eval", "export")
 RECORD = "train_all.json"
 MAPPER_BAR = 0.6  # held-out W+ MSE at most this share of always answering the mean latent
 BRACKETED_BAR = 0.8  # share of held-out pairs the oracle must bracket for the strength comparison to count
@@ -67,16 +73,17 @@ def train_all(preset: Preset, out: Path, config: AllConfig, log: Log = print, sh
     record = _read(out / RECORD) or {"preset": preset.name, "stages": {}}
     if record.get("preset") != preset.name:
         raise InputError(f"{out} holds a `train all` run of preset {record.get('preset')!r}; choose another --out")
-    steps = {"mapper": config.mapper.steps, "strength": config.strength.steps, "encoder": config.encoder.steps}
-    done_steps = sum(n for stage, n in steps.items() if record["stages"].get(stage, {}).get("done"))
-    runners = {"mapper": _mapper, "strength": _strength, "encoder": _encoder, "eval": _eval, "export": _export}
+    steps = {"mapper": config.mapper.steps, "encoder": config.encoder.steps, "strength": config.strength.steps}
+    done_steps = sum(n for stage, n in steps.items() if _done(stage, record, preset, out))
+    runners = {"mapper": _mapper, "encoder": _encoder, "strength": _strength, "eval": _eval, "export": _export}
     started = time.perf_counter()
     with overall_progress(sum(steps.values()), done_steps, f"train all ({preset.name})", show_progress):
         for i, stage in enumerate(STAGES, 1):
             if _done(stage, record, preset, out):
                 log(f"[train all {i}/{len(STAGES)}] {stage}: done in an earlier run, skipped")
                 continue
-            log(f"[train all {i}/{len(STAGES)}] {stage}"
+            again = " again: a head it is made from changed since" if record["stages"].get(stage, {}).get("done") else ""
+            log(f"[train all {i}/{len(STAGES)}] {stage}{again}"
                 + (f": {steps[stage]:,} steps" if stage in steps else ""))
             start = time.perf_counter()
             figures = runners[stage](preset, out, config, log, show_progress)
@@ -91,16 +98,30 @@ def train_all(preset: Preset, out: Path, config: AllConfig, log: Log = print, sh
     return summary
 
 
+def made_from(stage: str, preset: Preset, out: Path) -> tuple[Path | None, tuple[Path, ...]]:
+    """(the file a stage makes, the heads it is made from); (None, ()) for the stages that read no head."""
+    mapper, strength, student = head_files(preset, out)
+    return {
+        "strength": (strength, (mapper, student)),
+        "eval": (out / "eval.json", (mapper, strength, student)),
+        "export": (out / "onnx" / "manifest.json", (mapper, strength, student)),
+    }.get(stage, (None, ()))
+
+
+def older_than_its_heads(product: Path, heads: tuple[Path, ...]) -> bool:
+    """``product`` missing, or not newer than one of ``heads``: it was made from heads since retrained or replaced."""
+    return not product.is_file() or any(product.stat().st_mtime_ns <= head.stat().st_mtime_ns
+                                        for head in heads if head.exists())
+
+
 def _done(stage: str, record: dict, preset: Preset, out: Path) -> bool:
-    """Recorded as done; for eval also: eval.json newer than every head in OUT (else its numbers would be
-    those of heads since retrained or replaced)."""
+    """Recorded as done, and its product newer than every head it is made from (else it would be the strength
+    head, the numbers or the export of heads since retrained or replaced: an OUT of the earlier order mapper ->
+    strength -> encoder has a strength head older than its student, which trains it again)."""
     if not record["stages"].get(stage, {}).get("done"):
         return False
-    if stage != "eval":
-        return True
-    evaluated = out / "eval.json"
-    return evaluated.is_file() and all(evaluated.stat().st_mtime_ns > head.stat().st_mtime_ns
-                                       for head in head_files(preset, out) if head.exists())
+    product, heads = made_from(stage, preset, out)
+    return product is None or not older_than_its_heads(product, heads)
 
 
 def _minutes(seconds: float) -> str:
@@ -135,9 +156,15 @@ def _strength(preset: Preset, out: Path, config: AllConfig, log: Log, show_progr
     from .strength import CHECKPOINT_NAME, strength_job
 
     run = out / "runs" / "strength"
-    # trained on the mapper of this run: its text directions are the ones the head will be asked about
-    metrics = strength_job(preset, run, config.strength, out / "mapper.safetensors", config.device,
-                           (run / CHECKPOINT_NAME).exists(), config.eval_pairs, show_progress, log)
+    checkpoint = run / CHECKPOINT_NAME
+    mapper, student = made_from("strength", preset, out)[1]
+    if checkpoint.exists() and older_than_its_heads(checkpoint, (mapper, student)):
+        log(f"{checkpoint} was trained on an older mapper or student: the strength head starts again")
+        shutil.rmtree(run)
+    # on the mapper of this run (its text directions are the ones the head will be asked about), through the
+    # student of this run (the E_I that the app serves with these heads measures the similarity C aims at)
+    metrics = strength_job(preset, run, config.strength, mapper, config.device, checkpoint.exists(),
+                           config.eval_pairs, show_progress, log, student=student)
     _install(run, out, "strength")
     return metrics
 

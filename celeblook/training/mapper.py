@@ -26,6 +26,7 @@ each rank draws its own batch from its own seed; rank 0 alone writes files.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from collections.abc import Callable
@@ -260,6 +261,12 @@ def train_mapper(
             if step % cfg.ckpt_every == 0 or step == end:
                 _save_checkpoint(ckpt_path, mapper, optimizer, scaler, generators, step, metrics, cfg, dist_info)
         bar.close()
+        if dist_info.world > 1:
+            # DDP sits in a reference cycle (its own hooks), so it outlives its name: collected now, its reducer lets
+            # go of the process group before `distributed` destroys it, instead of some later GC pass, the
+            # interpreter's exit included, tearing the group down under a worker that has finished
+            del model
+            gc.collect()
 
         if dist_info.main and step == cfg.steps:
             metrics["wplus_mse_final"] = wplus_mse(mapper, heldout_w, heldout_e)
@@ -276,6 +283,10 @@ def train_mapper(
             (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
             log(f"wplus_mse held-out: {metrics['wplus_mse_initial']:.5f} -> {metrics['wplus_mse_final']:.5f}; "
                 f"wrote {out / 'mapper.safetensors'}")
+        if dist_info.world > 1:
+            # the others wait while rank 0 writes: every rank destroys the group together, none under a rank
+            # still at work
+            torch.distributed.barrier()
     return metrics
 
 

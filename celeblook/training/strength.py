@@ -299,22 +299,27 @@ def text_edit_bank(clip, mapper, prompts: list[str] | None = None) -> EditBank:
 def strength_job(
     preset, out: Path, config: StrengthTrainConfig, mapper_path: Path | None = None, device: str | None = None,
     resume: bool = False, eval_pairs: int = 64, show_progress: bool = True, log: Callable[[str], None] = print,
+    student: Path | None = None,
 ) -> dict[str, float]:
-    """``python -m celeblook train strength``: the preset's G and E_I, the trained mapper's text directions
+    """``python -m celeblook train strength``: the preset's G, the trained mapper's text directions
     (``mapper_path``, default ``weights_dir()/<preset>/mapper.safetensors``; tiny falls back to its seeded
-    mapper), the shipped prompt bank. Writes OUT/strength.safetensors and OUT/metrics.json (held-out errors
-    of learned, best fixed and oracle C, with the generator calls of each); returns the metrics."""
-    from ..factory import create_generator, create_mapper
-    from ..files import weights_dir
+    mapper), the shipped prompt bank, and as E_I the image encoder the pipeline serves with these heads:
+    ``student`` where given, else the factory's choice for the mapper's folder (a trained student beside it or
+    the preset's installed one, else the teacher's tower). The head's C is judged by the similarity that E_I
+    measures, so it must learn on the same one. Writes OUT/strength.safetensors and OUT/metrics.json (held-out
+    errors of learned, best fixed and oracle C, with the generator calls of each); returns the metrics."""
+    from ..factory import create_generator, create_image_encoder, create_mapper, trained_student
+    from ..files import sha256_file, weights_dir
     from ..models.clip import create_clip
     from ..models.mapper import TRAIN_COMMAND as MAPPER_TRAIN_COMMAND
     from ..models.mapper import load_mapper
+    from ..models.student import create_student
     from ..text.prompts import DEFAULT_SOURCE
     from .common import pick_device
 
     target_device = pick_device(device)
     generator = create_generator(preset).to(target_device)
-    clip = create_clip(preset).to(target_device)
+    heads = Path(mapper_path).parent if mapper_path is not None else weights_dir() / preset.name
     if mapper_path is not None:
         if not Path(mapper_path).is_file():
             raise WeightsError(f"mapper weights not found: {mapper_path}; run "
@@ -322,22 +327,29 @@ def strength_job(
         mapper, meta = load_mapper(mapper_path)
         encoder_name = meta.get("provenance", {}).get("encoder", "teacher")
     else:
-        mapper, encoder_name, notices, missing = create_mapper(preset, weights_dir() / preset.name, generator)
+        mapper, encoder_name, notices, missing = create_mapper(preset, heads, generator)
         if mapper is None:
             raise WeightsError(f"{missing[0]}; the strength head learns on the mapper's text directions")
         for notice in notices:
             log(notice)
     mapper = mapper.to(target_device)
-    encoder = clip  # the E_I the mapper reads: the pipeline scores edits with the same one
-    if encoder_name == "student":
-        from ..models.student import create_student
-
-        encoder = create_student(preset).to(target_device)
+    student = Path(student) if student is not None else trained_student(preset, heads)
+    clip = create_clip(preset, image_tower=student is None).to(target_device)
+    if student is not None:
+        encoder = create_student(preset, student)
+        image_encoder = {"image_encoder": "student", "student": str(student), "student_sha256": sha256_file(student)}
+    else:
+        encoder, notices, _ = create_image_encoder(preset, clip, encoder_name, heads)
+        image_encoder = {"image_encoder": "teacher"}
+        for notice in notices:
+            log(notice)
+    log(f"E_I of the strength head: {student or 'the teacher image tower'}")
+    encoder = encoder.to(target_device)
     bank = text_edit_bank(clip, mapper)
     torch.manual_seed(config.seed)  # the head's initial weights
     predictor = StrengthPredictor(StrengthConfig(c_max=config.c_max), w_avg=generator.w_avg.cpu()).to(target_device)
     sidecar = {"provenance": {"preset": preset.name, "mapper": str(mapper_path) if mapper_path else "preset default",
-                              "encoder": encoder_name, "source_prompt": DEFAULT_SOURCE}}
+                              "encoder": encoder_name, **image_encoder, "source_prompt": DEFAULT_SOURCE}}
     weights = train_strength(predictor, generator, encoder, bank, config, out, resume, show_progress, sidecar)
     log(f"wrote {weights}; evaluating on {eval_pairs} held-out (latent, prompt) pairs")
     metrics = evaluate_strength(predictor, generator, encoder, bank, eval_pairs, config.target, config.psi,
