@@ -247,7 +247,7 @@ def status_markdown() -> str:
         lines += ["**Weights at start:**", ""] + [f"- {support.escape_markdown(line)}" for line in WEIGHT_NOTICES] + [""]
     if missing:
         lines += ["**Missing** (the app runs without them; the features that need them say so):", ""]
-        lines += [f"- {support.escape_markdown(line)}" for line in missing]
+        lines += [f"- {support.escape_markdown(str(line))}" for line in missing]
     else:
         lines += ["**All weights for this preset are loaded.**"]
     lines += ["", "Switch preset with `CELEBLOOK_PRESET=tiny bash dev.sh app` (no weights needed) or "

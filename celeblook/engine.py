@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .presets import Preset
+from .remedy import Missing
 
 if TYPE_CHECKING:  # the torch models, absent in the runtime install
     from .models.clip import ClipTeacher
@@ -67,7 +68,7 @@ class Models:
     mapper: Mapper | None = None  # f; None until trained (ffhq)
     strength: StrengthPredictor | None = None  # learned C; None until trained (ffhq)
     notices: tuple[str, ...] = ()  # standing notes about these models, for every result
-    missing: tuple[str, ...] = ()  # one line per absent head, with the command that makes it
+    missing: tuple[Missing, ...] = ()  # each absent (or unusable) head, with the command that makes it
 
     @property
     def gradients(self) -> bool:

@@ -36,6 +36,7 @@ from .files import weights_dir
 from .media import to_uint8
 from .pipeline import PhotoStart, Pipeline
 from .presets import PRESETS, Preset, get_preset
+from .remedy import Missing, remedy
 
 Progress = Callable[[float, str], None]
 _FFHQ = PRESETS["ffhq"].training.evaluation  # the product's defaults (celeblook.presets)
@@ -61,18 +62,13 @@ def heads_folder(preset: Preset, heads: Path | None) -> Path:
 
 def require_heads(preset: Preset, heads: Path | None = None) -> None:
     """Trained presets: a WeightsError naming every missing head's train command, before loading anything."""
-    from .models.mapper import TRAIN_COMMAND
-    from .models.strength import TRAIN_COMMAND as STRENGTH_TRAIN_COMMAND
-
     if not preset.trained:
         return
     folder = heads_folder(preset, heads)
-    missing = [f"{what} weights missing ({folder / file}): run `{command.format(preset=preset.name)}`"
-               for what, file, command in (("mapper", "mapper.safetensors", TRAIN_COMMAND),
-                                           ("strength head", "strength.safetensors", STRENGTH_TRAIN_COMMAND))
-               if not (folder / file).exists()]
+    missing = [Missing(part, str(folder / f"{part}.safetensors"), remedy(part, preset.name))
+               for part in ("mapper", "strength") if not (folder / f"{part}.safetensors").exists()]
     if missing:
-        raise WeightsError("eval needs the trained heads: " + "; ".join(missing))
+        raise WeightsError("eval needs the trained heads: " + "; ".join(map(str, missing)))
 
 
 def load_pipeline(preset: Preset, heads: Path | None = None) -> Pipeline:

@@ -25,16 +25,14 @@ from .hub.weights import require
 from .models.checkpoint import load_generator
 from .models.clip import ClipTeacher, create_clip
 from .models.image_encoder import ImageEncoder, seeded_init
-from .models.mapper import TRAIN_COMMAND as MAPPER_COMMAND
 from .models.mapper import Mapper, MapperConfig, load_mapper
 from .models.mobilestylegan import Generator
 from .models.reference_layout import fill_reference
-from .models.strength import TRAIN_COMMAND as STRENGTH_COMMAND
 from .models.strength import StrengthPredictor, load_strength
-from .models.student import TRAIN_COMMAND as STUDENT_COMMAND
 from .models.student import create_student, student_path
 from .models.torch_engine import TorchEngine
 from .presets import Preset, get_preset
+from .remedy import Missing, remedy
 from .runtime.ort import OrtEngine, backend_name
 
 
@@ -80,32 +78,41 @@ class UnusableHead(torch.nn.Module):
         raise WeightsError(self.line)
 
 
-def check_head(preset: Preset, path: Path, command: str) -> None:
-    """A WeightsError naming the file and the command that replaces it when ``path`` or its sidecar is not the
-    format it claims (a pickle under a .safetensors name is refused here: never unpickled, never half read).
-    ``command`` makes the head; one fetched from a heads repository is fetched again instead."""
+class UnusableHeadError(WeightsError):
+    """A head's file is there but cannot serve; ``missing`` names it, why, and the command that replaces it."""
+
+    def __init__(self, missing: Missing):
+        super().__init__(str(missing))
+        self.missing = missing
+
+
+def unusable(preset: Preset, part: str, path: Path, problem: str) -> UnusableHeadError:
+    """The command that replaces a head: fetched again when a heads repository installed it, else trained."""
+    return UnusableHeadError(Missing(part, str(path), fetch_again(preset, path) or remedy(part, preset.name), problem))
+
+
+def check_head(preset: Preset, part: str, path: Path) -> None:
+    """UnusableHeadError when ``path`` or its sidecar is not the format it claims (a pickle under a .safetensors
+    name is refused here: never unpickled, never half read)."""
     for file in (path, path.with_suffix(".json")):
         problem = format_problem(file) if file.exists() else None
         if problem:
-            again = fetch_again(preset, path)
-            raise WeightsError(f"{file} is {problem}; " + (f"fetch it again with `{again}`" if again else f"replace it: run `{command}`"))
+            raise unusable(preset, part, file, problem)
 
 
-def create_mapper(preset: Preset, heads: Path, generator: Generator) -> tuple[Mapper | None, str, list[str], list[str]]:
-    """(mapper or None, the encoder it reads: "teacher" | "student", notices, missing lines)."""
+def create_mapper(preset: Preset, heads: Path, generator: Generator) -> tuple[Mapper | None, str, list[str], list[Missing]]:
+    """(mapper or None, the encoder it reads: "teacher" | "student", notices, what is missing)."""
     path = heads / "mapper.safetensors"
-    command = MAPPER_COMMAND.format(preset=preset.name)
     if path.exists():
-        check_head(preset, path, command)
-        mapper, meta = load_mapper(path)
+        check_head(preset, "mapper", path)
+        mapper, meta = load_mapper(path, preset.name)
         provenance = meta.get("provenance", {})
         if provenance.get("preset", preset.name) != preset.name:
-            raise WeightsError(f"{path} was trained for preset {provenance['preset']!r}, not {preset.name!r}: "
-                               f"run `{command}`")
+            raise unusable(preset, "mapper", path, f"trained for preset {provenance['preset']!r}, not {preset.name!r}")
         return mapper.to(generator.w_avg.device), provenance.get("encoder", "teacher"), [], []
     if not preset.trained:
         return seeded_mapper(preset, generator), "teacher", ["mapper: seeded random weights (untrained)"], []
-    return None, "teacher", [], [f"mapper weights missing ({path}): run `{command}`"]
+    return None, "teacher", [], [Missing("mapper", str(path), remedy("mapper", preset.name))]
 
 
 def seeded_mapper(preset: Preset, generator: Generator) -> Mapper:
@@ -118,8 +125,8 @@ def seeded_mapper(preset: Preset, generator: Generator) -> Mapper:
 
 
 def create_image_encoder(preset: Preset, clip: ClipTeacher, mapper_encoder: str,
-                         heads: Path | None = None) -> tuple[ImageEncoder, list[str], list[str]]:
-    """(E_I for photos, notices, missing lines).
+                         heads: Path | None = None) -> tuple[ImageEncoder, list[str], list[Missing]]:
+    """(E_I for photos, notices, what is missing).
 
     The distilled student is the product's E_I: it was trained to reproduce the teacher's embeddings, so a
     mapper trained on the teacher reads it too, at a tenth of the cost. Without a trained student the
@@ -127,31 +134,30 @@ def create_image_encoder(preset: Preset, clip: ClipTeacher, mapper_encoder: str,
     """
     student = trained_student(preset, heads)
     if student is not None:
-        check_head(preset, student, f"{STUDENT_COMMAND} --preset {preset.name}")
+        check_head(preset, "student", student)
         return create_student(preset, student), [f"image encoder: distilled {preset.student} student ({student})"], []
     if clip.visual is None:
         raise WeightsError(f"the {preset.name} CLIP teacher was built without its image tower")
     if not preset.trained:  # an untrained student does not share the (random) teacher's space
         return clip.visual, [], []
-    line = f"student image encoder missing ({student_path(preset.student)}): run `{STUDENT_COMMAND} --preset {preset.name}`"
+    missing = Missing("student", str(student_path(preset.student)), remedy("student", preset.name))
     if mapper_encoder == "student":
-        raise WeightsError(f"the mapper reads the student encoder, but {line}")
-    return clip.visual, [f"image encoder: the ViT-L/14 teacher (slow; {line})"], [line]
+        raise WeightsError(f"the mapper reads the student encoder, but {missing}")
+    return clip.visual, [f"image encoder: the ViT-L/14 teacher (slow; {missing})"], [missing]
 
 
-def create_strength(preset: Preset, heads: Path, generator: Generator) -> tuple[StrengthPredictor | None, list[str], list[str]]:
-    """(StrengthPredictor or None, notices, missing lines); ``tiny`` gets a seeded stand-in like its mapper."""
+def create_strength(preset: Preset, heads: Path, generator: Generator) -> tuple[StrengthPredictor | None, list[str], list[Missing]]:
+    """(StrengthPredictor or None, notices, what is missing); ``tiny`` gets a seeded stand-in like its mapper."""
     path = heads / "strength.safetensors"
-    command = STRENGTH_COMMAND.format(preset=preset.name)
     if path.exists():
-        check_head(preset, path, command)
-        return load_strength(path, command).to(generator.w_avg.device), [], []
+        check_head(preset, "strength", path)
+        return load_strength(path, preset.name).to(generator.w_avg.device), [], []
     if not preset.trained:
         with seeded_init(preset.seed):
             head = StrengthPredictor(w_avg=generator.w_avg.cpu())
         return head.to(generator.w_avg.device).eval().requires_grad_(False), [
             "strength head: seeded random weights (untrained)"], []
-    return None, [], [f"strength head weights missing ({path}): run `{command}`"]
+    return None, [], [Missing("strength", str(path), remedy("strength", preset.name))]
 
 
 def create_engine(preset: Preset, torch_engine: TorchEngine, backend: str | None = None) -> Engine:
@@ -177,22 +183,28 @@ def load_models(preset: str | Preset | None = None, weights: Path | None = None,
     # with the student as E_I the teacher's image tower would sit unused (1.2 GB for ViT-L/14)
     clip = create_clip(preset, image_tower=trained_student(preset, heads) is None)
     notices, missing = list(preset.notices), []
+    def stand_in(part: str, path: Path, err: WeightsError) -> tuple[UnusableHead, tuple[list[str], list[Missing]]]:
+        """An unusable head: what is missing (its line raised wherever the head is needed)."""
+        missing = err.missing if isinstance(err, UnusableHeadError) else unusable(preset, part, path, str(err)).missing
+        return UnusableHead(str(missing)), ([], [missing])
+
     try:
         mapper, mapper_encoder, *found = create_mapper(preset, heads, generator)
     except WeightsError as err:
-        mapper, mapper_encoder, found = UnusableHead(str(err)), "teacher", ([], [str(err)])
+        (mapper, found), mapper_encoder = stand_in("mapper", heads / "mapper.safetensors", err), "teacher"
     try:
         image_encoder, *encoder_found = create_image_encoder(preset, clip, mapper_encoder, heads)
     except WeightsError as err:  # the student is unusable (or absent where the mapper reads it): the teacher's tower serves
         if clip.visual is None:
             clip = create_clip(preset)  # built without the tower for the student: this rare case loads CLIP again
-        image_encoder, encoder_found = clip.visual, ([], [str(err)])
+        image_encoder = clip.visual
+        unusable_student, encoder_found = stand_in("student", trained_student(preset, heads) or student_path(preset.student), err)
         if mapper_encoder == "student":  # the mapper reads the student's embeddings: the teacher's would map wrongly
-            mapper = UnusableHead(str(err))
+            mapper = unusable_student
     try:
         strength, *strength_found = create_strength(preset, heads, generator)
     except WeightsError as err:
-        strength, strength_found = UnusableHead(str(err)), ([], [str(err)])
+        strength, strength_found = stand_in("strength", heads / "strength.safetensors", err)
     for more_notices, more_missing in (found, encoder_found, strength_found):
         notices += more_notices
         missing += more_missing

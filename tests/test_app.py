@@ -230,4 +230,4 @@ def test_real_preset_without_weights_starts_and_says_what_is_missing(tmp_path):
     run = procs.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
                          cwd=os.path.dirname(app.__file__))
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "weights" in run.stdout and "python -m celeblook" in run.stdout
+    assert "`celeblook weights setup --preset ffhq`" in run.stdout

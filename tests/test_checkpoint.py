@@ -146,7 +146,7 @@ def test_create_generator_prefers_checkpoint_and_builds_tiny(tmp_path, tiny_sd, 
     assert not torch.equal(explicit(w, size=16), g(w, size=16))  # seed 3 weights, not the preset's seed 0
 
     monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(tmp_path / "empty"))
-    with pytest.raises(WeightsError, match=r"weights download mobilestylegan_ffhq_v2.pth && python -m celeblook weights convert"):
+    with pytest.raises(WeightsError, match=r"celeblook weights setup --preset ffhq"):
         create_generator("ffhq")
 
 

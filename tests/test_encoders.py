@@ -16,16 +16,16 @@ from safetensors.torch import save_file
 from celeblook.errors import InputError, WeightsError
 from celeblook.hub.weights import find
 from celeblook.models.clip import (
-    CLIP_DOWNLOAD_COMMAND,
     ClipSpec,
     PromptTruncatedWarning,
     build_clip,
     create_clip,
     save_clip,
 )
-from celeblook.models.student import TRAIN_COMMAND, create_student, load_student, save_student, sidecar_path
+from celeblook.models.student import create_student, load_student, save_student, sidecar_path
 from celeblook.preprocess import OPENAI_MEAN, OPENAI_STD
 from celeblook.presets import get_preset
+from celeblook.remedy import remedy
 
 TINY = get_preset("tiny")
 FFHQ = get_preset("ffhq")
@@ -238,7 +238,7 @@ def test_missing_weights_name_the_download_command(empty_weights):
     with pytest.raises(WeightsError) as err:
         create_clip(FFHQ)
     file = "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors"
-    assert CLIP_DOWNLOAD_COMMAND.format(file=file) in str(err.value)
+    assert file in str(err.value) and str(err.value).endswith(f"run `{remedy('weights', 'ffhq')}`")
     assert find(file, root=REPO_WEIGHTS).name == file  # the command names a real manifest entry
     assert "\n" not in str(err.value)
     with pytest.raises(WeightsError, match="not found"):
@@ -268,7 +268,7 @@ def test_corrupt_or_mismatched_weights_are_weights_errors(teacher, tmp_path):
     garbage.write_bytes(b"\x00not a safetensors file" * 10)
     with pytest.raises(WeightsError, match="corrupt") as err:
         create_clip(TINY, pretrained=garbage)
-    assert CLIP_DOWNLOAD_COMMAND.format(file="") in str(err.value)
+    assert "re-download it with `celeblook weights download " in str(err.value)
     state = {k: v.contiguous() for k, v in teacher.model.state_dict().items() if not k.startswith("text.")}
     partial = tmp_path / "image_only.safetensors"
     save_file(state, str(partial))
@@ -337,7 +337,7 @@ def test_student_checkpoint_round_trip(student, tmp_path):
 def test_trained_preset_without_student_names_the_train_command(empty_weights):
     with pytest.raises(WeightsError) as err:
         create_student(FFHQ)
-    assert TRAIN_COMMAND in str(err.value) and "student_efficientformer" in str(err.value)
+    assert remedy("student", "ffhq") in str(err.value) and "student_efficientformer" in str(err.value)
 
 
 def test_corrupt_student_files_are_weights_errors(student, tmp_path):

@@ -89,8 +89,8 @@ def test_missing_heads_name_the_train_commands(no_heads, capsys):
     with pytest.raises(WeightsError) as err:
         require_heads(get_preset("ffhq"))
     message = str(err.value)
-    assert "python -m celeblook train mapper --preset ffhq" in message
-    assert "python -m celeblook train strength --preset ffhq" in message
+    assert "`celeblook train mapper --preset ffhq --out weights/ffhq`" in message
+    assert "`celeblook train strength --preset ffhq --out weights/ffhq`" in message
     assert main(["eval", "--preset", "ffhq"]) == 2
     assert "train strength" in capsys.readouterr().err
     assert main(["eval", "--preset", "tiny", "--heads", str(no_heads / "typo")]) == 2  # not silently seeded heads

@@ -116,7 +116,7 @@ def test_publish_names_what_is_missing_and_the_command(tmp_path, capsys):
     assert main(["weights", "publish", "--repo", REPO, "--preset", "tiny", "--from", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "lacks mapper.json, strength.safetensors" in err and "onnx/manifest.json" in err
-    assert err.strip().endswith(f"`python -m celeblook train all --preset tiny --out {tmp_path}`")
+    assert err.strip().endswith(f"`celeblook train all --preset tiny --out {tmp_path}`")
 
 
 def test_heads_need_a_repository_name(weights, monkeypatch, capsys):
@@ -135,7 +135,7 @@ def test_first_run_fetches_the_heads_named_by_the_environment(hub, trained, weig
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert ensure_defaults("tiny") == [
         f"weights for preset 'tiny' missing: the trained heads of {REPO} (offline mode is on (HF_HUB_OFFLINE)); get them "
-        "with `python -m celeblook weights setup --preset tiny`, or try the app on untrained models: "
+        "with `celeblook weights setup --preset tiny`, or try the app on untrained models: "
         "`CELEBLOOK_PRESET=tiny bash dev.sh app`"]
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     notices = ensure_defaults("tiny")
@@ -325,8 +325,9 @@ def test_a_bad_installed_head_is_named_with_the_command_that_replaces_it(hub, tr
     sidecar = json.loads((weights / "tiny" / "mapper.json").read_text())
     (weights / "tiny" / "mapper.json").write_text(json.dumps({**sidecar, "sha256": hashlib.sha256(PICKLE).hexdigest()}))
     pipeline = Pipeline(load_models("tiny"))
-    [line] = [m for m in pipeline.missing() if str(bad) in m]
-    assert line.endswith(f"fetch it again with `python -m celeblook weights download --heads {REPO} --preset tiny`"), line
+    [line] = [str(m) for m in pipeline.missing() if str(bad) in str(m)]
+    assert line.startswith(f"mapper unusable ({bad}: not a safetensors file")
+    assert line.endswith(f"run `celeblook weights download --heads {REPO} --preset tiny`"), line
     assert len(pipeline.random_faces(3, 1, 0.7, 256).faces) == 1  # the rest of the app works
     with pytest.raises(WeightsError) as raised:
         pipeline.text_to_face("a smiling woman", size=256)
@@ -348,8 +349,8 @@ def test_an_unusable_strength_head_or_student_leaves_the_rest_running(hub, train
     (weights / "tiny" / f"{head}.safetensors").write_bytes(PICKLE)
     models = load_models("tiny")
     pipeline = Pipeline(models)
-    [line] = [m for m in pipeline.missing() if f"{head}.safetensors" in m]
-    assert line.endswith(f"fetch it again with `python -m celeblook weights download --heads {REPO} --preset tiny`")
+    [line] = [str(m) for m in pipeline.missing() if f"{head}.safetensors" in str(m)]
+    assert line.endswith(f"run `celeblook weights download --heads {REPO} --preset tiny`")
     face = pipeline.text_to_face("a smiling woman", size=256).faces[0]
     if head == STUDENT:  # the teacher's image tower serves photos and scores instead
         assert models.image_encoder is models.text_encoder.visual is not None

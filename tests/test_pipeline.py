@@ -15,6 +15,7 @@ from celeblook.factory import create_generator, create_image_encoder, create_map
 from celeblook.models.torch_engine import TorchEngine
 from celeblook.pipeline import Face, PhotoStart, Pipeline, PromptStart
 from celeblook.presets import get_preset
+from celeblook.remedy import Missing, remedy
 
 
 @pytest.fixture(scope="module")
@@ -179,14 +180,14 @@ def test_tiny_has_labelled_seeded_heads(pipe, face):
 def test_missing_heads_name_the_train_command_and_other_variants_still_run(pipe, face, tmp_path):
     trained_tiny = dataclasses.replace(get_preset("tiny"), trained=True)  # a preset without a seeded fallback
     strength, _, missing_strength = create_strength(trained_tiny, tmp_path, pipe.generator)
-    assert strength is None and "python -m celeblook train strength --preset tiny" in missing_strength[0]
+    assert strength is None and "`celeblook train strength --preset tiny --out weights/tiny`" in str(missing_strength[0])
     no_strength = without_heads(pipe, tuple(missing_strength), mapper=pipe.mapper)
     result = no_strength.edit(face.wplus, "a face with glasses", strengths=[0.5, "learned"], size=256)
     manual, learned = result.variants
     assert manual.face is not None and learned.face is None
     assert "learned C unavailable" in learned.notices[0] and "train strength" in learned.notices[0]
     mapper, _, _, missing = create_mapper(trained_tiny, tmp_path, create_generator("tiny"))
-    assert mapper is None and "python -m celeblook train mapper --preset tiny" in missing[0]
+    assert mapper is None and "`celeblook train mapper --preset tiny --out weights/tiny`" in str(missing[0])
     no_mapper = without_heads(pipe, tuple(missing), strength=pipe.strength)
     with pytest.raises(WeightsError, match="train mapper"):
         no_mapper.sweep(face.wplus, "a face with glasses", n_frames=2, size=256)
@@ -266,7 +267,7 @@ def test_a_trained_student_is_the_image_encoder_else_the_teacher_with_a_note(pip
     trained_tiny = dataclasses.replace(get_preset("tiny"), trained=True)
     clip = pipe.text_encoder
     encoder, notices, missing = create_image_encoder(trained_tiny, clip, "teacher")
-    assert encoder is clip.visual and "python -m celeblook train encoder --out weights --preset tiny" in missing[0]
+    assert encoder is clip.visual and str(missing[0]).endswith(": run `celeblook train encoder --preset tiny --out weights`")
     with pytest.raises(WeightsError, match="mapper reads the student"):
         create_image_encoder(trained_tiny, clip, "student")
     save_student(create_student(get_preset("tiny")), student_path(trained_tiny.student))
@@ -288,7 +289,7 @@ def test_faces_made_earlier_are_starts(pipe, face):
 def test_without_a_mapper_every_request_takes_a_labelled_slow_path(pipe, face):
     """Public weights alone (no trained heads): inversion refines from the mean face, text to face optimises,
     and a manual edit is a CLIP-guided optimisation that raises the text score while the face stays."""
-    missing = ("mapper weights missing: run `python -m celeblook train mapper --preset tiny`",)
+    missing = (Missing("mapper", "weights/tiny/mapper.safetensors", remedy("mapper", "tiny")),)
     bare = without_heads(pipe, missing)
     inverted = bare.invert(PhotoStart(face.image, aligned=True), size=256)
     assert inverted.faces[0].scores["generator_calls"] == 102 and any("slow path" in n for n in inverted.notices)

@@ -198,7 +198,7 @@ def test_resume_reproduces_uninterrupted_run(models, bank, tmp_path):
 
 
 def test_missing_head_weights_name_the_train_command(tmp_path):
-    with pytest.raises(WeightsError, match="python -m celeblook train strength"):
+    with pytest.raises(WeightsError, match="`celeblook train strength --preset ffhq --out weights/ffhq`"):
         load_strength(tmp_path / "strength.safetensors")
 
 
@@ -244,4 +244,4 @@ def test_cli_names_the_mapper_command_for_a_missing_mapper(tmp_path, capsys):
 
     code = main(["train", "strength", "--preset", "tiny", "--out", str(tmp_path / "run"),
                  "--mapper", str(tmp_path / "nope.safetensors")])
-    assert code == 2 and "python -m celeblook train mapper" in capsys.readouterr().err
+    assert code == 2 and "`celeblook train mapper --preset tiny --out weights/tiny`" in capsys.readouterr().err

@@ -109,9 +109,10 @@ def test_manifest_lists_every_file_with_provenance():
     assert by_name["open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors"].source["hub"] == "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"
     assert by_name["efficientformer_l1.snap_dist_in1k.safetensors"].source["hub"] == "timm/efficientformer_l1.snap_dist_in1k"
     for f in files:
-        assert f.command.startswith("python -m celeblook ") and f.get in {"download", "convert", "train"}
+        assert f.command.startswith("celeblook ") and f.get in {"download", "convert", "train"}
         assert f.sha256 is None or len(f.sha256) == 64  # never a made-up placeholder
-    assert {f.command.split()[4] for f in files if f.get == "train"} == {"mapper", "strength", "encoder"}
+    assert {f.command.split()[2] for f in files if f.get == "train"} == {"mapper", "strength", "encoder"}
+    assert {f.command for f in files if f.get != "train"} == {"celeblook weights setup --preset ffhq"}  # one command
 
 
 def test_manifest_names_the_ffhq_presets_student_variant():
@@ -252,7 +253,7 @@ def test_url_download_checks_the_published_md5(root, server):
 
 def test_not_downloadable_and_unknown_names(root, capsys):
     assert main(["weights", "download", "ffhq/mapper.safetensors"]) == 2
-    assert "made with: python -m celeblook train mapper" in capsys.readouterr().err
+    assert "made with: celeblook train mapper" in capsys.readouterr().err
     assert main(["weights", "download", "nope.bin"]) == 2
     assert "unknown weight file 'nope.bin'" in capsys.readouterr().err
 
@@ -266,14 +267,14 @@ def test_status_present_missing_corrupt_with_commands(root, server, capsys):
     assert "present" in lines["mobilestylegan_ffhq.ckpt"] and "sha256 verified" in lines["mobilestylegan_ffhq.ckpt"]
     assert "present" in lines["efficientformer_l1.snap_dist_in1k.safetensors"]
     assert "no published hash" in lines["efficientformer_l1.snap_dist_in1k.safetensors"]
-    assert lines[HF_FILE].split()[1] == "missing" and lines[HF_FILE].endswith(f"-> python -m celeblook weights download {HF_FILE}")
-    assert lines["ffhq/mapper.safetensors"].endswith("-> python -m celeblook train mapper --preset ffhq --out weights/ffhq")
+    assert lines[HF_FILE].split()[1] == "missing" and lines[HF_FILE].endswith("-> celeblook weights setup --preset ffhq")
+    assert lines["ffhq/mapper.safetensors"].endswith("-> celeblook train mapper --preset ffhq --out weights/ffhq")
 
     ckpt = root / "mobilestylegan_ffhq.ckpt"
     ckpt.write_bytes(PAYLOAD[:-1] + b"!")  # same size, new mtime: the cache must not hide it
     assert main(["weights", "status"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mobilestylegan_ffhq.ckpt"))
-    assert "corrupt" in line and "sha256" in line and line.endswith("-> python -m celeblook weights download mobilestylegan_ffhq.ckpt")
+    assert "corrupt" in line and "sha256" in line and line.endswith("-> celeblook weights setup --preset ffhq")
 
 
 def test_status_uses_the_hash_cache(root):
@@ -325,7 +326,7 @@ def test_convert_to_a_chosen_file(tmp_path, root):
 
 def test_convert_without_a_source_names_the_command(root, capsys):
     assert main(["weights", "convert"]) == 2
-    assert f"get one with: python -m celeblook weights download {HF_FILE}" in capsys.readouterr().err
+    assert "get one with: celeblook weights setup --preset ffhq" in capsys.readouterr().err
 
 
 def test_bare_download_fetches_the_presets_missing_defaults(root, hub, capsys):
@@ -350,9 +351,8 @@ CLIP_FILE = "open_clip_ViT-L-14_laion2b_s32b_b82k.safetensors"
 TINY_HINT = "or try the app on untrained models: `CELEBLOOK_PRESET=tiny bash dev.sh app`"
 
 
-def missing_line(why: str) -> str:
-    return (f"weights for preset 'ffhq' missing: {HF_FILE}, {CLIP_FILE} ({why}); get them with "
-            f"`python -m celeblook weights setup --preset ffhq`, {TINY_HINT}")
+def missing_line(why: str, fix: str = "get them with `celeblook weights setup --preset ffhq`") -> str:
+    return f"weights for preset 'ffhq' missing: {HF_FILE}, {CLIP_FILE} ({why}); {fix}, {TINY_HINT}"
 
 
 def test_first_run_fetches_with_progress_converts_and_then_needs_nothing(root, hub, tmp_path):
@@ -404,7 +404,7 @@ def test_first_run_links_files_a_space_preloaded_into_the_cache_without_a_reques
     notices = first_run.ensure_defaults("ffhq")
     assert (root / CLIP_FILE).read_bytes() == PAYLOAD and hub.requests == []
     assert notices[-1] == (f"weights for preset 'ffhq' missing: {HF_FILE} (automatic download is off: CELEBLOOK_NO_DOWNLOAD=1); "
-                           f"get them with `python -m celeblook weights setup --preset ffhq`, {TINY_HINT}")
+                           f"get them with `celeblook weights setup --preset ffhq`, {TINY_HINT}")
 
 
 def test_first_run_of_the_tiny_preset_needs_nothing(root, hub):
@@ -414,7 +414,9 @@ def test_first_run_of_the_tiny_preset_needs_nothing(root, hub):
 def test_setup_command_exits_2_with_the_line(root, hub, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["weights", "setup", "--preset", "ffhq"]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {missing_line('offline mode is on (HF_HUB_OFFLINE)')}"
+    # the command itself never answers "run this command": it says what to do instead
+    fix = f"check the network (or HF_ENDPOINT, HF_TOKEN) and run it again, or put the files in {root}"
+    assert capsys.readouterr().err.strip() == f"error: {missing_line('offline mode is on (HF_HUB_OFFLINE)', fix)}"
 
 
 def test_first_run_needs_no_mirror_when_a_generator_source_is_here(root):

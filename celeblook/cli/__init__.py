@@ -8,6 +8,7 @@ import sys
 
 from ..errors import CelebError
 from ..install import command_line_without_torch, torch_installed
+from ..remedy import PROGRAM
 
 # command groups, in help order; each module defines register(subparsers)
 COMMAND_MODULES = ["align", "render", "weights", "export", "edit", "train", "eval", "web"]
@@ -19,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m celeblook", description="CelebrityLook: invert, generate and edit faces with MobileStyleGAN and CLIP.")
+    parser = _Parser(prog=PROGRAM, description="CelebrityLook: invert, generate and edit faces with MobileStyleGAN and CLIP.")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..remedy import command
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("web", help="build and serve the in-browser version (static site)")
@@ -35,7 +37,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     site = build_site(args.space or args.out, exports=args.exports, preset=args.preset, space=args.space is not None,
                       models_url=args.models_url, progress=lambda m: print(m, flush=True))
-    print(f"serve it with: python -m celeblook web serve {site}")
+    print(f"serve it with: {command('web', 'serve', site)}")
     if args.space is not None:
         print(f"publish it as a static Space: see {site / 'README.md'}")
     return 0

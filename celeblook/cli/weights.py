@@ -107,7 +107,7 @@ def run_publish(args: argparse.Namespace) -> int:
 def run_setup(args: argparse.Namespace) -> int:
     from ..hub.first_run import setup
 
-    setup(_preset(args.preset).name)
+    setup(_preset(args.preset).name, command=True)
     print("all weights the app needs are in place")
     return 0
 

@@ -13,6 +13,7 @@ from ..errors import CelebError, WeightsError
 from ..files import weights_dir
 from ..install import FULL_INSTALL, torch_installed
 from ..presets import get_preset
+from ..remedy import remedy
 from . import client as hub
 from .client import ByteProgress
 from .heads import HEADS_ENV, download_heads, weight_names
@@ -21,7 +22,6 @@ from .weights import WeightFile, check, convert, download, load_manifest
 
 NO_DOWNLOAD_ENV = "CELEBLOOK_NO_DOWNLOAD"
 APP_ROLES = ("generator-source", "clip")  # fetched for the app; the student's ImageNet init only trains
-SETUP_COMMAND = "python -m celeblook weights setup --preset {preset}"
 TRY_TINY = "CELEBLOOK_PRESET=tiny bash dev.sh app"
 
 
@@ -40,13 +40,14 @@ def app_needs(preset: str, root: Path | None = None) -> list[WeightFile]:
 
 def setup(
     preset: str | None = None, root: Path | None = None, report: ByteProgress | None = None,
-    log: Callable[[str], None] = print, progress: bool = True, no_requests: str | None = None,
+    log: Callable[[str], None] = print, progress: bool = True, no_requests: str | None = None, command: bool = False,
 ) -> None:
     """Download (or take from huggingface_hub's cache) and convert what the app needs for ``preset``, and the
     trained heads of ``$CELEBLOOK_HEADS_REPO`` when it is set and they are not here yet.
 
-    Raises one WeightsError naming what is still missing, why, and the commands that fix it. Offline, when
-    the Hub does not answer, or with ``no_requests`` (the reason why not), only the cache is used.
+    Raises one WeightsError naming what is still missing, why, and the commands that fix it (``command``: it runs as
+    that command itself, so the line says what to do instead of naming it again). Offline, when the Hub does not
+    answer, or with ``no_requests`` (the reason why not), only the cache is used.
     """
     root = root or weights_dir()
     chosen = get_preset(preset)
@@ -78,8 +79,10 @@ def setup(
             failures.append(str(err))
             missing.append(f"the trained heads of {heads}")
     if failures:
-        raise WeightsError(f"weights for preset {name!r} missing: {', '.join(missing)} ({why or failures[0]}); get them "
-                           f"with `{SETUP_COMMAND.format(preset=name)}`, or try the app on untrained models: `{TRY_TINY}`")
+        fix = (f"check the network (or HF_ENDPOINT, HF_TOKEN) and run it again, or put the files in {root}" if command
+               else f"get them with `{remedy('weights', name)}`")
+        raise WeightsError(f"weights for preset {name!r} missing: {', '.join(missing)} ({why or failures[0]}); {fix}, "
+                           f"or try the app on untrained models: `{TRY_TINY}`")
 
 
 def ensure_defaults(preset: str | None = None, progress: ByteProgress | None = None,

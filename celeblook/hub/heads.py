@@ -37,6 +37,7 @@ from pathlib import Path
 from ..errors import CelebError, InputError, WeightsError
 from ..files import weights_dir
 from ..presets import Preset
+from ..remedy import command
 from . import client as hub
 from .client import ByteProgress
 
@@ -93,7 +94,7 @@ def collect(preset: Preset, source: Path) -> list[tuple[str, Path]]:
         missing.append("onnx/manifest.json (the ONNX exports)")
     if missing:
         raise WeightsError(f"{source} lacks {', '.join(missing)}; make them with "
-                           f"`python -m celeblook train all --preset {preset.name} --out {source}`")
+                           f"`{command('train', 'all', '--preset', preset.name, '--out', source)}`")
     return files
 
 
@@ -117,7 +118,7 @@ def publish(repo: str, preset: Preset, source: Path, private: bool = False, log:
     total = sum(entry["size"] for entry in index["files"].values())
     log(f"publishing {len(files)} files ({total / 2**20:.1f} MB) to {repo} on {hub.endpoint()}")
     commit = hub.upload(repo, uploads, f"celeblook heads for preset {preset.name}", private)
-    log(f"published {repo} at commit {commit}; fetch with `python -m celeblook weights download --heads {repo}`")
+    log(f"published {repo} at commit {commit}; fetch with `{command('weights', 'download', '--heads', repo)}`")
     return commit
 
 
@@ -160,7 +161,7 @@ def model_card(repo: str, preset: Preset, source: Path, index: dict) -> str:
         "The trained pieces of CelebrityLook (face inversion and text edits on MobileStyleGAN + CLIP) for its preset "
         f"`{preset.name}`: the mapper *f* (CLIP embedding -> W+), the strength head (edit strength C) and the "
         f"distilled `{preset.student}` student image encoder, as safetensors with JSON sidecars and as ONNX.",
-        "", "```bash", f"python -m celeblook weights download --heads {repo}   # or CELEBLOOK_HEADS_REPO={repo}",
+        "", "```bash", f"{command('weights', 'download', '--heads', repo)}   # or CELEBLOOK_HEADS_REPO={repo}",
         "```", "", "## Training", "",
         "Trained on generated faces only (no dataset): seeded latents of the preset's generator, rendered and "
         "embedded by its CLIP image tower.", "",
@@ -175,7 +176,7 @@ def model_card(repo: str, preset: Preset, source: Path, index: dict) -> str:
         lines.append(f"| {name} | {what} | {config.get('steps', '?')} | {config.get('batch', '?')} | "
                      f"{f'{seconds / 60:.1f} min' if seconds else '?'} |")
     lines += ["", "## Evaluation", "", "Held-out generated faces and held-out prompts: each job's own figures, and "
-              "under `evaluation` those of `python -m celeblook eval` run on these heads.", "",
+              f"under `evaluation` those of `{command('eval')}` run on these heads.", "",
               "| metric | value |", "|---|---|"]
     sections = {k: v for k, v in evaluation.items() if isinstance(v, dict)} or {  # heads trained one by one
         "mapper": {k: v for k, v in mapper.items() if k.startswith("wplus_mse")}}
@@ -358,7 +359,7 @@ def fetch_again(preset: Preset, path: Path) -> str | None:
     if record is None or not any(os.path.abspath(root / place(preset, name)) == os.path.abspath(path)
                                  for name in record["index"]["files"]):
         return None
-    return f"python -m celeblook weights download --heads {record['repo']} --preset {preset.name}"
+    return command("weights", "download", "--heads", record["repo"], "--preset", preset.name)
 
 
 def format_problem(path: Path) -> str | None:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import InputError, WeightsError
 from ..files import weights_dir
+from ..remedy import remedy
 from .client import ByteProgress, offline
 
 MANIFEST_NAME = "manifest.json"
@@ -51,9 +52,13 @@ class WeightFile:
     md5: str | None
     licence: str | None
     get: str  # download | convert | train
-    command: str
     default: bool = False  # fetched by a bare `weights download`
     sidecar: str | None = None
+
+    @property
+    def command(self) -> str:
+        """What gets this file: one command for all of a preset's public weights, a trained head's training job."""
+        return remedy(self.role if self.get == "train" else "weights", self.preset)
 
     @classmethod
     def from_json(cls, d: dict) -> WeightFile:

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from ..errors import WeightsError
 from ..files import sha256_file
+from ..remedy import command
 from .mobilestylegan import Generator, GeneratorConfig
 from .reference_layout import reference_shapes
 
@@ -196,7 +197,7 @@ def _read_safetensors(path: Path, config: GeneratorConfig | None) -> GeneratorCh
     state, config = generator_state(tensors, config, path)
     if w_avg is None or tuple(w_avg.shape) != (1, config.style_dim):
         raise WeightsError(f"{path}: wrong keys: no '{W_AVG}' of shape (1, {config.style_dim}); "
-                           "re-run `python -m celeblook weights convert`")
+                           f"re-run `{command('weights', 'convert')}`")
     return GeneratorCheckpoint(state, config, "safetensors", path, w_avg.float(), sidecar)
 
 

@@ -32,10 +32,10 @@ from torch import Tensor, nn
 from ..errors import InputError, WeightsError
 from ..files import weights_dir
 from ..preprocess import OPENAI_MEAN, OPENAI_STD
+from ..remedy import command, remedy
 from ..text.tokenizer import CONTEXT_LENGTH, Tokenizer, default_tokenizer, eot_length
 from .image_encoder import ImageEncoder, one_line, seeded_init
 
-CLIP_DOWNLOAD_COMMAND = "python -m celeblook weights download {file}"  # a weights manifest name
 TINY_CLIP_MODEL = "celeblook-tiny-clip"
 CONFIG_DIR = Path(__file__).with_name("open_clip_configs")
 HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # open_clip's preference order
@@ -282,7 +282,7 @@ def build_clip(spec: ClipSpec, weights: str | Path | None = None, seed: int = 0,
     except Exception as err:  # safetensors/pickle/shape errors all mean the same thing to the user
         raise WeightsError(
             f"cannot load CLIP weights {path} for {spec.model_name} ({one_line(err)}); the file is corrupt or for another "
-            f"model: re-download it with `{CLIP_DOWNLOAD_COMMAND.format(file=spec.local_file.name)}`"
+            f"model: re-download it with `{command('weights', 'download', spec.local_file.name)}`"
         ) from None
     return ClipTeacher(model, spec, source=str(path))
 
@@ -343,8 +343,8 @@ def create_clip(preset, pretrained: str | Path | None = None, image_tower: bool 
         weights = spec.find_weights()
         if weights is None:
             raise WeightsError(
-                f"OpenCLIP {spec.model_name} weights ({tag}) not found in {spec.local_file.parent} or the "
-                f"Hugging Face cache; run `{CLIP_DOWNLOAD_COMMAND.format(file=spec.local_file.name)}`"
+                f"OpenCLIP {spec.model_name} weights ({tag}) not found ({spec.local_file}, or the Hugging Face "
+                f"cache): run `{remedy('weights', preset.name)}`"
             )
     return build_clip(spec, weights, seed=preset.seed, image_tower=image_tower)
 

@@ -38,9 +38,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..remedy import remedy
 from .heads_io import load_head, save_weights
-
-TRAIN_COMMAND = "python -m celeblook train mapper --preset {preset} --out weights/{preset}"
 
 
 @dataclass(frozen=True)
@@ -150,6 +149,6 @@ def save_mapper(path: Path, mapper: Mapper, provenance: dict[str, Any]) -> str:
     return save_weights(Path(path), mapper.state_dict(), sidecar)
 
 
-def load_mapper(path: Path) -> tuple[Mapper, dict[str, Any]]:
+def load_mapper(path: Path, preset: str = "ffhq") -> tuple[Mapper, dict[str, Any]]:
     """A frozen mapper in eval mode, plus its sidecar (config, provenance, sha256)."""
-    return load_head(path, "celeblook mapper", MapperConfig, Mapper, f"run `{TRAIN_COMMAND.format(preset='ffhq')}`")
+    return load_head(path, "celeblook mapper", MapperConfig, Mapper, f"run `{remedy('mapper', preset)}`")

@@ -31,12 +31,11 @@ from torch import Tensor, nn
 
 from ..errors import WeightsError
 from ..limits import C_MAX
+from ..remedy import remedy
 from .heads_io import load_head
 
 USED_SLOTS = 22  # W+ slot 22 is never read by the generator
 
-
-TRAIN_COMMAND = "python -m celeblook train strength --preset {preset} --out weights/{preset}"
 
 @dataclass(frozen=True)
 class StrengthConfig:
@@ -105,9 +104,9 @@ class StrengthPredictor(nn.Module):
 STRENGTH_KIND = "celeblook strength predictor"
 
 
-def load_strength(path: Path, train_command: str = TRAIN_COMMAND.format(preset="ffhq")) -> StrengthPredictor:
+def load_strength(path: Path, preset: str = "ffhq") -> StrengthPredictor:
     """A trained head (``strength.safetensors`` + sidecar); a WeightsError naming the train command when missing."""
     path = Path(path)
     if not path.exists():
-        raise WeightsError(f"strength head weights missing at {path}: run `{train_command}`")
-    return load_head(path, STRENGTH_KIND, StrengthConfig, StrengthPredictor, f"run `{train_command}`")[0]
+        raise WeightsError(f"strength head weights missing at {path}: run `{remedy('strength', preset)}`")
+    return load_head(path, STRENGTH_KIND, StrengthConfig, StrengthPredictor, f"run `{remedy('strength', preset)}`")[0]

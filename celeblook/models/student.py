@@ -26,10 +26,10 @@ from torch import Tensor, nn
 from ..errors import InputError, WeightsError
 from ..files import sha256_file, weights_dir
 from ..preprocess import CLIP_SIZE, OPENAI_MEAN, OPENAI_STD
+from ..remedy import remedy
 from .clip import ClipSpec
 from .image_encoder import ImageEncoder, one_line, seeded_init
 
-TRAIN_COMMAND = "python -m celeblook train encoder --out weights"  # + --preset NAME
 SIDECAR_KIND = "celeblook-student-encoder"
 
 
@@ -132,15 +132,15 @@ def create_student(preset, checkpoint: str | Path | None = None, init_imagenet: 
         checkpoint = student_path(preset.student)
         if not checkpoint.is_file():
             raise WeightsError(
-                f"no trained student encoder at {checkpoint}; run `{TRAIN_COMMAND} --preset {preset.name}`"
+                f"no trained student encoder at {checkpoint}; run `{remedy('student', preset.name)}`"
             )
     if checkpoint is not None:
-        student = load_student(checkpoint)
+        student = load_student(checkpoint, preset.name)
         teacher = (student.config.clip_model, student.config.clip_tag)
         if teacher != (config.clip_model, config.clip_tag):
             raise WeightsError(
                 f"student {checkpoint} was distilled from {teacher[0]} ({teacher[1]}), but preset {preset.name} "
-                f"uses {config.clip_model} ({config.clip_tag}); retrain it with `{TRAIN_COMMAND} --preset {preset.name}`"
+                f"uses {config.clip_model} ({config.clip_tag}); retrain it with `{remedy('student', preset.name)}`"
             )
         return student
     with seeded_init(preset.seed):
@@ -166,12 +166,12 @@ def save_student(student: StudentEncoder, path: str | Path, provenance: dict | N
     return path
 
 
-def load_student(path: str | Path) -> StudentEncoder:
+def load_student(path: str | Path, preset: str = "ffhq") -> StudentEncoder:
     """Read a student written by ``save_student``; WeightsError (with the fix) when missing or corrupt."""
     from safetensors.torch import load_file
 
     path = Path(path)
-    fix = f"retrain it with `{TRAIN_COMMAND}`"
+    fix = f"retrain it with `{remedy('student', preset)}`"
     if not path.is_file():
         raise WeightsError(f"student encoder weights not found: {path}; {fix}")
     meta = sidecar_path(path)

@@ -12,6 +12,7 @@ from ..engine import Models, truncate
 from ..limits import Limits
 from ..media import to_uint8
 from ..presets import Preset
+from ..remedy import Missing
 from ..seeds import seeded_normal
 from .load import load_models
 from .requests import check_wplus
@@ -43,7 +44,7 @@ class PipelineBase:
         install) the preset's ONNX export serves every fast path."""
         return cls(load_models(preset, weights))
 
-    def missing(self) -> list[str]:
+    def missing(self) -> list[Missing]:
         return list(self.models.missing)
 
     @property

@@ -183,7 +183,7 @@ class Pipeline(PipelineBase):
         size, c_max, n_frames = self.limits.size.check(size), self.limits.c_max.check(c_max), self.limits.frames.check(n_frames)
         if isinstance(start, EditResult):
             if start.direction is None:  # made on the slow path
-                raise WeightsError(self.missing()[0])
+                raise WeightsError(str(self.missing()[0]))
             wplus, direction, notices = self._wplus(start.original.wplus), start.direction, list(start.notices)
         else:
             origin = self.face_of(start, size=size, progress=progress)
@@ -237,7 +237,7 @@ class Pipeline(PipelineBase):
         notices, calls, delta = [], 1, direction.delta  # calls: the reference render
         if strength == "learned":
             if not self.engine.has("strength"):
-                raise WeightsError(next(m for m in self.missing() if m.startswith("strength")))
+                raise WeightsError(str(next(m for m in self.missing() if m.part == "strength")))
             c = float(self.engine.strength(wplus, direction.target_embedding, delta)[0])
         elif strength == "oracle":
             def similarity(c: float) -> float:
@@ -279,7 +279,7 @@ class Pipeline(PipelineBase):
     def _direction(self, wplus: np.ndarray, target: object, source: object) -> tuple[Direction, list[str]]:
         """The edit's direction and notices; source None/empty = the neutral prompt, '<image>' = E_I(G(wplus))."""
         if not self.has_mapper:
-            raise WeightsError(self.missing()[0])
+            raise WeightsError(str(self.missing()[0]))
         target, notices = check_prompt(target, "target prompt")
         if source is None or (isinstance(source, str) and not source.strip()):
             source = DEFAULT_SOURCE

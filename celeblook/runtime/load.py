@@ -15,11 +15,10 @@ from ..engine import Models
 from ..errors import WeightsError
 from ..install import FULL_INSTALL
 from ..presets import Preset
+from ..remedy import Missing, command, remedy
 from .ort import ONNX_DIR_ENV, OrtEngine, default_onnx_dir
 
 HEADS = ("mapper", "strength")
-GET_HEADS = ("train the heads (`python -m celeblook train all`) or fetch trained ones (`python -m celeblook weights download "
-             "--heads OWNER/NAME`), then `python -m celeblook export onnx`, in the full install")
 
 
 def load_runtime_models(preset: Preset, heads: Path | None = None) -> Models:
@@ -33,6 +32,10 @@ def load_runtime_models(preset: Preset, heads: Path | None = None) -> Models:
                            f"or CELEBLOOK_ONNX_DIR to an export of {preset.name!r}")
     for graph in ("mapping", "text_encoder", engine.photo_graph):
         engine.file(graph)  # the fast paths need these three: a WeightsError names the export command
-    missing = tuple(f"{part}.onnx missing from {directory}: {GET_HEADS}" for part in HEADS if not engine.has(part))
-    notices = (*preset.notices, f"runtime install (ONNX Runtime, no torch): refinement and CLIP-guided optimisation need {FULL_INSTALL}")
-    return Models(preset, engine, notices=notices, missing=missing)
+    missing = tuple(Missing(part, str(directory / f"{part}.onnx"), remedy("export", preset.name))
+                    for part in HEADS if not engine.has(part))
+    notices = [*preset.notices, f"runtime install (ONNX Runtime, no torch): refinement and CLIP-guided optimisation need {FULL_INSTALL}"]
+    if missing:  # the export command needs the full install and trained heads: say how to get both
+        notices.append(f"trained heads: train them (`{remedy('heads', preset.name)}`) or fetch published ones "
+                       f"(`{command('weights', 'download', '--heads', 'OWNER/NAME')}`), then export, in the full install")
+    return Models(preset, engine, notices=tuple(notices), missing=missing)

@@ -25,6 +25,7 @@ from ..engine import Engine
 from ..errors import InputError, WeightsError
 from ..files import weights_dir
 from ..preprocess import photos_to_clip, pixels_to_clip
+from ..remedy import command
 from ..text.tokenizer import eot_length
 
 BACKEND_ENV = "CELEBLOOK_BACKEND"
@@ -90,8 +91,8 @@ class OrtEngine:
         self.directory = Path(directory)
         manifest = self.directory / "manifest.json"
         if not manifest.is_file():
-            raise WeightsError(f"no ONNX export in {self.directory}: make one with `python -m celeblook export onnx --out "
-                               f"{self.directory}` (full install), fetch one published with trained heads "
+            raise WeightsError(f"no ONNX export in {self.directory}: make one with `{command('export', 'onnx', '--out', self.directory)}` "
+                               f"(full install), fetch one published with trained heads "
                                f"(CELEBLOOK_HEADS_REPO=OWNER/NAME), or set {ONNX_DIR_ENV}")
         self.manifest = json.loads(manifest.read_text())
         self.threads = threads or ort_threads()
@@ -128,8 +129,7 @@ class OrtEngine:
             name = f"{model}.onnx"
         if name not in self.files:
             raise WeightsError(
-                f"{model}.onnx is not in {self.directory}: run `python -m celeblook export onnx --models {model} "
-                f"--out {self.directory}`"
+                f"{model}.onnx is not in {self.directory}: run `{command('export', 'onnx', '--models', model, '--out', self.directory)}`"
             )
         return self.files[name]
 
@@ -158,8 +158,8 @@ class OrtEngine:
             return np.asarray(self.constants["w_avg"], np.float32)[None]
         if self.fallback is not None:
             return self.fallback.w_avg
-        raise WeightsError(f"the export in {self.directory} has no generator: run `python -m celeblook export onnx "
-                           f"--out {self.directory}`")
+        raise WeightsError(f"the export in {self.directory} has no generator: run "
+                           f"`{command('export', 'onnx', '--out', self.directory)}`")
 
     @property
     def sizes(self) -> list[int]:

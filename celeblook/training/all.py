@@ -34,6 +34,7 @@ from ..evaluate import EvalConfig, evaluate, table_lines
 from ..files import atomic_write_bytes
 from ..models.student import student_path
 from ..presets import Preset
+from ..remedy import command
 from .common import overall_progress
 from .encoder import EncoderTrainConfig, encoder_line
 from .mapper import MapperTrainConfig, mapper_line
@@ -94,7 +95,8 @@ def train_all(preset: Preset, out: Path, config: AllConfig, log: Log = print, sh
     summary = _read(out / "eval.json")
     for line in figure_lines(summary):
         log(line)
-    log(f"heads in {out}; share them with `python -m celeblook weights publish --repo OWNER/NAME --preset {preset.name} --from {out}`")
+    publish = command("weights", "publish", "--repo", "OWNER/NAME", "--preset", preset.name, "--from", out)
+    log(f"heads in {out}; share them with `{publish}`")
     return summary
 
 
@@ -220,7 +222,7 @@ def figure_lines(summary: dict) -> list[str]:
     if "encoder" in summary:
         lines.append(f"encoder: {encoder_line(summary['encoder'])}")
     if "evaluation" in summary:
-        lines += ["evaluation of these heads through the pipeline (python -m celeblook eval):",
+        lines += [f"evaluation of these heads through the pipeline ({command('eval')}):",
                   *table_lines(summary["evaluation"])]
     return lines
 

@@ -311,9 +311,9 @@ def strength_job(
     from ..factory import create_generator, create_image_encoder, create_mapper, trained_student
     from ..files import sha256_file, weights_dir
     from ..models.clip import create_clip
-    from ..models.mapper import TRAIN_COMMAND as MAPPER_TRAIN_COMMAND
     from ..models.mapper import load_mapper
     from ..models.student import create_student
+    from ..remedy import remedy
     from ..text.prompts import DEFAULT_SOURCE
     from .common import pick_device
 
@@ -322,9 +322,8 @@ def strength_job(
     heads = Path(mapper_path).parent if mapper_path is not None else weights_dir() / preset.name
     if mapper_path is not None:
         if not Path(mapper_path).is_file():
-            raise WeightsError(f"mapper weights not found: {mapper_path}; run "
-                               f"`{MAPPER_TRAIN_COMMAND.format(preset=preset.name)}`")
-        mapper, meta = load_mapper(mapper_path)
+            raise WeightsError(f"mapper weights not found: {mapper_path}; run `{remedy('mapper', preset.name)}`")
+        mapper, meta = load_mapper(mapper_path, preset.name)
         encoder_name = meta.get("provenance", {}).get("encoder", "teacher")
     else:
         mapper, encoder_name, notices, missing = create_mapper(preset, heads, generator)

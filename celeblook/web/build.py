@@ -40,6 +40,7 @@ import numpy as np
 from ..data import VOCAB_FILE
 from ..errors import CelebError, InputError, WeightsError
 from ..files import sha256_file
+from ..remedy import command
 from ..text.tokenizer import default_tokenizer
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
@@ -124,16 +125,16 @@ def read_manifest(exports: Path) -> dict:
     if path.is_symlink():
         raise _symlink_refused(path, exports)
     if not path.is_file():
-        raise InputError(f"{exports} has no {MANIFEST}: export models with `python -m celeblook export onnx --out {exports}`")
+        raise InputError(f"{exports} has no {MANIFEST}: export models with `{command('export', 'onnx', '--out', exports)}`")
     manifest = read_export_manifest(exports)
     constants = manifest.get("constants", {})
     missing = [k for k, (required, _) in PAGE_CONSTANTS.items() if required and k not in constants]
     if missing:
         raise InputError(f"{path} lacks the constant(s) {', '.join(missing)} the page needs: re-export with a current "
-                         "`python -m celeblook export onnx`")
+                         f"`{command('export', 'onnx')}`")
     bad = [k for k, (_, valid) in PAGE_CONSTANTS.items() if k in constants and not valid(constants[k])]
     if bad:
-        raise InputError(f"{path} has a malformed constant {bad[0]!r}: re-export with `python -m celeblook export onnx`")
+        raise InputError(f"{path} has a malformed constant {bad[0]!r}: re-export with `{command('export', 'onnx')}`")
     odd = [e["file"] for e in manifest["files"] if not e["file"].endswith(".onnx")]
     if odd:
         raise InputError(f"{path} lists {odd[0]!r}: the page loads only .onnx files from an export")
@@ -316,7 +317,7 @@ hf upload OWNER/SPACE {out} . --repo-type space --exclude {BUILD_MARK}
 ```
 `custom_headers` above make the page cross-origin isolated (multi-threaded wasm); a model host must then send
 CORS headers (Hugging Face `resolve/main` URLs do). Preview locally with the same headers:
-`python -m celeblook web serve {out}`.
+`{command('web', 'serve', out)}`.
 
 Licences: the page's runtime is onnxruntime-web (MIT), gifenc (MIT), face-api (MIT, with its detector and
 landmark models), TensorFlow.js wasm kernels (Apache-2.0); the tokenizer vocabulary is OpenAI CLIP's (MIT, as

@@ -15,6 +15,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from ..errors import InputError
+from ..remedy import command
 
 HOST = "127.0.0.1"  # never 0.0.0.0: this is a local preview server, not a deployment
 ISOLATION_HEADERS = {
@@ -75,7 +76,7 @@ def make_server(site: str | Path, port: int = 8000, verbose: bool = False,
     A directory without index.html (a models folder) is served too when ``headers`` are given."""
     site = Path(site)
     if headers is None and not (site / "index.html").is_file():
-        raise InputError(f"{site} is not a built site (no index.html): run `python -m celeblook web build --out {site}`")
+        raise InputError(f"{site} is not a built site (no index.html): run `{command('web', 'build', '--out', site)}`")
     if headers is None:
         headers = front_matter_headers(site) or ISOLATION_HEADERS
     if not 0 <= port <= 65535:
