@@ -4,9 +4,14 @@ It answers just the requests huggingface_hub 2.4.0 makes for:
 - ``hf_hub_download``: ``HEAD``/``GET /{repo}/resolve/{revision}/{path}`` with ``X-Repo-Commit``, the sha256
   as ``ETag`` (as the Hub does for LFS files), ``Content-Length`` and byte ranges (``Range: bytes=N-``, how
   it resumes a dropped connection);
-- ``HfApi.create_repo`` and ``HfApi.create_commit``: ``POST /api/repos/create``, ``/api/validate-yaml``
-  (a README.md with front matter), ``/api/models/{repo}/preupload/{rev}`` (every file "regular", so its
-  bytes come inline in the commit) and ``/api/models/{repo}/commit/{rev}`` (the ndjson commit).
+- ``HfApi.create_repo`` and ``HfApi.create_commit`` (``upload_folder`` too): ``POST /api/repos/create``,
+  ``/api/validate-yaml`` (a README.md with front matter), ``/api/models/{repo}/preupload/{rev}`` (every file
+  "regular", so its bytes come inline in the commit) and ``/api/models/{repo}/commit/{rev}`` (the ndjson commit);
+- ``HfApi.model_info`` / ``space_info`` / ``repo_info``: ``GET /api/models/{repo}[/revision/{rev}]`` (id, sha,
+  siblings), and ``HfApi.whoami``: ``GET /api/whoami-v2`` (user ``WHOAMI``, whatever the token).
+
+Spaces and datasets work the same under ``/api/spaces/`` and ``/api/datasets/``; the stand-in keys them as
+their URLs do, ``spaces/OWNER/NAME`` (``hub.files("spaces/OWNER/NAME")``), a model repository as ``OWNER/NAME``.
 
 Faults to inject: ``cut[path] = n`` sends n bytes of the next GET of that file and drops the connection;
 ``fail_ranges`` answers 503 to ranged GETs (a resume that cannot succeed); ``corrupt`` serves files with
@@ -33,8 +38,15 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 CHUNK = 50_000  # the download chunk size under the ``hub`` fixture
-RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
-API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit)/(?P<rev>[^/]+)$")
+RESOLVE = re.compile(r"^/(?P<repo>(?:spaces/|datasets/)?[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+API = re.compile(r"^/api/(?P<kind>models|spaces|datasets)/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit)/(?P<rev>[^/]+)$")
+INFO = re.compile(r"^/api/(?P<kind>models|spaces|datasets)/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
+WHOAMI = "standin-user"
+
+
+def repo_key(kind: str, repo: str) -> str:
+    """How the stand-in names a repository: as its URLs do (a model bare, ``spaces/`` or ``datasets/`` before others)."""
+    return repo if kind in ("models", "model") else f"{kind.rstrip('s')}s/{repo}"
 
 
 class HubStandin:
@@ -111,6 +123,8 @@ class HubStandin:
     def _resolve(self, h: BaseHTTPRequestHandler, body: bool) -> None:
         path = urlsplit(h.path).path
         self.requests.append((h.command, path, h.headers.get("Range")))
+        if body and (path == "/api/whoami-v2" or INFO.match(path)):
+            return self._api_get(h, path)
         m = RESOLVE.match(path)
         if not m:
             return _error(h, 404, "RepoNotFound")
@@ -151,6 +165,17 @@ class HubStandin:
         if cut is not None:
             h.close_connection = True
 
+    def _api_get(self, h: BaseHTTPRequestHandler, path: str) -> None:
+        if path == "/api/whoami-v2":
+            return _json(h, 200, {"type": "user", "name": WHOAMI, "auth": {"type": "access_token"}})
+        m = INFO.match(path)
+        repo = repo_key(m["kind"], m["repo"])
+        oid = self._commit_of(repo, unquote(m["rev"] or "main"))
+        if oid is None:
+            return _error(h, 404, "RepoNotFound" if repo not in self.branches else "RevisionNotFound")
+        _json(h, 200, {"id": m["repo"], "sha": oid, "private": False,
+                       "siblings": [{"rfilename": name} for name in sorted(self.commits[oid])]})
+
     def _flood(self, h: BaseHTTPRequestHandler, path: str, oid: str, body: bool) -> None:
         """``flood[path]`` zero bytes, ended by closing the connection; stops when the client hangs up."""
         h.send_response(200)
@@ -183,15 +208,18 @@ class HubStandin:
         payload = h.rfile.read(int(h.headers.get("Content-Length", 0)))
         if path == "/api/repos/create":
             spec = json.loads(payload)
-            repo = f"{spec['organization']}/{spec['name']}"
+            repo = repo_key(spec.get("type", "model"), f"{spec['organization']}/{spec['name']}")
             if repo in self.branches:
-                return _json(h, 409, {"error": "You already created this model repo"})
+                # the Hub names the repository in its 409 too: create_repo(exist_ok=True) returns that URL
+                return _json(h, 409, {"error": f"You already created this {spec.get('type', 'model')} repo",
+                                      "url": f"{self.url}/{repo}"})
             self.branches[repo] = {}
             return _json(h, 200, {"url": f"{self.url}/{repo}"})
         if path == "/api/validate-yaml":
             return _json(h, 200, {"errors": [], "warnings": []})
         m = API.match(path)
-        if not m or m["repo"] not in self.branches:
+        repo = repo_key(m["kind"], m["repo"]) if m else None
+        if repo not in self.branches:
             return _error(h, 404, "RepoNotFound")
         if m["op"] == "preupload":
             files = json.loads(payload)["files"]
@@ -208,9 +236,9 @@ class HubStandin:
                 deleted.append(item["value"]["path"])
             else:
                 return _json(h, 400, {"error": f"the stand-in does not implement {item['key']}"})
-        oid = self.commit(m["repo"], added, unquote(m["rev"]), tuple(deleted))
+        oid = self.commit(repo, added, unquote(m["rev"]), tuple(deleted))
         self.messages.append(summary)
-        _json(h, 200, {"commitUrl": f"{self.url}/{m['repo']}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None})
+        _json(h, 200, {"commitUrl": f"{self.url}/{repo}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None})
 
 
 def _error(h: BaseHTTPRequestHandler, status: int, code: str | None, commit: str | None = None) -> None:
