@@ -17,14 +17,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
+from gradio.data_classes import ImageData
 from gradio.utils import get_upload_folder
+from pydantic import ConfigDict, ValidationError, model_validator
 
 from celeblook import app_support as support
 from celeblook.errors import CelebError, WeightsError
 from celeblook.hub.first_run import ensure_defaults
-from celeblook.limits import C_MAX, Choice, Limits, check_flag
+from celeblook.limits import C_MAX, QUEUE_SIZE, SESSION_TTL_S, SESSIONS, Choice, Limits, check_flag
 from celeblook.media import encode_gif
 from celeblook.photo.identity import SAME_PERSON
+from celeblook.photo.load import release_freed_memory
 from celeblook.pipeline import Face, PhotoStart, Pipeline, PromptStart
 from celeblook.presets import get_preset
 
@@ -44,8 +48,11 @@ STANDING_NOTICES = set(PIPELINE.notices) if PIPELINE else set()  # what every re
 if PIPELINE is not None and not PIPELINE.has_mapper:  # every request takes a slow path: time one step now, so each
     threading.Thread(target=PIPELINE.calibrate, daemon=True).start()  # says how long it will take before it starts
 # Two lanes, one request at a time in each: slow work (refinement, CLIP-guided optimisation, the oracle, paths
-# without a mapper) never makes a quick request wait behind it.
+# without a mapper) never makes a quick request wait behind it. At most QUEUE_SIZE requests wait for a lane; more
+# are refused at once (Gradio's own queue hands every event straight to a thread: the lanes are where they wait).
 LANES = {"fast": threading.Semaphore(1), "slow": threading.Semaphore(1)}
+WAITING = threading.BoundedSemaphore(QUEUE_SIZE)
+BUSY = f"the server is busy: {QUEUE_SIZE} requests are already waiting; try again in a minute"
 PHOTO_TYPES = ["upload", "webcam", "clipboard"]
 START_FROM = Choice("start from", ("last face", "photo"))
 SECOND_FROM = Choice("second face from", ("photo", "prompt"))
@@ -59,8 +66,19 @@ def pipeline() -> Pipeline:
 
 @contextmanager
 def lane(slow: bool):
-    with LANES["slow" if slow else "fast"]:
+    """The request's lane, once it is free; while it is taken the request waits, as one of at most QUEUE_SIZE."""
+    chosen = LANES["slow" if slow else "fast"]
+    if not chosen.acquire(blocking=False):
+        if not WAITING.acquire(blocking=False):
+            raise CelebError(BUSY)
+        try:
+            chosen.acquire()
+        finally:
+            WAITING.release()
+    try:
         yield
+    finally:
+        chosen.release()
 
 
 def needs_slow_lane(steps: object = 0, oracle: bool = False) -> bool:
@@ -71,9 +89,10 @@ def needs_slow_lane(steps: object = 0, oracle: bool = False) -> bool:
 # --- glue ---------------------------------------------------------------------------------------------------
 
 
-def user_errors(handler):
-    """CelebErrors (bad input, missing weights) become a one-line gr.Error; its text is escaped (it may quote
-    what the user sent)."""
+def endpoint(handler):
+    """Every request: CelebErrors (bad input, missing weights) become a one-line gr.Error, its text escaped (it
+    may quote what the user sent); afterwards the memory the request freed goes back to the system, or glibc's
+    per-thread arenas would keep the peak of every worker thread and the server would grow with each request."""
 
     @functools.wraps(handler)
     def wrapped(*args, **kwargs):
@@ -81,6 +100,8 @@ def user_errors(handler):
             return handler(*args, **kwargs)
         except CelebError as err:
             raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
+        finally:
+            release_freed_memory()
 
     return wrapped
 
@@ -100,12 +121,12 @@ def reporter(progress: gr.Progress):
 
 
 def photo_start(payload: object, aligned: object, face: object = 0, label: str = "the photo") -> PhotoStart:
-    """Only files Gradio's upload received are read: a path named in a request is refused."""
-    return PhotoStart(support.uploaded_file(payload, UPLOADS), aligned, face, label)
+    """Only files Gradio's upload received are read: any other path named in a request is refused."""
+    return PhotoStart(support.uploaded_file(payload, demo.upload_file_set), aligned, face, label)
 
 
-def start_from(choice: object, payload: object, aligned: object, face: object, last: Face | None) -> PhotoStart | Face:
-    """What an edit or morph starts from: the session's last face, or a photo."""
+def start_from(choice: object, payload: object, aligned: object, face: object, last: np.ndarray | None) -> PhotoStart | np.ndarray:
+    """What an edit or morph starts from: the session's last face (its W+ latent), or a photo."""
     if START_FROM.check(choice) == "last face":
         if last is None:
             raise CelebError("no face yet in this session: make one in another tab, or choose 'photo' and upload one")
@@ -146,15 +167,15 @@ def downloads(face: Face, stem: str) -> list[str]:
 # --- handlers (also the API: see README.md, "Calling it from Python") ----------------------------------------------
 
 
-@user_errors
+@endpoint
 def random_face(seed, count, psi, size, progress=gr.Progress()):
     with lane(False):
         result = pipeline().random_faces(seed, count, psi, size)
     gallery = [(png(face, f"seed{int(face.scores['seed'])}"), f"seed {int(face.scores['seed'])}") for face in result.faces]
-    return gallery, notes(result.notices), result.faces[0]
+    return gallery, notes(result.notices), result.faces[0].wplus
 
 
-@user_errors
+@endpoint
 def invert(photo, already_aligned, face_index, refine_steps, size, progress=gr.Progress()):
     start = photo_start(photo, already_aligned, face_index)
     with lane(needs_slow_lane(refine_steps)):
@@ -163,21 +184,21 @@ def invert(photo, already_aligned, face_index, refine_steps, size, progress=gr.P
     crop, pasted = str(OUT.save_png(result.crop, "crop")), str(OUT.save_png(face.pasted, "in-photo"))
     distance, identity_notes = identity(face)
     return (png(face, "inverted"), pasted, crop, faces_found(result), round(face.scores["clip_similarity"], 4), distance,
-            downloads(face, "inverted"), notes(result.notices, identity_notes), face)
+            downloads(face, "inverted"), notes(result.notices, identity_notes), face.wplus)
 
 
-@user_errors
+@endpoint
 def text_to_face(prompt, seed, psi, optimize_steps, size, progress=gr.Progress()):
     with lane(needs_slow_lane(optimize_steps)):
         result = pipeline().text_to_face(prompt, seed, psi, size, optimize_steps, progress=reporter(progress))
     face = result.faces[0]
-    return png(face, "text"), round(face.scores["text_score"], 4), downloads(face, "text"), notes(result.notices), face
+    return png(face, "text"), round(face.scores["text_score"], 4), downloads(face, "text"), notes(result.notices), face.wplus
 
 
 EDIT_COLUMNS = ["variant", "C", "similarity", "text score", "identity", "G calls"]
 
 
-@user_errors
+@endpoint
 def edit(start_choice, photo, already_aligned, face_index, target, source, manual_c, with_oracle, sweep_frames, size, last,
          progress=gr.Progress()):
     with_oracle = check_flag("oracle", with_oracle)
@@ -214,10 +235,10 @@ def edit(start_choice, photo, already_aligned, face_index, target, source, manua
         sweep_gif, gif_notices = gif(sweep.faces, "sweep")
         all_notices += [sweep.notices, gif_notices]
     return (png(result.original, "original"), images["manual"], images["learned"], images.get("oracle"), rows, in_photo,
-            sweep_gif, sweep_gif, notes(*all_notices), result.original)
+            sweep_gif, sweep_gif, notes(*all_notices), result.original.wplus)
 
 
-@user_errors
+@endpoint
 def morph(a_from, photo_a, a_aligned, a_face, b_from, photo_b, b_aligned, b_face, prompt_b, mode, crossover, n_frames,
           duration_ms, ping_pong, gif_size, last, progress=gr.Progress()):
     gif_size = LIMITS.gif_size.check(gif_size)
@@ -253,7 +274,8 @@ def status_markdown() -> str:
     lines += ["", "Switch preset with `CELEBLOOK_PRESET=tiny bash dev.sh app` (no weights needed) or "
               "`CELEBLOOK_PRESET=ffhq bash dev.sh app`."]
     lines += ["", "**Limits:** one quick request and one slow request (refinement, CLIP-guided optimisation, the oracle C) "
-              "run at a time, so a slow one never holds up a quick one; up to 32 requests wait in the queue."]
+              f"run at a time, so a slow one never holds up a quick one; up to {QUEUE_SIZE} more wait for their turn, "
+              "and further ones are refused at once."]
     section = support.readme_section(ROOT / "README.md", link_base=support.repository_url())
     if section:
         lines += ["", "## Run it on your own device", "", "The models also run in your browser, on your own machine:", "", section]
@@ -283,8 +305,26 @@ CSS = """
 """
 
 
+class PhotoPayload(ImageData):
+    """gr.Image's payload, except that a malformed one (``""``, ``123``, ``{"path": 5}``) reaches the handler as a
+    payload without a path, which it answers with the app's own line, instead of failing Gradio's validation
+    before the handler, which answers with an empty error."""
+
+    model_config = ConfigDict(title="ImageData")  # the API page shows the same type
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _malformed_names_no_file(cls, value: object, handler):
+        try:
+            return handler(value)
+        except ValidationError:
+            return cls()
+
+
 def photo_input(label: str) -> gr.Image:
-    return gr.Image(label=label, type="filepath", sources=PHOTO_TYPES, height=240)
+    image = gr.Image(label=label, type="filepath", sources=PHOTO_TYPES, height=240)
+    image.data_model = PhotoPayload
+    return image
 
 
 def face_input(label: str = "Face (0 = the largest found; the numbers are under 'faces found')") -> gr.Number:
@@ -324,7 +364,9 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("# CelebrityLook\nFace inversion and text-driven editing with MobileStyleGAN + CLIP.")
         banner = banner_markdown()
         gr.Markdown(banner, visible=bool(banner), elem_id="banner")
-        last_face = gr.State(None)  # the latest inverted / generated face of this browser session
+        # the W+ latent (23, 512) of this session's latest inverted / generated face: 47 KB a session, not its images;
+        # forgotten SESSION_TTL_S after it was made, or with the session when SESSIONS others were used since (LAUNCH)
+        last_face = gr.State(None, time_to_live=SESSION_TTL_S)
 
         with gr.Tabs():
             with gr.Tab("Invert", id="invert", elem_id="tab-invert"):
@@ -477,12 +519,14 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Status", id="status", elem_id="tab-status"):
                 gr.Markdown(status_markdown())
 
-    demo.queue(max_size=32)
+    demo.queue(max_size=None)  # every event goes straight to a thread; lane() bounds the requests that wait
     return demo
 
 
 demo = build_demo()
-LAUNCH = dict(max_file_size="30mb", css=CSS)  # what every launch of the app uses (tests too)
+# what every launch of the app uses (tests too): a thread for each request running or waiting, and spare ones to
+# answer those refused; per-session state for the SESSIONS most recent sessions (API calls each open one)
+LAUNCH = dict(max_file_size="30mb", css=CSS, max_threads=len(LANES) + QUEUE_SIZE + 8, state_session_capacity=SESSIONS)
 
 if __name__ == "__main__":
     demo.launch(**LAUNCH)

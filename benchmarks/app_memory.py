@@ -1,14 +1,18 @@
-"""Peak memory of the app process with real-size models (issue 5: <= 3 GB), for each backend.
+"""Peak memory of the app process with real-size models (issue 5: <= 3 GB), for each backend, and what sessions
+keep (issue 19: 100 new sessions may add at most 150 MB).
 
     python benchmarks/app_memory.py                                   # both backends, CLIP seeded and from a file
     python benchmarks/app_memory.py --backends torch --clip-weights seeded    # one run
+    python benchmarks/app_memory.py --backends torch --clip-weights seeded --sessions 1000  # a long run of sessions
 
 Each backend runs in its own child process, so each peak is that process's own: the child builds the ffhq
 architectures with seeded random weights (memory depends on shapes, not values), puts them in a Pipeline
 as ``Pipeline.from_preset`` would (the student as E_I, as when a trained student exists), sets it as
-``app.PIPELINE``, launches ``app.build_demo()`` on a free loopback port and calls every endpoint once over
-HTTP with gradio_client (which runs in the same process: a few MB). It records the resident set (VmRSS)
-after each stage and the peak (``ru_maxrss``). The onnx child reads real-size graphs exported from the same
+``app.PIPELINE``, launches ``app.build_demo()`` as the app does (``app.LAUNCH``) on a free loopback port and calls
+every endpoint once over HTTP with gradio_client (which runs in the same process: a few MB). Then ``--sessions``
+calls of /random_face at 1024 px, each in a new session (plain HTTP, as callers without a client library make
+them), as the issue measured them. It records the resident set (VmRSS) after each stage and the peak
+(``ru_maxrss``). The onnx child reads real-size graphs exported from the same
 seeded models by ``celeblook.export.onnx.export_models`` (done once in a separate process, kept in --work-dir).
 CLIP "file" reads the teacher from a checkpoint of the same seeded weights, as the app reads the real one.
 
@@ -25,14 +29,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))  # net.free_port, synthetic_face.wild_photo
+sys.path.insert(0, str(ROOT / "tests"))  # net.free_port, net.raw_call, synthetic_face.wild_photo
 
 TARGET_MB = 3 * 1024
+SESSIONS_TARGET_MB = 150  # what 100 new sessions may add
 BACKENDS = ("torch", "onnx")
 CLIP_WEIGHTS = ("seeded", "file")
 PROMPT = "a smiling woman with red curly hair"
@@ -93,16 +99,17 @@ def endpoint_calls(photo: str) -> list[tuple[str, tuple]]:
 
     return [
         ("random_face", (0, 1, 0.7, 512)),
-        ("invert", (handle_file(photo), False, 1, 512)),
+        ("invert", (handle_file(photo), False, 0, 1, 512)),
         ("text_to_face", (PROMPT, 0, 0.7, 1, 512)),
-        ("edit", ("last face", None, False, "a face with a big smile", "", 0.4, False, 4, 512)),
-        ("morph", ("photo", handle_file(photo), "prompt", None, "a famous actress with short blond hair", False,
+        ("edit", ("last face", None, False, 0, "a face with a big smile", "", 0.4, False, 4, 512)),
+        ("morph", ("photo", handle_file(photo), False, 0, "prompt", None, False, 0, "a famous actress with short blond hair",
                    "interpolate", 8, 4, 100, False, 512)),
     ]
 
 
-def child(backend: str, onnx_dir: Path, clip_file: Path | None, out: Path) -> None:
-    """Runs in its own process: build, serve, call every endpoint; writes the stages to ``out``."""
+def child(backend: str, onnx_dir: Path, clip_file: Path | None, sessions: int, out: Path) -> None:
+    """Runs in its own process: build, serve, call every endpoint, then ``sessions`` new sessions; writes the stages
+    to ``out``."""
     os.environ["CELEBLOOK_BACKEND"] = backend
     os.environ["CELEBLOOK_ONNX_DIR"] = str(onnx_dir)
     os.environ["CELEBLOOK_PRESET"] = "ffhq"
@@ -121,27 +128,31 @@ def child(backend: str, onnx_dir: Path, clip_file: Path | None, out: Path) -> No
     record("python started")
     import torch
     from gradio_client import Client
-    from net import free_port
+    from net import free_port, raw_call
     from synthetic_face import wild_photo
 
     import app
-    from celeblook.pipeline import Pipeline, load_backend
+    from celeblook.engine import Models
+    from celeblook.factory import create_engine
+    from celeblook.models.torch_engine import TorchEngine
+    from celeblook.pipeline import Pipeline
 
     torch.set_num_threads(2)
     record("app imported")
     start = time.perf_counter()
     m = real_size_models(clip_file, image_tower=False)  # the student is E_I, as for a trained preset
     record("models built", time.perf_counter() - start)
-    preset = m["preset"]
-    notices = [f"image encoder: distilled {preset.student} student"]  # what pick_image_encoder says for a trained student
-    app.PIPELINE = Pipeline(preset, m["generator"], m["clip"], m["student"], m["mapper"], m["strength"],
-                            notices, backend=load_backend(preset))
+    preset, torch_models = m["preset"], [m[name] for name in ("generator", "clip", "student", "mapper", "strength")]
+    notices = (f"image encoder: distilled {preset.student} student",)  # what create_image_encoder says for a trained one
+    engine = create_engine(preset, TorchEngine(*torch_models), backend)
+    app.PIPELINE = Pipeline(Models(preset, engine, *torch_models, notices))
     app.LOAD_ERROR, app.STANDING_NOTICES = None, set(app.PIPELINE.notices)
-    del m
+    del m, torch_models
     record("pipeline built")
 
-    demo = app.build_demo()
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    app.demo = app.build_demo()  # the handlers read the uploads this demo receives
+    _, url, _ = app.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                                **app.LAUNCH)
     work = Path(tempfile.mkdtemp(prefix="celeblook_app_memory_"))
     photo = work / "wild.png"
     wild_photo(0.0)[0].save(photo)
@@ -151,7 +162,14 @@ def child(backend: str, onnx_dir: Path, clip_file: Path | None, out: Path) -> No
         start = time.perf_counter()
         client.predict(*args, api_name=f"/{name}")
         record(f"after {name}", time.perf_counter() - start)
-    demo.close()
+    start, last = time.perf_counter(), 0
+    for done in range(1, sessions + 1):
+        event, answer = raw_call(url, "random_face", [done, 1, 0.7, 1024], uuid.uuid4().hex)
+        assert event == "complete", answer
+        if done % max(1, sessions // 10) == 0 or done == sessions:  # seconds: the mean per call since the last row
+            record(f"after {done} new sessions", (time.perf_counter() - start) / (done - last))
+            start, last = time.perf_counter(), done
+    app.demo.close()
     out.write_text(json.dumps(stages))
 
 
@@ -160,6 +178,8 @@ def main() -> int:
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--clip-weights", nargs="+", choices=CLIP_WEIGHTS, default=list(CLIP_WEIGHTS),
                         help="seeded: built in-process; file: read from a checkpoint as the app reads the real one")
+    parser.add_argument("--sessions", type=int, default=100,
+                        help="calls of /random_face at 1024 px after the endpoints, each in a new session (0: none)")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "celeblook_app_memory",
                         help="keeps the exported graphs (onnx/) and the CLIP checkpoint (clip.safetensors) for reuse")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "app_memory.json")
@@ -173,7 +193,7 @@ def main() -> int:
         prepare(onnx_dir, clip_file)
         return 0
     if args.child:
-        child(args.child, onnx_dir, args.clip_file, args.out)
+        child(args.child, onnx_dir, args.clip_file, args.sessions, args.out)
         return 0
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
@@ -187,7 +207,7 @@ def main() -> int:
             out = Path(tempfile.mkstemp(suffix=".json")[1])
             print(f"backend {backend}, CLIP {weights}: child process", flush=True)
             extra = ["--clip-file", str(clip_file)] if weights == "file" else []
-            subprocess.run([*me, "--child", backend, *extra, "--out", str(out)], check=True)
+            subprocess.run([*me, "--child", backend, *extra, "--sessions", str(args.sessions), "--out", str(out)], check=True)
             rows += json.loads(out.read_text())
             out.unlink()
 
@@ -201,7 +221,15 @@ def main() -> int:
         peaks[key] = max(peaks.get(key, 0.0), r["peak_mb"])
     for key, peak in peaks.items():
         print(f"peak of the app process ({key}): {peak:.0f} MB ({'within' if peak <= TARGET_MB else 'OVER'} the {TARGET_MB} MB target)")
-    result = {"target_mb": TARGET_MB, "peak_mb": peaks, "rows": rows,
+    added = {}  # the resident set after each row of new sessions, less the one before the first
+    for r in rows:
+        if not r["stage"].endswith("new sessions"):
+            before = r["rss_mb"]
+            continue
+        added.setdefault(f"{r['backend']}, CLIP {r['clip_weights']}", {})[r["stage"].split()[1]] = round(r["rss_mb"] - before)
+    for key, growth in added.items():
+        print(f"RSS added by new sessions ({key}), MB after n of them: {growth} (target: {SESSIONS_TARGET_MB} at 100)")
+    result = {"target_mb": TARGET_MB, "peak_mb": peaks, "sessions_added_mb": added, "rows": rows,
               "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
               "note": "ffhq architectures, seeded random weights; student as E_I; one call per endpoint over HTTP; "
                       "CLIP 'file' = read from a safetensors checkpoint as create_clip reads the downloaded one"}

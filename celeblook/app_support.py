@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -26,23 +27,22 @@ README_SECTION = "In the browser"
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
 
-def uploaded_file(payload: object, upload_root: str | Path) -> str | None:
+def uploaded_file(payload: object, received: Collection[str]) -> str | None:
     """The path of the file behind a photo input, when the framework's upload received it, else InputError.
 
-    A client can name any path in its request; only files inside ``upload_root`` (where Gradio stores what it
-    received) are opened. Every other path gets the same message, whether or not it exists, so a request
-    learns nothing about the server's disk.
+    A client can name any path in its request; only a file that the upload route wrote (``received``: Gradio's
+    ``Blocks.upload_file_set``) and that is still there is opened. Every other path gets the same message, whether
+    or not it exists: files elsewhere on the server, the app's own results (they share the upload folder), uploads
+    since deleted, missing names inside the folder, and payloads that name no path at all, so a request learns
+    nothing about the server's disk. An upload lies in a folder named by its content's SHA-256, so only a client
+    that has the file can name it.
     """
     if payload is None:
         return None
     path = payload.get("path") if isinstance(payload, dict) else payload
-    if not isinstance(path, str) or not path:
+    if not isinstance(path, str) or path not in received or not os.path.isfile(path):
         raise InputError(NOT_AN_UPLOAD)
-    root = os.path.realpath(upload_root)
-    real = os.path.realpath(path)  # symlinks and '..' resolved before the comparison
-    if os.path.commonpath([root, real]) != root or real == root:
-        raise InputError(NOT_AN_UPLOAD)
-    return real
+    return path
 
 
 def escape_markdown(text: str) -> str:

@@ -15,6 +15,11 @@ from .errors import InputError
 C_MAX = 0.8  # the write-up swept C over [0, 0.8]: the manual slider's span, the sweep's end and the predictor's range
 TARGET_SIMILARITY = 0.7  # CLIP similarity of a face and its edit that learned and oracle C aim for (write-up)
 MAX_GIF_FRAMES = 96  # frames in one GIF after ping-pong (which doubles them, less the two ends)
+# the app's server: requests that may wait for their lane (one quick and one slow request run at a time; more
+# are refused at once), sessions whose state it keeps (the least recently used go first) and how long it keeps it
+QUEUE_SIZE = 32
+SESSIONS = 500  # ~250 KB each: Gradio's per-session copy of the page's component settings and the last face's W+
+SESSION_TTL_S = 3600
 
 
 def shown(value: object) -> str:

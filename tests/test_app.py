@@ -22,10 +22,12 @@ from celeblook.pipeline import PhotoStart
 
 
 def uploaded(path: Path) -> dict:
-    """What Gradio hands the handler for an upload: a file inside its upload folder."""
+    """What Gradio hands the handler for an upload: a file its upload route wrote into the upload folder."""
     folder = Path(app.UPLOADS) / f"test-{uuid.uuid4().hex}"
     folder.mkdir(parents=True)
-    return {"path": str(shutil.copy(path, folder / path.name))}
+    copy = str(shutil.copy(path, folder / path.name))
+    app.demo.upload_file_set.add(copy)
+    return {"path": copy}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def test_invert_aligns_reconstructs_and_offers_downloads(photo, photo_file):
     assert Image.open(png).size == (256, 256)
     latent = np.load(npy)
     assert latent.shape == (23, 512) and latent.dtype == np.float32
-    np.testing.assert_array_equal(latent, state.wplus)
+    np.testing.assert_array_equal(latent, state)  # the session keeps the latent, not the images
     assert "untrained" in notes
 
 
@@ -103,7 +105,7 @@ def test_edit_from_the_last_face_shows_each_strength_and_a_sweep_gif():
     assert 0 < rows["learned"][1] < app.C_MAX and rows["learned"][5] == rows["manual"][5]  # learned C costs no extra render
     gif_image = Image.open(gif)
     assert gif == gif_file and gif_image.n_frames == 2 * 5 - 2 and gif_image.info["loop"] == 0
-    assert np.array_equal(state.wplus, last.wplus)  # edits do not replace the face being edited
+    assert np.array_equal(state, last)  # edits do not replace the face being edited
     outputs = app.edit("last face", None, False, 0, "a big smile", "", 0.3, False, 0, 256, last)
     assert outputs[3] is None and outputs[6] is None  # nothing asked, nothing made
     with pytest.raises(gr.Error, match="no face yet"):
@@ -136,11 +138,14 @@ def test_a_group_photo_shows_every_face_and_any_can_be_edited(tmp_path):
 
 
 def test_photo_slots_open_only_uploads(tmp_path):
-    """A path named in a request is refused with the same words whether or not the file exists."""
+    """A path named in a request is refused with the same words whether or not the file exists, also inside the
+    upload folder: the app's own results there, and names of files that are not there."""
     server_file = Path(app.__file__).resolve().parent / "docs" / "screenshot.png"
+    (result, _), *_ = app.random_face(0, 1, 0.7, 256)[0]
     messages = set()
     for payload in ({"path": str(server_file)}, {"path": str(tmp_path / "missing.png")}, str(server_file),
-                    {"path": str(Path(app.UPLOADS) / ".." / "etc.png")}, {"path": app.UPLOADS}, {"url": "x"}, 5):
+                    {"path": str(Path(app.UPLOADS) / ".." / "etc.png")}, {"path": app.UPLOADS}, {"url": "x"}, 5,
+                    {"path": result}, {"path": str(Path(app.UPLOADS) / "0123abcd" / "missing.png")}):
         with pytest.raises(gr.Error) as caught:
             app.invert(payload, True, 0, 0, 256)
         messages.add(caught.value.message)

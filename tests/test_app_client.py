@@ -1,5 +1,6 @@
 """The launched app called over HTTP as outside callers do (gradio_client and raw HTTP): every endpoint,
-session state, concurrency, queue lanes, bad input through the API, and files that were never uploaded."""
+session state, concurrency, queue lanes and their bound, bad input through the API, and files that were never
+uploaded."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ from pathlib import Path
 
 os.environ["CELEBLOOK_PRESET"] = "tiny"
 
+import gradio as gr
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from net import free_port
+from net import free_port, raw_call
 from PIL import Image
 from synthetic_face import wild_photo
 
 import app
 from celeblook.app_support import NOT_AN_UPLOAD
+from celeblook.limits import QUEUE_SIZE, SESSION_TTL_S, SESSIONS
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +45,6 @@ def photo(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("photos") / "wild.png"
     wild_photo(0.0)[0].save(path)
     return str(path)
-
-
-def raw_call(url: str, endpoint: str, data: list) -> tuple[str, object]:
-    """POST /gradio_api/call/<endpoint> as a plain HTTP client, then read the event stream: (event, data)."""
-    request = urllib.request.Request(f"{url}gradio_api/call/{endpoint}", json.dumps({"data": data}).encode(),
-                                     {"Content-Type": "application/json"})
-    event_id = json.load(urllib.request.urlopen(request, timeout=60))["event_id"]
-    event = None
-    with urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event_id}", timeout=120) as stream:
-        for line in stream.read().decode().splitlines():
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                return event, json.loads(line.split(":", 1)[1])
-    raise AssertionError("the event stream ended without a result")
 
 
 def test_every_endpoint_is_public(client):
@@ -120,6 +108,71 @@ def test_a_server_file_named_in_a_photo_slot_is_refused_without_a_hint(url):
     for event, data in answers:
         assert event == "error" and NOT_AN_UPLOAD in json.dumps(data)
     assert len({json.dumps(data) for _, data in answers}) == 1  # nothing tells the paths apart
+
+
+def test_only_files_this_server_received_as_uploads_are_photos(url, client, photo):
+    """Inside the upload folder too: the app's own results and names of missing files get the same one line as
+    any other path, and so do payloads that name no file at all (Gradio's own check answered those with no
+    message)."""
+    (gallery, _) = client.predict(0, 1, 0.7, 256, api_name="/random_face")
+    result = gallery[0]["image"]  # the client's download of it: ask the server for its own copy
+    _, data = raw_call(url, "random_face", [0, 1, 0.7, 256])
+    served = data[0][0]["image"]["path"]
+    assert Path(served).is_file() and Path(served).resolve().is_relative_to(Path(app.UPLOADS).resolve())
+    missing = str(Path(served).parent / "missing.png")
+    payloads = [{"path": served}, {"path": missing}, {"path": str(Path(app.OUT.root) / "x.png")}, {"path": result},
+                "", 123, [], {"path": 5}, {"path": None}, {"path": ""}]
+    answers = [raw_call(url, "invert", [payload, True, 0, 0, 256]) for payload in payloads]
+    answers.append(raw_call(url, "morph", ["photo", {"path": served}, True, 0, "photo", 123, True, 0, "x", "interpolate", 8,
+                                           2, 90, False, 128]))
+    for payload, (event, data) in zip(payloads, answers):
+        assert event == "error" and NOT_AN_UPLOAD in json.dumps(data), (payload, data)
+    assert len({json.dumps(data) for _, data in answers}) == 1  # nothing tells them apart
+    face, *_ = client.predict(handle_file(photo), True, 0, 0, 256, api_name="/invert")  # an upload still works
+    assert Image.open(face).size == (256, 256)
+
+
+def test_at_most_queue_size_requests_wait_and_more_are_refused_at_once(url):
+    """With both lanes taken, QUEUE_SIZE requests wait for them and every further one is refused with one line,
+    at once; those that waited then run."""
+    for held in app.LANES.values():
+        held.acquire()
+    with ThreadPoolExecutor(80) as pool:
+        try:
+            calls = [pool.submit(raw_call, url, "random_face", [i, 1, 0.7, 256]) for i in range(80)]
+            deadline = time.time() + 60
+            while sum(call.done() for call in calls) < 80 - QUEUE_SIZE and time.time() < deadline:
+                time.sleep(0.1)
+            time.sleep(1)  # none of those waiting may finish while the lanes are held
+            refused = [call for call in calls if call.done()]
+            assert len(refused) == 80 - QUEUE_SIZE
+            answers = [call.result() for call in refused]
+            assert all(event == "error" and app.BUSY in json.dumps(data) for event, data in answers), answers[:3]
+        finally:
+            for held in app.LANES.values():
+                held.release()
+        waited = [call.result() for call in calls if call not in refused]
+    assert len(waited) == QUEUE_SIZE and all(event == "complete" for event, _ in waited)
+    readme = (Path(app.__file__).resolve().parent / "README.md").read_text()
+    assert f"up to {QUEUE_SIZE} more requests wait for their lane, and further ones are refused at once" in readme
+
+
+def test_a_sessions_last_face_is_kept_as_a_latent_for_a_while(url, monkeypatch):
+    """The per-session state is the face's W+ (not its images), forgotten SESSION_TTL_S after it was made, and
+    Gradio keeps the state of SESSIONS sessions at most (the least recently used go first)."""
+    state = next(block for block in app.demo.blocks.values() if isinstance(block, gr.State))
+    assert state.time_to_live == SESSION_TTL_S and app.demo.state_holder.capacity == SESSIONS
+    session = Client(url, verbose=False)
+    session.predict(4, 1, 0.7, 256, api_name="/random_face")
+    kept = app.demo.state_holder[session.session_hash].state_data[state._id]
+    assert isinstance(kept, np.ndarray) and kept.shape == (23, 512)
+    edit_last = ("last face", None, False, 0, "a big smile", "", 0.3, False, 0, 256)
+    session.predict(*edit_last, api_name="/edit")
+    monkeypatch.setattr(state, "time_to_live", 1)
+    session.predict(4, 1, 0.7, 256, api_name="/random_face")
+    time.sleep(3)  # Gradio deletes expired state every second
+    with pytest.raises(AppError, match="no face yet in this session"):
+        session.predict(*edit_last, api_name="/edit")
 
 
 def test_bad_values_through_the_raw_api_get_the_apps_own_message(url):

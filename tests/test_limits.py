@@ -58,17 +58,20 @@ def test_sweep_frames_are_zero_or_a_gif():
         limits.sweep_frames(1)
 
 
-def test_uploads_only_from_the_upload_folder(tmp_path):
+def test_uploads_only_what_the_upload_route_received(tmp_path):
     root = tmp_path / "uploads"
     (root / "abc").mkdir(parents=True)
-    inside = root / "abc" / "me.png"
+    inside, result = root / "abc" / "me.png", root / "abc" / "result.png"
     inside.write_bytes(b"x")
-    assert support.uploaded_file({"path": str(inside)}, root) == str(inside)
-    assert support.uploaded_file(None, root) is None
+    result.write_bytes(b"x")  # in the same folder, but not received through the upload
+    received = {str(inside), str(root / "abc" / "deleted.png")}
+    assert support.uploaded_file({"path": str(inside)}, received) == str(inside)
+    assert support.uploaded_file(None, received) is None
     for payload in ({"path": str(tmp_path / "secret.png")}, {"path": str(root / ".." / "secret.png")}, {"path": str(root)},
-                    {"path": str(tmp_path / "uploads-evil" / "x.png")}, {"url": "http://x"}, 42):
+                    {"path": str(result)}, {"path": str(root / "abc" / "deleted.png")}, {"path": str(root / "abc" / "x.png")},
+                    {"path": str(root / "abc" / ".." / "abc" / "me.png")}, {"url": "http://x"}, {"path": 5}, 42, "", []):
         with pytest.raises(InputError, match=support.NOT_AN_UPLOAD):
-            support.uploaded_file(payload, root)
+            support.uploaded_file(payload, received)
 
 
 def test_readme_section_rewrites_links_the_app_cannot_serve(tmp_path, monkeypatch):

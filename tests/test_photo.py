@@ -1,4 +1,5 @@
-"""Huge uploads (celeblook.photo.load): big JPEGs decoded at reduced scale, bounded memory, nothing kept afterwards.
+"""Huge and hostile uploads (celeblook.photo.load): big JPEGs decoded at reduced scale, bounded memory, nothing kept
+afterwards; only the named formats opened, and nothing decoded before its size passed the limits.
 
 The memory numbers are measured in a fresh interpreter (the resident set of this test process says little),
 loading the photo in worker threads as the app's server does.
@@ -7,22 +8,25 @@ loading the photo in worker threads as the app's server does.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import procs
 import pytest
+from hostile_images import gif_with_huge_later_frame, ico_bomb, other_formats, tiff_with_huge_later_page, webp_of_zeros
 from PIL import Image
 
 from celeblook.errors import InputError
-from celeblook.photo.load import MAX_PIXELS, MAX_SIDE, _decodes_at_reduced_scale, load_photo
+from celeblook.photo.load import FORMAT_NAMES, FORMATS, MAX_PIXELS, MAX_SIDE, _decodes_at_reduced_scale, load_photo
 
 REPO = Path(__file__).resolve().parents[1]
 
 MEASURE = r"""
 import gc, json, sys
 from concurrent.futures import ThreadPoolExecutor
+from celeblook.errors import InputError
 from celeblook.photo.load import load_photo
 
 def status_mb(key):  # this process's own numbers (ru_maxrss would include the parent's, inherited at fork)
@@ -35,8 +39,11 @@ try:
 except OSError:  # kernels before 4.0: the imports' peak (~100 MB, below the decode's) stays in VmHWM
     pass
 before = status_mb("VmRSS")
-def upload(path):
-    photo = load_photo(path)
+def upload(path):  # (size, notices), or (None, [the message]) for a refused file
+    try:
+        photo = load_photo(path)
+    except InputError as err:
+        return None, [str(err)]
     return photo.image.size, photo.notices
 
 with ThreadPoolExecutor(4) as pool:  # the server decodes uploads in worker threads
@@ -143,3 +150,58 @@ def test_huge_palette_images_are_resampled_smoothly(tmp_path):
     photo = load_photo(tmp_path / "checker.png")
     assert photo.image.size == (MAX_SIDE, MAX_SIDE)
     assert abs(sum(photo.image.getpixel((100, 100))) / 3 - 127.5) < 10
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("hostile")
+    return {"ico": ico_bomb(tmp / "bomb.ico"), "webp": webp_of_zeros(tmp / "zeros.webp"),
+            "gif": gif_with_huge_later_frame(tmp / "later.gif"), "tiff": tiff_with_huge_later_page(tmp / "later.tif")}
+
+
+def test_an_ico_with_a_huge_png_entry_is_refused_before_decoding(hostile):
+    measured = measure(hostile["ico"])  # 642 KB; Pillow's ICO plugin decodes its entry inside Image.open
+    assert measured["notices"] == ["the file is not an image this app can read (use JPEG, PNG, WebP, GIF, BMP or TIFF)"]
+    assert measured["peak_mb"] < 30, measured  # decoded, its 13000 x 13000 RGBA pixels are 676 MB
+
+
+def test_a_small_webp_of_many_pixels_is_refused_before_decoding(hostile):
+    measured = measure(hostile["webp"])  # 2 KB of 7000 x 7000 pixels: libwebp and Pillow held 750 MB for it
+    assert measured["notices"] == ["the image is 7000x7000 px, over the 16-megapixel limit for WebP: "
+                                   "save it as a JPEG or downscale it first"]
+    assert measured["peak_mb"] < 30, measured
+
+
+def test_only_the_first_frame_is_decoded_however_large_a_later_one(hostile):
+    for name in ("gif", "tiff"):  # a 200 x 200 first frame, then one of 16000 x 16000
+        measured = measure(hostile[name])
+        assert measured["sizes"] == [[200, 200]] * 3, measured
+        assert measured["notices"] == ["animated image (2 frames): using its first frame"]
+        assert measured["peak_mb"] < 30, measured
+
+
+def test_only_the_named_formats_are_opened(tmp_path):
+    refused = re.escape(f"the file is not an image this app can read (use {FORMAT_NAMES})")
+    for name, path in other_formats(tmp_path).items():
+        with Image.open(path) as image:
+            assert image.format == name  # a real image, which Pillow would open (EPS would start Ghostscript)
+        with pytest.raises(InputError, match=refused):
+            load_photo(path)
+    image = Image.new("RGB", (200, 200), (120, 110, 100))
+    for name in FORMATS:
+        image.save(tmp_path / f"photo.{name.lower()}", name)
+        assert load_photo(tmp_path / f"photo.{name.lower()}").image.size == (200, 200), name
+    image.save(tmp_path / "phone.mpo", "MPO", save_all=True, append_images=[Image.new("RGB", (300, 300))])
+    phone = load_photo(tmp_path / "phone.mpo")  # a phone's JPEG with a second picture after the first
+    assert phone.image.size == (200, 200) and phone.notices == []
+
+
+def test_the_limits_do_not_rest_on_pillows_global_one(monkeypatch, tmp_path, hostile):
+    """Pillow's own bomb check (Image.MAX_IMAGE_PIXELS, a global anything in the process may change) only backs
+    ours up: with it off, the same files are refused with the same words, before decoding."""
+    from test_align import png_claiming_size
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    with pytest.raises(InputError, match="100000x100000 px, over the 50-megapixel limit: downscale it first"):
+        load_photo(png_claiming_size(tmp_path / "bomb.png", 100000, 100000))
+    assert load_photo(hostile["gif"]).image.size == (200, 200)

@@ -4,11 +4,16 @@ Everything a person (or an API client) can send is handled here, before any mode
 are not images, corrupt or truncated files, decompression bombs, huge images (downscaled), tiny ones
 (refused), transparency, grayscale / 16-bit / CMYK / palette modes, EXIF rotation and animations.
 
+Only the formats in ``FORMATS`` are opened, by their own Pillow plugins alone: their headers give the size
+without decoding a pixel (container formats that decode at open, such as ICO, are never tried), and of an
+animated or multi-page file only the first frame is ever decoded.
+
 Memory per upload is bounded from the header, before anything is decoded. Most JPEGs are decoded by
 libjpeg at 1/2, 1/4 or 1/8 scale (Pillow's draft mode), so even a 150-megapixel one costs tens of MB.
 Everything else, progressive JPEGs included (libjpeg buffers all their coefficients whatever the scale),
-is decoded whole and is therefore limited to ``MAX_PIXELS``; the full-size image is then held once,
-reduced to ``MAX_SIDE`` before any copy (EXIF turn, mode conversion) is made.
+is decoded whole and is therefore limited to ``MAX_PIXELS`` (WebP, which libwebp holds three times over, to
+``MAX_WEBP_PIXELS``); the full-size image is then held once, reduced to ``MAX_SIDE`` before any copy (EXIF turn,
+mode conversion) is made.
 """
 
 from __future__ import annotations
@@ -31,9 +36,16 @@ MAX_PIXELS = 50_000_000
 # JPEGs that libjpeg decodes at reduced scale (sequential, single scan): 108-megapixel phone photos fit.
 # Below Pillow's own hard limit (2 x Image.MAX_IMAGE_PIXELS, 179 MP), which refuses anything larger.
 MAX_SCALED_JPEG_PIXELS = 150_000_000
+# Pillow decodes every WebP with libwebp's animation decoder, which holds two canvases of its own (~15 bytes a
+# pixel in all): WebP costs at this size what the other formats cost at MAX_PIXELS
+MAX_WEBP_PIXELS = 16_000_000
 MAX_SIDE = 2048  # bigger photos are downscaled (alignment and the encoders need far less)
 MIN_SIDE = 64  # smaller photos hold no usable face
 SEQUENTIAL_JPEG_FRAMES = (0xC0, 0xC1, 0xC9)  # SOF markers libjpeg can decode row by row at reduced scale
+# the formats opened: the Pillow plugins of these names in capitals (JPEG's includes MPO, a phone's JPEG with more
+# pictures after the first); no other plugin ever sees an upload
+FORMATS = ("JPEG", "PNG", "WebP", "GIF", "BMP", "TIFF")
+FORMAT_NAMES = f"{', '.join(FORMATS[:-1])} or {FORMATS[-1]}"
 PIXEL_LIMITS = (f"photos up to {MAX_PIXELS // 10**6} megapixels are accepted, standard JPEGs up to "
                 f"{MAX_SCALED_JPEG_PIXELS // 10**6}")
 
@@ -55,7 +67,7 @@ def load_photo(source: str | Path | Image.Image | np.ndarray | None) -> Photo:
         _check_pixels(source.size, MAX_PIXELS)
         return _normalise(source, [])
     photo = _normalise(*_open_file(Path(source)))
-    _release_freed_memory()  # the full-size decode is gone by now
+    release_freed_memory()  # the full-size decode is gone by now
     return photo
 
 
@@ -73,11 +85,11 @@ def _open_file(path: Path) -> tuple[Image.Image, list[str], tuple[int, int]]:
         with warnings.catch_warnings():
             # Pillow warns from 89 MP on; the limits that apply are checked below (its error at 179 MP stays)
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)  # reads the header only
+            image = Image.open(path, formats=[name.upper() for name in FORMATS])  # reads the header only
         with image:  # closes the file, also when a check below refuses it
             jpeg = image.format in ("JPEG", "MPO")  # MPO: a phone's JPEG with extra pictures after the first
             scaled = jpeg and _decodes_at_reduced_scale(image.fp)
-            _check_pixels(image.size, MAX_SCALED_JPEG_PIXELS if scaled else MAX_PIXELS, progressive=jpeg and not scaled)
+            _check_pixels(image.size, *_pixel_limit(image.format, scaled))
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)
                 if image.format != "MPO":
@@ -89,7 +101,7 @@ def _open_file(path: Path) -> tuple[Image.Image, list[str], tuple[int, int]]:
     except Image.DecompressionBombError:
         raise InputError(f"the image is too large to decode safely: {PIXEL_LIMITS}") from None
     except UnidentifiedImageError:
-        raise InputError("the file is not an image this app can read (use JPEG, PNG, WebP, GIF, BMP or TIFF)") from None
+        raise InputError(f"the file is not an image this app can read (use {FORMAT_NAMES})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:  # what Pillow raises on truncated or broken data
         raise InputError(f"the image file is corrupt or truncated ({err})") from None
     return image, notices, original
@@ -140,9 +152,9 @@ def _downscaled(image: Image.Image) -> Image.Image:
     return image.resize(_fitted(image.size), Image.Resampling.LANCZOS, reducing_gap=2.0)
 
 
-def _release_freed_memory() -> None:
-    """Hand the full-size decode's pages back to the system. glibc keeps what a worker thread freed in its
-    arena, so a server would otherwise hold hundreds of MB for good after one big photo (no-op elsewhere)."""
+def release_freed_memory() -> None:
+    """Hand freed pages back to the system (a full-size decode, a request's buffers). glibc keeps what a worker
+    thread freed in its arena, so a server would otherwise hold hundreds of MB for good (no-op elsewhere)."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
@@ -162,10 +174,20 @@ def _from_array(array: np.ndarray) -> Image.Image:
     return Image.fromarray(array)
 
 
-def _check_pixels(size: tuple[int, int], limit: int, progressive: bool = False) -> None:
+def _pixel_limit(image_format: str | None, scaled: bool) -> tuple[int, str, str]:
+    """The pixel limit of an opened file, what it applies to and the advice, for ``_check_pixels``."""
+    if scaled:
+        return MAX_SCALED_JPEG_PIXELS, "", "downscale it"
+    if image_format in ("JPEG", "MPO"):
+        return MAX_PIXELS, " for progressive JPEGs", "save it as a standard JPEG or downscale it"
+    if image_format == "WEBP":
+        return MAX_WEBP_PIXELS, " for WebP", "save it as a JPEG or downscale it"
+    return MAX_PIXELS, "", "downscale it"
+
+
+def _check_pixels(size: tuple[int, int], limit: int, which: str = "", advice: str = "downscale it") -> None:
     width, height = size
     if width * height > limit:
-        which, advice = (" for progressive JPEGs", "save it as a standard JPEG or downscale it") if progressive else ("", "downscale it")
         raise InputError(f"the image is {width}x{height} px, over the {limit // 10**6}-megapixel limit{which}: {advice} first")
 
 
