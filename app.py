@@ -261,6 +261,12 @@ def morph(a_from, photo_a, a_aligned, a_face, b_from, photo_b, b_aligned, b_face
 # --- status -------------------------------------------------------------------------------------------------
 
 
+BROWSER_EDITION = (
+    "The same models run in your browser, on your own device, in CelebrityLook's free static edition: every feature "
+    "without a server, nothing uploaded, and it keeps working offline once loaded. On your own computer this app "
+    "runs with `bash dev.sh app` in a checkout of the repository (`CELEBLOOK_PRESET=tiny` needs no downloads).")
+
+
 def status_markdown() -> str:
     missing = [LOAD_ERROR] if PIPELINE is None else PIPELINE.missing()
     lines = [f"**Preset:** `{PRESET.name}` — {PRESET.label}", ""]
@@ -276,9 +282,7 @@ def status_markdown() -> str:
     lines += ["", "**Limits:** one quick request and one slow request (refinement, CLIP-guided optimisation, the oracle C) "
               f"run at a time, so a slow one never holds up a quick one; up to {QUEUE_SIZE} more wait for their turn, "
               "and further ones are refused at once."]
-    section = support.readme_section(ROOT / "README.md", link_base=support.repository_url())
-    if section:
-        lines += ["", "## Run it on your own device", "", "The models also run in your browser, on your own machine:", "", section]
+    lines += ["", "## Run it on your own device", "", BROWSER_EDITION]
     return "\n".join(lines)
 
 

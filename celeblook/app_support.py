@@ -23,7 +23,6 @@ from .files import atomic_write_bytes
 from .media import png_bytes
 
 NOT_AN_UPLOAD = "the photo did not arrive as an upload: upload it again"
-README_SECTION = "In the browser"
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
 
@@ -106,42 +105,3 @@ class OutputDir:
                 total -= size
 
 
-def readme_section(readme: Path, title: str = README_SECTION, link_base: str | None = None) -> str | None:
-    """The text of one ``##`` section of the README (shown in the app's Status tab), or None.
-
-    Relative links point at files of the repository: they become links under ``link_base`` (the Space's
-    repository) when given, else plain file names, since the app does not serve the repository.
-    """
-    if not readme.is_file():
-        return None
-    lines = readme.read_text(encoding="utf-8").splitlines()
-    for start, line in enumerate(lines):
-        if line.lstrip("#").strip().lower() == title.lower() and line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body = []
-            for following in lines[start + 1 :]:
-                if following.startswith("#") and len(following) - len(following.lstrip("#")) <= level:
-                    break
-                body.append(following)
-            return _relative_links("\n".join(body).strip(), link_base)
-    return None
-
-
-def _relative_links(markdown: str, link_base: str | None) -> str:
-    def fix(match: re.Match) -> str:
-        text, target = match.group(1), match.group(2)
-        if re.match(r"^[a-z]+:|^#|^/", target):
-            return match.group(0)
-        return f"[{text}]({link_base.rstrip('/')}/{target})" if link_base else f"`{target}`"
-
-    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", fix, markdown)
-
-
-def repository_url() -> str | None:
-    """Where the repository's files can be read: the Space's tree on Hugging Face (``SPACE_ID``),
-    ``$CELEBLOOK_REPO_URL``, or None when running from a local checkout."""
-    if os.environ.get("CELEBLOOK_REPO_URL"):
-        return os.environ["CELEBLOOK_REPO_URL"]
-    if os.environ.get("SPACE_ID"):
-        return f"https://huggingface.co/spaces/{os.environ['SPACE_ID']}/blob/main"
-    return None

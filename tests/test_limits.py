@@ -74,18 +74,6 @@ def test_uploads_only_what_the_upload_route_received(tmp_path):
             support.uploaded_file(payload, received)
 
 
-def test_readme_section_rewrites_links_the_app_cannot_serve(tmp_path, monkeypatch):
-    readme = tmp_path / "README.md"
-    readme.write_text("# T\n## In the browser\nSee [the page](web/README.md) and [docs](https://x.org/a).\n"
-                      "### Details\nmore\n## Next\ny\n")
-    assert support.readme_section(readme) == "See `web/README.md` and [docs](https://x.org/a).\n### Details\nmore"
-    assert support.readme_section(readme, link_base="https://hf.co/spaces/a/b/blob/main").startswith(
-        "See [the page](https://hf.co/spaces/a/b/blob/main/web/README.md)")
-    monkeypatch.setenv("SPACE_ID", "someone/celeblook")
-    assert support.repository_url() == "https://huggingface.co/spaces/someone/celeblook/blob/main"
-    assert support.readme_section(tmp_path / "missing.md") is None
-
-
 def test_markdown_escaping_keeps_text_as_text():
     assert support.escape_markdown("<b>x</b> *y* [z](u)") == "&lt;b&gt;x&lt;/b&gt; \\*y\\* \\[z\\]\\(u\\)"
     assert support.notes_markdown(["a", "a", "<i>"]) == "- a\n- &lt;i&gt;"
