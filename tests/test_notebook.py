@@ -25,7 +25,7 @@ import pytest
 from hub_standin import WHOAMI, hub_fixture  # noqa: F401  (the `hub` fixture)
 from nbclient import NotebookClient
 
-from celeblook.heads_repo import INDEX
+from celeblook.hub.heads import INDEX
 from celeblook.training.all import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
