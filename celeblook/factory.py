@@ -20,7 +20,8 @@ import torch
 from .engine import Engine, Models
 from .errors import WeightsError
 from .files import weights_dir
-from .hub.heads import fetch_again, format_problem
+from .hub.formats import format_problem
+from .hub.heads import fetch_again
 from .hub.weights import require
 from .models.checkpoint import load_generator
 from .models.clip import ClipTeacher, create_clip

@@ -159,8 +159,8 @@ def test_heads_in_place_are_checked_through_the_hash_cache_and_the_manifest_is_w
              "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} for name, data in files.items()}}
     hub.commit(REPO, {**files, INDEX: json.dumps(index).encode()})
     writes: list[str] = []
-    write_json = weights_module._write_json
-    monkeypatch.setattr(weights_module, "_write_json", lambda path, obj: (writes.append(path.name), write_json(path, obj)))
+    write_json = weights_module.write_json
+    monkeypatch.setattr(weights_module, "write_json", lambda path, obj: (writes.append(path.name), write_json(path, obj)))
     placed = download_heads(REPO, ffhq, log=lambda _: None, progress=False)
     assert writes.count("manifest.json") == 1  # every verified hash recorded in one write
     for name in ("ffhq/mapper.safetensors", "ffhq/strength.safetensors", f"student_{ffhq.student}.safetensors"):

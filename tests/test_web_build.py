@@ -21,7 +21,8 @@ import pytest
 from _export_tiny import tiny_export
 
 from celeblook.errors import CelebError
-from celeblook.web.build import BUILD_MARK, build_site
+from celeblook.web.build import build_site
+from celeblook.web.folders import BUILD_MARK
 
 REPO = Path(__file__).resolve().parents[1]
 needs_npm = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed: a build fetches the page's runtime")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import re
 import shutil
@@ -39,7 +38,9 @@ from ..files import weights_dir
 from ..presets import Preset
 from ..remedy import command
 from . import client as hub
+from .card import model_card
 from .client import ByteProgress
+from .formats import format_problem
 
 INDEX = "celeblook-heads.json"
 CARD = "README.md"
@@ -50,9 +51,6 @@ INSTALLED = "installed-heads.json"  # in weights/<preset>/: what the last downlo
 INDEX_LIMIT = 1 << 20  # bytes: an index lists a few dozen files
 FILE_LIMIT = 1 << 31  # bytes: no head is larger than a protobuf (an ONNX graph without external data) can be
 SHA256 = re.compile(r"[0-9a-f]{64}")
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}  # safetensors' dtypes and their sizes
-HEADER_LIMIT = 100_000_000  # bytes: safetensors' own limit on its JSON header
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -122,83 +120,6 @@ def publish(repo: str, preset: Preset, source: Path, private: bool = False, log:
     return commit
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def model_card(repo: str, preset: Preset, source: Path, index: dict) -> str:
-    """README.md of a heads repository: what the heads are, how they were trained, how they score, licences."""
-    student = f"student_{preset.student}"
-    mapper = _read_json(source / "mapper.json").get("provenance", {})
-    strength = _read_json(source / "strength.json")
-    encoder = _read_json(source / f"{student}.json").get("provenance", {})
-    evaluation = _read_json(source / "eval.json")
-    stages = _read_json(source / "train_all.json").get("stages", {})
-    untrained = "" if preset.trained else (
-        "\n> **Preset `tiny`: trained in a world of seeded random models** (generator and CLIP are random), "
-        "so these heads check the training and the plumbing; they do not make faces.\n")
-
-    def number(value) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    def metric_rows(name: str, metrics: dict) -> list[str]:
-        """One row per number; nested sections (eval.json's "evaluation": inversion, edit, ...) by full name."""
-        rows = []
-        for key, value in metrics.items():
-            if isinstance(value, dict):
-                rows += metric_rows(f"{name} {key}", value)
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                rows.append(f"| {name} {key} | {number(value)} |")
-        return rows
-
-    lines = [
-        "---", "license: other", "license_name: inherited", "library_name: celeblook",
-        "tags: [celeblook, stylegan, mobilestylegan, clip, face-editing]", "---", "",
-        f"# CelebrityLook heads for preset `{preset.name}`", untrained,
-        "The trained pieces of CelebrityLook (face inversion and text edits on MobileStyleGAN + CLIP) for its preset "
-        f"`{preset.name}`: the mapper *f* (CLIP embedding -> W+), the strength head (edit strength C) and the "
-        f"distilled `{preset.student}` student image encoder, as safetensors with JSON sidecars and as ONNX.",
-        "", "```bash", f"{command('weights', 'download', '--heads', repo)}   # or CELEBLOOK_HEADS_REPO={repo}",
-        "```", "", "## Training", "",
-        "Trained on generated faces only (no dataset): seeded latents of the preset's generator, rendered and "
-        "embedded by its CLIP image tower.", "",
-        "| piece | what it read | steps | batch | time |", "|---|---|---|---|---|",
-    ]
-    for name, config, what in (
-        ("mapper", mapper.get("train_config", {}), f"{mapper.get('encoder', '?')} embeddings of generated faces"),
-        ("strength", strength.get("training", {}), "the mapper's text directions, prompt bank training split"),
-        ("encoder", encoder.get("train_config", {}), f"distilled from the CLIP image tower ({encoder.get('teacher', '?')})"),
-    ):
-        seconds = stages.get(name, {}).get("seconds")
-        lines.append(f"| {name} | {what} | {config.get('steps', '?')} | {config.get('batch', '?')} | "
-                     f"{f'{seconds / 60:.1f} min' if seconds else '?'} |")
-    lines += ["", "## Evaluation", "", "Held-out generated faces and held-out prompts: each job's own figures, and "
-              f"under `evaluation` those of `{command('eval')}` run on these heads.", "",
-              "| metric | value |", "|---|---|"]
-    sections = {k: v for k, v in evaluation.items() if isinstance(v, dict)} or {  # heads trained one by one
-        "mapper": {k: v for k, v in mapper.items() if k.startswith("wplus_mse")}}
-    for section, metrics in sections.items():
-        lines += metric_rows(section, metrics)
-    lines += [
-        "", "## Licences", "",
-        "These heads are derived from the models they were trained with; their terms follow those (check them "
-        "before any use beyond research):",
-        "- **MobileStyleGAN** (generator; github.com/bes-dev/MobileStyleGAN.pytorch): no licence is stated for its "
-        "weights; its code ships LICENSE-NVIDIA for the StyleGAN2-derived parts (NVIDIA Source Code License, "
-        "non-commercial).",
-        "- **OpenCLIP ViT-L/14, LAION-2B** (`laion/CLIP-ViT-L-14-laion2B-s32B-b82K`): MIT.",
-        "- **EfficientFormer-L1** ImageNet initialisation of the student (`timm/efficientformer_l1.snap_dist_in1k`): "
-        "Apache-2.0.",
-        "",
-        "## Files", "", "| file | bytes | sha256 |", "|---|---|---|",
-    ]
-    lines += [f"| {name} | {entry['size']:,} | `{entry['sha256']}` |" for name, entry in index["files"].items()]
-    return "\n".join(lines) + "\n"
-
-
 # ---------------------------------------------------------------------------------------------------
 # download
 
@@ -218,7 +139,8 @@ def download_heads(
     """Fetch a heads repository's files at one commit, verified against its index, into the weights dir: all
     of them, or (on any refusal) none, the heads installed before staying as they were. Offline (or
     ``cache_only``) the files come from huggingface_hub's cache, without a request."""
-    from .weights import file_hashes, hash_file, load_manifest, mismatch, record_hashes, refused, remember
+    from .hashes import file_hashes, hash_file, remember
+    from .weights import load_manifest, mismatch, record_hashes, refused
 
     repo = heads_repo(repo)
     root = root or weights_dir()
@@ -360,57 +282,6 @@ def fetch_again(preset: Preset, path: Path) -> str | None:
                                  for name in record["index"]["files"]):
         return None
     return command("weights", "download", "--heads", record["repo"], "--preset", preset.name)
-
-
-def format_problem(path: Path) -> str | None:
-    """What a head file is not, when it is not the format its name claims ("not a safetensors file (...)"), else
-    None: .safetensors files have their header and its offsets checked, .json files must hold one JSON object.
-    ONNX graphs are left to ONNX Runtime. Reads no more than the header."""
-    try:
-        if path.suffix == ".safetensors":
-            why = _safetensors_problem(path)
-            return why and f"not a safetensors file ({why})"
-        if path.suffix == ".json":
-            try:
-                if not isinstance(json.loads(path.read_bytes()), dict):
-                    return "not a JSON object (another JSON value)"
-            except ValueError as err:
-                return f"not a JSON object ({str(err).splitlines()[0]})"
-    except OSError as err:
-        return f"unreadable ({err.strerror or err})"
-    return None
-
-
-def _safetensors_problem(path: Path) -> str | None:
-    """Why ``path`` is not safetensors: an 8-byte little-endian header length, a JSON header, then the tensors'
-    bytes, each tensor's offsets within them and as long as its dtype and shape say."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        length = int.from_bytes(f.read(8), "little")
-        if size < 8 or length > min(size - 8, HEADER_LIMIT):
-            return f"a header of {length:,} bytes in a file of {size:,}"
-        try:
-            header = json.loads(f.read(length))
-        except ValueError:
-            return "its header is not JSON"
-    if not isinstance(header, dict):
-        return "its header is not a JSON object"
-    data, ends = size - 8 - length, [0]
-    for name, tensor in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            shape, (begin, end) = tensor["shape"], tensor["data_offsets"]
-            fits = (all(type(n) is int and n >= 0 for n in [*shape, begin, end]) and 0 <= begin <= end <= data
-                    and end - begin == DTYPE_BYTES[tensor["dtype"]] * math.prod(shape))
-        except (KeyError, TypeError, ValueError):
-            fits = False
-        if not fits:
-            return f"tensor {name!r} does not fit its header"
-        ends.append(end)
-    if max(ends) != data:
-        return f"its tensors take {max(ends):,} of its {data:,} data bytes"
-    return None
 
 
 @contextmanager

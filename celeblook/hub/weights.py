@@ -3,8 +3,8 @@
 The manifest (``celeblook/data/weights_manifest.json``; the weights dir's ``manifest.json`` once a hash is
 recorded there) lists every file with what it is, where it comes from, its
 size and hash where published (null where not), its licence and the command that gets it. Files live
-in ``weights_dir()``. Hashes of present files are cached by (size, mtime) in ``.hashes.json`` there,
-so ``status`` does not re-read gigabytes each time.
+in ``weights_dir()``. Hashes of present files are cached (celeblook.hub.hashes), so ``status`` does not re-read
+gigabytes each time.
 
 Downloads never leave a partial or unverified file under a manifest name. Hub files go through
 huggingface_hub (celeblook.hub.client: its cache, resume, HF_ENDPOINT, offline mode), are hashed and linked into
@@ -31,11 +31,10 @@ from ..errors import InputError, WeightsError
 from ..files import weights_dir
 from ..remedy import remedy
 from .client import ByteProgress, offline
+from .hashes import CHUNK, file_hashes, remember, write_json
 
 MANIFEST_NAME = "manifest.json"
-HASH_CACHE_NAME = ".hashes.json"
 REPO_MANIFEST = Path(__file__).parents[1] / "data" / "weights_manifest.json"  # shipped with the package (wheel too)
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -120,12 +119,6 @@ def require(preset: str, role: str, root: Path | None = None) -> Path:
     return path
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(part, path)
-
-
 def record_hash(name: str, sha256: str, size: int, root: Path | None = None) -> None:
     """Store a file's sha256 and size in the weights dir's manifest (copied from the repo's if needed)."""
     record_hashes({name: (sha256, size)}, root)
@@ -138,62 +131,7 @@ def record_hashes(files: dict[str, tuple[str, int]], root: Path | None = None) -
     for d in manifest["files"]:
         if d["name"] in files:
             d["sha256"], d["size"] = files[d["name"]]
-    _write_json(root / MANIFEST_NAME, manifest)
-
-
-# ---------------------------------------------------------------------------------------------------
-# hashing with a (size, mtime) cache
-
-
-def _cache(root: Path) -> dict:
-    try:
-        return json.loads((root / HASH_CACHE_NAME).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def _cache_key(root: Path, path: Path) -> str:
-    # links are not followed: a file placed as a symbolic link into huggingface_hub's cache is still ours to cache
-    path, root = Path(os.path.abspath(path)), Path(os.path.abspath(root))
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def remember(root: Path, path: Path, hashes: dict[str, str]) -> None:
-    """Cache the hashes of a file in the weights dir, keyed by its size and mtime (see ``file_hashes``)."""
-    key = _cache_key(root, path)
-    if Path(key).is_absolute():  # only files inside the weights dir are cached
-        return
-    st = path.stat()
-    cache = _cache(root)
-    cache[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, **hashes}
-    _write_json(root / HASH_CACHE_NAME, cache)
-
-
-def file_hashes(path: Path, root: Path | None = None, progress: bool = False) -> dict[str, str]:
-    """{'sha256', 'md5'} of a file in the weights dir, from the cache when size and mtime still match."""
-    root = root or weights_dir()
-    st = path.stat()
-    hit = _cache(root).get(_cache_key(root, path))
-    if hit and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
-        return {"sha256": hit["sha256"], "md5": hit["md5"]}
-    hashes = hash_file(path, progress)
-    remember(root, path, hashes)
-    return hashes
-
-
-def hash_file(path: Path, progress: bool = False) -> dict[str, str]:
-    """{'sha256', 'md5'} of any file, read once; nothing cached."""
-    sha, md5 = hashlib.sha256(), hashlib.md5()
-    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"hashing {path.name}",
-                                     disable=not progress, leave=False) as bar:
-        while block := f.read(CHUNK):
-            sha.update(block)
-            md5.update(block)
-            bar.update(len(block))
-    return {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
+    write_json(root / MANIFEST_NAME, manifest)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -25,15 +25,12 @@ import hashlib
 import html.entities
 import inspect
 import json
-import os
 import shutil
 import stat
 import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
-from urllib.parse import urlparse
 
 import numpy as np
 
@@ -42,6 +39,8 @@ from ..errors import CelebError, InputError, WeightsError
 from ..files import sha256_file
 from ..remedy import command
 from ..text.tokenizer import default_tokenizer
+from .folders import make_dirs, open_regular, put_in_place, replaceable, write_mark
+from .space import check_models_url, space_readme
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 PAGE = ("index.html", "src")
@@ -51,19 +50,12 @@ ENTITIES = "html5_entities.json"
 MANIFEST = "manifest.json"
 SITE_CONFIG = "site.json"
 SITE_FORMAT = "celeblook-site/1"
-BUILD_MARK = ".celeblook-build"  # written last into each folder a build makes: only such folders are replaced
-MARK_FORMAT = "celeblook-build/1"
 PROMPTS_FILE = "prompts_fp16.bin"
 PROMPTS_MAX_BYTES = 2**20  # the curated bank must stay a small first download
 ALIGN_MODEL = "face-api/model"
 # what the page suggests (the Gradio app's text-to-face examples, the page's defaults) besides the edit bank
 EXAMPLE_PROMPTS = ("a smiling woman with red curly hair", "an old man with a grey beard and glasses",
                    "a young man with a mohawk", "a person with blonde hair")
-SPACE_HEADERS = {  # cross-origin isolation (wasm threads); Spaces accepts exactly these three keys
-    "cross-origin-embedder-policy": "require-corp",
-    "cross-origin-opener-policy": "same-origin",
-    "cross-origin-resource-policy": "cross-origin",
-}
 Progress = Callable[[str], None]
 
 
@@ -160,16 +152,6 @@ def read_export(exports: Path) -> dict:
     return manifest
 
 
-def _open_regular(path: Path) -> BinaryIO:
-    """``path`` opened for reading, never through a symbolic link (O_NOFOLLOW) nor waiting on a FIFO."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    file = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        file.close()
-        raise InputError(f"{path} is not a regular file")
-    return file
-
-
 def copy_models(exports: Path, manifest: dict, out: Path, progress: Progress | None = None) -> None:
     """Copy the files of an export directory checked by ``read_export`` (``manifest``) into ``out``, each read once,
     without following a link, and sha256-checked as it is copied; then the manifest. On failure ``out`` holds part
@@ -178,7 +160,7 @@ def copy_models(exports: Path, manifest: dict, out: Path, progress: Progress | N
     out.mkdir(parents=True, exist_ok=True)
     for entry in manifest["files"]:
         digest = hashlib.sha256()
-        with _open_regular(exports / entry["file"]) as src, open(out / entry["file"], "wb") as dst:
+        with open_regular(exports / entry["file"]) as src, open(out / entry["file"], "wb") as dst:
             while block := src.read(1 << 20):
                 digest.update(block)
                 dst.write(block)
@@ -272,138 +254,6 @@ def app_limits() -> dict:
             "defaults": {verb: _defaults(getattr(Pipeline, verb)) for verb in PAGE_VERBS}}
 
 
-def check_models_url(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InputError(f"--models-url must be an http(s) URL such as https://huggingface.co/OWNER/NAME/resolve/main/, got {url!r}")
-    return url if url.endswith("/") else url + "/"
-
-
-def space_readme(manifest: dict, models_url: str | None, models_dir: Path | None, out: Path) -> str:
-    """README.md of a static Space: front matter (sdk static, app_file, cross-origin isolation) and how to publish."""
-    headers = "\n".join(f"  {k}: {v}" for k, v in SPACE_HEADERS.items())
-    preset = manifest["constants"].get("preset", "?")
-    trained = manifest["constants"].get("trained", True)
-    upload_models = ""
-    if models_url:
-        upload_models = (f"hf repos create OWNER/MODELS --repo-type model --exist-ok\n"
-                         f"hf upload OWNER/MODELS {models_dir} . --repo-type model --exclude {BUILD_MARK}\n")
-    return f"""---
-title: CelebrityLook
-emoji: 🙂
-colorFrom: indigo
-colorTo: pink
-sdk: static
-app_file: index.html
-pinned: false
-short_description: Edit faces with text, on your own device
-custom_headers:
-{headers}
----
-
-# CelebrityLook, on your device
-
-A static page: photo alignment, inversion, text to face, text edits with manual and learned strength, C-sweep
-and morph GIFs all run in the visitor's browser (onnxruntime-web: WebGPU on a hardware GPU, wasm otherwise).
-Nothing is uploaded. Models: preset `{preset}`{'' if trained else ' (untrained random weights: faces are patterns)'};
-{f'fetched from {models_url}' if models_url else 'served from this Space'} and kept by the browser after the first visit.
-
-## Publish (static Spaces are free)
-
-```bash
-pip install huggingface_hub && hf auth login
-{upload_models}hf repos create OWNER/SPACE --repo-type space --space-sdk static --exist-ok
-hf upload OWNER/SPACE {out} . --repo-type space --exclude {BUILD_MARK}
-```
-`custom_headers` above make the page cross-origin isolated (multi-threaded wasm); a model host must then send
-CORS headers (Hugging Face `resolve/main` URLs do). Preview locally with the same headers:
-`{command('web', 'serve', out)}`.
-
-Licences: the page's runtime is onnxruntime-web (MIT), gifenc (MIT), face-api (MIT, with its detector and
-landmark models), TensorFlow.js wasm kernels (Apache-2.0); the tokenizer vocabulary is OpenAI CLIP's (MIT, as
-packaged by open_clip).
-The models inherit the licences of the weights they were made from (see the project's README).
-"""
-
-
-def _contents(folder: Path) -> set[str]:
-    """Every file, link and folder under ``folder`` (relative, POSIX); links are never followed."""
-    found = set()
-    for root, dirs, files in os.walk(folder):
-        base = Path(root).relative_to(folder)
-        found.update((base / name).as_posix() for name in (*dirs, *files))
-    return found
-
-
-def _write_mark(folder: Path, kind: str) -> None:
-    """The marker that makes ``folder`` replaceable by a later build: what kind of folder it is and what it holds."""
-    mark = {"format": MARK_FORMAT, "kind": kind, "contents": sorted(_contents(folder))}
-    (folder / BUILD_MARK).write_text(json.dumps(mark, indent=0))
-
-
-def _read_mark(folder: Path, kind: str) -> set[str] | None:
-    """What a previous build of this kind wrote into ``folder``; None when it has no valid marker of that kind."""
-    try:
-        with _open_regular(folder / BUILD_MARK) as f:
-            mark = json.loads(f.read())
-    except (OSError, ValueError, CelebError):
-        return None
-    if not isinstance(mark, dict) or mark.get("format") != MARK_FORMAT or mark.get("kind") != kind:
-        return None
-    contents = mark.get("contents")
-    if not isinstance(contents, list):
-        return None
-    return {c for c in contents if isinstance(c, str)} | {BUILD_MARK}
-
-
-def _replaceable(folder: Path, kind: str) -> bool:
-    """Whether ``folder`` exists, as an empty folder or a previous build of this kind holding only what it wrote;
-    anything else is refused (InputError), so a build never deletes what it did not make."""
-    what = "a previous site build" if kind == "site" else "the models folder of a previous site build"
-    if folder.is_symlink():
-        raise InputError(f"{folder} is a symbolic link: give the folder itself, web build never writes through a link")
-    if not folder.exists():
-        return False
-    if not folder.is_dir():
-        raise InputError(f"{folder} exists and is not a directory: choose an empty or new directory")
-    found = _contents(folder)
-    if not found:
-        return True
-    built = _read_mark(folder, kind)
-    if built is None:
-        raise InputError(f"{folder} exists and is not {what} (it has no {BUILD_MARK}): choose an empty or new directory")
-    extra = sorted(found - built)
-    if extra:
-        more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
-        raise InputError(f"{folder} is {what} but also holds {extra[0]}{more}, which the build did not write: "
-                         "move that out first, or choose an empty or new directory")
-    return True
-
-
-def _put_in_place(built: Path, target: Path, kind: str) -> None:
-    """Move a complete build to ``target``; what is there (checked again: it may have changed during the build) is
-    moved aside first and deleted only once the new folder is in place."""
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}") if _replaceable(target, kind) else None
-    if old is not None:
-        os.rename(target, old)
-    try:
-        os.rename(built, target)
-    except OSError:
-        if old is not None:
-            os.rename(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old)
-
-
-def _make_dirs(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; returns those created, outermost first."""
-    made = [f for f in (*reversed(folder.parents), folder) if not f.exists()]
-    for f in made:
-        f.mkdir()
-    return made
-
-
 def _write_site(site: Path, models: Path, manifest: dict, vendor: Path, *, space: bool, models_url: str | None,
                 out: Path, models_dir: Path, say: Progress) -> None:
     """Everything but the models (already in ``models``) into the staging folder ``site``; ``out`` and
@@ -449,7 +299,7 @@ def build_site(out: str | Path, *, exports: str | Path | None = None, preset: st
     targets = [(models_dir, "models")] if models_url else []
     targets.append((out, "site"))  # the models first when both: the site refers to them
     for folder, kind in targets:
-        _replaceable(folder, kind)
+        replaceable(folder, kind)
     if exports is not None:
         exports = Path(exports)
         if any(exports.resolve().is_relative_to(d.resolve()) for d in (out, models_dir)):
@@ -465,7 +315,7 @@ def build_site(out: str | Path, *, exports: str | Path | None = None, preset: st
     parents: list[Path] = []
     staged: list[Path] = []
     try:
-        parents = _make_dirs(out.parent)
+        parents = make_dirs(out.parent)
         for folder in staging.values():
             folder.mkdir()  # fails on a name that exists: only folders made here are removed on failure
             staged.append(folder)
@@ -480,9 +330,9 @@ def build_site(out: str | Path, *, exports: str | Path | None = None, preset: st
             manifest = read_manifest(models)
         _write_site(staging[out], models, manifest, vendor, space=space, models_url=models_url, out=out, models_dir=models_dir, say=say)
         for folder, kind in targets:
-            _write_mark(staging[folder], kind)
+            write_mark(staging[folder], kind)
         for folder, kind in targets:
-            _put_in_place(staging[folder], folder, kind)
+            put_in_place(staging[folder], folder, kind)
     except BaseException as err:
         for folder in staged:
             shutil.rmtree(folder, ignore_errors=True)  # gone already once it was put in place
