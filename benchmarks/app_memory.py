@@ -71,7 +71,9 @@ def real_size_models(clip_file: Path | None = None, image_tower: bool = True) ->
 def prepare(onnx_dir: Path, clip_file: Path) -> None:
     """What the children read, made from one ``real_size_models()``: the real-size ONNX graphs plus the constants
     OrtEngine reads (as the CLI writes them), and the seeded CLIP as a checkpoint file. Skips what exists."""
-    from celeblook.export.onnx import clip_constants, export_models, model_graphs
+    from celeblook.export.graphs import model_graphs
+    from celeblook.export.onnx import export_models
+    from celeblook.export.preset import clip_constants
     from celeblook.models.clip import save_clip
 
     m = real_size_models()

@@ -35,7 +35,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from benchmarks.common import seeded_models, timings_ms  # noqa: E402
 from benchmarks.stylegan2_teacher import StyleGAN2Generator  # noqa: E402
-from celeblook.export.onnx import Graph, export_graph, export_models, model_graphs  # noqa: E402
+from celeblook.export.graphs import Graph, model_graphs  # noqa: E402
+from celeblook.export.onnx import export_graph, export_models  # noqa: E402
 from celeblook.media import encode_gif, to_uint8  # noqa: E402
 from celeblook.models.mobilestylegan import Generator  # noqa: E402
 from celeblook.runtime.ort import open_session, session_options  # noqa: E402

@@ -38,14 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from benchmarks.common import median_seconds, print_table, seeded_models  # noqa: E402
-from celeblook.export.onnx import (  # noqa: E402
-    clip_constants,
-    export_models,
-    generator_graphs,
-    image_encoder_graph,
-    mapper_graph,
-    strength_graph,
-)
+from celeblook.export.graphs import generator_graphs, image_encoder_graph, mapper_graph, strength_graph  # noqa: E402
+from celeblook.export.onnx import export_models  # noqa: E402
+from celeblook.export.preset import clip_constants  # noqa: E402
 from celeblook.files import sha256_file  # noqa: E402
 from celeblook.models.clip import ClipSpec  # noqa: E402
 from celeblook.presets import get_preset  # noqa: E402

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import torch
 
-from celeblook.export.onnx import clip_constants, export_models, model_graphs
+from celeblook.export.graphs import model_graphs
+from celeblook.export.onnx import export_models
+from celeblook.export.preset import clip_constants
 from celeblook.factory import create_generator
 from celeblook.models.clip import create_clip
 from celeblook.models.mapper import Mapper, MapperConfig

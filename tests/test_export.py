@@ -14,7 +14,8 @@ from _export_tiny import tiny_export, tiny_graphs, tiny_models
 
 from celeblook.errors import InputError, WeightsError
 from celeblook.export.check import check_dir
-from celeblook.export.onnx import export_models, generator_graphs, random_feeds
+from celeblook.export.graphs import generator_graphs
+from celeblook.export.onnx import export_models, random_feeds
 from celeblook.export.parity import FP16_REL, FP32_ABS, INT8_COSINE
 from celeblook.export.synthesis_graph import ExportedSynthesis, coefficients_by_channel, haar_mix_matrix, pixel_shuffle
 from celeblook.models.mobilestylegan import Generator, GeneratorConfig, haar_idwt
@@ -177,7 +178,7 @@ def test_real_size_generator_parity(tmp_path):
 
 def test_real_student_variant_parity(tmp_path):
     """The ffhq student (efficientformer_l1 + projection, seeded random weights) exports at fp32 parity."""
-    from celeblook.export.onnx import image_encoder_graph
+    from celeblook.export.graphs import image_encoder_graph
     from celeblook.models.image_encoder import seeded_init
     from celeblook.models.student import StudentConfig, StudentEncoder
     from celeblook.presets import get_preset
@@ -191,7 +192,7 @@ def test_real_student_variant_parity(tmp_path):
 
 @pytest.mark.skipif(not SLOW, reason="ViT-L/14 towers take minutes and ~4 GB to export: set CELEBLOOK_SLOW=1")
 def test_real_clip_towers_parity(tmp_path):
-    from celeblook.export.onnx import image_encoder_graph, text_encoder_graph
+    from celeblook.export.graphs import image_encoder_graph, text_encoder_graph
     from celeblook.models.clip import ClipSpec, build_clip
 
     clip = build_clip(ClipSpec.resolve("ViT-L-14", "laion2b_s32b_b82k"), None, seed=0)
@@ -242,7 +243,7 @@ def test_export_everything_exports_what_has_weights_and_lists_the_rest(tmp_path,
     """`export onnx --checkpoint X` without CLIP or trained heads: the generator's graphs, and why not the rest."""
     from test_checkpoint import save_hf
 
-    import celeblook.export.onnx as onnx_export
+    import celeblook.export.preset as preset_export
     from celeblook.cli import main
     from celeblook.models.reference_layout import fill_reference
     from celeblook.presets import get_preset
@@ -255,7 +256,7 @@ def test_export_everything_exports_what_has_weights_and_lists_the_rest(tmp_path,
         manifest.write_text(json.dumps({"files": [], "skipped": options["skipped"]}))
         return manifest
 
-    monkeypatch.setattr(onnx_export, "export_models", export_models)
+    monkeypatch.setattr(preset_export, "export_models", export_models)
     checkpoint = save_hf(fill_reference(get_preset("tiny").generator, base_seed=3), tmp_path / "generator.pth")
     assert main(["export", "onnx", "--preset", "ffhq", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "onnx")]) == 0
     assert chosen["graphs"] == ["mapping", "synthesis_1024", "synthesis_512", "synthesis_256"]
@@ -264,10 +265,10 @@ def test_export_everything_exports_what_has_weights_and_lists_the_rest(tmp_path,
     listed = [line for line in printed if line.startswith("skipped ")]
     assert len(listed) == 4, printed
     assert (listed[0].startswith("skipped text_encoder: OpenCLIP ViT-L-14 weights (laion2b_s32b_b82k) not found")
-            and "weights download" in listed[0])
+            and "`celeblook weights setup --preset ffhq`" in listed[0])
     assert listed[1].startswith("skipped image_encoder: no trained student encoder") and "train encoder" in listed[1]
-    assert listed[2].startswith("skipped mapper: mapper weights missing") and "train mapper" in listed[2]
-    assert listed[3].startswith("skipped strength: strength head weights missing") and "train strength" in listed[3]
+    assert listed[2].startswith("skipped mapper: mapper missing") and "`celeblook train mapper --preset ffhq" in listed[2]
+    assert listed[3].startswith("skipped strength: strength missing") and "`celeblook train strength --preset ffhq" in listed[3]
 
     # a model asked for by name is still required; with no generator either there is nothing to export
     assert main(["export", "onnx", "--preset", "ffhq", "--checkpoint", str(checkpoint), "--models", "text_encoder",

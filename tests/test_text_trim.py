@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from _export_tiny import tiny_export, tiny_models
 
-from celeblook.export.onnx import random_feeds, text_encoder_graph
+from celeblook.export.graphs import text_encoder_graph
+from celeblook.export.onnx import random_feeds
 from celeblook.export.parity import FP32_ABS, INT8_COSINE
 from celeblook.models.clip import trims_exactly
 from celeblook.runtime.ort import OrtEngine, open_session

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("export", help="export models to ONNX and check them")
     sub = parser.add_subparsers(dest="export_command", required=True, parser_class=type(parser))
 
-    from ..export.onnx import MODELS, OPSET, TEACHER
+    from ..export.onnx import OPSET
+    from ..export.preset import MODELS, TEACHER
 
     onnx = sub.add_parser("onnx", help="write .onnx files + manifest.json (dynamic batch, single files)")
     onnx.add_argument("--preset", help="preset name (default: $CELEBLOOK_PRESET or ffhq)")
@@ -37,7 +38,7 @@ def register(subparsers) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..export.onnx import export_preset
+    from ..export.preset import export_preset
     from ..presets import get_preset
 
     if not 17 <= args.opset <= 20:

@@ -13,8 +13,10 @@ from pathlib import Path
 from ..errors import InputError, WeightsError
 from ..files import sha256_file
 from ..runtime.ort import open_session
-from .onnx import MANIFEST, Graph, graphs_from_source, random_feeds
+from .graphs import Graph
+from .onnx import MANIFEST, random_feeds
 from .parity import compare
+from .preset import graphs_from_source
 
 
 def read_export_manifest(directory: Path) -> dict:

@@ -200,7 +200,7 @@ class OrtEngine:
         """Token ids (N,77) int64 (celeblook.text.tokenizer) -> unit embeddings (N,768).
 
         The columns after the batch's last end-of-text token are dropped first when the graph takes any token
-        length (a named axis in the manifest; exact for causal text towers: celeblook.export.onnx.text_encoder_graph).
+        length (a named axis in the manifest; exact for causal text towers: celeblook.export.graphs.text_encoder_graph).
         """
         if not self._exported("text_encoder"):
             return self.fallback.embed_tokens(tokens)

@@ -239,7 +239,7 @@ def _eval(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress:
 
 
 def _export(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
-    from ..export.onnx import export_preset
+    from ..export.preset import export_preset
 
     # everything a runtime install serves (generator, text and photo encoders, the heads of OUT): `weights publish`
     # uploads it, and a torch-free app can run from the published repository alone

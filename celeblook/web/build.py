@@ -323,7 +323,7 @@ def build_site(out: str | Path, *, exports: str | Path | None = None, preset: st
         if exports is not None:
             copy_models(exports, manifest, models, say)
         else:
-            from ..export.onnx import export_preset
+            from ..export.preset import export_preset
 
             say(f"exporting the {chosen.name} preset's models (fp32 + fp16)")
             export_preset(chosen, models, fp16=True, progress=say)
