@@ -153,8 +153,8 @@ def test_at_most_queue_size_requests_wait_and_more_are_refused_at_once(url):
                 held.release()
         waited = [call.result() for call in calls if call not in refused]
     assert len(waited) == QUEUE_SIZE and all(event == "complete" for event, _ in waited)
-    readme = (Path(app.__file__).resolve().parent / "docs" / "app.md").read_text()  # where the limits are documented
-    assert f"up to {QUEUE_SIZE} more requests wait for their lane, and further ones are refused at once" in readme
+    docs = (Path(app.__file__).resolve().parent / "docs" / "app.md").read_text()
+    assert f"up to {QUEUE_SIZE} more requests wait for their lane, and further ones are refused at once" in docs
 
 
 def test_a_sessions_last_face_is_kept_as_a_latent_for_a_while(url, monkeypatch):

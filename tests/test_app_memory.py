@@ -7,7 +7,6 @@ The resident set is read from /proc/PID/status (VmRSS now, VmHWM the peak since 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import procs
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -34,12 +34,11 @@ def status_mb(pid: int, key: str) -> float:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> tuple[int, str]:
-    """(pid, url) of `python app.py` on the tiny preset, in a process group of its own (killed whole at the end)."""
+    """(pid, url) of `python app.py` on the tiny preset (it and whatever it starts stopped at the end)."""
     port, log = free_port(), tmp_path_factory.mktemp("server") / "app.log"
     env = {**os.environ, "CELEBLOOK_PRESET": "tiny", "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio"))}
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = procs.popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 300
@@ -53,8 +52,7 @@ def server(tmp_path_factory) -> tuple[int, str]:
                 time.sleep(1)
         yield process.pid, url
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+        procs.stop(process)
 
 
 def test_hostile_uploads_cost_the_server_no_memory(server, tmp_path):
