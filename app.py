@@ -310,14 +310,12 @@ def banner_markdown() -> str:
 
 # --- layout -------------------------------------------------------------------------------------------------
 
-# the score table breaks lines only between words ("text score"), never inside a word or a number; on a narrow
-# screen it scrolls sideways instead
+# The faces found keep 4 columns even for one face (Gradio widens a lone tile past the gallery's height, cutting its
+# caption off), and the gallery grows with its rows.
 CSS = """
-.result-table table { table-layout: auto; width: 100%; font-size: 0.85em; }
-.result-table td, .result-table th, .result-table td *, .result-table th * {
-  word-break: keep-all !important; overflow-wrap: normal !important; hyphens: none !important; }
-.result-table td { white-space: nowrap !important; }
-.result-table .table-wrap, .result-table .table-container { overflow-x: auto !important; }
+.result-table table { table-layout: fixed; width: 100%; font-size: 0.85em; }
+.result-table td, .result-table th { white-space: normal; overflow-wrap: anywhere; }
+#invert-faces .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; }
 """
 
 
@@ -337,8 +335,8 @@ class PhotoPayload(ImageData):
             return cls()
 
 
-def photo_input(label: str) -> gr.Image:
-    image = gr.Image(label=label, type="filepath", sources=PHOTO_TYPES, height=240)
+def photo_input(label: str, elem_id: str | None = None) -> gr.Image:
+    image = gr.Image(label=label, type="filepath", sources=PHOTO_TYPES, height=240, elem_id=elem_id)
     image.data_model = PhotoPayload
     return image
 
@@ -420,8 +418,8 @@ def build_demo() -> gr.Blocks:
                         inv_notes = notes_box("invert-notes")
                         with gr.Accordion("Aligned crop and the faces found", open=False):
                             inv_crop = result_image("Aligned crop")
-                            inv_faces = gr.Gallery(label="Faces found (pick one by its number in Options)", columns=4, height="auto",
-                                                   elem_id="invert-faces")
+                            inv_faces = gr.Gallery(label="Faces found (pick one by its number in Options)", columns=4,
+                                                   height="auto", object_fit="contain", elem_id="invert-faces")
                 on_click(
                     inv_button, invert, [inv_photo, inv_aligned_flag, inv_face, inv_steps, inv_size],
                     [inv_result, inv_pasted, inv_crop, inv_faces, inv_similarity, inv_identity, inv_files, inv_notes, last_face],
@@ -457,7 +455,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=1):
                         edit_from = gr.Radio(list(START_FROM.options), value="photo", label="Start from")
-                        edit_photo = photo_input("Photo (when starting from a photo)")
+                        edit_photo = photo_input("Photo", "edit-photo")
                         edit_target = gr.Textbox(label="Target prompt", placeholder="a face with a big smile")
                         edit_c = gr.Slider(0, C_MAX, value=0.4, step=0.01, label="Manual strength C")
                         edit_button = gr.Button("Edit", variant="primary")
@@ -503,7 +501,7 @@ def build_demo() -> gr.Blocks:
                         mo_photo_a = photo_input("Your photo")
                         mo_a_aligned = gr.Checkbox(False, label="Your photo is already aligned")
                         mo_b_from = gr.Radio(list(SECOND_FROM.options), value="photo", label="Second face from")
-                        mo_photo_b = photo_input("A friend's or a celebrity's photo")
+                        mo_photo_b = photo_input("A friend's or a celebrity's photo", "morph-photo-b")
                         mo_b_aligned = gr.Checkbox(False, label="The second photo is already aligned")
                         mo_prompt_b = gr.Textbox(label="Celebrity prompt", placeholder="a famous actress with short blond hair",
                                                  visible=False)
