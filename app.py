@@ -5,13 +5,13 @@ photos, checks every value against ``pipeline.limits`` and runs the models); ``c
 decides which uploads may be opened, writes the files handed out and escapes user text.
 
     CELEBLOOK_PRESET=tiny bash dev.sh app     # no weights needed (untrained random models, labelled as such)
-    bash dev.sh app                           # the real models; missing weights are listed in the Status tab
+    bash dev.sh app                           # the real models; without their weights, tiny and a banner saying why
+    CELEBLOOK_PRESET=ffhq bash dev.sh app     # the real models or nothing: missing weights are listed in the Status tab
 """
 
 from __future__ import annotations
 
 import functools
-import html
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,19 +24,20 @@ from pydantic import ConfigDict, ValidationError, model_validator
 
 from celeblook import app_support as support
 from celeblook.errors import CelebError, WeightsError
-from celeblook.hub.first_run import ensure_defaults
+from celeblook.hub.first_run import app_preset
 from celeblook.limits import C_MAX, QUEUE_SIZE, SESSION_TTL_S, SESSIONS, Choice, Limits, check_flag
 from celeblook.media import encode_gif
 from celeblook.photo.identity import SAME_PERSON
 from celeblook.photo.load import release_freed_memory
 from celeblook.pipeline import Face, PhotoStart, Pipeline, PromptStart
-from celeblook.presets import get_preset
+from celeblook.presets import DEFAULT_PRESET
+from celeblook.remedy import remedy
 
 ROOT = Path(__file__).resolve().parent
-PRESET = get_preset()
+# first run: fetch and convert the preset's public weights (progress in the terminal), or say what is missing; with
+# no preset asked for and the default's weights out of reach, FALLBACK says why the app runs on tiny instead
+PRESET, WEIGHT_NOTICES, FALLBACK = app_preset()
 LIMITS = Limits.of(PRESET.generator)  # the controls' ranges: what the pipeline accepts
-# first run: fetch and convert the preset's public weights (progress in the terminal), or say what is missing
-WEIGHT_NOTICES = ensure_defaults(PRESET.name)
 try:
     PIPELINE: Pipeline | None = Pipeline.from_preset(PRESET)  # loaded once, shared read-only by every request
     LOAD_ERROR = None
@@ -44,7 +45,6 @@ except WeightsError as err:  # e.g. no generator weights yet: start anyway and s
     PIPELINE, LOAD_ERROR = None, str(err)
 UPLOADS = get_upload_folder()  # where Gradio keeps what clients uploaded (and serves files from)
 OUT = support.OutputDir(Path(UPLOADS) / "celeblook")  # inside it, so results are served without a copy
-STANDING_NOTICES = set(PIPELINE.notices) if PIPELINE else set()  # what every result says about the loaded models
 if PIPELINE is not None and not PIPELINE.has_mapper:  # every request takes a slow path: time one step now, so each
     threading.Thread(target=PIPELINE.calibrate, daemon=True).start()  # says how long it will take before it starts
 # Two lanes, one request at a time in each: slow work (refinement, CLIP-guided optimisation, the oracle, paths
@@ -90,16 +90,17 @@ def needs_slow_lane(steps: object = 0, oracle: bool = False) -> bool:
 
 
 def endpoint(handler):
-    """Every request: CelebErrors (bad input, missing weights) become a one-line gr.Error, its text escaped (it
-    may quote what the user sent); afterwards the memory the request freed goes back to the system, or glibc's
-    per-thread arenas would keep the peak of every worker thread and the server would grow with each request."""
+    """Every request: CelebErrors (bad input, missing weights) become a one-line gr.Error in plain words (the
+    page shows it as text, an API caller reads it as it is: nothing is escaped in it); afterwards the memory the
+    request freed goes back to the system, or glibc's per-thread arenas would keep the peak of every worker thread
+    and the server would grow with each request."""
 
     @functools.wraps(handler)
     def wrapped(*args, **kwargs):
         try:
             return handler(*args, **kwargs)
         except CelebError as err:
-            raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
+            raise gr.Error(str(err), print_exception=False) from None
         finally:
             release_freed_memory()
 
@@ -107,13 +108,9 @@ def endpoint(handler):
 
 
 def notes(*notice_lists: list[str]) -> str:
-    """The notices as Markdown for the tab's notes box; those about this request also pop up as a toast
-    (the standing ones, such as "untrained weights", are already in the banner)."""
-    lines = list(dict.fromkeys(n for notices in notice_lists for n in notices))  # each model's notice once
-    for line in lines:
-        if line not in STANDING_NOTICES:
-            gr.Warning(html.escape(line, quote=False))
-    return support.notes_markdown(lines)
+    """The request's notices for its tab's notes box, one a line, as plain text (the box shows text, not markup, so
+    what a user typed needs no escaping and an API caller reads it as it is); no toasts, which covered results."""
+    return "\n".join(dict.fromkeys(n for notices in notice_lists for n in notices))  # each model's notice once
 
 
 def reporter(progress: gr.Progress):
@@ -268,17 +265,19 @@ BROWSER_EDITION = (
 
 
 def status_markdown() -> str:
+    """What a person using the app wants to know: which models answer, what is missing and the one command for it."""
     missing = [LOAD_ERROR] if PIPELINE is None else PIPELINE.missing()
-    lines = [f"**Preset:** `{PRESET.name}` — {PRESET.label}", ""]
-    if WEIGHT_NOTICES:
-        lines += ["**Weights at start:**", ""] + [f"- {support.escape_markdown(line)}" for line in WEIGHT_NOTICES] + [""]
-    if missing:
+    lines = [f"**Models:** `{PRESET.name}`" + ("" if PRESET.trained else " (untrained random weights)"), ""]
+    if not PRESET.trained:
+        lines += ["These models have random weights: the pictures are patterns, not faces, and the scores mean nothing. "
+                  f"The real models' weights come with `{remedy('weights', DEFAULT_PRESET)}`; then restart the app.", ""]
+    elif missing:
         lines += ["**Missing** (the app runs without them; the features that need them say so):", ""]
-        lines += [f"- {support.escape_markdown(str(line))}" for line in missing]
+        lines += [support.text_block(*map(str, missing), bullets=True)]
     else:
-        lines += ["**All weights for this preset are loaded.**"]
-    lines += ["", "Switch preset with `CELEBLOOK_PRESET=tiny bash dev.sh app` (no weights needed) or "
-              "`CELEBLOOK_PRESET=ffhq bash dev.sh app`."]
+        lines += ["**Every model of this preset is loaded and trained.**"]
+    if WEIGHT_NOTICES:
+        lines += ["", "**Weights at start:**", "", support.text_block(*WEIGHT_NOTICES, bullets=True)]
     lines += ["", "**Limits:** one quick request and one slow request (refinement, CLIP-guided optimisation, the oracle C) "
               f"run at a time, so a slow one never holds up a quick one; up to {QUEUE_SIZE} more wait for their turn, "
               "and further ones are refused at once."]
@@ -287,6 +286,14 @@ def status_markdown() -> str:
 
 
 def banner_markdown() -> str:
+    if FALLBACK is not None:  # markup: the reason is escaped here, where it is rendered
+        return (
+            f"### ⚠️ Showing untrained demo models: the real `{DEFAULT_PRESET}` weights could not be had\n"
+            f"{support.text_block('Why: ' + FALLBACK)}\n"
+            f"So the app runs the `{PRESET.name}` preset: small models with **random weights**, so the pictures are "
+            "patterns, not faces, and the scores mean nothing, but every button works. To get the real models run "
+            f"`{remedy('weights', DEFAULT_PRESET)}` and restart the app."
+        )
     if not PRESET.trained:
         return (
             f"### ⚠️ Untrained `{PRESET.name}` preset\n"
@@ -295,7 +302,7 @@ def banner_markdown() -> str:
         )
     if PIPELINE is None:
         return ("### ⚠️ The models could not be loaded\nNothing can run until the weights below exist; see the **Status** tab.\n\n"
-                + support.escape_markdown(LOAD_ERROR))
+                + support.text_block(LOAD_ERROR))
     if PIPELINE.missing():
         return "### ⚠️ Some weights are missing\nFeatures that need them explain what to run; see the **Status** tab."
     return ""
@@ -303,9 +310,12 @@ def banner_markdown() -> str:
 
 # --- layout -------------------------------------------------------------------------------------------------
 
+# The faces found keep 4 columns even for one face (Gradio widens a lone tile past the gallery's height, cutting its
+# caption off), and the gallery grows with its rows.
 CSS = """
 .result-table table { table-layout: fixed; width: 100%; font-size: 0.85em; }
 .result-table td, .result-table th { white-space: normal; overflow-wrap: anywhere; }
+#invert-faces .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; }
 """
 
 
@@ -325,8 +335,8 @@ class PhotoPayload(ImageData):
             return cls()
 
 
-def photo_input(label: str) -> gr.Image:
-    image = gr.Image(label=label, type="filepath", sources=PHOTO_TYPES, height=240)
+def photo_input(label: str, elem_id: str | None = None) -> gr.Image:
+    image = gr.Image(label=label, type="filepath", sources=PHOTO_TYPES, height=240, elem_id=elem_id)
     image.data_model = PhotoPayload
     return image
 
@@ -342,6 +352,19 @@ def size_input(value: int = 512) -> gr.Radio:
 def result_image(label: str, elem_id: str | None = None, visible: bool = True) -> gr.Image:
     return gr.Image(label=label, type="filepath", interactive=False, buttons=["download", "fullscreen"],
                     elem_id=elem_id, visible=visible)
+
+
+def notes_box(elem_id: str) -> gr.Textbox:
+    """A tab's notes: plain text (nothing in it is read as markup), replaced by each request of the tab."""
+    return gr.Textbox(label="Notes", interactive=False, lines=1, max_lines=20, elem_id=elem_id)
+
+
+def on_click(button: gr.Button, handler, inputs: list, outputs: list, api_name: str) -> None:
+    """``button`` runs ``handler`` (the API's ``api_name``); first, at once, the tab's previous results and notes are
+    cleared, so nothing of an earlier request stays on show next to a new one, a failed one included."""
+    shown = [o for o in outputs if not isinstance(o, gr.State)]
+    button.click(lambda: [None] * len(shown), None, shown, queue=False, api_visibility="private").then(
+        handler, inputs, outputs, api_name=api_name, **EVENT)
 
 
 def slider(limit, value, label: str, step: float = 1, **kwargs) -> gr.Slider:
@@ -392,15 +415,15 @@ def build_demo() -> gr.Blocks:
                             inv_similarity = gr.Number(label="CLIP similarity, photo vs reconstruction", precision=4)
                             inv_identity = gr.Number(label=f"Identity distance (below {SAME_PERSON}: same person)", precision=4)
                         inv_files = gr.File(label="Download image (PNG) and latent (.npy)", file_count="multiple")
-                        inv_notes = gr.Markdown(label="Notes")
+                        inv_notes = notes_box("invert-notes")
                         with gr.Accordion("Aligned crop and the faces found", open=False):
                             inv_crop = result_image("Aligned crop")
-                            inv_faces = gr.Gallery(label="Faces found (pick one by its number in Options)", columns=4, height=160,
-                                                   elem_id="invert-faces")
-                inv_button.click(
-                    invert, [inv_photo, inv_aligned_flag, inv_face, inv_steps, inv_size],
+                            inv_faces = gr.Gallery(label="Faces found (pick one by its number in Options)", columns=4,
+                                                   height="auto", object_fit="contain", elem_id="invert-faces")
+                on_click(
+                    inv_button, invert, [inv_photo, inv_aligned_flag, inv_face, inv_steps, inv_size],
                     [inv_result, inv_pasted, inv_crop, inv_faces, inv_similarity, inv_identity, inv_files, inv_notes, last_face],
-                    api_name="invert", **EVENT,
+                    api_name="invert",
                 )
 
             with gr.Tab("Text to face", id="text", elem_id="tab-text"):
@@ -417,22 +440,22 @@ def build_demo() -> gr.Blocks:
                         txt_result = result_image("Face", "text-result")
                         txt_score = gr.Number(label="Text score (CLIP similarity to the prompt)", precision=4)
                         txt_files = gr.File(label="Download image (PNG) and latent (.npy)", file_count="multiple")
-                        txt_notes = gr.Markdown(label="Notes", elem_id="text-notes")
+                        txt_notes = notes_box("text-notes")
                 gr.Examples(
                     [["a smiling woman with red curly hair", 1, 0.7], ["an old man with a grey beard and glasses", 7, 0.6],
                      ["a young man with a mohawk", 42, 0.8]],
                     inputs=[txt_prompt, txt_seed, txt_psi], cache_examples=False,  # filling in only: nothing runs at startup
                 )
-                txt_button.click(
-                    text_to_face, [txt_prompt, txt_seed, txt_psi, txt_steps, txt_size],
-                    [txt_result, txt_score, txt_files, txt_notes, last_face], api_name="text_to_face", **EVENT,
+                on_click(
+                    txt_button, text_to_face, [txt_prompt, txt_seed, txt_psi, txt_steps, txt_size],
+                    [txt_result, txt_score, txt_files, txt_notes, last_face], api_name="text_to_face",
                 )
 
             with gr.Tab("Edit", id="edit", elem_id="tab-edit"):
                 with gr.Row():
                     with gr.Column(scale=1):
                         edit_from = gr.Radio(list(START_FROM.options), value="photo", label="Start from")
-                        edit_photo = photo_input("Photo (when starting from a photo)")
+                        edit_photo = photo_input("Photo", "edit-photo")
                         edit_target = gr.Textbox(label="Target prompt", placeholder="a face with a big smile")
                         edit_c = gr.Slider(0, C_MAX, value=0.4, step=0.01, label="Manual strength C")
                         edit_button = gr.Button("Edit", variant="primary")
@@ -457,16 +480,18 @@ def build_demo() -> gr.Blocks:
                         with gr.Row():
                             edit_gif = gr.Image(label="C sweep", type="filepath", interactive=False, elem_id="edit-gif")
                             edit_gif_file = gr.File(label="Download the GIF")
-                        edit_notes = gr.Markdown(label="Notes")
+                        edit_notes = notes_box("edit-notes")
                 shown_when(edit_oracle, lambda oracle: bool(oracle), edit_oracle_img)
+                # starting from the last face, the photo is not used: hidden (the "Original" result shows the face used)
+                shown_when(edit_from, lambda choice: choice == "photo", edit_photo)
                 shown_when(edit_frames, lambda frames: frames not in (0, None), edit_gif, edit_gif_file)
-                edit_button.click(
-                    edit,
+                on_click(
+                    edit_button, edit,
                     [edit_from, edit_photo, edit_aligned_flag, edit_face, edit_target, edit_source, edit_c, edit_oracle, edit_frames,
                      edit_size, last_face],
                     [edit_original, edit_manual, edit_learned, edit_oracle_img, edit_table, edit_in_photo, edit_gif, edit_gif_file,
                      edit_notes, last_face],
-                    api_name="edit", **EVENT,
+                    api_name="edit",
                 )
 
             with gr.Tab("Morph", id="morph", elem_id="tab-morph"):
@@ -476,9 +501,10 @@ def build_demo() -> gr.Blocks:
                         mo_photo_a = photo_input("Your photo")
                         mo_a_aligned = gr.Checkbox(False, label="Your photo is already aligned")
                         mo_b_from = gr.Radio(list(SECOND_FROM.options), value="photo", label="Second face from")
-                        mo_photo_b = photo_input("A friend's or a celebrity's photo")
+                        mo_photo_b = photo_input("A friend's or a celebrity's photo", "morph-photo-b")
                         mo_b_aligned = gr.Checkbox(False, label="The second photo is already aligned")
-                        mo_prompt_b = gr.Textbox(label="…or a celebrity prompt", placeholder="a famous actress with short blond hair")
+                        mo_prompt_b = gr.Textbox(label="Celebrity prompt", placeholder="a famous actress with short blond hair",
+                                                 visible=False)
                         mo_button = gr.Button("Morph", variant="primary")
                         with gr.Accordion("Options", open=False):
                             with gr.Row():
@@ -496,13 +522,16 @@ def build_demo() -> gr.Blocks:
                         mo_gif = gr.Image(label="Morph", type="filepath", interactive=False, elem_id="morph-gif")
                         mo_gif_file = gr.File(label="Download the GIF")
                         mo_mixed = result_image("Style mix", visible=False)
-                        mo_notes = gr.Markdown(label="Notes")
+                        mo_notes = notes_box("morph-notes")
                 shown_when(mo_mode, lambda mode: mode == "style mix", mo_mixed)
-                mo_button.click(
-                    morph,
+                shown_when(mo_a_from, lambda choice: choice == "photo", mo_photo_a, mo_a_aligned)  # only what is used shows
+                shown_when(mo_b_from, lambda choice: choice == "photo", mo_photo_b, mo_b_aligned)
+                shown_when(mo_b_from, lambda choice: choice == "prompt", mo_prompt_b)
+                on_click(
+                    mo_button, morph,
                     [mo_a_from, mo_photo_a, mo_a_aligned, mo_a_face, mo_b_from, mo_photo_b, mo_b_aligned, mo_b_face, mo_prompt_b,
                      mo_mode, mo_crossover, mo_frames, mo_duration, mo_ping_pong, mo_size, last_face],
-                    [mo_gif, mo_gif_file, mo_mixed, mo_notes], api_name="morph", **EVENT,
+                    [mo_gif, mo_gif_file, mo_mixed, mo_notes], api_name="morph",
                 )
 
             with gr.Tab("Random", id="random", elem_id="tab-random"):
@@ -514,10 +543,10 @@ def build_demo() -> gr.Blocks:
                     rnd_size = gr.Radio(list(LIMITS.sizes), value=256, label="Size (px)")
                 rnd_button = gr.Button("Random faces", variant="primary")
                 rnd_gallery = gr.Gallery(label="Faces (seed, seed+1, …)", columns=4, elem_id="random-gallery")
-                rnd_notes = gr.Markdown(label="Notes")
-                rnd_button.click(
-                    random_face, [rnd_seed, rnd_count, rnd_psi, rnd_size], [rnd_gallery, rnd_notes, last_face],
-                    api_name="random_face", **EVENT,
+                rnd_notes = notes_box("random-notes")
+                on_click(
+                    rnd_button, random_face, [rnd_seed, rnd_count, rnd_psi, rnd_size], [rnd_gallery, rnd_notes, last_face],
+                    api_name="random_face",
                 )
 
             with gr.Tab("Status", id="status", elem_id="tab-status"):

@@ -49,6 +49,16 @@ def escape_markdown(text: str) -> str:
     return MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
+def text_block(*lines: str, bullets: bool = False) -> str:
+    """Plain text (which may quote what a user typed, URLs, commands) for a Markdown component, shown as itself: an
+    HTML block, whose contents Markdown leaves alone, with HTML's entities for markup. Backslash escapes would be
+    shown as they are wherever Markdown does not read them (links, URLs), and the text itself stays unescaped."""
+    items = [html.escape(line, quote=False) for line in dict.fromkeys(lines)]
+    if bullets:
+        return "<ul>\n" + "\n".join(f"<li>{item}</li>" for item in items) + "\n</ul>\n"
+    return "\n".join(f"<p>{item}</p>" for item in items) + "\n"
+
+
 def notes_markdown(lines: list[str]) -> str:
     """Notices (which may quote what the user typed) as a Markdown list that renders them as plain text."""
     return "\n".join(f"- {escape_markdown(line)}" for line in dict.fromkeys(lines))

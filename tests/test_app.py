@@ -47,7 +47,7 @@ def test_invert_aligns_reconstructs_and_offers_downloads(photo, photo_file):
     assert Image.open(crop).size == (1024, 1024) and Image.open(face).size == (256, 256)
     assert Image.open(pasted).size == Image.open(photo_file).size  # the result in the user's own photo
     assert [caption for _, caption in found] == ["face 0 (used)"]
-    assert distance is None and "identity distance: not measured \\(no face found in the result\\)" in notes  # tiny: patterns
+    assert distance is None and "identity distance: not measured (no face found in the result)" in notes  # tiny: patterns
     expected = app.PIPELINE.invert(PhotoStart(str(photo_file)), size=256).faces[0]
     assert similarity == pytest.approx(expected.scores["clip_similarity"], abs=1e-4)
     png, npy = files
@@ -82,14 +82,26 @@ def test_text_to_face_cuts_overlong_prompts_with_a_notice():
             app.text_to_face(empty, 0, 0.7, 0, 256)
 
 
-def test_user_text_is_escaped_in_notes_and_errors():
+def test_user_text_comes_back_plain_and_is_shown_as_text():
+    """Notes and errors are plain text for people and API callers (issue 21: `tiny \\(untrained`, `&amp;&amp;`);
+    what a user typed is never read as markup because the notes box shows text, not Markdown or HTML."""
     hostile = "<img src=x onerror=alert(1)> **bold** [link](javascript:alert(1)) " + "word " * 80
     _, _, _, notes, _ = app.text_to_face(hostile, 3, 0.7, 0, 256)
-    assert "<img" not in notes and "&lt;img src=x onerror=alert\\(1\\)&gt;" in notes
-    assert "\\*\\*bold\\*\\*" in notes and "\\[link\\]\\(javascript:aler" in notes  # the notice quotes 60 characters
+    assert "<img src=x onerror=alert(1)> **bold** [link](javascript:aler" in notes  # the notice quotes 60 characters
+    assert "tiny (untrained random weights)" in notes and "\\" not in notes and "&lt;" not in notes
     with pytest.raises(gr.Error) as caught:
         app.random_face("<b>1</b>", 1, 0.7, 256)
-    assert "<b>" not in caught.value.message and "&lt;b&gt;" in caught.value.message
+    assert "<b>1</b>" in caught.value.message and "&lt;" not in caught.value.message
+    boxes = [block for block in app.demo.blocks.values() if getattr(block, "label", None) == "Notes"]
+    assert len(boxes) == 5 and all(isinstance(box, gr.Textbox) and not box.interactive for box in boxes)
+
+
+def test_markup_escapes_only_where_text_is_rendered():
+    """The banner and Status render Markdown: plain text goes in an HTML block, escaped with entities only (no
+    backslashes, which showed in URLs: "https://huggingface\\.co")."""
+    block = app.support.text_block("see https://huggingface.co/x_y && <b>(tiny)</b>", bullets=True)
+    assert block == "<ul>\n<li>see https://huggingface.co/x_y &amp;&amp; &lt;b&gt;(tiny)&lt;/b&gt;</li>\n</ul>\n"
+    assert "\\" not in app.status_markdown() and "\\" not in app.banner_markdown()
 
 
 def test_edit_from_the_last_face_shows_each_strength_and_a_sweep_gif():
@@ -236,3 +248,39 @@ def test_real_preset_without_weights_starts_and_says_what_is_missing(tmp_path):
                          cwd=os.path.dirname(app.__file__))
     assert run.returncode == 0, run.stderr[-2000:]
     assert "`celeblook weights setup --preset ffhq`" in run.stdout
+
+
+def test_default_preset_without_reachable_weights_starts_on_tiny_and_says_why(tmp_path):
+    """`bash dev.sh app` offline with no weights (issue 21): the app runs the tiny preset, answers with a real image,
+    and its banner says why, what tiny is, and the one command for the real weights; asking for ffhq stays strict."""
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "CELEBLOOK_PRESET"}
+    env.update(CELEBLOOK_WEIGHTS=str(tmp_path), HF_HUB_OFFLINE="1")
+    code = ("import app; from PIL import Image; gallery, notes, _ = app.random_face(0, 1, 0.7, 256); "
+            "print('PRESET', app.PRESET.name, Image.open(gallery[0][0]).size); print(app.banner_markdown()); "
+            "print('STATUS', app.status_markdown())")
+    run = procs.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                    cwd=os.path.dirname(app.__file__))
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = run.stdout
+    assert "PRESET tiny (256, 256)" in out
+    banner = out[out.index("### "):out.index("STATUS")]
+    assert "could not be had" in banner and "offline mode is on (HF_HUB_OFFLINE)" in banner and "random weights" in banner
+    assert "`celeblook weights setup --preset ffhq`" in banner and "\\" not in banner
+    status = out[out.index("STATUS"):]
+    assert "All weights" not in status and "`celeblook weights setup --preset ffhq`" in status
+
+
+def test_small_face_notice_only_where_the_models_see_the_face_soft(tmp_path):
+    """Issue 21: "the face is small ... upscaled 6x" fired on ordinary portraits. The astronaut (43 px between the
+    eyes) and Grace Hopper (84 px) get no notice; the astronaut at half size (about 21 px) does."""
+    import matplotlib.cbook as cbook
+    from real_photos import astronaut
+
+    hopper = Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")
+    small = astronaut().resize((256, 256), Image.LANCZOS)
+    for name, image in (("astronaut", astronaut()), ("hopper", hopper), ("small", small)):
+        image.save(tmp_path / f"{name}.png")
+        notes = app.invert(uploaded(tmp_path / f"{name}.png"), False, 0, 0, 256)[7]
+        assert ("the face is small" in notes) == (name == "small"), (name, notes)

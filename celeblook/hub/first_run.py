@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import CelebError, WeightsError
 from ..files import weights_dir
 from ..install import FULL_INSTALL, torch_installed
-from ..presets import get_preset
+from ..presets import PRESET_ENV, Preset, get_preset
 from ..remedy import remedy
 from . import client as hub
 from .client import ByteProgress
@@ -23,6 +23,15 @@ from .weights import WeightFile, check, convert, download, load_manifest
 NO_DOWNLOAD_ENV = "CELEBLOOK_NO_DOWNLOAD"
 APP_ROLES = ("generator-source", "clip")  # fetched for the app; the student's ImageNet init only trains
 TRY_TINY = "CELEBLOOK_PRESET=tiny bash dev.sh app"
+FALLBACK_PRESET = "tiny"  # needs no weights: what the app shows when the default preset's cannot be had
+
+
+class SetupFailed(WeightsError):
+    """``setup`` could not get everything: ``reason`` says why, in words (offline, refused, a failed download)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 def app_needs(preset: str, root: Path | None = None) -> list[WeightFile]:
@@ -81,8 +90,9 @@ def setup(
     if failures:
         fix = (f"check the network (or HF_ENDPOINT, HF_TOKEN) and run it again, or put the files in {root}" if command
                else f"get them with `{remedy('weights', name)}`")
-        raise WeightsError(f"weights for preset {name!r} missing: {', '.join(missing)} ({why or failures[0]}); {fix}, "
-                           f"or try the app on untrained models: `{TRY_TINY}`")
+        reason = why or failures[0]
+        raise SetupFailed(f"weights for preset {name!r} missing: {', '.join(missing)} ({reason}); {fix}, "
+                          f"or try the app on untrained models: `{TRY_TINY}`", reason)
 
 
 def ensure_defaults(preset: str | None = None, progress: ByteProgress | None = None,
@@ -93,15 +103,40 @@ def ensure_defaults(preset: str | None = None, progress: ByteProgress | None = N
     still missing, one line saying what and the command. ``CELEBLOOK_NO_DOWNLOAD=1`` makes no request (files
     already in huggingface_hub's cache are still linked into place).
     """
+    return _first_run(preset, progress, root)[0]
+
+
+def _first_run(preset: str | None, progress: ByteProgress | None, root: Path | None) -> tuple[list[str], str | None]:
+    """``ensure_defaults``'s notices, and why the weights could not all be had (None when they could)."""
     notices: list[str] = [] if torch_installed() else [
         f"runtime install: the app serves an ONNX export (CELEBLOOK_ONNX_DIR, or the heads repository of {HEADS_ENV} "
         f"when it holds one); checkpoints are converted by {FULL_INSTALL}"]
     opted_out = os.environ.get(NO_DOWNLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    reason = None
     try:
         setup(preset, root, progress, log=notices.append,
               no_requests=f"automatic download is off: {NO_DOWNLOAD_ENV}=1" if opted_out else None)
+    except SetupFailed as err:
+        notices.append(str(err))
+        reason = err.reason
     except WeightsError as err:
         notices.append(str(err))
+        reason = str(err)
     for line in notices:
         print(f"[weights] {line}", flush=True)
-    return notices
+    return notices, reason
+
+
+def app_preset(progress: ByteProgress | None = None, root: Path | None = None) -> tuple[Preset, list[str], str | None]:
+    """The preset the app starts on, the first run's notices, and why it is not the default (None when it is).
+
+    When no preset was asked for (no ``CELEBLOOK_PRESET``) and the default preset's weights cannot be had
+    (offline, refused, a failed download), the app starts on the tiny preset, so a first run always shows
+    something real; a preset asked for explicitly is kept, and what it lacks is reported instead.
+    """
+    chosen = get_preset()
+    notices, reason = _first_run(chosen.name, progress, root)
+    if os.environ.get(PRESET_ENV) or not chosen.trained or reason is None or not app_needs(chosen.name, root):
+        return chosen, notices, None
+    print(f"[weights] starting on the untrained {FALLBACK_PRESET!r} preset instead: {reason}", flush=True)
+    return get_preset(FALLBACK_PRESET), notices, reason

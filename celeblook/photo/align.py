@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, WeightsError
+from ..preprocess import CLIP_SIZE
 
 DETECT_SIDE = 1024  # first pass: faces are searched on a copy at most this long (finds faces >= 8 % of it)
 MIN_FACE = 32  # last pass: the smallest face box searched, in photo px (about ear to ear)
@@ -54,7 +55,12 @@ MOUTH_HALF_WIDTH = 0.45  # the mouth corners either side of its centre, in IOD (
 # FFHQ's crop: side = 2 * max(2 * eye distance, 1.8 * eye-to-mouth), centred 0.1 eye-to-mouth below the eyes
 EYE_SCALE, MOUTH_SCALE, CENTRE_SHIFT = 2.0, 1.8, 0.1
 PAD_FRACTION, BLUR_FRACTION = 0.3, 0.02  # FFHQ's minimum reflect padding and edge blur, as fractions of the side
-MAX_UPSCALE = 2  # a crop enlarged more than this from the photo gets a notice that it will be soft
+# A face is "small" when the models see it soft: the encoders read the crop at CLIP_SIZE (224 px), so the notice
+# compares the face's square in the photo (the FFHQ quad's side) with that, not with the 1024 px crop shown (a view).
+# Measured (Laplacian variance of the 224 px crop, photos rescaled 0.25-2x): detail falls off past 1.5x (the
+# astronaut, 43 px between the eyes: quad 172 px, 1.3x, keeps 0.67 of its 2x copy's; at 1.75x 0.37, 2.6x 0.18;
+# Grace Hopper, 84 px: 0.67x, none lost); so quads under 224 / 1.5 = 150 px (about 37 px between the eyes) get it.
+MAX_UPSCALE = 1.5
 MAX_SUPERSAMPLE = 4  # large quads are warped at up to 4x the output size, then area-averaged down
 
 LANDMARK_MODEL = "shape_predictor_5_face_landmarks.dat"
@@ -331,9 +337,9 @@ def align_face(image: Image.Image, size: int = 1024, face: int | None = None, al
         notices.append(f"{len(faces)} faces found in {label}: using face {chosen} ({'the largest' if chosen == 0 else 'as asked'})")
     picked = faces[chosen]
     quad = np.array(picked.quad, np.float64)
-    if quad_side(quad) * MAX_UPSCALE < size:
-        notices.append(f"the face is small ({picked.eye_distance:.0f} px between the eyes): the crop is upscaled "
-                       f"{size / quad_side(quad):.0f}x and will be soft")
+    if quad_side(quad) * MAX_UPSCALE < CLIP_SIZE:
+        notices.append(f"the face is small ({picked.eye_distance:.0f} px between the eyes): the models see it enlarged "
+                       f"{CLIP_SIZE / quad_side(quad):.1f}x, so the result will be soft; a closer or larger photo helps")
     return AlignedFace(Image.fromarray(render_quad(rgb, quad, size)), quad, image.size, faces, chosen, notices)
 
 
