@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import io
 import os
-import re
 import tempfile
 import threading
 import time
@@ -23,7 +22,6 @@ from .files import atomic_write_bytes
 from .media import png_bytes
 
 NOT_AN_UPLOAD = "the photo did not arrive as an upload: upload it again"
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
 
 def uploaded_file(payload: object, received: Collection[str]) -> str | None:
@@ -44,11 +42,6 @@ def uploaded_file(payload: object, received: Collection[str]) -> str | None:
     return path
 
 
-def escape_markdown(text: str) -> str:
-    """Text shown as itself inside Markdown: HTML entities for markup, backslashes before Markdown syntax."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
-
-
 def text_block(*lines: str, bullets: bool = False) -> str:
     """Plain text (which may quote what a user typed, URLs, commands) for a Markdown component, shown as itself: an
     HTML block, whose contents Markdown leaves alone, with HTML's entities for markup. Backslash escapes would be
@@ -57,11 +50,6 @@ def text_block(*lines: str, bullets: bool = False) -> str:
     if bullets:
         return "<ul>\n" + "\n".join(f"<li>{item}</li>" for item in items) + "\n</ul>\n"
     return "\n".join(f"<p>{item}</p>" for item in items) + "\n"
-
-
-def notes_markdown(lines: list[str]) -> str:
-    """Notices (which may quote what the user typed) as a Markdown list that renders them as plain text."""
-    return "\n".join(f"- {escape_markdown(line)}" for line in dict.fromkeys(lines))
 
 
 class OutputDir:

@@ -72,8 +72,3 @@ def test_uploads_only_what_the_upload_route_received(tmp_path):
                     {"path": str(root / "abc" / ".." / "abc" / "me.png")}, {"url": "http://x"}, {"path": 5}, 42, "", []):
         with pytest.raises(InputError, match=support.NOT_AN_UPLOAD):
             support.uploaded_file(payload, received)
-
-
-def test_markdown_escaping_keeps_text_as_text():
-    assert support.escape_markdown("<b>x</b> *y* [z](u)") == "&lt;b&gt;x&lt;/b&gt; \\*y\\* \\[z\\]\\(u\\)"
-    assert support.notes_markdown(["a", "a", "<i>"]) == "- a\n- &lt;i&gt;"
