@@ -50,17 +50,22 @@ def face_crop() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def playwright():  # one per module: a second sync_playwright() inside the first is refused
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, tmp_path_factory):
     video = tmp_path_factory.mktemp("camera") / "face.y4m"
     video.write_bytes(y4m(face_crop()))
     args = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-video-capture={video}"]
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
-                                                       args=args, permissions=["camera"])
-        context.add_init_script(HELPERS + STREAMS)
-        yield context
-        context.close()
+    context = playwright.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
+                                                            args=args, permissions=["camera"])
+    context.add_init_script(HELPERS + STREAMS)
+    yield context
+    context.close()
 
 
 @pytest.fixture
@@ -214,3 +219,35 @@ def test_share_hands_the_png_to_web_share_where_the_browser_has_it(page):
     page.wait_for_function("document.getElementById('status').textContent === 'Share: shared'")
     assert page.evaluate("window.__shared") == {"name": "celeblook.png", "type": "image/png", "head": [0x89, 0x50, 0x4E, 0x47]}
     assert page.evaluate("window.celeblook.share({bytes: new Uint8Array([1]), mime: 'text/plain', name: 'a.txt'})") == "shared"
+
+
+# --- offline ---------------------------------------------------------------------------------------------------
+
+MAKE_FACE = """async () => { const cl = await window.celeblook.ready; const r = await cl.randomLatent(5);
+    return (await cl.render(r.wplus, 1, 256)).length; }"""
+
+
+def test_a_returning_visitor_makes_faces_offline_and_nothing_leaves_the_site(playwright, url):  # noqa: F811
+    requests: list[tuple[str, str]] = []
+    context = playwright.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
+                                                   args=["--no-sandbox"])
+    try:
+        context.on("request", lambda r: requests.append((r.method, r.url)))
+        page = context.new_page()
+        page.goto(f"{url}?backend=wasm")
+        page.evaluate("window.celeblook.ready")
+        page.select_option("#size", "256")
+        page.click("#random")
+        wait_done(page, "Random face")
+        # kept once after start, once after the face: the runtime loaded for the face is kept too
+        page.wait_for_function("Number(document.getElementById('offline').dataset.kept) >= 2", timeout=60_000)
+        context.set_offline(True)
+        page.reload()
+        assert page.evaluate("window.crossOriginIsolated")  # the cached page keeps its COOP/COEP headers
+        assert page.evaluate(MAKE_FACE) == 3 * 256 * 256
+        page.close()
+    finally:
+        context.close()
+    assert requests
+    outside = [(m, u) for m, u in requests if m != "GET" or not (u.startswith(url) or u.startswith(("blob:", "data:")))]
+    assert not outside, outside  # "nothing is uploaded": only GETs of the site's own files

@@ -52,6 +52,28 @@ function work(label, fraction, cancellable) {
   $('cancel').disabled = !cancellable;
 }
 
+// The service worker (sw.js) serves the page from this browser when the network is off.
+const worker = navigator.serviceWorker?.register(new URL('../sw.js', import.meta.url)).catch((err) => {
+  console.warn(`no offline use: ${err.message}`);
+  return null;
+});
+
+/** Hands the service worker every file this visit loaded (page and worker) to keep for offline visits. */
+async function keepForOffline() {
+  const registration = await worker;
+  if (!registration) return;
+  const {active} = await navigator.serviceWorker.ready;
+  const urls = [location.href, ...performance.getEntriesByType('resource').map((e) => e.name),
+    ...await window.celeblook.resources()];
+  const channel = new MessageChannel();
+  const kept = new Promise((resolve) => { channel.port1.onmessage = resolve; });
+  active.postMessage({type: 'keep', urls}, [channel.port2]);
+  await kept;
+  $('offline').hidden = false;
+  $('offline').textContent = 'This page works offline now: the next visit needs no network for what you used.';
+  $('offline').dataset.kept = String(Number($('offline').dataset.kept ?? 0) + 1); // how many times (tests wait on it)
+}
+
 const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
 const ready = createCelebLook({backend: params.get('backend') ?? 'auto', threads, onProgress});
 window.celeblook = {ready: ready.then(() => window.celeblook)};
@@ -76,6 +98,7 @@ async function busy(label, work_, reveal) {
     $('work').hidden = true;
     $('cancel').disabled = true;
     refreshCache();
+    keepForOffline();
   }
 }
 
@@ -287,6 +310,7 @@ ready.then((cl) => {
   promptNote('prompt', 'prompt-note');
   promptNote('target', 'target-note');
   refreshCache();
+  keepForOffline();
 
   $('compare').oninput = () => showOriginal(true);
   $('psi').oninput = () => { $('psi-value').value = $('psi').value; };

@@ -28,7 +28,7 @@ import {share} from './share.js';
 
 const FORWARDED = ['render', 'mapping', 'randomLatent', 'preprocess', 'encodeImage', 'embedFace', 'map', 'invert', 'tokenize',
   'encodeText', 'inBank', 'embedPrompts', 'direction', 'strength', 'edit', 'textToFace', 'align', 'alignedCrop',
-  'cropQuad', 'pasteBack'];
+  'cropQuad', 'pasteBack', 'resources'];
 const VERBS = ['randomFaces', 'invert', 'textToFace', 'faceOf', 'edit'];
 const FRAMED_VERBS = ['sweep', 'morph'];
 
