@@ -2,6 +2,7 @@
 CLIP's BPE vocabulary for the JavaScript tokenizer, the exported ONNX models and the prompt bank.
 
     SITE/index.html, src/*.js, src/style.css     the page (src/worker.js runs the models)
+    SITE/sw.js                                   the service worker (the page offline)
     SITE/site.json                               where the models are, the prompt bank, the alignment model
     SITE/vendor/ort/, vendor/gifenc/             onnxruntime-web (MIT) and gifenc (MIT): no CDN
     SITE/vendor/face-api/ (+ model/)             face-api (MIT): SSD face detector + 68-point landmarks
@@ -43,7 +44,7 @@ from .folders import make_dirs, open_regular, put_in_place, replaceable, write_m
 from .space import check_models_url, space_readme
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
-PAGE = ("index.html", "src")
+PAGE = ("index.html", "sw.js", "src")  # sw.js at the root: a service worker controls only what is under it
 VENDOR = "vendor"
 VOCAB = VOCAB_FILE.name  # the page fetches vendor/<this name>
 ENTITIES = "html5_entities.json"

@@ -4,6 +4,7 @@
 // automatic choices.
 
 import {createCelebLook} from './celeblook.js';
+import {coach} from './coach.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -12,6 +13,7 @@ const num = (x, digits = 3) => (typeof x === 'number' ? x.toFixed(digits) : '–
 
 const state = {
   current: null, // {wplus, image, size}: the face in section 2
+  png: null, // the current face as a PNG Blob (download, share)
   kept: null, // W+ the morph goes towards when 'the kept face' is chosen
   photo: null, // {image (ImageData), faces, chosen} of the uploaded photo, for paste-back
   edits: {}, // manual / learned results
@@ -50,6 +52,28 @@ function work(label, fraction, cancellable) {
   $('cancel').disabled = !cancellable;
 }
 
+// The service worker (sw.js) serves the page from this browser when the network is off.
+const worker = navigator.serviceWorker?.register(new URL('../sw.js', import.meta.url)).catch((err) => {
+  console.warn(`no offline use: ${err.message}`);
+  return null;
+});
+
+/** Hands the service worker every file this visit loaded (page and worker) to keep for offline visits. */
+async function keepForOffline() {
+  const registration = await worker;
+  if (!registration) return;
+  const {active} = await navigator.serviceWorker.ready;
+  const urls = [location.href, ...performance.getEntriesByType('resource').map((e) => e.name),
+    ...await window.celeblook.resources()];
+  const channel = new MessageChannel();
+  const kept = new Promise((resolve) => { channel.port1.onmessage = resolve; });
+  active.postMessage({type: 'keep', urls}, [channel.port2]);
+  await kept;
+  $('offline').hidden = false;
+  $('offline').textContent = 'This page works offline now: the next visit needs no network for what you used.';
+  $('offline').dataset.kept = String(Number($('offline').dataset.kept ?? 0) + 1); // how many times (tests wait on it)
+}
+
 const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
 const ready = createCelebLook({backend: params.get('backend') ?? 'auto', threads, onProgress});
 window.celeblook = {ready: ready.then(() => window.celeblook)};
@@ -74,6 +98,7 @@ async function busy(label, work_, reveal) {
     $('work').hidden = true;
     $('cancel').disabled = true;
     refreshCache();
+    keepForOffline();
   }
 }
 
@@ -109,28 +134,78 @@ async function setFace(face, caption) {
   state.current = face;
   const canvas = draw('face', face.image, face.size);
   $('face-scores').textContent = caption;
-  link('png', await pngOf(canvas)); // ready before the action reports 'done'
+  state.png = await pngOf(canvas);
+  link('png', state.png); // ready before the action reports 'done'
+  $('share').hidden = false;
 
   link('latent', npy(face.wplus));
   $('paste').hidden = !state.photo;
 }
 
-/** An uploaded photo as ImageData: upright (EXIF), at most the app's photo size a side (larger ones downscaled). */
+/** A picture (bitmap, video frame) as ImageData, at most ``maxSide`` px a side (larger ones downscaled). */
+function pixelsOf(source, width, height, maxSide) {
+  const scale = Math.min(1, maxSide / Math.max(width, height));
+  const [w, h] = [Math.round(width * scale), Math.round(height * scale)];
+  const context = new OffscreenCanvas(w, h).getContext('2d');
+  context.imageSmoothingQuality = 'high';
+  context.drawImage(source, 0, 0, w, h);
+  return context.getImageData(0, 0, w, h);
+}
+
+/** A photo of the app's sizes as ImageData: at least the photo min side, at most its max side (downscaled). */
+function photoPixels(source, width, height) {
+  const {photo_max_side: maxSide, photo_min_side: minSide} = window.celeblook.info.limits;
+  if (Math.min(width, height) < minSide) throw new Error(`the photo is ${width}x${height}: at least ${minSide} px a side is needed`);
+  return pixelsOf(source, width, height, maxSide);
+}
+
+/** An uploaded, dropped or pasted photo as ImageData, upright (EXIF). */
 async function imageDataOf(file) {
   if (!file) throw new Error('choose a photo first');
-  const {photo_max_side: maxSide, photo_min_side: minSide} = window.celeblook.info.limits;
-  let bitmap = await createImageBitmap(file, {imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none'})
-    .catch(() => { throw new Error(`${file.name} is not an image this browser can read`); });
-  if (Math.min(bitmap.width, bitmap.height) < minSide) throw new Error(`the photo is ${bitmap.width}x${bitmap.height}: at least ${minSide} px a side is needed`);
-  const scale = maxSide / Math.max(bitmap.width, bitmap.height);
-  if (scale < 1) {
-    bitmap = await createImageBitmap(bitmap, {resizeWidth: Math.round(bitmap.width * scale),
-      resizeHeight: Math.round(bitmap.height * scale), resizeQuality: 'high'});
+  const bitmap = await createImageBitmap(file, {imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none'})
+    .catch(() => { throw new Error(`${file.name ?? 'the pasted file'} is not an image this browser can read`); });
+  return photoPixels(bitmap, bitmap.width, bitmap.height);
+}
+
+/** The camera: a preview with the coach's advice (from the face landmarks) until the shot or Stop. */
+const camera = {stream: null, timer: null};
+function stopCamera() {
+  camera.stream?.getTracks().forEach((track) => track.stop());
+  camera.stream = null;
+  clearTimeout(camera.timer);
+  $('camera-video').srcObject = null;
+  $('camera-box').hidden = true;
+  $('camera').hidden = false;
+}
+
+async function startCamera() {
+  try {
+    camera.stream = await navigator.mediaDevices.getUserMedia({audio: false,
+      video: {facingMode: 'user', width: {ideal: 1280}, height: {ideal: 720}}});
+  } catch (err) {
+    status(`Camera failed: ${err.message}`);
+    return;
   }
-  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-  const context = canvas.getContext('2d');
-  context.drawImage(bitmap, 0, 0);
-  return context.getImageData(0, 0, bitmap.width, bitmap.height);
+  $('camera-video').srcObject = camera.stream;
+  $('camera-box').hidden = false;
+  $('camera').hidden = true;
+  $('coach').textContent = 'Looking for your face…';
+  coachTick();
+}
+
+const COACH_SIDE = 320; // the coach's frames: enough for the landmarks, quick enough to follow the face
+async function coachTick() {
+  const video = $('camera-video');
+  if (!camera.stream) return;
+  if (video.videoWidth && !busyNow) {
+    const image = pixelsOf(video, video.videoWidth, video.videoHeight, COACH_SIDE);
+    const {faces} = await window.celeblook.align(image);
+    if (!camera.stream) return;
+    const {ready, advice} = coach(faces[0], image);
+    $('coach').textContent = advice.join(' ');
+    $('coach').dataset.ready = String(ready);
+  }
+  camera.timer = setTimeout(coachTick, 250);
 }
 
 async function refreshCache() {
@@ -153,6 +228,12 @@ async function promptNote(input, note) {
       : `Free text: this needs the text encoder, a ${mb(cl.info.bytes.textEncoder)} download (once). The suggested prompts need none.`;
 }
 
+/** The photo's crop over the result, cut where the before/after slider says (arrow keys move it). */
+function showOriginal(shown) {
+  $('original-card').hidden = $('compare-label').hidden = !shown;
+  $('original-card').style.clipPath = `inset(0 ${100 - Number($('compare').value)}% 0 0)`;
+}
+
 async function usePhotoFace(index) {
   const cl = window.celeblook;
   const {image, faces} = state.photo;
@@ -160,7 +241,7 @@ async function usePhotoFace(index) {
   [...$('faces').children].forEach((b, i) => b.setAttribute('aria-pressed', String(i === index)));
   const photo = faces.length ? {source: image, quad: faces[index].quad} : {source: image, aligned: true};
   const result = await cl.pipeline.invert(photo, {size: Number($('size').value)});
-  $('original-card').hidden = false;
+  showOriginal(true);
   draw('original', result.photo.crop, result.photo.crop.width);
   const [face] = result.faces;
   await setFace(face, `Inversion: similarity to the photo ${num(face.scores.clip_similarity)}`);
@@ -221,15 +302,17 @@ ready.then((cl) => {
     $('notice').hidden = false;
     $('notice').textContent += ' This site has no strength head: only the manual C is shown.';
   }
-  if (!cl.has('mapper')) off('This site has no mapper: photos, text and edits are off.', ['photo', 'text-face', 'edit', 'sweep', 'friend']);
-  else if (!cl.has(info.constants.photo_encoder)) off(`This site has no ${info.constants.photo_encoder}.onnx: photos are off.`, ['photo', 'friend']);
+  if (!cl.has('mapper')) off('This site has no mapper: photos, text and edits are off.', ['photo', 'text-face', 'edit', 'sweep', 'friend', 'camera']);
+  else if (!cl.has(info.constants.photo_encoder)) off(`This site has no ${info.constants.photo_encoder}.onnx: photos are off.`, ['photo', 'friend', 'camera']);
   for (const [input, note] of [['prompt', 'prompt-note'], ['target', 'target-note'], ['morph-prompt', 'target-note'], ['source', 'target-note']]) {
     $(input).addEventListener('input', () => promptNote(input, note));
   }
   promptNote('prompt', 'prompt-note');
   promptNote('target', 'target-note');
   refreshCache();
+  keepForOffline();
 
+  $('compare').oninput = () => showOriginal(true);
   $('psi').oninput = () => { $('psi-value').value = $('psi').value; };
   $('c').oninput = () => { $('c-value').value = $('c').value; };
   $('cancel').onclick = () => cl.cancel();
@@ -242,7 +325,7 @@ ready.then((cl) => {
   $('random').onclick = () => busy('Random face', async () => {
     const {faces: [face]} = await cl.pipeline.randomFaces(Number($('seed').value), {psi: Number($('psi').value), size: size()});
     state.photo = null;
-    $('original-card').hidden = true;
+    showOriginal(false);
     await setFace(face, `Random face, seed ${face.scores.seed}`);
   }, 'result');
 
@@ -251,13 +334,15 @@ ready.then((cl) => {
     const {text, seed, psi} = promptStart('prompt');
     const r = await cl.pipeline.textToFace(text, {seed, psi, size: size()});
     state.photo = null;
-    $('original-card').hidden = true;
+    showOriginal(false);
     await setFace(r.faces[0], `Text score ${num(r.faces[0].scores.text_score)}`);
     return r.notices.join('; ');
   }, 'result');
 
-  $('photo').onchange = () => busy('Photo', async () => {
-    const image = await imageDataOf($('photo').files[0]);
+  /** Every way in (file, drop, paste, camera) goes through the same detection and inversion. */
+  const usePhoto = (imageOf) => busy('Photo', async () => {
+    if ($('photo').disabled) throw new Error('this site cannot invert photos');
+    const image = await imageOf();
     if ($('aligned').checked) {
       state.photo = {image, faces: [], chosen: null};
       $('faces').replaceChildren();
@@ -273,6 +358,44 @@ ready.then((cl) => {
     await showFaces(faces);
     return usePhotoFace(chosen);
   }, 'result');
+  $('photo').onchange = () => usePhoto(() => imageDataOf($('photo').files[0]));
+  const drop = $('drop');
+  drop.addEventListener('dragover', (event) => { event.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (event) => {
+    event.preventDefault();
+    drop.classList.remove('over');
+    const file = event.dataTransfer?.files[0];
+    usePhoto(() => imageDataOf(file));
+  });
+  document.addEventListener('paste', (event) => {
+    const file = [...(event.clipboardData?.files ?? [])].find((f) => f.type.startsWith('image/'));
+    if (!file) return; // text pastes into the prompt boxes as usual
+    event.preventDefault();
+    usePhoto(() => imageDataOf(file));
+  });
+  $('camera').onclick = startCamera;
+  $('camera-stop').onclick = stopCamera;
+  $('shot').onclick = () => {
+    const video = $('camera-video');
+    let image;
+    try {
+      image = photoPixels(video, video.videoWidth, video.videoHeight);
+    } catch (err) {
+      status(`Photo failed: ${err.message}`);
+      return;
+    }
+    stopCamera();
+    usePhoto(async () => image);
+  };
+  addEventListener('pagehide', stopCamera); // leaving the page (or the bfcache) releases the camera
+  document.addEventListener('visibilitychange', () => { if (document.hidden) stopCamera(); });
+
+  $('share').onclick = async () => {
+    const bytes = new Uint8Array(await state.png.arrayBuffer());
+    const how = await cl.share({bytes, mime: 'image/png', name: 'celeblook.png'}).catch((err) => `failed: ${err.message}`);
+    status(`Share: ${how}`);
+  };
 
   $('keep').onclick = () => {
     state.kept = state.current?.wplus ?? null;

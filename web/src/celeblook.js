@@ -19,14 +19,16 @@
 //   morphGif(a, b, {frames, size, mode: 'interpolate'|'style_mix', crossover, onFrame}) -> Uint8Array (GIF89a)
 //   pasteBack(photo, quad, face (ImageData | image), size) -> ImageData    cancel()
 //   cached() -> [{file, sha256, bytes}]     clearCache()      toImageData(image, size, index)
+//   share({bytes, mime, name}) -> 'shared' | 'cancelled' | 'downloaded' (Web Share with files, else a download)
 // Also: preprocess, encodeImage, embedFace, map, mapping, tokenize, encodeText, embedPrompts, inBank, direction, strength.
 
 import {cachedFiles, clearCache} from './cache.js';
 import {toImageData} from './image.js';
+import {share} from './share.js';
 
 const FORWARDED = ['render', 'mapping', 'randomLatent', 'preprocess', 'encodeImage', 'embedFace', 'map', 'invert', 'tokenize',
   'encodeText', 'inBank', 'embedPrompts', 'direction', 'strength', 'edit', 'textToFace', 'align', 'alignedCrop',
-  'cropQuad', 'pasteBack'];
+  'cropQuad', 'pasteBack', 'resources'];
 const VERBS = ['randomFaces', 'invert', 'textToFace', 'faceOf', 'edit'];
 const FRAMED_VERBS = ['sweep', 'morph'];
 
@@ -98,6 +100,7 @@ export function createCelebLook({base = new URL('../', import.meta.url).href, ba
       cached: cachedFiles,
       clearCache,
       toImageData,
+      share,
       terminate: () => worker.terminate(),
     };
     for (const method of FORWARDED) api[method] = (...args) => call(method, args);

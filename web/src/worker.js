@@ -51,6 +51,8 @@ async function init({base, backend, threads}) {
   const pipeline = new Pipeline(engine, processors, sessions.site.limits);
   const api = createApi(sessions, processors, engine, pipeline);
   calls = {...api, ...Object.fromEntries(VERBS.map((verb) => [`pipeline.${verb}`, (...args) => pipeline[verb](...args)]))};
+  // what this worker loaded (runtime, wasm, site files), for the service worker to keep for offline visits
+  calls.resources = () => performance.getEntriesByType('resource').map((entry) => entry.name);
   return api.info();
 }
 

@@ -1,0 +1,253 @@
+"""The page as a product (issue 21), in headless Chromium on the tiny preset's site (built as tests/test_web.py
+builds it): photos in by drop, paste and a camera whose coach reads the face landmarks before the shot.
+
+The camera is Chromium's fake capture device playing a Y4M file made here from a real photo (scikit-image's
+public-domain astronaut, cropped around the face), so the coach, the shot and the inversion run on a real face.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_web import CHROMIUM, HELPERS, astronaut, rgba_b64, space, url, wait_done  # noqa: F401 (fixtures)
+
+sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+# the astronaut's face (eyes near (203, 101) and (246, 104)) in the middle of a 240 px square
+FACE_CROP = (105, 5, 345, 245)
+
+# every getUserMedia stream the page opens, so a test can see whether its tracks were stopped
+STREAMS = """
+const open = navigator.mediaDevices?.getUserMedia?.bind(navigator.mediaDevices);
+window.__streams = [];
+if (open) navigator.mediaDevices.getUserMedia = async (c) => { const s = await open(c); window.__streams.push(s); return s; };
+window.__live = () => window.__streams.flatMap((s) => s.getTracks()).filter((t) => t.readyState === 'live').length;
+"""
+
+
+def y4m(rgb: np.ndarray, frames: int = 2) -> bytes:
+    """A YUV4MPEG2 video (4:2:0, BT.601 full range) showing ``rgb`` still: what Chromium's fake camera plays."""
+    h, w = rgb.shape[:2]
+    x = rgb.astype(np.float64)
+    y = 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+    u = 128 + 0.564 * (x[..., 2] - y)
+    v = 128 + 0.713 * (x[..., 0] - y)
+    half = lambda c: c.reshape(h // 2, 2, w // 2, 2).mean((1, 3))  # noqa: E731
+    planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8).tobytes() for p in (y, half(u), half(v))]
+    frame = b"FRAME\n" + b"".join(planes)
+    return f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode() + frame * frames
+
+
+def face_crop() -> np.ndarray:
+    x0, y0, x1, y1 = FACE_CROP
+    return astronaut()[y0:y1, x0:x1]
+
+
+@pytest.fixture(scope="module")
+def playwright():  # one per module: a second sync_playwright() inside the first is refused
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, tmp_path_factory):
+    video = tmp_path_factory.mktemp("camera") / "face.y4m"
+    video.write_bytes(y4m(face_crop()))
+    args = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}"]
+    context = playwright.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
+                                                            args=args, permissions=["camera"])
+    context.add_init_script(HELPERS + STREAMS)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(browser, url):  # noqa: F811
+    page = browser.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{url}?backend=wasm")
+    page.evaluate("window.celeblook.ready")
+    page.select_option("#size", "256")
+    yield page
+    assert not errors, errors
+    page.close()
+
+
+def png_b64(rgb: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+# builds a File of the PNG in the page and hands it over as a browser would: a drop on the drop zone, a paste
+HAND_OVER = """async ([how, b64]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], 'astronaut.png', {type: 'image/png'}));
+  if (how === 'drop') {
+    const zone = document.getElementById('drop');
+    zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: data, bubbles: true, cancelable: true}));
+    zone.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+  } else {
+    document.body.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
+  }
+}"""
+
+
+@pytest.mark.parametrize("how", ["drop", "paste"])
+def test_a_dropped_or_pasted_photo_is_inverted(page, how):
+    page.evaluate(HAND_OVER, [how, png_b64(astronaut())])
+    wait_done(page, "Photo")
+    assert page.locator("#faces button").count() == 1 and page.is_visible("#original-card")
+    assert "similarity to the photo" in page.text_content("#face-scores")
+
+
+def test_pasted_text_is_left_to_the_prompt_box(page):
+    page.focus("#prompt")
+    page.evaluate("""() => { const data = new DataTransfer(); data.setData('text/plain', 'x');
+        document.getElementById('prompt').dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true})); }""")
+    assert page.text_content("#status").startswith("Ready")
+
+
+COACH = """async ([b64, w, h, nudge]) => {
+  const {coach} = await import('./src/coach.js');
+  const image = window.__img(b64, w, h);
+  const {faces} = await window.celeblook.align(image);
+  const face = faces[0] && nudge ? {...faces[0], landmarks: faces[0].landmarks.map((p, i) => (i === 30 ? [p[0] + nudge, p[1]] : p))}
+    : faces[0];
+  return coach(face, image);
+}"""
+
+
+def test_the_coach_says_what_to_change_before_the_shot(page):
+    crop = face_crop()
+    tilted = np.asarray(Image.fromarray(crop).rotate(20, resample=Image.BICUBIC, fillcolor=(128, 128, 128)))
+    cases = {
+        "Good": crop,
+        "Too far": astronaut(),  # the face is small and high in the full photo
+        "Tilted": tilted,
+        "Too dark": (crop * 0.35).astype(np.uint8),
+    }
+    for expected, rgb in cases.items():
+        advice = page.evaluate(COACH, [*rgba_b64(rgb), 0])
+        assert any(a.startswith(expected) for a in advice["advice"]), (expected, advice)
+        assert advice["ready"] == (expected == "Good"), (expected, advice)
+    assert "Off centre: move your face to the middle." in page.evaluate(COACH, [*rgba_b64(astronaut()), 0])["advice"]
+    # the nose tip a third of the eye distance (~43 px in 240) to the side: the head is turned
+    turned = page.evaluate(COACH, [*rgba_b64(crop), 15])
+    assert turned == {"ready": False, "advice": ["Turned: look straight at the camera."]}
+    blank = np.full((240, 240, 3), 128, np.uint8)
+    assert page.evaluate(COACH, [*rgba_b64(blank), 0])["advice"] == ["No face in view: look at the camera."]
+
+
+def test_camera_coach_then_shot_inverts_and_releases_the_camera(page):
+    page.click("#camera")
+    page.wait_for_function("document.getElementById('coach').dataset.ready === 'true'", timeout=60_000)
+    assert page.text_content("#coach") == "Good: take the photo." and page.evaluate("window.__live()") == 1
+    page.click("#shot")
+    assert page.evaluate("window.__live()") == 0 and page.is_hidden("#camera-box")
+    wait_done(page, "Photo")
+    assert page.locator("#faces button").count() == 1
+    assert "similarity to the photo" in page.text_content("#face-scores")
+
+
+def test_stopping_or_leaving_releases_the_camera(page, url):  # noqa: F811
+    page.click("#camera")
+    page.wait_for_function("window.__live() === 1")
+    page.click("#camera-stop")
+    assert page.evaluate("window.__live()") == 0 and page.is_hidden("#camera-box") and page.is_visible("#camera")
+    page.click("#camera")
+    page.wait_for_function("window.__live() === 1")
+    page.evaluate("window.dispatchEvent(new PageTransitionEvent('pagehide'))")
+    assert page.evaluate("window.__live()") == 0
+
+
+def test_before_after_slider_moves_with_the_arrow_keys(page):
+    assert page.is_hidden("#compare")  # no photo yet: nothing to compare
+    page.evaluate(HAND_OVER, ["drop", png_b64(astronaut())])
+    wait_done(page, "Photo")
+    compare = page.locator(".compare")
+    page.focus("#compare")
+    page.keyboard.press("End")  # all photo
+    photo = np.asarray(Image.open(io.BytesIO(compare.screenshot())).convert("RGB"), np.float32)
+    page.keyboard.press("Home")  # all result
+    result = np.asarray(Image.open(io.BytesIO(compare.screenshot())).convert("RGB"), np.float32)
+    assert np.abs(photo - result).mean() > 10  # the tiny preset's result is a pattern, far from the photo
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    assert page.input_value("#compare") == "50"
+    half = np.asarray(Image.open(io.BytesIO(compare.screenshot())).convert("RGB"), np.float32)
+    w = half.shape[1]
+    left, right = slice(0, w // 2 - 2), slice(w // 2 + 2, w)
+    assert np.abs(half[:, left] - photo[:, left]).mean() < 1 and np.abs(half[:, right] - result[:, right]).mean() < 1
+
+
+def test_share_falls_back_to_a_download_without_web_share(page):
+    assert page.evaluate("navigator.canShare === undefined")  # headless Chromium on Linux: no Web Share
+    page.fill("#seed", "3")
+    page.click("#random")
+    wait_done(page, "Random face")
+    with page.expect_download() as download:
+        page.click("#share")
+    assert download.value.suggested_filename == "celeblook.png"
+    assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page.wait_for_function("document.getElementById('status').textContent === 'Share: downloaded'")
+    with pytest.raises(Exception, match="share needs"):
+        page.evaluate("window.celeblook.share({bytes: new Uint8Array(1)})")
+
+
+# a browser that can share files: records what the page hands the share sheet
+WEB_SHARE = """navigator.canShare = (data) => Array.isArray(data.files);
+navigator.share = async (data) => { const f = data.files[0];
+  window.__shared = {name: f.name, type: f.type, head: [...new Uint8Array(await f.arrayBuffer()).slice(0, 4)]}; };"""
+
+
+def test_share_hands_the_png_to_web_share_where_the_browser_has_it(page):
+    page.evaluate(f"() => {{ {WEB_SHARE} }}")
+    page.click("#random")
+    wait_done(page, "Random face")
+    page.click("#share")
+    page.wait_for_function("document.getElementById('status').textContent === 'Share: shared'")
+    assert page.evaluate("window.__shared") == {"name": "celeblook.png", "type": "image/png", "head": [0x89, 0x50, 0x4E, 0x47]}
+    assert page.evaluate("window.celeblook.share({bytes: new Uint8Array([1]), mime: 'text/plain', name: 'a.txt'})") == "shared"
+
+
+# --- offline ---------------------------------------------------------------------------------------------------
+
+MAKE_FACE = """async () => { const cl = await window.celeblook.ready; const r = await cl.randomLatent(5);
+    return (await cl.render(r.wplus, 1, 256)).length; }"""
+
+
+def test_a_returning_visitor_makes_faces_offline_and_nothing_leaves_the_site(playwright, url):  # noqa: F811
+    requests: list[tuple[str, str]] = []
+    context = playwright.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
+                                                   args=["--no-sandbox"])
+    try:
+        context.on("request", lambda r: requests.append((r.method, r.url)))
+        page = context.new_page()
+        page.goto(f"{url}?backend=wasm")
+        page.evaluate("window.celeblook.ready")
+        page.select_option("#size", "256")
+        page.click("#random")
+        wait_done(page, "Random face")
+        # kept once after start, once after the face: the runtime loaded for the face is kept too
+        page.wait_for_function("Number(document.getElementById('offline').dataset.kept) >= 2", timeout=60_000)
+        context.set_offline(True)
+        page.reload()
+        assert page.evaluate("window.crossOriginIsolated")  # the cached page keeps its COOP/COEP headers
+        assert page.evaluate(MAKE_FACE) == 3 * 256 * 256
+        page.close()
+    finally:
+        context.close()
+    assert requests
+    outside = [(m, u) for m, u in requests if m != "GET" or not (u.startswith(url) or u.startswith(("blob:", "data:")))]
+    assert not outside, outside  # "nothing is uploaded": only GETs of the site's own files
