@@ -1,11 +1,14 @@
 """The factory: one obvious way to build every model of a preset, and all of them at once (``load_models``).
 
 Training, export, evaluation and the pipeline build their models here. A missing head never stops
-``load_models``: ``Models.missing`` lists what is absent with the command that makes it. The ``tiny`` preset
-builds seeded random heads when it has no files, labelled untrained. Neither does a head whose file is there
+``load_models``: ``Models.missing`` lists what is absent with the command that makes it. The untrained presets
+build seeded random heads when they have no files, labelled untrained. Neither does a head whose file is there
 but unusable (corrupt, a pickle under a .safetensors name, another preset's): ``Models.missing`` names the
 file and the command that replaces it, and an ``UnusableHead`` stands in, so that what needs the head stops
 with that line (what does not, runs) instead of quietly taking the paths made for an absent head.
+
+Untrained presets (``tiny``; ``<name>-rehearsal``, a preset's models at their real size) read no weight file:
+their generator, CLIP and student are seeded (``train all --rehearse`` runs every stage on them).
 
 Heads are read from ``weights_dir()/<preset>/`` (mapper.safetensors, strength.safetensors) unless another
 folder is given.
@@ -44,7 +47,8 @@ def resolve_preset(preset: str | Preset | None) -> Preset:
 def create_generator(preset: str | Preset | None = None, checkpoint: str | Path | None = None) -> Generator:
     """A frozen generator: ``checkpoint`` (any of the 3 formats) wins; else the preset's.
 
-    ``tiny``: seeded random weights in the published layout, w_avg from 10k seeded samples.
+    Untrained presets (``tiny``, rehearsals): seeded random weights in the published layout, w_avg from 10k
+    seeded samples.
     ``ffhq``: the converted safetensors in ``weights_dir()``; a WeightsError names the command if absent.
     """
     if checkpoint is not None:

@@ -6,12 +6,15 @@ weights, built in seconds with no files at all: for tests and development. Every
 produces is untrained and is labelled so.
 
 Chosen with ``--preset`` on every command, or the ``CELEBLOOK_PRESET`` environment variable.
+
+``<name>-rehearsal`` (``rehearsal_of``) is a preset's models at their real size with seeded random weights, read
+from no file: ``train all --rehearse`` runs every stage on them before anyone pays for the real run.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import InputError
 from .limits import C_MAX, TARGET_SIMILARITY
@@ -19,6 +22,7 @@ from .models.generator_config import GeneratorConfig
 
 PRESET_ENV = "CELEBLOOK_PRESET"
 DEFAULT_PRESET = "ffhq"
+REHEARSAL_SUFFIX = "-rehearsal"
 
 
 # A preset's training defaults, defined here once: the train configs (celeblook.training.*TrainConfig) take the
@@ -112,9 +116,12 @@ class Preset:
     seed: int = 0  # seed of the random weights when not trained
     student_kwargs: dict = field(default_factory=dict)
     training: Training = Training()
+    rehearsal: bool = False  # another preset's models at their real size, seeded (``rehearsal_of``)
 
     @property
     def label(self) -> str:
+        if self.rehearsal:
+            return f"{self.name} (REHEARSAL: real-size models with seeded random weights)"
         return self.name if self.trained else f"{self.name} (untrained random weights)"
 
     @property
@@ -144,9 +151,20 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def rehearsal_of(preset: Preset) -> Preset:
+    """``preset``'s models at their real size with seeded random weights (``trained=False``: no file is read),
+    named ``<name>-rehearsal`` so that nothing made with it passes for the real preset's."""
+    if preset.rehearsal:
+        return preset
+    return replace(preset, name=preset.name + REHEARSAL_SUFFIX, trained=False, rehearsal=True)
+
+
 def get_preset(name: str | None = None) -> Preset:
-    """The named preset, else ``$CELEBLOOK_PRESET``, else ``ffhq``."""
+    """The named preset (or ``<name>-rehearsal``), else ``$CELEBLOOK_PRESET``, else ``ffhq``."""
     name = name or os.environ.get(PRESET_ENV) or DEFAULT_PRESET
+    base = name.removesuffix(REHEARSAL_SUFFIX)
+    if base != name and base in PRESETS:
+        return rehearsal_of(PRESETS[base])
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     return PRESETS[name]

@@ -164,7 +164,8 @@ def test_check_refuses_broken_manifests_in_one_line(export_dir, manifest, tmp_pa
 
 
 def test_real_size_generator_parity(tmp_path):
-    """The ffhq configuration (random weights, fill_reference): mapping + 256 exit always, all exits with CELEBLOOK_SLOW=1."""
+    """The ffhq configuration (random weights, fill_reference): mapping + 256 exit always, all exits with CELEBLOOK_SLOW=1
+    (in CI the rehearsal, tests/test_rehearsal.py, exports every exit at real size with its parity checked)."""
     sd = fill_reference(GeneratorConfig(), base_seed=7)
     generator = Generator().load_reference(sd, w_avg=sd["style_mean"])
     sizes = (1024, 512, 256) if SLOW else (256,)
@@ -190,8 +191,10 @@ def test_real_student_variant_parity(tmp_path):
     assert entry["parity"]["max_abs_diff"] <= FP32_ABS
 
 
-@pytest.mark.skipif(not SLOW, reason="ViT-L/14 towers take minutes and ~4 GB to export: set CELEBLOOK_SLOW=1")
+@pytest.mark.skipif(not SLOW, reason="ViT-L/14 towers take minutes and ~4 GB to export: set CELEBLOOK_SLOW=1 "
+                                      "(tests/test_rehearsal.py exports both with their parity checked)")
 def test_real_clip_towers_parity(tmp_path):
+    """Covered in CI by the rehearsal (tests/test_rehearsal.py): its export checks both towers' parity at real size."""
     from celeblook.export.graphs import image_encoder_graph, text_encoder_graph
     from celeblook.models.clip import ClipSpec, build_clip
 

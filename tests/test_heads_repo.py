@@ -119,6 +119,15 @@ def test_publish_names_what_is_missing_and_the_command(tmp_path, capsys):
     assert err.strip().endswith(f"`celeblook train all --preset tiny --out {tmp_path}`")
 
 
+def test_publish_refuses_heads_of_another_preset_and_a_rehearsals(hub, trained, capsys):
+    """tiny's heads (or a rehearsal's, seeded at ffhq's size) published as ffhq's would be what the app fetches as ffhq's."""
+    assert main(["weights", "publish", "--repo", REPO, "--preset", "ffhq", "--from", str(trained)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{trained} holds heads of preset 'tiny', not 'ffhq'" in err[0], err
+    assert main(["weights", "publish", "--repo", REPO, "--preset", "tiny-rehearsal", "--from", str(trained)]) == 2
+    assert "tiny-rehearsal is a rehearsal: its heads are seeded random weights" in capsys.readouterr().err
+
+
 def test_heads_need_a_repository_name(weights, monkeypatch, capsys):
     monkeypatch.delenv("CELEBLOOK_HEADS_REPO", raising=False)
     assert main(["weights", "download", "--heads"]) == 2

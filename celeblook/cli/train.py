@@ -252,6 +252,10 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real-dir", type=Path, default=None, help="aligned face photos for the encoder (half of each batch)")
     p.add_argument("--init-imagenet", type=Path, default=None,
                    help="timm ImageNet safetensors for the student (default: the manifest's student-init file if present)")
+    p.add_argument("--rehearse", action="store_true",
+                   help="rehearse the run on a CPU: the preset's real-size models with seeded weights (no downloads), "
+                        "a few steps of every stage, web build --space, the model card; every artefact checked")
+    p.add_argument("--space", type=Path, default=None, help="with --rehearse: the Space folder (default: OUT/space)")
     add_run_args(p)
     p.set_defaults(func=run_all)
 
@@ -266,9 +270,13 @@ def evaluation_config(preset, seed: int = 0):
 
 
 def run_all(args: argparse.Namespace) -> int:
+    from ..presets import rehearsal_of
+    from ..remedy import command
     from ..training.all import AllConfig, train_all
 
-    preset = _preset(args.preset)
+    if args.space is not None and not args.rehearse:
+        raise InputError(f"--space goes with --rehearse (a real run's Space: `{command('web', 'build', '--space', args.space)}`)")
+    preset = rehearsal_of(_preset(args.preset)) if args.rehearse else _preset(args.preset)
     _positive(mapper_steps=args.mapper_steps, strength_steps=args.strength_steps, encoder_steps=args.encoder_steps)
     run = dict(seed=args.seed, amp=args.amp)
     config = AllConfig(
@@ -279,6 +287,11 @@ def run_all(args: argparse.Namespace) -> int:
         eval_pairs=eval_pairs(preset, args.eval_pairs), real_dir=args.real_dir, init_imagenet=args.init_imagenet,
         device=args.device,
     )
+    if args.rehearse:  # the real run's configuration, shrunk to a few steps (training.rehearse.smallest)
+        from ..training.rehearse import rehearse
+
+        rehearse(preset, output_dir(args.out), config, args.space)
+        return 0
     train_all(preset, output_dir(args.out), config)
     return 0
 

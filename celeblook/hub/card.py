@@ -10,7 +10,8 @@ from ..presets import Preset
 from ..remedy import command
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON file of a ``train all`` folder; {} when absent or unreadable (the card says '?' for what it lacks)."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -20,13 +21,14 @@ def _read_json(path: Path) -> dict:
 def model_card(repo: str, preset: Preset, source: Path, index: dict) -> str:
     """README.md of a heads repository: what the heads are, how they were trained, how they score, licences."""
     student = f"student_{preset.student}"
-    mapper = _read_json(source / "mapper.json").get("provenance", {})
-    strength = _read_json(source / "strength.json")
-    encoder = _read_json(source / f"{student}.json").get("provenance", {})
-    evaluation = _read_json(source / "eval.json")
-    stages = _read_json(source / "train_all.json").get("stages", {})
+    mapper = read_json(source / "mapper.json").get("provenance", {})
+    strength = read_json(source / "strength.json")
+    encoder = read_json(source / f"{student}.json").get("provenance", {})
+    evaluation = read_json(source / "eval.json")
+    stages = read_json(source / "train_all.json").get("stages", {})
     untrained = "" if preset.trained else (
-        "\n> **Preset `tiny`: trained in a world of seeded random models** (generator and CLIP are random), "
+        f"\n> **Preset `{preset.name}`: trained in a world of seeded random models** (generator and CLIP are random"
+        f"{', at their real size: a rehearsal of the real run' if preset.rehearsal else ''}), "
         "so these heads check the training and the plumbing; they do not make faces.\n")
 
     def number(value) -> str:

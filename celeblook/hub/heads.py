@@ -38,7 +38,7 @@ from ..files import weights_dir
 from ..presets import Preset
 from ..remedy import command
 from . import client as hub
-from .card import model_card
+from .card import model_card, read_json
 from .client import ByteProgress
 from .formats import format_problem
 
@@ -81,9 +81,15 @@ def check_repo_id(repo: str) -> str:
 
 
 def collect(preset: Preset, source: Path) -> list[tuple[str, Path]]:
-    """(path in the repository, local file) for everything published from ``source`` (a ``train all`` folder)."""
+    """(path in the repository, local file) for everything published from ``source`` (a ``train all`` folder);
+    a WeightsError when something is missing or a head's sidecar names another preset (a rehearsal's, tiny's)."""
     source = Path(source)
     files = [(name, source / name) for name in weight_names(preset)]
+    made_for = sorted({str(read_json(path).get("provenance", {}).get("preset", preset.name))
+                       for name, path in files if name.endswith(".json")} - {preset.name})
+    if made_for:
+        raise WeightsError(f"{source} holds heads of preset {made_for[0]!r}, not {preset.name!r}: publish the folder "
+                           f"of `{command('train', 'all', '--preset', preset.name, '--out', source)}`")
     onnx = source / "onnx"
     if onnx.is_dir():
         files += [(f"onnx/{p.name}", p) for p in sorted(onnx.iterdir()) if ONNX_NAME.match(f"onnx/{p.name}")]
@@ -106,12 +112,19 @@ def build_index(preset: Preset, files: list[tuple[str, Path]]) -> dict:
     }
 
 
+def publication(repo: str, preset: Preset, source: Path) -> tuple[list[tuple[str, Path]], dict, str]:
+    """What ``publish`` uploads: (the files, the index, the model card); ``train all --rehearse`` checks it."""
+    files = collect(preset, Path(source))
+    index = build_index(preset, files)
+    return files, index, model_card(repo, preset, Path(source), index)
+
+
 def publish(repo: str, preset: Preset, source: Path, private: bool = False, log: Callable[[str], None] = print) -> str:
     """Upload ``source``'s heads, their ONNX exports, the index and a model card to ``repo`` in one commit."""
     check_repo_id(repo)
-    files = collect(preset, Path(source))
-    index = build_index(preset, files)
-    card = model_card(repo, preset, Path(source), index)
+    if preset.rehearsal:
+        raise InputError(f"{preset.name} is a rehearsal: its heads are seeded random weights, not for publishing")
+    files, index, card = publication(repo, preset, Path(source))
     uploads = [*files, (INDEX, json.dumps(index, indent=1).encode()), (CARD, card.encode())]
     total = sum(entry["size"] for entry in index["files"].values())
     log(f"publishing {len(files)} files ({total / 2**20:.1f} MB) to {repo} on {hub.endpoint()}")

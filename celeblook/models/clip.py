@@ -328,8 +328,9 @@ def _copy_tensors(model: nn.Module, keys: list[str], read) -> None:
 def create_clip(preset, pretrained: str | Path | None = None, image_tower: bool = True) -> ClipTeacher:
     """The preset's CLIP teacher (``image_tower=False``: its text tower only).
 
-    ``pretrained``: None = the preset's tag (``preset.clip_tag``; None there = seeded random weights), a tag
-    name of ``preset.clip_model``, or a checkpoint file (read with the preset's tag settings).
+    ``pretrained``: None = the preset's tag (``preset.clip_tag``; None there, or an untrained preset such as a
+    rehearsal = seeded random weights with the tag's settings), a tag name of ``preset.clip_model``, or a
+    checkpoint file (read with the preset's tag settings).
     """
     tag = preset.clip_tag
     weights: str | Path | None = None
@@ -339,7 +340,7 @@ def create_clip(preset, pretrained: str | Path | None = None, image_tower: bool 
         else:
             weights = pretrained
     spec = ClipSpec.resolve(preset.clip_model, tag)
-    if weights is None and tag is not None:
+    if weights is None and tag is not None and preset.trained:
         weights = spec.find_weights()
         if weights is None:
             raise WeightsError(
