@@ -37,7 +37,9 @@ import torch
 
 from ..errors import CelebError, InputError
 from ..evaluate import EvalConfig
-from ..export.onnx import INT8_ALWAYS, MANIFEST, SYNTHESIS_SIZES, TEACHER, TOKEN_AXIS, export_preset
+from ..export.graphs import SYNTHESIS_SIZES, TOKEN_AXIS
+from ..export.onnx import MANIFEST
+from ..export.preset import INT8_ALWAYS, TEACHER, export_preset
 from ..files import atomic_write_bytes, sha256_file
 from ..presets import REHEARSAL_SUFFIX, Preset, get_preset
 from ..remedy import command
