@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +41,8 @@ def tagged_pids(token: str) -> list[int]:
 
 
 def kill_all(proc: subprocess.Popen, sig: signal.Signals = signal.SIGKILL) -> None:
-    """``sig`` to ``proc``'s process group and to every process started under it (see the module docstring)."""
+    """``sig`` to ``proc``'s process group and to every process started under it (see the module docstring); after
+    SIGKILL, returns once they are gone (a signal is delivered after kill() returns; a zombie counts as gone)."""
     try:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
@@ -50,6 +52,9 @@ def kill_all(proc: subprocess.Popen, sig: signal.Signals = signal.SIGKILL) -> No
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + 10
+    while sig == signal.SIGKILL and tagged_pids(proc.test_token) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def popen(args: Sequence[str], **popen_kwargs) -> subprocess.Popen:
