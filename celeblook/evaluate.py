@@ -63,7 +63,7 @@ def load_pipeline(preset: Preset, heads: Path | None = None) -> Pipeline:
     """The installed heads as the app loads them; or the heads in ``heads`` (with the student beside them as E_I),
     in torch alone: the ONNX backend's graphs are exports of the installed heads."""
     if heads is None:
-        return Pipeline.from_preset(preset)
+        return Pipeline.from_pretrained(preset)
     return Pipeline(load_models(preset, heads, backend="torch"))
 
 

@@ -1,4 +1,5 @@
-"""Presets as data (celeblook/data/presets/*.toml), one config per job with a flag per setting."""
+"""Presets as data (celeblook/data/presets/*.toml), one config per job with a flag per setting, and
+``Pipeline.from_pretrained`` with each kind of name: a preset, a heads folder, an ONNX export, a heads repository."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ import json
 import shutil
 
 import pytest
+import torch
+from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
+from tiny_heads import TINY, save_tiny_heads
 
-from celeblook.cli import build_parser
+from celeblook.cli import build_parser, main
 from celeblook.cli.train import all_config, changes
 from celeblook.errors import InputError
+from celeblook.models.mapper import load_mapper
+from celeblook.pipeline import Pipeline, pretrained
 from celeblook.presets import (
     JOBS,
     PRESET_DIR,
@@ -19,11 +25,12 @@ from celeblook.presets import (
     EvalConfig,
     MapperTrainConfig,
     StrengthTrainConfig,
+    get_preset,
     load_preset,
     preset_values,
 )
 
-TINY = PRESETS["tiny"]
+REPO = "someone/celeblook-tiny-heads"
 COMMANDS = {"mapper": ["train", "mapper"], "strength": ["train", "strength"], "encoder": ["train", "encoder"],
             "eval": ["eval"]}
 
@@ -154,3 +161,96 @@ def test_a_bad_preset_file_is_one_clear_error(tmp_path, change, says):
     with pytest.raises(InputError, match=says) as raised:
         load_preset(path)
     assert str(path) in str(raised.value) and "\n" not in str(raised.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# from_pretrained
+
+
+@pytest.fixture
+def weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(tmp_path / "weights"))
+    return tmp_path / "weights"
+
+
+def same_mapper(pipe: Pipeline, path) -> bool:
+    saved, _ = load_mapper(path)
+    return all(torch.equal(a, b) for a, b in zip(pipe.mapper.state_dict().values(), saved.state_dict().values()))
+
+
+def test_from_pretrained_a_preset(weights, monkeypatch):
+    pipe = Pipeline.from_pretrained("tiny")
+    assert pipe.preset is get_preset("tiny") and "mapper: seeded random weights (untrained)" in pipe.notices
+    monkeypatch.setenv("CELEBLOOK_PRESET", "tiny")  # the fallback, as before
+    assert Pipeline.from_pretrained().preset is get_preset("tiny")
+
+
+def test_from_pretrained_a_heads_folder(weights, tmp_path):
+    folder = save_tiny_heads(tmp_path / "run")
+    pipe = Pipeline.from_pretrained(folder)  # its sidecars name the preset
+    assert pipe.preset.name == "tiny" and same_mapper(pipe, folder / "mapper.safetensors")
+    assert any("distilled efficientformer_l1 student" in notice for notice in pipe.notices)  # the one beside the heads
+    assert not pipe.missing() and pipe.random_faces(1, size=256).faces
+    assert pretrained(str(folder), "tiny").heads == folder
+    with pytest.raises(InputError, match=r"run is of preset 'tiny', not 'ffhq'"):
+        pretrained(folder, "ffhq")
+
+
+def test_from_pretrained_an_onnx_export(weights, tmp_path):
+    from _export_tiny import tiny_graphs
+
+    from celeblook.export.onnx import export_models
+    from celeblook.runtime.ort import OrtEngine
+
+    export = tmp_path / "export"
+    export_models([g for g in tiny_graphs() if g.name in ("mapping", "text_encoder", "image_encoder", "mapper")], export,
+                  constants={"preset": "tiny"})
+    pipe = Pipeline.from_pretrained(str(export))
+    assert isinstance(pipe.engine, OrtEngine) and pipe.engine.directory == export and pipe.preset.name == "tiny"
+    assert not pipe.models.gradients and any(f"ONNX export in {export}" in notice for notice in pipe.notices)
+    assert pipe.has_mapper and not pipe.engine.has("strength")
+    assert [(m.part, m.path) for m in pipe.missing()] == [("strength", str(export / "strength.onnx"))]
+
+
+def test_from_pretrained_a_heads_repository(hub, weights, tmp_path):
+    folder = save_tiny_heads(tmp_path / "run")
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "manifest.json").write_text(json.dumps({"format": "celeblook-onnx/1"}))
+    assert main(["weights", "publish", "--repo", REPO, "--preset", "tiny", "--from", str(folder)]) == 0
+    pipe = Pipeline.from_pretrained(f"hf-hub:{REPO}")  # the index names the preset
+    assert pipe.preset.name == "tiny" and same_mapper(pipe, weights / "tiny" / "mapper.safetensors")
+    assert (weights / "tiny" / "mapper.safetensors").read_bytes() == (folder / "mapper.safetensors").read_bytes()
+    gets = len([r for r in hub.requests if r[0] == "GET"])
+    assert Pipeline.from_pretrained(f"hf-hub:{REPO}").preset.name == "tiny"  # installed: the record names the preset
+    assert len([r for r in hub.requests if r[0] == "GET"]) == gets
+
+
+@pytest.mark.parametrize("name, says", [
+    ("huge", r"^unknown preset 'huge': a pretrained name is a preset \(ffhq, tiny\), a folder of heads or of an ONNX "
+             r"export, or hf-hub:OWNER/NAME$"),
+    ("./no/such/folder", r"^no heads folder no/such/folder: a pretrained name is "),
+    ("hf-hub:not a repo", r"^a Hub repository is OWNER/NAME, got 'not a repo'$"),
+])
+def test_a_bad_pretrained_name_is_one_line(name, says, weights):
+    with pytest.raises(InputError, match=says):
+        Pipeline.from_pretrained(name)
+
+
+def test_a_folder_that_names_no_preset_is_refused(weights, tmp_path):
+    with pytest.raises(InputError, match="holds no heads that name their preset"):
+        Pipeline.from_pretrained(tmp_path)
+    assert pretrained(tmp_path, "tiny").preset.name == "tiny"  # the caller's preset, where its files name none
+
+
+def test_the_cli_takes_pretrained_names(weights, tmp_path, capsys):
+    folder = save_tiny_heads(tmp_path / "run")
+    assert main(["text", "a smiling face", "--preset", str(folder), "--size", "256", "--out", str(tmp_path / "out")]) == 0
+    assert "distilled efficientformer_l1 student" in capsys.readouterr().err
+    assert main(["text", "a smiling face", "--preset", "huge", "--size", "256", "--out", str(tmp_path / "out2")]) == 2
+    assert "unknown preset 'huge'" in capsys.readouterr().err
+
+
+def test_eval_defaults_are_the_presets_of_its_heads(tmp_path):
+    args = build_parser().parse_args(["eval", "--heads", str(save_tiny_heads(tmp_path / "run"))])
+    found = pretrained(args.heads, args.preset)
+    assert EvalConfig.from_preset(found.preset, **changes(args, EvalConfig)) == EvalConfig.from_preset("tiny")
