@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent
 PRESET, WEIGHT_NOTICES, FALLBACK = app_preset()
 LIMITS = Limits.of(PRESET.generator)  # the controls' ranges: what the pipeline accepts
 try:
-    PIPELINE: Pipeline | None = Pipeline.from_preset(PRESET)  # loaded once, shared read-only by every request
+    PIPELINE: Pipeline | None = Pipeline.from_pretrained(PRESET)  # loaded once, shared read-only by every request
     LOAD_ERROR = None
 except WeightsError as err:  # e.g. no generator weights yet: start anyway and say what to run
     PIPELINE, LOAD_ERROR = None, str(err)

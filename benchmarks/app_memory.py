@@ -7,7 +7,7 @@ keep (issue 19: 100 new sessions may add at most 150 MB).
 
 Each backend runs in its own child process, so each peak is that process's own: the child builds the ffhq
 architectures with seeded random weights (memory depends on shapes, not values), puts them in a Pipeline
-as ``Pipeline.from_preset`` would (the student as E_I, as when a trained student exists), sets it as
+as ``Pipeline.from_pretrained`` would (the student as E_I, as when a trained student exists), sets it as
 ``app.PIPELINE``, launches ``app.build_demo()`` as the app does (``app.LAUNCH``) on a free loopback port and calls
 every endpoint once over HTTP with gradio_client (which runs in the same process: a few MB). Then ``--sessions``
 calls of /random_face at 1024 px, each in a new session (plain HTTP, as callers without a client library make
@@ -61,7 +61,7 @@ def real_size_models(clip_file: Path | None = None, image_tower: bool = True) ->
 
     ``clip_file``: read the CLIP weights from this safetensors file (``save_clip`` of the seeded model) the way
     ``create_clip`` reads a downloaded checkpoint, so the load's transient memory is part of the peak.
-    ``image_tower``: False as in ``Pipeline.from_preset`` when a trained student is E_I.
+    ``image_tower``: False as in ``Pipeline.from_pretrained`` when a trained student is E_I.
     """
     from benchmarks.common import seeded_models
 
@@ -115,7 +115,7 @@ def child(backend: str, onnx_dir: Path, clip_file: Path | None, sessions: int, o
     os.environ["CELEBLOOK_BACKEND"] = backend
     os.environ["CELEBLOOK_ONNX_DIR"] = str(onnx_dir)
     os.environ["CELEBLOOK_PRESET"] = "ffhq"
-    # no weights: the module-level Pipeline.from_preset in app.py stops at the missing generator (cheap);
+    # no weights: the module-level Pipeline.from_pretrained in app.py stops at the missing generator (cheap);
     # the real-size pipeline is put in its place below
     os.environ["CELEBLOOK_WEIGHTS"] = tempfile.mkdtemp(prefix="celeblook_no_weights_")
     stages: list[dict] = []

@@ -37,7 +37,8 @@ from celeblook.models.student import create_student
 
 # ffhq's architectures, random weights: "trained=False" makes every factory build seeded random models
 REAL_SIZES = dataclasses.replace(presets.PRESETS["ffhq"], name="ffhq-random", clip_tag=None, trained=False)
-DEFAULTS = {"mapper": (20_000, 32), "strength": (2_000, 8), "encoder": (20_000, 32)}  # the CLI's steps, batch
+DEFAULTS = {job: (presets.JOBS[job].from_preset("ffhq").steps, presets.JOBS[job].from_preset("ffhq").batch)
+            for job in ("mapper", "strength", "encoder")}  # the CLI's steps, batch (the ffhq preset's)
 
 
 def step_times(run_dir: Path) -> list[float]:
@@ -53,8 +54,8 @@ def bench_mapper(steps: int, batch: int, out: Path, device: str, amp: str) -> li
 
     presets.PRESETS[REAL_SIZES.name] = REAL_SIZES  # train_mapper builds its models from a preset name
     try:
-        cfg = MapperTrainConfig(preset=REAL_SIZES.name, steps=steps, batch=batch, centre_samples=batch,
-                                heldout=batch, eval_every=10**9, ckpt_every=10**9, device=device, amp=amp)
+        cfg = MapperTrainConfig.from_preset(REAL_SIZES, steps=steps, batch=batch, centre_samples=batch, heldout=batch,
+                                            eval_every=10**9, ckpt_every=10**9, device=device, amp=amp)
         train_mapper(cfg, out, log=lambda message: None)
     finally:
         del presets.PRESETS[REAL_SIZES.name]
@@ -70,7 +71,7 @@ def bench_strength(steps: int, batch: int, out: Path, generator, teacher, amp: s
     device = generator.w_avg.device
     mapper = Mapper().to(device).set_centres(torch.zeros(768), 0.05, generator.w_avg).eval().requires_grad_(False)
     bank = text_edit_bank(teacher, mapper, load_prompts()[:10])  # speed does not depend on the bank's size
-    cfg = StrengthTrainConfig(steps=steps, batch=batch, calibration_pairs=0, checkpoint_every=10**9, amp=amp)
+    cfg = StrengthTrainConfig.from_preset(REAL_SIZES, steps=steps, batch=batch, calibration_pairs=0, checkpoint_every=10**9, amp=amp)
     predictor = StrengthPredictor(w_avg=generator.w_avg).to(device)
     train_strength(predictor, generator, teacher, bank, cfg, out, show_progress=False)
     return step_times(out)
@@ -80,7 +81,7 @@ def bench_encoder(steps: int, batch: int, out: Path, generator, teacher, amp: st
     from celeblook.training.encoder import EncoderTrainConfig, train_encoder
 
     student = create_student(REAL_SIZES).to(generator.w_avg.device)
-    cfg = EncoderTrainConfig(steps=steps, batch=batch, n_eval=1, checkpoint_every=10**9, amp=amp)
+    cfg = EncoderTrainConfig.from_preset(REAL_SIZES, steps=steps, batch=batch, n_eval=1, checkpoint_every=10**9, amp=amp)
     train_encoder(student, teacher.visual, generator, cfg, out, show_progress=False)
     return step_times(out)
 

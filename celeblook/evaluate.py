@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -35,25 +35,13 @@ from .factory import load_models
 from .files import weights_dir
 from .media import to_uint8
 from .pipeline import PhotoStart, Pipeline
-from .presets import PRESETS, Preset, get_preset
+from .presets import EvalConfig, Preset, StrengthTrainConfig, get_preset
 from .remedy import Missing, remedy
 
 Progress = Callable[[float, str], None]
-_FFHQ = PRESETS["ffhq"].training.evaluation  # the product's defaults (celeblook.presets)
 # the faces' z stream is seed + this: training draws from seed (strength, encoder, the mapper's centre) and
 # seed * 1000 + 1 + rank (mapper), its held-out sets from seed + 999_983 and seed + 1_000_003
 FACES_SEED_OFFSET = 2_000_500
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    n: int = _FFHQ.n  # faces inverted and edited
-    refine_steps: int = _FFHQ.refine_steps
-    edit_prompts: int = _FFHQ.edit_prompts  # held-out prompts per face
-    strength_pairs: int = _FFHQ.strength_pairs  # held-out (latent, prompt) pairs for the strength comparison
-    size: int = 256  # render size of every comparison (G's cheap exit; CLIP sees 224)
-    psi: float = 0.7
-    seed: int = 0
 
 
 def heads_folder(preset: Preset, heads: Path | None) -> Path:
@@ -75,18 +63,17 @@ def load_pipeline(preset: Preset, heads: Path | None = None) -> Pipeline:
     """The installed heads as the app loads them; or the heads in ``heads`` (with the student beside them as E_I),
     in torch alone: the ONNX backend's graphs are exports of the installed heads."""
     if heads is None:
-        return Pipeline.from_preset(preset)
+        return Pipeline.from_pretrained(preset)
     return Pipeline(load_models(preset, heads, backend="torch"))
 
 
-def evaluate(preset: str | Preset | None = None, config: EvalConfig = EvalConfig(),
+def evaluate(preset: str | Preset | None = None, config: EvalConfig | None = None,
              progress: Progress | None = None, heads: Path | None = None) -> dict:
     """Runs the three evaluations on the installed heads, or those in ``heads``; returns a JSON-able dict
-    (see the module docstring)."""
-    if config.n < 1 or config.edit_prompts < 1 or config.strength_pairs < 2:
-        raise InputError("need n >= 1, edit_prompts >= 1 and strength_pairs >= 2")
+    (see the module docstring). ``config``: the preset's (its file's ``[eval]``) where not given."""
     if not isinstance(preset, Preset):
         preset = get_preset(preset)
+    config = config or EvalConfig.from_preset(preset)
     if heads is not None and not Path(heads).is_dir():  # tiny would quietly fall back to its seeded heads
         raise InputError(f"no heads folder {heads}")
     require_heads(preset, heads)
@@ -112,7 +99,7 @@ def evaluate(preset: str | Preset | None = None, config: EvalConfig = EvalConfig
     report(0.4, "edits")
     results["edit"] = edit_scores(pipeline, wplus, config)
     report(0.6, "strength: learned vs fixed vs oracle")
-    results["strength"] = strength_scores(pipeline, preset.training.strength.target, config, report)
+    results["strength"] = strength_scores(pipeline, StrengthTrainConfig.from_preset(preset).target, config, report)
     report(1.0, "done")
     return results
 

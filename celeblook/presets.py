@@ -1,9 +1,17 @@
-"""Presets: which models make up a CelebrityLook pipeline.
+"""Presets: which models make up a CelebrityLook pipeline, and the settings of the jobs that train and measure them.
 
-``ffhq`` is the real product: the published MobileStyleGAN FFHQ generator, OpenCLIP ViT-L/14 and an
-EfficientFormer student. ``tiny`` has models of the same kinds, small and filled with seeded random
-weights, built in seconds with no files at all: for tests and development. Everything ``tiny``
-produces is untrained and is labelled so.
+A preset is a TOML file in ``celeblook/data/presets/`` (package data), named after it. ``ffhq`` is the real product:
+the published MobileStyleGAN FFHQ generator, OpenCLIP ViT-L/14 and an EfficientFormer student. ``tiny`` has models
+of the same kinds, small and filled with seeded random weights, built in seconds with no files at all: for tests
+and development. Everything ``tiny`` produces is untrained and is labelled so. A file's top-level keys are
+``Preset``'s fields, its ``[generator]`` table ``GeneratorConfig``'s, and its ``[mapper]``, ``[strength]``,
+``[encoder]`` and ``[eval]`` tables the settings of the job configs below; anything else is one InputError line.
+
+Each job has one config (``MapperTrainConfig``, ``StrengthTrainConfig``, ``EncoderTrainConfig``, ``EvalConfig``),
+and each setting is written once, as a field: its type, its help (``setting``), the values it may take, and a
+default where one value serves every preset; a setting without a default is one that every preset file sets.
+``Config.from_preset(preset, **changes)`` is a preset's config with changes; the command line's flags are made
+from the same fields (``celeblook.cli.train``), so a new setting needs no other code to be a flag.
 
 Chosen with ``--preset`` on every command, or the ``CELEBLOOK_PRESET`` environment variable.
 
@@ -13,109 +21,238 @@ from no file: ``train all --rehearse`` runs every stage on them before anyone pa
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
-from dataclasses import dataclass, field, replace
+import tomllib
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from .errors import InputError
 from .limits import C_MAX, TARGET_SIMILARITY
 from .models.generator_config import GeneratorConfig
 
+if TYPE_CHECKING:
+    from .models.mapper import MapperConfig
+
 PRESET_ENV = "CELEBLOOK_PRESET"
 DEFAULT_PRESET = "ffhq"
 REHEARSAL_SUFFIX = "-rehearsal"
+PRESET_DIR = Path(__file__).with_name("data") / "presets"  # package data: plain files, installed or not
+SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
+NOUNS = {int: "a whole number", float: "a finite number", str: "text", bool: "true or false"}
+BOUNDS = ("at_least", "above", "at_most", "below")
 
 
-# A preset's training defaults, defined here once: the train configs (celeblook.training.*TrainConfig) take the
-# ffhq values as their own defaults, and a bare ``train <job> --preset NAME`` runs the preset's.
-@dataclass(frozen=True)
-class MapperTraining:
-    """``train mapper`` defaults (celeblook.training.mapper.MapperTrainConfig explains each)."""
-
-    steps: int = 20_000
-    batch: int = 32
-    lr: float = 3e-4
-    warmup: int = 200
-    image_size: int = 256
-    mix_prob: float = 0.5
-    psi_min: float = 0.5
-    consistency_every: int = 4
-    centre_samples: int = 4096
-    heldout: int = 256
-    eval_every: int = 1000
+# ---------------------------------------------------------------------------------------------------
+# settings: a field with its help and the values it may take
 
 
-@dataclass(frozen=True)
-class StrengthTraining:
-    """``train strength`` defaults: the similarity an edit aims at, the range of C, steps and sizes."""
-
-    steps: int = 2000
-    batch: int = 8
-    lr: float = 1e-3
-    target: float = TARGET_SIMILARITY
-    c_max: float = C_MAX
-    size: int = 256
-    eval_pairs: int = 64
+def setting(help: str, default: Any = MISSING, *, at_least: float | None = None, above: float | None = None,
+            at_most: float | None = None, below: float | None = None, choices: tuple[str, ...] = ()) -> Any:
+    """A config field: ``help`` (its flag's too), its ``default`` (none: every preset file sets it), its bounds and
+    ``choices``."""
+    return field(default=default, metadata={"help": help, "at_least": at_least, "above": above, "at_most": at_most,
+                                            "below": below, "choices": choices})
 
 
-@dataclass(frozen=True)
-class EncoderTraining:
-    """``train encoder`` defaults."""
-
-    steps: int = 20_000
-    batch: int = 32
-    lr: float = 3e-4
-    size: int = 256
-    n_eval: int = 64
+def scalar_type(f: Field) -> tuple[type, bool] | None:
+    """(type, whether None is allowed) of a setting; None for the fields that are no setting (nested configs), which
+    have neither a flag nor a key in a preset file."""
+    name = str(f.type)
+    optional = name.endswith(" | None")
+    kind = SCALARS.get(name.removesuffix(" | None"))
+    return (kind, optional) if kind and "help" in f.metadata else None
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """``train all``'s eval stage: how much of ``python -m celeblook eval`` it runs on the heads it trained
-    (celeblook.evaluate.EvalConfig explains each)."""
-
-    n: int = 8
-    refine_steps: int = 20
-    edit_prompts: int = 4
-    strength_pairs: int = 32
+def setting_fields(config: type) -> list[Field]:
+    """The settings of a config class (the preset's name included), in field order."""
+    return [f for f in fields(config) if scalar_type(f) is not None]
 
 
-@dataclass(frozen=True)
-class Training:
-    """A preset's training defaults: what a bare ``train <job> --preset NAME`` (and ``train all``) runs."""
-
-    mapper: MapperTraining = MapperTraining()
-    strength: StrengthTraining = StrengthTraining()
-    encoder: EncoderTraining = EncoderTraining()
-    evaluation: Evaluation = Evaluation()
-
-
-# The tiny world (random generator and CLIP) trains in minutes on a CPU at its 64 px exit. Its random CLIP
-# cannot tell the per-slot codes of style-mixed faces apart (300 steps: held-out W+ MSE 0.64x the mean-latent
-# baseline with mixing, 0.47x without), and its image similarity never falls to 0.7: an edit moves it from 1
-# to about 0.93 at most, so the strength head aims at 0.98, which C <= 1 reaches for most held-out pairs
-# (the oracle brackets 86-97% of samples of 64; 77-94% at 0.975 with C <= 0.8). Its eval stage is half the
-# product's (about 30 s on a 2-core CPU; the full one about a minute).
-TINY_TRAINING = Training(
-    mapper=MapperTraining(steps=200, lr=3e-3, warmup=20, image_size=64, mix_prob=0.0, consistency_every=0,
-                          centre_samples=512, eval_every=100),
-    strength=StrengthTraining(steps=60, target=0.98, c_max=1.0, size=64),
-    encoder=EncoderTraining(steps=100, batch=16, lr=1e-3, size=64),
-    evaluation=Evaluation(n=4, refine_steps=10, edit_prompts=2, strength_pairs=16),
-)
+def describe(f: Field) -> str:
+    """What a value of setting ``f`` must be: "a finite number above 0", "a whole number in [2, 1000]", "one of: ..."."""
+    meta = f.metadata
+    if meta["choices"]:
+        return "one of: " + ", ".join(meta["choices"])
+    bounds = {name: meta[name] for name in BOUNDS if meta[name] is not None}
+    noun = NOUNS[scalar_type(f)[0]]
+    if len(bounds) == 2:
+        (low_name, low), (high_name, high) = bounds.items()
+        return f"{noun} in {'[' if low_name == 'at_least' else '('}{low:g}, {high:g}{']' if high_name == 'at_most' else ')'}"
+    return " ".join([noun, *(f"{name.replace('_', ' ')} {value:g}" for name, value in bounds.items())])
 
 
-@dataclass(frozen=True)
+def check(f: Field, value: Any) -> Any:
+    """``value`` as setting ``f`` takes it (a whole number where a float is asked becomes a float); InputError
+    "NAME must be WHAT, got VALUE" for anything else."""
+    kind, optional = scalar_type(f)
+    if value is None and optional:
+        return None
+    if kind is float and type(value) is int:
+        value = float(value)
+    meta = f.metadata
+    fits = type(value) is kind and (kind is not float or math.isfinite(value)) and (
+        not meta["choices"] or value in meta["choices"])
+    if fits and kind in (int, float):
+        fits = ((meta["at_least"] is None or value >= meta["at_least"]) and (meta["above"] is None or value > meta["above"])
+                and (meta["at_most"] is None or value <= meta["at_most"]) and (meta["below"] is None or value < meta["below"]))
+    if not fits:
+        raise InputError(f"{f.name} must be {describe(f)}, got {value!r}")
+    return value
+
+
+class JobConfig:
+    """One job's settings: made from a preset (``from_preset``), every setting checked whenever a config is made."""
+
+    job: ClassVar[str]  # its table in a preset file
+
+    def __post_init__(self) -> None:
+        for f in setting_fields(type(self)):
+            try:
+                object.__setattr__(self, f.name, check(f, getattr(self, f.name)))
+            except InputError as err:
+                raise InputError(f"{self.job} setting {err}") from None
+
+    @classmethod
+    def from_preset(cls, preset: str | Preset | None = None, **changes: Any) -> Self:
+        """The config of this job that ``preset`` (a name, else ``$CELEBLOOK_PRESET``, else ffhq) sets, with ``changes``."""
+        preset = preset if isinstance(preset, Preset) else get_preset(preset)
+        names = {f.name for f in fields(cls)}  # (a change can't name "preset": that is the argument its values come from)
+        for name in changes:
+            if name not in names:
+                raise InputError(f"{cls.__name__} has no setting {name!r} to change{_did_you_mean(name, names)}")
+        own = {"preset": preset.name} if "preset" in names else {}  # the job builds the preset's models
+        return cls(**{**preset.training.get(cls.job, {}), **own, **changes})
+
+    @classmethod
+    def settings(cls) -> dict[str, Field]:
+        """The settings that a preset file's table and the flags set: all but the preset's own name."""
+        return {f.name: f for f in setting_fields(cls) if f.name != "preset"}
+
+
+def _did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _mapper_architecture() -> MapperConfig:
+    from .models.mapper import MapperConfig  # torch: imported only when a mapper job's config is made
+
+    return MapperConfig()
+
+
+# ---------------------------------------------------------------------------------------------------
+# the jobs' configs
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainRun(JobConfig):
+    """The settings of how any training job runs (``train all`` takes each once, for every job)."""
+
+    seed: int = setting("seed of the weights and of every random draw", 0, at_least=0)
+    amp: str = setting("mixed precision on CUDA", "bf16", choices=("bf16", "fp16", "off"))
+    device: str | None = setting("cpu | cuda | cuda:N (default: cuda when available)", None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MapperTrainConfig(TrainRun):
+    """``train mapper`` (celeblook.training.mapper explains the loss and the data)."""
+
+    job: ClassVar[str] = "mapper"
+    preset: str = setting("the preset whose generator and CLIP the mapper learns")
+    steps: int = setting("training steps", at_least=1)
+    batch: int = setting("faces per step, per process under torchrun", at_least=1)
+    lr: float = setting("peak learning rate (AdamW; linear warm-up, then cosine decay to 10%)", above=0)
+    warmup: int = setting("warm-up steps", at_least=0)
+    weight_decay: float = setting("AdamW weight decay", 1e-4, at_least=0)
+    grad_clip: float = setting("gradient norm clip", 1.0, above=0)
+    encoder: str = setting("which E_I f learns to read", "teacher", choices=("teacher", "student"))
+    image_size: int = setting("generator exit (px) the encoder sees", at_least=1)
+    psi_min: float = setting("truncation psi is drawn from [psi-min, 1]", at_least=0, at_most=1)
+    mix_prob: float = setting("share of style-mixed W+ samples", at_least=0, at_most=1)
+    w_mse: float = setting("weight of the W+ MSE term", 1.0, at_least=0)
+    w_cos: float = setting("weight of the W+ cosine term (about the mean latent)", 0.1, at_least=0)
+    w_consistency: float = setting("weight of the image-space term 1 - cos(E_I(G(f(e))), e)", 0.1, at_least=0)
+    consistency_every: int = setting("the image-space term every k steps, 0: never", at_least=0)
+    centre_samples: int = setting("generated faces for the CLIP centre and whitening", at_least=1)
+    whiten_shrinkage: float = setting("ridge added to the CLIP input covariance before whitening, as a share of "
+                                      "its mean eigenvalue", 0.1, at_least=0)
+    heldout: int = setting("held-out generated faces for the W+ MSE", at_least=1)
+    eval_every: int = setting("held-out W+ MSE every k steps", at_least=1)
+    ckpt_every: int = setting("checkpoint every k steps", 1000, at_least=1)
+    mapper: MapperConfig = field(default_factory=_mapper_architecture)  # the network's shape (celeblook.models.mapper)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StrengthTrainConfig(TrainRun):
+    """``train strength`` (celeblook.training.strength explains the objective)."""
+
+    job: ClassVar[str] = "strength"
+    steps: int = setting("training steps", at_least=1)
+    batch: int = setting("(latent, prompt) pairs per step", at_least=1)
+    lr: float = setting("learning rate (Adam)", above=0)
+    target: float = setting("CLIP similarity of a face and its edit that C aims at", TARGET_SIMILARITY, above=0, below=1)
+    c_max: float = setting("C ranges over (0, c-max)", C_MAX, above=0)
+    psi: float = setting("truncation of the training latents", 0.7, above=0, at_most=1)
+    size: int = setting("render size of the CLIP comparison (the generator's cheap exit)", at_least=1)
+    grad_clip: float = setting("gradient norm clip", 1.0, above=0)
+    checkpoint_every: int = setting("checkpoint every k steps", 100, at_least=1)
+    calibration_pairs: int = setting("training pairs whose oracle C sets the head's initial edit size", 8, at_least=0)
+    eval_pairs: int = setting("held-out (latent, prompt) pairs of the job's figures (metrics.json)", at_least=2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderTrainConfig(TrainRun):
+    """``train encoder`` (celeblook.training.encoder explains the data and the loss)."""
+
+    job: ClassVar[str] = "encoder"
+    steps: int = setting("training steps", at_least=1)
+    batch: int = setting("images per step (half real photos with --real-dir)", at_least=2)
+    lr: float = setting("learning rate (AdamW)", above=0)
+    psi: float = setting("truncation of the generated faces", 0.8, above=0, at_most=1)
+    size: int = setting("generator exit (px) of the generated faces", at_least=1)
+    n_eval: int = setting("held-out generated faces (and at most this many real photos)", at_least=1)
+    checkpoint_every: int = setting("checkpoint every k steps", 500, at_least=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig(JobConfig):
+    """``python -m celeblook eval`` and ``train all``'s eval stage (celeblook.evaluate explains each measure)."""
+
+    job: ClassVar[str] = "eval"
+    n: int = setting("faces inverted and edited", at_least=1, at_most=1000)
+    refine_steps: int = setting("refinement steps of the refined inversion", at_least=0)
+    edit_prompts: int = setting("held-out prompts per face", at_least=1)
+    strength_pairs: int = setting("held-out (latent, prompt) pairs for the strength comparison", at_least=2)
+    size: int = setting("render size of every comparison (the generator's cheap exit; CLIP sees 224)", 256, at_least=1)
+    psi: float = setting("truncation of the faces", 0.7, above=0, at_most=1)
+    seed: int = setting("seed of the faces (from a stream no training job draws from)", 0, at_least=0)
+
+
+JOBS: dict[str, type[JobConfig]] = {c.job: c for c in (MapperTrainConfig, StrengthTrainConfig, EncoderTrainConfig, EvalConfig)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# presets
+
+
+@dataclass(frozen=True, kw_only=True)
 class Preset:
     name: str
     generator: GeneratorConfig
     clip_model: str  # open_clip model name
-    clip_tag: str | None  # open_clip pretrained tag; None = seeded random weights
+    clip_tag: str | None = None  # open_clip pretrained tag; None: seeded random weights
     student: str  # timm model name of the distilled image encoder
     embed_dim: int = 768  # CLIP embedding size, the mapper's input
     trained: bool = True  # False: seeded random weights, every output is labelled untrained
     seed: int = 0  # seed of the random weights when not trained
-    student_kwargs: dict = field(default_factory=dict)
-    training: Training = Training()
+    student_kwargs: Mapping[str, Any] = field(default_factory=dict)  # timm's keyword arguments of the student
+    training: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # job -> the settings its file's table sets
+    source: str = ""  # the file it was read from
     rehearsal: bool = False  # another preset's models at their real size, seeded (``rehearsal_of``)
 
     @property
@@ -130,25 +267,75 @@ class Preset:
         return () if self.trained else (f"{self.label}: every model has random weights, so faces are patterns, not people",)
 
 
-PRESETS: dict[str, Preset] = {
-    "ffhq": Preset(
-        name="ffhq",
-        generator=GeneratorConfig(),
-        clip_model="ViT-L-14",
-        clip_tag="laion2b_s32b_b82k",
-        student="efficientformer_l1",
-    ),
-    "tiny": Preset(
-        name="tiny",
-        generator=GeneratorConfig(style_dim=512, n_mlp=8, channels=(64, 64, 64, 64, 32, 32, 16, 8)),
-        clip_model="celeblook-tiny-clip",
-        clip_tag=None,
-        student="efficientformer_l1",
-        trained=False,
-        student_kwargs={"depths": (1, 1, 1, 1), "embed_dims": (16, 24, 32, 48), "num_vit": 1},
-        training=TINY_TRAINING,
-    ),
-}
+def load_preset(path: Path) -> Preset:
+    """The preset in a TOML file, named after the file; every key and value checked: one InputError line naming the
+    file and what is wrong."""
+    path = Path(path)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise InputError(f"preset file {path}: {err}") from None
+    tables = ("generator", "student_kwargs", *JOBS)
+    top = {f.name: SCALARS[str(f.type).removesuffix(" | None")] for f in fields(Preset) if str(f.type).removesuffix(" | None") in SCALARS}
+    del top["name"], top["source"], top["rehearsal"]  # the file's name and path; rehearsal_of's
+    for key, value in table.items():
+        if key not in top and key not in tables:
+            raise InputError(f"preset file {path}: unknown key {key!r}{_did_you_mean(key, [*top, *tables])}")
+        if key in top and type(value) is not top[key]:
+            raise InputError(f"preset file {path}: {key} must be {NOUNS[top[key]]}, got {value!r}")
+    missing = [f.name for f in fields(Preset) if f.default is MISSING and f.default_factory is MISSING
+               and f.name not in (*table, "name", "generator")]
+    if missing:
+        raise InputError(f"preset file {path} lacks {', '.join(missing)}")
+    return Preset(
+        name=path.stem, generator=_generator(path, _table(path, table, "generator")), source=str(path),
+        student_kwargs=MappingProxyType(_table(path, table, "student_kwargs")),
+        training=MappingProxyType({job: MappingProxyType(_job_table(path, config, _table(path, table, job)))
+                                   for job, config in JOBS.items()}),
+        **{key: value for key, value in table.items() if key in top},
+    )
+
+
+def _table(path: Path, table: dict, key: str) -> dict[str, Any]:
+    """A table of the file (empty where it has none), its arrays as tuples (the form the model configs take)."""
+    value = table.get(key, {})
+    if not isinstance(value, dict):
+        raise InputError(f"preset file {path}: {key} must be a table ([{key}]), got {value!r}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+
+
+def _job_table(path: Path, config: type[JobConfig], table: dict[str, Any]) -> dict[str, Any]:
+    """A job's table: known settings, each a value it may take, every setting without a default set."""
+    where = f"preset file {path} [{config.job}]"
+    keys = config.settings()
+    checked = {}
+    for key, value in table.items():
+        if key not in keys:
+            raise InputError(f"{where}: unknown setting {key!r}{_did_you_mean(key, keys)}")
+        try:
+            checked[key] = check(keys[key], value)
+        except InputError as err:
+            raise InputError(f"{where}: {err}") from None
+    missing = [name for name, f in keys.items() if f.default is MISSING and f.default_factory is MISSING and name not in table]
+    if missing:
+        raise InputError(f"{where} lacks {', '.join(missing)}: every preset sets them")
+    return checked
+
+
+def _generator(path: Path, table: dict[str, Any]) -> GeneratorConfig:
+    """``[generator]``: GeneratorConfig's fields, each value of its default's type."""
+    defaults = {f.name: f.default for f in fields(GeneratorConfig)}
+    for key, value in table.items():
+        if key not in defaults:
+            raise InputError(f"preset file {path} [generator]: unknown key {key!r}{_did_you_mean(key, defaults)}")
+        kind = type(defaults[key])
+        fits = type(value) is kind or (kind is float and type(value) is int)
+        if not fits or (kind is tuple and not all(type(v) is int and v > 0 for v in value)):
+            raise InputError(f"preset file {path} [generator]: {key} must be like {defaults[key]!r}, got {value!r}")
+    return GeneratorConfig(**{key: float(value) if type(defaults[key]) is float else value for key, value in table.items()})
+
+
+PRESETS: dict[str, Preset] = {path.stem: load_preset(path) for path in sorted(PRESET_DIR.glob("*.toml"))}
 
 
 def rehearsal_of(preset: Preset) -> Preset:
@@ -157,6 +344,11 @@ def rehearsal_of(preset: Preset) -> Preset:
     if preset.rehearsal:
         return preset
     return replace(preset, name=preset.name + REHEARSAL_SUFFIX, trained=False, rehearsal=True)
+
+
+def is_preset(name: str) -> bool:
+    """Whether ``name`` names a preset (or its rehearsal)."""
+    return name in PRESETS or name.removesuffix(REHEARSAL_SUFFIX) in PRESETS
 
 
 def get_preset(name: str | None = None) -> Preset:
@@ -168,3 +360,9 @@ def get_preset(name: str | None = None) -> Preset:
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def preset_values(config: type[JobConfig], name: str) -> dict[str, Any]:
+    """Each preset's value of a setting (its file's, else the setting's default): what the flag's help lists."""
+    default = next(f.default for f in fields(config) if f.name == name)
+    return {preset: table.training[config.job].get(name, default) for preset, table in PRESETS.items()}

@@ -36,7 +36,7 @@ def models():
 
 def test_distillation_raises_cosine_to_teacher_on_held_out_faces(models, tmp_path):
     preset, g, clip = models
-    config = EncoderTrainConfig(steps=40, batch=8, lr=1e-3, seed=0, n_eval=16, size=64)
+    config = EncoderTrainConfig.from_preset("tiny", steps=40, batch=8, lr=1e-3, seed=0, n_eval=16, size=64)
     metrics = train_encoder(create_student(preset), clip.visual, g, config, tmp_path, show_progress=False)
     # an untrained student's embedding is unrelated to the teacher's (cos ~0.007); measured after: 0.47-0.82
     assert abs(metrics["cosine_to_teacher_initial"]) < 0.1
@@ -54,7 +54,7 @@ def test_resume_reproduces_uninterrupted_run(models, tmp_path):
 
     def run(out, steps, resume=False):
         student = create_student(preset)
-        config = EncoderTrainConfig(steps=steps, batch=2, seed=3, n_eval=2, size=64, checkpoint_every=2)
+        config = EncoderTrainConfig.from_preset("tiny", steps=steps, batch=2, seed=3, n_eval=2, size=64, checkpoint_every=2)
         train_encoder(student, clip.visual, g, config, out, resume=resume, show_progress=False)
         return student.state_dict()
 
@@ -82,7 +82,7 @@ def test_cli_trains_with_real_photos(models, tmp_path):
     from celeblook.training.encoder import cosine_to_teacher, load_photo
 
     student = load_student(out / "student_efficientformer_l1.safetensors")
-    held = load_photo(photos / "4.png", get_preset("tiny").training.encoder.size)[None]  # the size the job used
+    held = load_photo(photos / "4.png", EncoderTrainConfig.from_preset("tiny").size)[None]  # the size the job used
     expected = cosine_to_teacher(student, create_clip(get_preset("tiny")).visual, held)
     assert metrics["cosine_to_teacher_real"] == pytest.approx(expected, abs=1e-5)
 

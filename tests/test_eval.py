@@ -58,7 +58,7 @@ def pipeline_inversion_similarities(n: int, refine_steps: int, seed: int = 0, ps
     from celeblook.media import to_uint8
     from celeblook.pipeline import PhotoStart, Pipeline
 
-    pipeline = Pipeline.from_preset("tiny")
+    pipeline = Pipeline.from_pretrained("tiny")
     generator = pipeline.generator
     z = torch.randn(n, 512, generator=torch.Generator().manual_seed(seed + FACES_SEED_OFFSET))
     with torch.no_grad():

@@ -19,9 +19,9 @@ STEPS = 100  # x 32 faces at the 64 px exit: about 40 s on one shared CPU core
 
 
 def tiny_config(**overrides) -> MapperTrainConfig:
-    base = dict(preset="tiny", batch=32, lr=3e-3, warmup=5, image_size=64, centre_samples=128, heldout=256,
+    base = dict(batch=32, lr=3e-3, warmup=5, image_size=64, centre_samples=128, heldout=256,
                 eval_every=10**9, ckpt_every=10**9, consistency_every=0, mix_prob=0.0, device="cpu", mapper=SMALL)
-    return MapperTrainConfig(**{**base, **overrides})
+    return MapperTrainConfig.from_preset("tiny", **{**base, **overrides})
 
 
 def test_forward_shape_dead_slot_and_linear_output():

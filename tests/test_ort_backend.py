@@ -100,7 +100,7 @@ def test_pipeline_renders_through_the_backend(backend, monkeypatch):
     monkeypatch.setenv(ort_runtime.BACKEND_ENV, "onnx")
     monkeypatch.setenv(ort_runtime.ONNX_DIR_ENV, str(backend.directory))
     threads = torch.get_num_threads()
-    onnx_pipe = Pipeline.from_preset("tiny")
+    onnx_pipe = Pipeline.from_pretrained("tiny")
     assert isinstance(onnx_pipe.engine, OrtEngine) and onnx_pipe.engine.directory == backend.directory
     assert torch.get_num_threads() == 1  # one runtime owns the cores
     torch.set_num_threads(threads)
@@ -109,7 +109,7 @@ def test_pipeline_renders_through_the_backend(backend, monkeypatch):
     faces = onnx_pipe.random_faces(3, size=256).faces
     assert calls == []
     monkeypatch.setenv(ort_runtime.BACKEND_ENV, "torch")
-    torch_pipe = Pipeline.from_preset("tiny")
+    torch_pipe = Pipeline.from_pretrained("tiny")
     assert not isinstance(torch_pipe.engine, OrtEngine)
     want = torch_pipe.random_faces(3, size=256).faces
     diff = np.abs(np.asarray(faces[0].image, np.int16) - np.asarray(want[0].image, np.int16))
@@ -122,7 +122,7 @@ def test_pipeline_encodes_prompts_with_the_backend_text_encoder(backend, monkeyp
 
     monkeypatch.setenv(ort_runtime.BACKEND_ENV, "onnx")
     monkeypatch.setenv(ort_runtime.ONNX_DIR_ENV, str(backend.directory))
-    onnx_pipe = Pipeline.from_preset("tiny")
+    onnx_pipe = Pipeline.from_pretrained("tiny")
     monkeypatch.setattr(onnx_pipe.text_encoder.text, "forward", lambda *a: pytest.fail("the torch text tower ran"))
     prompts = ["a smiling woman", "an old man with a beard"]
     embedding, _ = embed_prompts(onnx_pipe.engine, prompts)

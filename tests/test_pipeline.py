@@ -20,7 +20,7 @@ from celeblook.remedy import Missing, remedy
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
-    return Pipeline.from_preset("tiny", weights=tmp_path_factory.mktemp("no_heads"))
+    return Pipeline(load_models("tiny", tmp_path_factory.mktemp("no_heads")))
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,7 @@ def test_bad_values_are_one_line_input_errors(pipe, face, call, match):
 
 def test_unknown_preset_is_an_input_error():
     with pytest.raises(InputError, match="unknown preset"):
-        Pipeline.from_preset("huge")
+        Pipeline.from_pretrained("huge")
 
 
 def test_cli_writes_pngs_and_latents_and_bad_input_exits_2(tmp_path, monkeypatch, capsys, photo_file):

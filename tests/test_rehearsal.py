@@ -151,14 +151,14 @@ def test_a_failed_check_ends_the_command_with_one_line(rehearsal, tmp_path):
 
 
 def test_the_rehearsal_keeps_the_real_runs_settings_and_shrinks_only_the_counts():
-    from celeblook.cli.train import encoder_config, evaluation_config, mapper_config, strength_config
-    from celeblook.training.all import AllConfig
+    from celeblook.cli import build_parser
+    from celeblook.cli.train import all_config
 
     preset = get_preset("ffhq-rehearsal")
-    real = AllConfig(mapper=mapper_config(preset), strength=strength_config(preset), encoder=encoder_config(preset),
-                     evaluation=evaluation_config(preset))
+    real = all_config(build_parser().parse_args(["train", "all", "--preset", "ffhq", "--rehearse", "--out", "unused"]))
+    assert real.mapper.preset == preset.name  # the jobs build the rehearsal's models
     small = smallest(real)
-    assert (small.mapper.steps, small.strength.steps, small.encoder.steps, small.eval_pairs) == (2, 2, 2, 2)
+    assert (small.mapper.steps, small.strength.steps, small.encoder.steps, small.strength.eval_pairs) == (2, 2, 2, 2)
     assert small.mapper.consistency_every == real.mapper.consistency_every > 0 and small.mapper.image_size == 256
     assert (small.strength.target, small.strength.c_max, small.strength.size) == (0.7, real.strength.c_max, 256)
     assert small.evaluation.n == 1 and small.evaluation.size == real.evaluation.size

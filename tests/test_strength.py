@@ -164,7 +164,7 @@ def test_learned_strength_beats_best_fixed_on_held_out(models, bank, tmp_path):
     g, clip = models
     torch.manual_seed(0)
     head = StrengthPredictor(StrengthConfig(), w_avg=g.w_avg)
-    config = StrengthTrainConfig(steps=30, batch=8, lr=1e-3, target=TARGET, size=SIZE, seed=0)
+    config = StrengthTrainConfig.from_preset("tiny", steps=30, batch=8, lr=1e-3, target=TARGET, size=SIZE, seed=0)
     path = train_strength(head, g, clip, bank, config, tmp_path, show_progress=False)
     metrics = evaluate_strength(load_strength(path), g, clip, bank, n_pairs=16, target=TARGET, size=SIZE)
     # the premise: held-out pairs need different C (else one constant would be optimal)
@@ -184,7 +184,7 @@ def test_resume_reproduces_uninterrupted_run(models, bank, tmp_path):
     def run(out, steps, resume=False):
         torch.manual_seed(0)
         head = StrengthPredictor(StrengthConfig(hidden=32), w_avg=g.w_avg)
-        config = StrengthTrainConfig(steps=steps, batch=2, target=TARGET, size=SIZE, seed=5, checkpoint_every=2)
+        config = StrengthTrainConfig.from_preset("tiny", steps=steps, batch=2, target=TARGET, size=SIZE, seed=5, checkpoint_every=2)
         train_strength(head, g, clip, bank, config, out, resume=resume, show_progress=False)
         return head.state_dict()
 
@@ -215,7 +215,7 @@ def test_cli_trains_and_writes_held_out_metrics(tmp_path, monkeypatch):
     assert metrics["generator_calls_learned"] == 1 and metrics["generator_calls_oracle"] >= 2
     assert "untrained" in metrics["preset"]
     head = load_strength(out / "strength.safetensors")
-    assert head.config.c_max == get_preset("tiny").training.strength.c_max == 1.0  # the preset's range of C
+    assert head.config.c_max == StrengthTrainConfig.from_preset("tiny").c_max == 1.0  # the preset's range of C
     assert metrics["target"] == 0.98 and math.isfinite(float(head.bias))  # and its target
     # no trained student anywhere: the pipeline serves tiny with the teacher's tower, and so the head learns
     assert json.loads((out / "strength.json").read_text())["provenance"]["image_encoder"] == "teacher"

@@ -16,10 +16,10 @@ from tiny_heads import STUDENT, save_tiny_heads
 
 import celeblook.training.all as all_module
 import celeblook.training.strength as strength_module
-from celeblook.cli import main
-from celeblook.cli.train import encoder_config, evaluation_config, mapper_config, strength_config
-from celeblook.evaluate import EvalConfig, evaluate
-from celeblook.presets import get_preset
+from celeblook.cli import build_parser, main
+from celeblook.cli.train import all_config, job_config
+from celeblook.evaluate import evaluate
+from celeblook.presets import EncoderTrainConfig, EvalConfig, MapperTrainConfig, StrengthTrainConfig, get_preset
 from celeblook.training.all import RECORD, AllConfig, evaluation, figure_lines, train_all
 from celeblook.training.mapper import lr_at
 from celeblook.training.strength import CHECKPOINT_NAME
@@ -35,13 +35,12 @@ def steps_logged(path) -> list[int]:
 def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CELEBLOOK_WEIGHTS", str(tmp_path / "weights"))
     out = tmp_path / "run"
-    run = dict(seed=0, amp="off")
+    run = dict(seed=0, amp="off", device="cpu")
     config = AllConfig(
-        mapper=mapper_config(TINY, steps=STEPS["mapper"], device="cpu", centre_samples=64, heldout=64, **run),
-        strength=dataclasses.replace(strength_config(TINY, steps=STEPS["strength"], **run), checkpoint_every=2),
-        encoder=dataclasses.replace(encoder_config(TINY, steps=STEPS["encoder"], **run), n_eval=8),
-        evaluation=EvalConfig(n=2, refine_steps=2, edit_prompts=1, strength_pairs=2),
-        eval_pairs=4, device="cpu",
+        mapper=MapperTrainConfig.from_preset(TINY, steps=STEPS["mapper"], centre_samples=64, heldout=64, **run),
+        strength=StrengthTrainConfig.from_preset(TINY, steps=STEPS["strength"], checkpoint_every=2, eval_pairs=4, **run),
+        encoder=EncoderTrainConfig.from_preset(TINY, steps=STEPS["encoder"], n_eval=8, **run),
+        evaluation=EvalConfig.from_preset(TINY, n=2, refine_steps=2, edit_prompts=1, strength_pairs=2),
     )
 
     saved = []
@@ -145,11 +144,11 @@ def test_a_run_of_the_earlier_order_trains_its_strength_head_again_through_its_s
     ran = []
     monkeypatch.setattr(all_module, "_eval", lambda preset, folder, *rest: ran.append("eval") or {})
     monkeypatch.setattr(all_module, "_export", lambda preset, folder, *rest: ran.append("export") or {})
-    run_config = dict(seed=0, amp="off")
-    config = AllConfig(mapper=mapper_config(TINY, **run_config), encoder=encoder_config(TINY, **run_config),
-                       strength=strength_config(TINY, steps=2, batch=2, **run_config),
-                       evaluation=EvalConfig(n=1, refine_steps=1, edit_prompts=1, strength_pairs=2), eval_pairs=2,
-                       device="cpu")
+    run_config = dict(seed=0, amp="off", device="cpu")
+    config = AllConfig(mapper=MapperTrainConfig.from_preset(TINY, **run_config),
+                       encoder=EncoderTrainConfig.from_preset(TINY, **run_config),
+                       strength=StrengthTrainConfig.from_preset(TINY, steps=2, batch=2, eval_pairs=2, **run_config),
+                       evaluation=EvalConfig.from_preset(TINY, n=1, refine_steps=1, edit_prompts=1, strength_pairs=2))
     lines = []
     train_all(TINY, out, config, log=lines.append, show_progress=False)
     assert lines[:2] == ["[train all 1/5] mapper: done in an earlier run, skipped",
@@ -169,20 +168,26 @@ def test_a_run_folder_belongs_to_one_preset(tmp_path, capsys):
     assert "holds a `train all` run of preset 'ffhq'" in capsys.readouterr().err
 
 
+def parsed(*argv: str):
+    return build_parser().parse_args(["train", *argv, "--out", "unused"])
+
+
 def test_bare_commands_take_the_presets_defaults():
     tiny = TINY.training
-    mapper = mapper_config(TINY)
+    mapper = job_config(parsed("mapper", "--preset", "tiny"), MapperTrainConfig)
     assert (mapper.steps, mapper.batch, mapper.image_size, mapper.mix_prob, mapper.warmup) == (
-        tiny.mapper.steps, tiny.mapper.batch, tiny.mapper.image_size, tiny.mapper.mix_prob, tiny.mapper.warmup)
-    strength = strength_config(TINY)
+        tiny["mapper"]["steps"], tiny["mapper"]["batch"], tiny["mapper"]["image_size"], tiny["mapper"]["mix_prob"],
+        tiny["mapper"]["warmup"])
+    strength = job_config(parsed("strength", "--preset", "tiny"), StrengthTrainConfig)
     assert (strength.steps, strength.target, strength.c_max, strength.size) == (60, 0.98, 1.0, 64)
-    assert encoder_config(TINY).steps == tiny.encoder.steps
-    assert dataclasses.asdict(evaluation_config(TINY, seed=3)) == {
-        **dataclasses.asdict(tiny.evaluation), "size": 256, "psi": 0.7, "seed": 3}
-    short = mapper_config(TINY, steps=7)  # fewer steps than the warm-up: the schedule still reaches the full rate
+    assert job_config(parsed("encoder", "--preset", "tiny"), EncoderTrainConfig).steps == tiny["encoder"]["steps"]
+    assert dataclasses.asdict(all_config(parsed("all", "--preset", "tiny", "--seed", "3")).evaluation) == {
+        **tiny["eval"], "size": 256, "psi": 0.7, "seed": 3}
+    # fewer steps than the warm-up: the schedule still reaches the full rate
+    short = job_config(parsed("mapper", "--preset", "tiny", "--steps", "7"), MapperTrainConfig)
     assert short.steps == 7 and lr_at(6, short) == pytest.approx(short.lr)
-    ffhq = get_preset("ffhq")
-    assert (mapper_config(ffhq).steps, strength_config(ffhq).target, strength_config(ffhq).c_max) == (20_000, 0.7, 0.8)
+    ffhq = all_config(parsed("all", "--preset", "ffhq"))
+    assert (ffhq.mapper.steps, ffhq.strength.target, ffhq.strength.c_max) == (20_000, 0.7, 0.8)
 
 
 def test_bars_of_the_figures():

@@ -32,7 +32,9 @@ LIMITS = Limits.of(GeneratorConfig())  # every preset renders these sizes; the p
 
 def _common(p: argparse.ArgumentParser, size: int = 1024) -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--preset", default=None, help="ffhq | tiny (default: $CELEBLOOK_PRESET or ffhq)")
+    p.add_argument("--preset", default=None, metavar="NAME | DIR | hf-hub:OWNER/NAME",
+                   help="ffhq | tiny, a heads folder or ONNX export, or a published heads repository "
+                        "(Pipeline.from_pretrained; default: $CELEBLOOK_PRESET or ffhq)")
     p.add_argument("--size", type=int, default=size, choices=LIMITS.sizes)
 
 
@@ -132,7 +134,7 @@ def _command(args: argparse.Namespace) -> Iterator[tuple[Pipeline, _Results]]:
 
     with staged_output(args.out) as stage:
         results = _Results(stage, args.out)
-        yield Pipeline.from_preset(args.preset), results
+        yield Pipeline.from_pretrained(args.preset), results
     results.show()
 
 

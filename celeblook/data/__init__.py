@@ -1,6 +1,7 @@
 """Data shipped with the package: the bank of edit prompts used to train and evaluate the strength head,
 CLIP's byte-pair vocabulary (``bpe_simple_vocab_16e6.txt.gz``) for ``celeblook.text.tokenizer`` and the web page, and
-the weights manifest (``weights_manifest.json``, read by ``celeblook.hub.weights``).
+the weights manifest (``weights_manifest.json``, read by ``celeblook.hub.weights``) and the presets
+(``presets/<name>.toml``, read by ``celeblook.presets``).
 
 The vocabulary is a byte-identical copy of the file packaged with open_clip (MIT licence; it comes from
 OpenAI's CLIP, also MIT), kept here so that text can be tokenised without torch or open_clip installed.

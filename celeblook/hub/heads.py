@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ..errors import CelebError, InputError, WeightsError
 from ..files import weights_dir
-from ..presets import Preset
+from ..presets import PRESETS, Preset
 from ..remedy import command
 from . import client as hub
 from .card import model_card, read_json
@@ -51,6 +51,7 @@ INSTALLED = "installed-heads.json"  # in weights/<preset>/: what the last downlo
 INDEX_LIMIT = 1 << 20  # bytes: an index lists a few dozen files
 FILE_LIMIT = 1 << 31  # bytes: no head is larger than a protobuf (an ONNX graph without external data) can be
 SHA256 = re.compile(r"[0-9a-f]{64}")
+Fetch = Callable[[str, str, int, str, str], Path]  # (repo path, commit, byte limit, what sets it, label) -> staged file
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -161,20 +162,7 @@ def download_heads(
     before = installed(preset, root)
     root.mkdir(parents=True, exist_ok=True)
     with _staging(root) as staging:
-        numbers = itertools.count()
-
-        def fetch(name: str, commit: str, limit: int, bound: str, label: str) -> Path:
-            """The file in the staging folder, under a name of ours (its suffix kept for the format check)."""
-            dest = staging / f"{next(numbers)}{Path(name).suffix}"
-            if local:
-                cached = hub.fetch(repo, name, commit, label=label, terminal=False, cache_only=True)
-                if cached.stat().st_size > limit:
-                    raise refused(label, f"more than the {limit:,} bytes {bound}")
-                shutil.copyfile(cached, dest)
-            else:
-                hub.stream(repo, name, commit, dest, limit, label=label, bound=bound, report=report, terminal=progress)
-            return dest
-
+        fetch = _fetcher(repo, staging, local, report, progress)
         commit, index = _index(repo, revision, local, before, fetch)
         entries = index["files"]
         if index["preset"] != preset.name:
@@ -219,8 +207,44 @@ def download_heads(
     return list(targets.values())
 
 
+def _fetcher(repo: str, staging: Path, local: bool, report: ByteProgress | None, progress: bool) -> Fetch:
+    """fetch(name, commit, limit, bound, label): the file in the staging folder, under a name of ours (its suffix kept
+    for the format check); from huggingface_hub's cache when ``local``."""
+    from .weights import refused
+
+    numbers = itertools.count()
+
+    def fetch(name: str, commit: str, limit: int, bound: str, label: str) -> Path:
+        dest = staging / f"{next(numbers)}{Path(name).suffix}"
+        if local:
+            cached = hub.fetch(repo, name, commit, label=label, terminal=False, cache_only=True)
+            if cached.stat().st_size > limit:
+                raise refused(label, f"more than the {limit:,} bytes {bound}")
+            shutil.copyfile(cached, dest)
+        else:
+            hub.stream(repo, name, commit, dest, limit, label=label, bound=bound, report=report, terminal=progress)
+        return dest
+
+    return fetch
+
+
+def repo_preset(repo: str, revision: str | None = None, root: Path | None = None) -> str:
+    """The name of the preset whose heads ``repo`` holds: the record of a set installed from it says (no request),
+    else its index, read into a staging folder that goes with it."""
+    repo = check_repo_id(repo)
+    root = root or weights_dir()
+    for preset in PRESETS.values():
+        record = installed(preset, root)
+        if record is not None and record["repo"] == repo:
+            return preset.name
+    root.mkdir(parents=True, exist_ok=True)
+    with _staging(root) as staging:
+        local = hub.offline()
+        return _index(repo, revision, local, None, _fetcher(repo, staging, local, None, False))[1]["preset"]
+
+
 def _index(repo: str, revision: str | None, local: bool, before: dict | None,
-           fetch: Callable[[str, str, int, str, str], Path]) -> tuple[str, dict]:
+           fetch: Fetch) -> tuple[str, dict]:
     """(commit, index) of ``revision``: the installed set's index when that is the commit (no download)."""
     label = f"{repo} index"
     if local:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Self
 
 import numpy as np
 from PIL import Image
@@ -14,7 +14,7 @@ from ..media import to_uint8
 from ..presets import Preset
 from ..remedy import Missing
 from ..seeds import seeded_normal
-from .load import load_models
+from .load import Name, load_pretrained
 from .requests import check_wplus
 from .results import Face, Result
 from .slow import SlowPaths
@@ -39,10 +39,14 @@ class PipelineBase:
         self.slow = SlowPaths(models)
 
     @classmethod
-    def from_preset(cls, preset: str | Preset | None = None, weights: Path | None = None):
-        """Loads what exists; missing heads are reported by ``missing()``, not raised. Without torch (the runtime
-        install) the preset's ONNX export serves every fast path."""
-        return cls(load_models(preset, weights))
+    def from_pretrained(cls, name: Name = None) -> Self:
+        """The pipeline of ``name``: "ffhq" | "tiny" (a preset with the heads installed for it; None:
+        ``$CELEBLOOK_PRESET``, else ffhq), a folder (heads as ``train all --out`` leaves them, or an ONNX export) or
+        "hf-hub:OWNER/NAME" (a published heads repository: downloaded, verified, installed); see ``load.pretrained``.
+        Loads what exists; missing heads are reported by ``missing()``, not raised. Without torch (the runtime
+        install) the ONNX export serves every fast path. ``Pipeline(load_models(preset, heads_folder))`` builds one from
+        parts."""
+        return cls(load_pretrained(name))
 
     def missing(self) -> list[Missing]:
         return list(self.models.missing)

@@ -21,10 +21,14 @@ from .ort import ONNX_DIR_ENV, OrtEngine, default_onnx_dir
 HEADS = ("mapper", "strength")
 
 
-def load_runtime_models(preset: Preset, heads: Path | None = None) -> Models:
+def load_runtime_models(preset: Preset, heads: Path | None = None, export: Path | None = None) -> Models:
     """The preset's exported graphs as Models with no torch models; absent heads listed in ``missing``. ``heads``:
-    a heads folder (``train all``'s OUT) whose ``onnx/`` export serves, unless ``CELEBLOOK_ONNX_DIR`` names one."""
-    directory = default_onnx_dir(preset.name) if heads is None or os.environ.get(ONNX_DIR_ENV) else Path(heads) / "onnx"
+    a heads folder (``train all``'s OUT) whose ``onnx/`` export serves, unless ``CELEBLOOK_ONNX_DIR`` names one;
+    ``export``: an export folder named for this pipeline (``Pipeline.from_pretrained``), served in either install."""
+    if export is not None:
+        directory = Path(export)
+    else:
+        directory = default_onnx_dir(preset.name) if heads is None or os.environ.get(ONNX_DIR_ENV) else Path(heads) / "onnx"
     engine = OrtEngine(directory)
     exported = engine.constants.get("preset")
     if exported not in (None, preset.name):
@@ -34,7 +38,9 @@ def load_runtime_models(preset: Preset, heads: Path | None = None) -> Models:
         engine.file(graph)  # the fast paths need these three: a WeightsError names the export command
     missing = tuple(Missing(part, str(directory / f"{part}.onnx"), remedy("export", preset.name))
                     for part in HEADS if not engine.has(part))
-    notices = [*preset.notices, f"runtime install (ONNX Runtime, no torch): refinement and CLIP-guided optimisation need {FULL_INSTALL}"]
+    notices = [*preset.notices, f"runtime install (ONNX Runtime, no torch): refinement and CLIP-guided optimisation need {FULL_INSTALL}"
+               if export is None else f"served from the ONNX export in {directory} by ONNX Runtime: refinement and CLIP-guided "
+               f"optimisation need the torch models of a preset or heads folder, in {FULL_INSTALL}"]
     if missing:  # the export command needs the full install and trained heads: say how to get both
         notices.append(f"trained heads: train them (`{remedy('heads', preset.name)}`) or fetch published ones "
                        f"(`{command('weights', 'download', '--heads', 'OWNER/NAME')}`), then export, in the full install")

@@ -16,8 +16,8 @@ A stage recorded as done is skipped unless a head it was made from is newer than
 the mapper and the student; eval and export: every head in OUT), so a head retrained or replaced since
 is used again; a stage made from older heads starts again from scratch, an interrupted one resumes from its
 checkpoint (each job resumes exactly; eval and export start again). Step counts and sizes default to the preset's
-(``Preset.training``; the eval stage's ``Preset.training.evaluation``), so a bare ``--preset tiny``
-finishes in minutes on a CPU.
+(each job's table in its preset file, the eval stage's ``[eval]``), so a bare ``--preset tiny`` finishes in minutes
+on a CPU.
 """
 
 from __future__ import annotations
@@ -61,10 +61,8 @@ class AllConfig:
     strength: StrengthTrainConfig
     encoder: EncoderTrainConfig
     evaluation: EvalConfig  # the eval stage's python -m celeblook eval
-    eval_pairs: int = 64  # the strength job's own held-out pairs
     real_dir: Path | None = None
     init_imagenet: Path | None = None
-    device: str | None = None
 
 
 def train_all(preset: Preset, out: Path, config: AllConfig, log: Log = print, show_progress: bool = True) -> dict:
@@ -166,8 +164,7 @@ def _strength(preset: Preset, out: Path, config: AllConfig, log: Log, show_progr
         shutil.rmtree(run)
     # on the mapper of this run (its text directions are the ones the head will be asked about), through the
     # student of this run (the E_I that the app serves with these heads measures the similarity C aims at)
-    metrics = strength_job(preset, run, config.strength, mapper, config.device, checkpoint.exists(),
-                           config.eval_pairs, show_progress, log, student=student)
+    metrics = strength_job(preset, run, config.strength, mapper, checkpoint.exists(), show_progress, log, student=student)
     _install(run, out, "strength")
     return metrics
 
@@ -183,8 +180,7 @@ def _encoder(preset: Preset, out: Path, config: AllConfig, log: Log, show_progre
         candidate = weights_dir() / find_role(preset.name, "student-init").name
         init = candidate if candidate.is_file() else None
         log(f"student backbone starts from {init}" if init else f"no {candidate.name}: the student starts from random weights")
-    metrics = encoder_job(preset, run, config.encoder, config.real_dir, init, config.device,
-                          (run / CHECKPOINT_NAME).exists(), show_progress)
+    metrics = encoder_job(preset, run, config.encoder, config.real_dir, init, (run / CHECKPOINT_NAME).exists(), show_progress)
     stem = student_path(preset.student).stem
     _install(run, out, stem)
     if preset.trained and out.resolve() == (weights_dir() / preset.name).resolve():

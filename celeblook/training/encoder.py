@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -31,29 +31,13 @@ from torch import Tensor
 from ..errors import InputError
 from ..models.image_encoder import tensor_to_clip
 from ..preprocess import photo_to_clip, to_rgb
-from ..presets import PRESETS
+from ..presets import EncoderTrainConfig
 from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
 
 CHECKPOINT_NAME = "encoder_checkpoint.safetensors"
 HELD_OUT_SEED_OFFSET = 1_000_003
 HELD_OUT_EVERY = 5  # every 5th real photo (sorted by name) is held out
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-
-
-_FFHQ = PRESETS["ffhq"].training.encoder  # the product's defaults (celeblook.presets)
-
-
-@dataclass(frozen=True)
-class EncoderTrainConfig:
-    steps: int = _FFHQ.steps
-    batch: int = _FFHQ.batch
-    lr: float = _FFHQ.lr
-    psi: float = 0.8  # truncation of the generated faces
-    size: int = _FFHQ.size  # generator exit
-    seed: int = 0
-    n_eval: int = _FFHQ.n_eval  # held-out generated faces (and at most this many real photos)
-    checkpoint_every: int = 500
-    amp: str = "off"  # bf16 | fp16 | off: mixed precision for teacher and student on CUDA
 
 
 class FaceAugment:
@@ -217,7 +201,7 @@ def encoder_line(metrics: dict) -> str:
 
 def encoder_job(
     preset, out: Path, config: EncoderTrainConfig, real_dir: Path | None = None, init_imagenet: Path | None = None,
-    device: str | None = None, resume: bool = False, show_progress: bool = True,
+    resume: bool = False, show_progress: bool = True,
 ) -> dict[str, float]:
     """``python -m celeblook train encoder``: distils the preset's CLIP image tower into a fresh student
     (ImageNet-initialised backbone when ``init_imagenet`` is given, else seeded random weights)."""
@@ -227,7 +211,7 @@ def encoder_job(
     from ..models.student import StudentConfig, StudentEncoder
     from .common import pick_device
 
-    target_device = pick_device(device)
+    target_device = pick_device(config.device)
     generator = create_generator(preset).to(target_device)
     teacher = create_clip(preset).to(target_device)
     with seeded_init(config.seed):

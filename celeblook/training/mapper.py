@@ -30,7 +30,7 @@ import gc
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -39,9 +39,9 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import InputError
-from ..models.mapper import Mapper, MapperConfig, save_mapper, zca_whitening
+from ..models.mapper import Mapper, save_mapper, zca_whitening
 from ..models.mobilestylegan import Generator
-from ..presets import PRESETS, Preset, get_preset
+from ..presets import MapperTrainConfig, Preset, get_preset
 from .common import (
     MetricsLog,
     autocast,
@@ -54,37 +54,6 @@ from .common import (
 )
 
 CHECKPOINT = "checkpoint.safetensors"
-
-
-_FFHQ = PRESETS["ffhq"].training.mapper  # the product's defaults (celeblook.presets)
-
-
-@dataclass
-class MapperTrainConfig:
-    preset: str = "ffhq"
-    steps: int = _FFHQ.steps
-    batch: int = _FFHQ.batch  # per rank
-    lr: float = _FFHQ.lr
-    warmup: int = _FFHQ.warmup
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    encoder: str = "teacher"  # teacher | student: which E_I the mapper learns to read
-    image_size: int = _FFHQ.image_size  # generator exit the encoder sees
-    psi_min: float = _FFHQ.psi_min
-    mix_prob: float = _FFHQ.mix_prob
-    w_mse: float = 1.0
-    w_cos: float = 0.1
-    w_consistency: float = 0.1
-    consistency_every: int = _FFHQ.consistency_every  # 0: never
-    centre_samples: int = _FFHQ.centre_samples
-    whiten_shrinkage: float = 0.1  # of the mean eigenvalue, added to the centre set's covariance
-    heldout: int = _FFHQ.heldout
-    eval_every: int = _FFHQ.eval_every
-    ckpt_every: int = 1000
-    seed: int = 0
-    amp: str = "bf16"  # bf16 | fp16 | off (CUDA only)
-    device: str | None = None
-    mapper: MapperConfig = field(default_factory=MapperConfig)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -36,12 +36,11 @@ from pathlib import Path
 import torch
 
 from ..errors import CelebError, InputError
-from ..evaluate import EvalConfig
 from ..export.graphs import SYNTHESIS_SIZES, TOKEN_AXIS
 from ..export.onnx import MANIFEST
 from ..export.preset import INT8_ALWAYS, TEACHER, export_preset
 from ..files import atomic_write_bytes, sha256_file
-from ..presets import REHEARSAL_SUFFIX, Preset, get_preset
+from ..presets import REHEARSAL_SUFFIX, Preset, StrengthTrainConfig, get_preset
 from ..remedy import command
 from .all import RECORD, STAGES, AllConfig, figure_lines, head_files, train_all
 
@@ -64,11 +63,9 @@ def smallest(config: AllConfig) -> AllConfig:
         # step 0 takes the consistency term (G and E_I backward) when the real run has one
         mapper=replace(config.mapper, steps=2, batch=2, warmup=1, centre_samples=2, heldout=2, eval_every=1,
                        ckpt_every=1),
-        strength=replace(config.strength, steps=2, batch=2, calibration_pairs=1, checkpoint_every=1),
+        strength=replace(config.strength, steps=2, batch=2, calibration_pairs=1, checkpoint_every=1, eval_pairs=2),
         encoder=replace(config.encoder, steps=2, batch=2, n_eval=2, checkpoint_every=1),
-        evaluation=EvalConfig(n=1, refine_steps=1, edit_prompts=1, strength_pairs=2, size=config.evaluation.size,
-                              psi=config.evaluation.psi, seed=config.evaluation.seed),
-        eval_pairs=2,
+        evaluation=replace(config.evaluation, n=1, refine_steps=1, edit_prompts=1, strength_pairs=2),
     )
 
 
@@ -226,7 +223,7 @@ def expected_head_shapes(preset: Preset) -> dict[str, dict[str, tuple[int, ...]]
             "mapper": Mapper(MapperConfig(embed_dim=preset.embed_dim, style_dim=g.style_dim, n_slots=g.n_slots,
                                           used_slots=g.n_slots - 1)),
             "strength": StrengthPredictor(StrengthConfig(style_dim=g.style_dim, embed_dim=preset.embed_dim,
-                                                         c_max=preset.training.strength.c_max),
+                                                         c_max=StrengthTrainConfig.from_preset(preset).c_max),
                                           w_avg=torch.zeros(1, g.style_dim)),
             "student": StudentEncoder(StudentConfig.from_preset(preset)),
         }
@@ -339,7 +336,7 @@ def _check_run_export(checks: Checks, preset: Preset, onnx: Path) -> None:
         or _differs("w_avg length", len(constants.get("w_avg", [])), preset.generator.style_dim)
         or _differs("n_slots", constants.get("n_slots"), preset.generator.n_slots)
         or _differs("sizes", constants.get("sizes"), list(SYNTHESIS_SIZES))
-        or _differs("c_max", constants.get("c_max"), preset.training.strength.c_max)
+        or _differs("c_max", constants.get("c_max"), StrengthTrainConfig.from_preset(preset).c_max)
         or _differs("photo_encoder", constants.get("photo_encoder"), "image_encoder")))
     checks.check("onnx/*.onnx", "heads exported whole (bytes >= their safetensors')", lambda: _smaller_than_head(preset, onnx))
 

@@ -36,7 +36,7 @@ from ..errors import WeightsError
 from ..limits import C_MAX, TARGET_SIMILARITY
 from ..models.heads_io import save_weights
 from ..models.strength import STRENGTH_KIND, StrengthConfig, StrengthPredictor
-from ..presets import PRESETS
+from ..presets import StrengthTrainConfig
 from ..strength_oracle import OracleStrength, oracle_strength
 from .common import MetricsLog, autocast, progress_bar, resume_from, rng_state, save_checkpoint
 
@@ -121,25 +121,6 @@ def build_edit_bank(
     train = [i for i, p in enumerate(prompts) if p in train_set]
     held_out = [i for i, p in enumerate(prompts) if p not in train_set]
     return EditBank(prompts, embeddings, deltas, train, held_out)
-
-
-_FFHQ = PRESETS["ffhq"].training.strength  # the product's defaults (celeblook.presets)
-
-
-@dataclass(frozen=True)
-class StrengthTrainConfig:
-    steps: int = _FFHQ.steps
-    batch: int = _FFHQ.batch
-    lr: float = _FFHQ.lr
-    target: float = _FFHQ.target
-    c_max: float = _FFHQ.c_max  # the head's range of C (0, c_max)
-    psi: float = 0.7  # truncation of the training latents
-    size: int = _FFHQ.size  # render size for the CLIP comparison: G's cheap exit
-    seed: int = 0
-    grad_clip: float = 1.0
-    checkpoint_every: int = 100
-    calibration_pairs: int = 8  # training pairs whose oracle C sets the head's initial edit size
-    amp: str = "off"  # bf16 | fp16 | off: mixed precision for G and E_I on CUDA (the head stays fp32)
 
 
 def sample_pairs(generator, bank: EditBank, indices: list[int], n: int, psi: float, rng: torch.Generator):
@@ -297,9 +278,8 @@ def text_edit_bank(clip, mapper, prompts: list[str] | None = None) -> EditBank:
 
 
 def strength_job(
-    preset, out: Path, config: StrengthTrainConfig, mapper_path: Path | None = None, device: str | None = None,
-    resume: bool = False, eval_pairs: int = 64, show_progress: bool = True, log: Callable[[str], None] = print,
-    student: Path | None = None,
+    preset, out: Path, config: StrengthTrainConfig, mapper_path: Path | None = None, resume: bool = False,
+    show_progress: bool = True, log: Callable[[str], None] = print, student: Path | None = None,
 ) -> dict[str, float]:
     """``python -m celeblook train strength``: the preset's G, the trained mapper's text directions
     (``mapper_path``, default ``weights_dir()/<preset>/mapper.safetensors``; tiny falls back to its seeded
@@ -317,7 +297,7 @@ def strength_job(
     from ..text.prompts import DEFAULT_SOURCE
     from .common import pick_device
 
-    target_device = pick_device(device)
+    target_device = pick_device(config.device)
     generator = create_generator(preset).to(target_device)
     heads = Path(mapper_path).parent if mapper_path is not None else weights_dir() / preset.name
     if mapper_path is not None:
@@ -350,8 +330,8 @@ def strength_job(
     sidecar = {"provenance": {"preset": preset.name, "mapper": str(mapper_path) if mapper_path else "preset default",
                               "encoder": encoder_name, **image_encoder, "source_prompt": DEFAULT_SOURCE}}
     weights = train_strength(predictor, generator, encoder, bank, config, out, resume, show_progress, sidecar)
-    log(f"wrote {weights}; evaluating on {eval_pairs} held-out (latent, prompt) pairs")
-    metrics = evaluate_strength(predictor, generator, encoder, bank, eval_pairs, config.target, config.psi,
+    log(f"wrote {weights}; evaluating on {config.eval_pairs} held-out (latent, prompt) pairs")
+    metrics = evaluate_strength(predictor, generator, encoder, bank, config.eval_pairs, config.target, config.psi,
                                 config.size, config.seed)
     write_metrics(Path(out) / "metrics.json", {**metrics, "preset": preset.label})
     return metrics
