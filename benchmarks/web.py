@@ -5,6 +5,7 @@ and bundle size.
     python benchmarks/web.py                      # real-size ffhq architectures, seeded random weights
     python benchmarks/web.py --quick              # tiny preset, 256 px: for debugging this script
     python benchmarks/web.py --sizes-only         # only the download table (no browser)
+    python benchmarks/web.py --live               # live mode and the photo path per stage (benchmarks/web_live.py)
 
 Feature timing (``visits``): a fresh browser profile opens the page (cold: every file downloaded), makes a
 random face at 512 px, aligns and inverts scikit-image's astronaut photo, and edits with the learned C at 512
@@ -132,6 +133,16 @@ def bundle_sizes(site: Path) -> list[list]:
     return rows
 
 
+def build_benchmark_site(site: Path, exports: Path) -> Path:
+    """The site of ``exports`` with the seeded prompt bank; what the last run added (the bank, the photo: files no
+    build wrote, which a rebuild would refuse to replace) is removed first."""
+    for added in (site / "models" / PROMPTS_FILE, site / "astronaut.png"):
+        added.unlink(missing_ok=True)
+    built = build_site(site, exports=exports)
+    seeded_prompt_bank(built)
+    return built
+
+
 def seeded_prompt_bank(site: Path, dim: int = 768) -> None:
     """The prompt bank in its real format and size, with seeded unit vectors (see the module docstring)."""
     prompts = bank_prompts()
@@ -244,11 +255,15 @@ def main() -> None:
                         help="exports and site are kept here between runs")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--sizes-only", action="store_true", help="only the download sizes: no speed timing, no browser")
+    parser.add_argument("--live", action="store_true", help="live mode and the photo path per stage, tiny and real-size graphs")
+    parser.add_argument("--live-seconds", type=float, default=20, help="live: seconds measured after 8 s of warm-up")
     args = parser.parse_args()
+    if args.live:
+        live(args)
+        return
 
     exports = export_real_size(args.work / ("exports_tiny" if args.quick else "exports_ffhq"), args.quick)
-    site = build_site(args.work / "site", exports=exports)
-    seeded_prompt_bank(site)
+    site = build_benchmark_site(args.work / "site", exports)
     sizes = bundle_sizes(site)
     print(f"\nDownload per device, {'tiny' if args.quick else 'ffhq'} preset (MB = 10^6 bytes; gzipped: gzip -6, "
           "as a compressing server sends it):")
@@ -278,6 +293,39 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"sizes_mb": sizes, "visits": steps, "speed_ms": rows, "time": time.time(),
                                          "quick": args.quick}, indent=1))
+
+
+# live variants compared in one run: what each change does (web/README.md's table)
+LIVE_VARIANTS = {"default": {}, "no smoothing": {"smoothing": False}, "tiny detector": {"detector": "tiny"},
+                 "edit, learned C": {"edit": {"target": "a person with blonde hair", "strength": "learned"}}}
+PHOTO_VARIANTS = {"ssd + 2nd pass + mirrored": {}, "ssd, one landmark pass": {"refine": False},
+                  "tiny detector + 2nd pass": {"detector": "tiny"}, "tiny, one pass": {"detector": "tiny", "refine": False}}
+
+
+def live(args: argparse.Namespace) -> None:
+    """Live fps, latency and stages at 256 px, and the photo path's steps at 512 px, for tiny and real-size graphs."""
+    from benchmarks.web_live import STAGES, astronaut_png, live_rows, photo_rows
+
+    live_table, photo_table = [], []
+    for quick in ([True] if args.quick else [True, False]):
+        graphs = "tiny" if quick else "real size (seeded)"
+        exports = export_real_size(args.work / ("exports_tiny" if quick else "exports_ffhq"), quick)
+        site = build_benchmark_site(args.work / ("site_tiny" if quick else "site"), exports)
+        photo = astronaut_png(site)
+        server, url = serve_in_thread(site)
+        try:
+            variants = LIVE_VARIANTS if not quick else {"default": {}}
+            live_table += live_rows(url, graphs, [256], args.threads, 8, args.live_seconds, variants)
+            if not quick:
+                photo_table += photo_rows(url, photo, 512, args.runs, args.threads, PHOTO_VARIANTS)
+        finally:
+            server.shutdown()
+    print("\nLive mode, wasm in headless Chromium, fake camera 320x240 at 10 fps (medians of the last 12 results, ms):")
+    print_table(["graphs", "size", "threads", "variant", "fps", "latency", *STAGES, "frames", "dropped", "machine"], live_table)
+    print("\nPhoto -> inverted face at 512 px, cached visit, astronaut 512 px (medians, ms; total = align .. synth):")
+    print_table(["threads", "variant", "align", "crop", "encode", "map", "synth", "total", "score", "machine"], photo_table)
+    if args.json:
+        args.json.write_text(json.dumps({"live": live_table, "photo": photo_table, "time": time.time()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from camera_video import y4m
 from PIL import Image
 from test_web import CHROMIUM, HELPERS, astronaut, rgba_b64, space, url, wait_done  # noqa: F401 (fixtures)
 
@@ -29,19 +30,6 @@ window.__streams = [];
 if (open) navigator.mediaDevices.getUserMedia = async (c) => { const s = await open(c); window.__streams.push(s); return s; };
 window.__live = () => window.__streams.flatMap((s) => s.getTracks()).filter((t) => t.readyState === 'live').length;
 """
-
-
-def y4m(rgb: np.ndarray, frames: int = 2) -> bytes:
-    """A YUV4MPEG2 video (4:2:0, BT.601 full range) showing ``rgb`` still: what Chromium's fake camera plays."""
-    h, w = rgb.shape[:2]
-    x = rgb.astype(np.float64)
-    y = 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
-    u = 128 + 0.564 * (x[..., 2] - y)
-    v = 128 + 0.713 * (x[..., 0] - y)
-    half = lambda c: c.reshape(h // 2, 2, w // 2, 2).mean((1, 3))  # noqa: E731
-    planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8).tobytes() for p in (y, half(u), half(v))]
-    frame = b"FRAME\n" + b"".join(planes)
-    return f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode() + frame * frames
 
 
 def face_crop() -> np.ndarray:

@@ -210,7 +210,7 @@ def align_entry(vendor: Path) -> dict:
     version = lock["packages"]["node_modules/@vladmandic/face-api"]["version"]
     files = sorted((vendor / ALIGN_MODEL).iterdir())
     return {"package": f"@vladmandic/face-api {version}", "licence": "MIT",
-            "models": "SSD MobileNet v1 face detector, 68-point face landmark net",
+            "models": "SSD MobileNet v1 and tiny face detectors, 68-point face landmark net",
             "files": [{"file": f.name, "sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files]}
 
 

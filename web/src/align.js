@@ -165,6 +165,34 @@ export function renderCrop(image, quad, size) {
   return new ImageData(out, size, size);
 }
 
+/** [a, b, c, d, e, f] of the canvas transform that maps photo pixels to the pixels of ``quad``'s size x size crop. */
+export function cropTransform(quad, size) {
+  const [tl, bl, , tr] = quad;
+  const u = scale(sub(tr, tl), 1 / size);
+  const v = scale(sub(bl, tl), 1 / size);
+  const det = u[0] * v[1] - u[1] * v[0];
+  const [a, b, c, d] = [v[1] / det, -u[1] / det, -v[0] / det, u[0] / det];
+  return [a, b, c, d, -(a * tl[0] + c * tl[1]), -(b * tl[0] + d * tl[1])];
+}
+
+/**
+ * The crop of ``quad`` drawn by the browser's canvas (its bilinear filter, its own when shrinking; grey where
+ * the quad leaves the frame): the live camera's crop, a few ms against renderCrop's tens, which stays the
+ * photos' crop (the FFHQ recipe's mirrored, blurred edges).
+ */
+export function drawCrop(source, quad, size, canvas = new OffscreenCanvas(size, size)) {
+  if (canvas.width !== size || canvas.height !== size) Object.assign(canvas, {width: size, height: size});
+  const context = canvas.getContext('2d', {willReadFrequently: true});
+  context.setTransform(1, 0, 0, 1, 0, 0);
+  context.fillStyle = '#808080';
+  context.fillRect(0, 0, size, size);
+  context.imageSmoothingEnabled = true;
+  context.imageSmoothingQuality = 'high';
+  context.setTransform(...cropTransform(quad, size));
+  context.drawImage(source, 0, 0);
+  return context.getImageData(0, 0, size, size);
+}
+
 /**
  * The face (an ImageData, any square size) put back into the photo where ``quad`` took it from, blended by
  * a feathered ellipse around the face so hair and background outside it stay the photo's own.
@@ -208,6 +236,17 @@ export function pasteBack(image, quad, face) {
 
 // --- detection ----------------------------------------------------------------------------------------------
 
+const LANDMARK_INPUT = 112; // the 68-point landmark net's input side
+const TINY_INPUT = 416; // the tiny detector's input side (a multiple of 32; face-api's default)
+
+/** [x, y, side]: the square ``pad`` times the points' larger extent, centred on their bounding box. */
+export function squareAround(points, pad) {
+  const xs = points.map((p) => p[0]);
+  const ys = points.map((p) => p[1]);
+  const side = pad * Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys));
+  return [(Math.min(...xs) + Math.max(...xs) - side) / 2, (Math.min(...ys) + Math.max(...ys) - side) / 2, side];
+}
+
 /** face-api expects a DOM; in a worker it gets OffscreenCanvas and is only ever given tensors. */
 function workerEnvironment() {
   const none = (what) => () => { throw new Error(`face-api: no ${what} in a worker`); };
@@ -233,10 +272,12 @@ export function createDetector(base) {
     const backend = await tf.setBackend('wasm').catch(() => false) ? 'wasm' : 'cpu';
     if (backend === 'cpu') await tf.setBackend('cpu');
     await tf.ready();
-    const nets = {ssd_mobilenetv1_model: faceapi.nets.ssdMobilenetv1, face_landmark_68_model: faceapi.nets.faceLandmark68Net};
+    const nets = {ssd_mobilenetv1_model: faceapi.nets.ssdMobilenetv1, face_landmark_68_model: faceapi.nets.faceLandmark68Net,
+      tiny_face_detector_model: faceapi.nets.tinyFaceDetector};
     for (const [name, net] of Object.entries(nets)) {
       const manifestEntry = entries.find((e) => e.file === `${name}-weights_manifest.json`);
       const binEntry = entries.find((e) => e.file === `${name}.bin`);
+      if (name === 'tiny_face_detector_model' && !binEntry) continue; // optional: sites built before it came
       if (!manifestEntry || !binEntry) throw new Error(`this site has no ${name} files: rebuild it with python -m celeblook web build`);
       const manifest = JSON.parse(new TextDecoder().decode(await loadFile(manifestEntry)));
       const bin = await loadFile(binEntry);
@@ -266,11 +307,7 @@ export function createDetector(base) {
    * dlib's 68-point landmarks (median eye/mouth error in the crop 0.043 -> 0.030 IOD, max 0.075 -> 0.050).
    */
   async function refine(tensor, mirrored, points) {
-    const xs = points.map((p) => p[0]);
-    const ys = points.map((p) => p[1]);
-    const side = REFINE_PAD * Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys));
-    const x = (Math.min(...xs) + Math.max(...xs) - side) / 2;
-    const y = (Math.min(...ys) + Math.max(...ys) - side) / 2;
+    const [x, y, side] = squareAround(points, REFINE_PAD);
     const width = tensor.shape[1];
     const direct = await landmarksIn(tensor, [x, y, side]);
     const flipped = await landmarksIn(mirrored, [width - x - side, y, side]);
@@ -280,6 +317,9 @@ export function createDetector(base) {
     });
   }
 
+  const followCanvas = new OffscreenCanvas(LANDMARK_INPUT, LANDMARK_INPUT);
+  const followContext = followCanvas.getContext('2d', {willReadFrequently: true});
+
   return {
     /** Load the nets once; resolves to the TensorFlow.js backend name. */
     load(entries, loadFile) {
@@ -287,9 +327,42 @@ export function createDetector(base) {
       return ready;
     },
 
-    async detect(image) {
+    /**
+     * One landmark pass on the square around ``points`` (68 [x, y] in ``source``'s pixels, e.g. the last frame's)
+     * in ``source`` (an ImageBitmap or canvas): the square is drawn straight at the net's input size, so no
+     * tensor of the whole frame is made. Returns the 68 new points in ``source``'s pixels. A live camera's
+     * tracking (src/tracking.js): one pass, no mirrored pass, no detector.
+     */
+    async follow(source, points) {
       if (!ready) throw new Error('the face detector is not loaded');
       await ready;
+      const [x, y, side] = squareAround(points, REFINE_PAD);
+      followContext.fillStyle = '#000'; // outside the frame: black, as extractFaceTensors pads
+      followContext.fillRect(0, 0, LANDMARK_INPUT, LANDMARK_INPUT);
+      const k = LANDMARK_INPUT / side;
+      followContext.drawImage(source, -x * k, -y * k, source.width * k, source.height * k);
+      const rgb = rgbaToRgb(followContext.getImageData(0, 0, LANDMARK_INPUT, LANDMARK_INPUT).data);
+      const tf = faceapi.tf;
+      const input = tf.tensor3d(Int32Array.from(rgb), [LANDMARK_INPUT, LANDMARK_INPUT, 3], 'int32');
+      try {
+        const found = await faceapi.nets.faceLandmark68Net.detectLandmarks(input);
+        return found.positions.map((p) => [x + p.x / k, y + p.y / k]);
+      } finally {
+        input.dispose();
+      }
+    },
+
+    /**
+     * Faces in ``image`` (ImageData), largest first. ``detector``: 'ssd' (SSD MobileNet v1, the default) or 'tiny'
+     * (face-api's tiny detector, 416 px input); ``refine``: the second landmark pass with the mirrored face.
+     */
+    async detect(image, {detector = 'ssd', refine: refined = true} = {}) {
+      if (!ready) throw new Error('the face detector is not loaded');
+      await ready;
+      if (!['ssd', 'tiny'].includes(detector)) throw new Error(`detector must be 'ssd' or 'tiny', got ${detector}`);
+      if (detector === 'tiny' && !faceapi.nets.tinyFaceDetector.isLoaded) {
+        throw new Error('this site has no tiny face detector: rebuild it with python -m celeblook web build');
+      }
       const {width, height} = image;
       if (!(width >= 1 && height >= 1)) throw new Error(`the image is empty (${width}x${height})`);
       const shrink = Math.min(1, DETECT_MAX_SIDE / Math.max(width, height));
@@ -307,13 +380,15 @@ export function createDetector(base) {
       const input = tf.tensor3d(Int32Array.from(rgb), [pixels.height, pixels.width, 3], 'int32');
       const mirrored = tf.reverse(input, 1);
       try {
-        const found = await faceapi.detectAllFaces(input, new faceapi.SsdMobilenetv1Options({minConfidence: MIN_CONFIDENCE}))
-          .withFaceLandmarks();
+        const options = detector === 'tiny' ? new faceapi.TinyFaceDetectorOptions({inputSize: TINY_INPUT, scoreThreshold: MIN_CONFIDENCE})
+          : new faceapi.SsdMobilenetv1Options({minConfidence: MIN_CONFIDENCE});
+        const found = await faceapi.detectAllFaces(input, options).withFaceLandmarks();
         const sx = width / pixels.width;
         const sy = height / pixels.height;
         const faces = [];
         for (const {detection, landmarks} of found) {
-          const points = await refine(input, mirrored, landmarks.positions.map((p) => [p.x, p.y]));
+          const first = landmarks.positions.map((p) => [p.x, p.y]);
+          const points = refined ? await refine(input, mirrored, first) : first;
           const b = detection.box;
           const face = ffhqFace(points.map(([x, y]) => [x * sx, y * sy]),
             [b.x * sx, b.y * sy, (b.x + b.width) * sx, (b.y + b.height) * sy], detection.score);

@@ -102,8 +102,8 @@ export function createApi(sessions, processors, engine, pipeline) {
     },
 
     /** Faces in a photo: {faces: [{box, eye_left, eye_right, mouth_left, mouth_right, quad, score, landmarks}], chosen}. */
-    async align(image) {
-      const faces = await processors.faces.detect(image);
+    async align(image, {detector = 'ssd', refine = true} = {}) {
+      const faces = await processors.faces.detect(image, {detector, refine});
       return {faces, chosen: faces.length ? 0 : null}; // the largest face, as the Python side chooses
     },
     /** The FFHQ crop (ImageData size x size) of face ``faceIndex`` (default: the largest). */

@@ -5,6 +5,7 @@
 
 import {createCelebLook} from './celeblook.js';
 import {coach} from './coach.js';
+import {wireLive} from './live_ui.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -302,8 +303,8 @@ ready.then((cl) => {
     $('notice').hidden = false;
     $('notice').textContent += ' This site has no strength head: only the manual C is shown.';
   }
-  if (!cl.has('mapper')) off('This site has no mapper: photos, text and edits are off.', ['photo', 'text-face', 'edit', 'sweep', 'friend', 'camera']);
-  else if (!cl.has(info.constants.photo_encoder)) off(`This site has no ${info.constants.photo_encoder}.onnx: photos are off.`, ['photo', 'friend', 'camera']);
+  if (!cl.has('mapper')) off('This site has no mapper: photos, text and edits are off.', ['photo', 'text-face', 'edit', 'sweep', 'friend', 'camera', 'live-start']);
+  else if (!cl.has(info.constants.photo_encoder)) off(`This site has no ${info.constants.photo_encoder}.onnx: photos are off.`, ['photo', 'friend', 'camera', 'live-start']);
   for (const [input, note] of [['prompt', 'prompt-note'], ['target', 'target-note'], ['morph-prompt', 'target-note'], ['source', 'target-note']]) {
     $(input).addEventListener('input', () => promptNote(input, note));
   }
@@ -389,6 +390,8 @@ ready.then((cl) => {
     usePhoto(async () => image);
   };
   addEventListener('pagehide', stopCamera); // leaving the page (or the bfcache) releases the camera
+  // Live section (src/live_ui.js)
+  wireLive(cl, {kept: () => state.kept, status});
   document.addEventListener('visibilitychange', () => { if (document.hidden) stopCamera(); });
 
   $('share').onclick = async () => {

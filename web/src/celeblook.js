@@ -20,10 +20,12 @@
 //   pasteBack(photo, quad, face (ImageData | image), size) -> ImageData    cancel()
 //   cached() -> [{file, sha256, bytes}]     clearCache()      toImageData(image, size, index)
 //   share({bytes, mime, name}) -> 'shared' | 'cancelled' | 'downloaded' (Web Share with files, else a download)
+//   live.start({video, size, edit, morph, smoothing, pasteBack}), live.stop(), live.stats() (src/live.js)
 // Also: preprocess, encodeImage, embedFace, map, mapping, tokenize, encodeText, embedPrompts, inBank, direction, strength.
 
 import {cachedFiles, clearCache} from './cache.js';
 import {toImageData} from './image.js';
+import {createLive} from './live.js';
 import {share} from './share.js';
 
 const FORWARDED = ['render', 'mapping', 'randomLatent', 'preprocess', 'encodeImage', 'embedFace', 'map', 'invert', 'tokenize',
@@ -65,11 +67,11 @@ export function createCelebLook({base = new URL('../', import.meta.url).href, ba
   });
   worker.postMessage({type: 'init', base, backend, threads});
 
-  function call(method, args, onFrame) {
+  function call(method, args, onFrame, transfer = []) {
     return ready.then(() => new Promise((resolve, reject) => {
       const id = nextId++;
       pending.set(id, {resolve, reject, onFrame, method});
-      worker.postMessage({type: 'call', id, method, args});
+      worker.postMessage({type: 'call', id, method, args}, transfer);
     }));
   }
 
@@ -101,6 +103,8 @@ export function createCelebLook({base = new URL('../', import.meta.url).href, ba
       clearCache,
       toImageData,
       share,
+      /** Live mode (src/live.js): camera -> tracking -> E_I -> mapper -> edit / morph -> G, frame after frame. */
+      live: createLive(call),
       terminate: () => worker.terminate(),
     };
     for (const method of FORWARDED) api[method] = (...args) => call(method, args);

@@ -84,6 +84,7 @@ export function createProcessors(sessions, base) {
   };
 
   return {
+    clipSide: side,
     image: {
       /** ImageData -> the CLIP input, exactly celeblook.preprocess.photo_to_clip's steps. */
       photo: (image) => [photoToClip(image, clip.mean, clip.std, side), [1, 3, side, side]],
@@ -110,7 +111,9 @@ export function createProcessors(sessions, base) {
     },
     faces: {
       /** Faces in a photo, largest first: [{box, eye_left, eye_right, mouth_left, mouth_right, quad, score, landmarks}]. */
-      async detect(image) { return (await getDetector()).detect(image); },
+      async detect(image, options) { return (await getDetector()).detect(image, options); },
+      /** The detector itself, loaded (the live camera's tracking follows landmarks with it). */
+      detector: getDetector,
       crop: renderCrop,
       pasteBack,
     },

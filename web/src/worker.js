@@ -5,13 +5,15 @@
 // ``method``: 'pipeline.<verb>' (randomFaces, invert, textToFace, faceOf, edit, sweep, morph) or an API call
 // (src/api.js). Messages out: {type: 'ready', info} | {type: 'failed', message}, {type: 'result', id, value},
 // {type: 'error', id, message, cancelled}, {type: 'progress', id, done, total, label} (per frame),
-// {type: 'download', file, loaded, total, cached}.
+// {type: 'download', file, loaded, total, cached}. 'live.start', 'live.update', 'live.frame', 'live.stop': the live
+// camera (src/stream.js); ImageBitmaps in a call's arguments and in its result are transferred, not copied.
 
 import {createApi} from './api.js';
 import {createEngine} from './engine.js';
 import {Cancelled, Pipeline} from './pipeline.js';
 import {createProcessors} from './processors.js';
 import {openSessions} from './sessions.js';
+import {createStream} from './stream.js';
 
 const VERBS = ['randomFaces', 'invert', 'textToFace', 'faceOf', 'edit', 'sweep', 'morph'];
 // the argument index of the options object of calls that render frame by frame (they take progress and stop)
@@ -35,7 +37,9 @@ async function call({id, method, args}) {
   try {
     if (!Object.hasOwn(calls, method)) throw new Error(`unknown method ${method}`);
     if (method in FRAMED) args[FRAMED[method]] = {...(args[FRAMED[method]] ?? {}), progress: progressFor(id)};
-    postMessage({type: 'result', id, value: await calls[method](...args)});
+    const value = await calls[method](...args);
+    const bitmaps = value && typeof value === 'object' ? Object.values(value).filter((v) => v instanceof ImageBitmap) : [];
+    postMessage({type: 'result', id, value}, bitmaps);
   } catch (err) {
     postMessage({type: 'error', id, message: err?.message ?? String(err), cancelled: err instanceof Cancelled});
   } finally {
@@ -50,7 +54,9 @@ async function init({base, backend, threads}) {
   const engine = createEngine(sessions, processors);
   const pipeline = new Pipeline(engine, processors, sessions.site.limits);
   const api = createApi(sessions, processors, engine, pipeline);
-  calls = {...api, ...Object.fromEntries(VERBS.map((verb) => [`pipeline.${verb}`, (...args) => pipeline[verb](...args)]))};
+  const stream = createStream(pipeline, processors);
+  calls = {...api, ...Object.fromEntries(VERBS.map((verb) => [`pipeline.${verb}`, (...args) => pipeline[verb](...args)])),
+    ...Object.fromEntries(['start', 'update', 'frame', 'stop'].map((step) => [`live.${step}`, (...args) => stream[step](...args)]))};
   // what this worker loaded (runtime, wasm, site files), for the service worker to keep for offline visits
   calls.resources = () => performance.getEntriesByType('resource').map((entry) => entry.name);
   return api.info();
