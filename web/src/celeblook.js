@@ -104,7 +104,8 @@ export function createCelebLook({base = new URL('../', import.meta.url).href, ba
       toImageData,
       share,
       /** Live mode (src/live.js): camera -> tracking -> E_I -> mapper -> edit / morph -> G, frame after frame. */
-      live: createLive(call),
+      // pipelined, G runs in a second worker with one thread (spawned by the first start, kept until terminate)
+      live: createLive(call, () => createCelebLook({base, backend, threads: 1})),
       terminate: () => worker.terminate(),
     };
     for (const method of FORWARDED) api[method] = (...args) => call(method, args);

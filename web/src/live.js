@@ -6,8 +6,11 @@
 // on the main thread.
 //
 //   start({video (a MediaStream or a <video>; default: the front camera), size, edit: {target, source, strength},
-//          morph: {towards, t}, smoothing (false | {minCutoff, beta, dCutoff}), pasteBack, canvas, composite})
+//          morph: {towards, t}, smoothing (false | {minCutoff, beta, dCutoff}), pasteBack, canvas, composite,
+//          pipelined (default true: G in a second worker, so it renders frame n while the first tracks and
+//          encodes frame n + 1), detector ('ssd' | 'tiny'), redetectEvery, onResult, onError})
 //   update({edit, morph, smoothing})      stop()       running()       latest() -> the last result's {wplus, C, quad}
+//   synth(wplus, size) -> {face (ImageBitmap), stages}: a render in this instance's worker (the pipelined G)
 //   stats() -> {frames, dropped, fps, latencyMs, stages: {track, crop, encode, map, edit, synth, paste}}
 //   record(ms) -> {bytes, mime}: the shown result (the composite with pasteBack) as WebM, from MediaRecorder
 
@@ -36,9 +39,13 @@ function faceMask(size) {
   return canvas;
 }
 
-/** The live API over the worker's ``call(method, args, onFrame, transfer)`` (src/celeblook.js). */
-export function createLive(call) {
+/**
+ * The live API over the worker's ``call(method, args, onFrame, transfer)`` (src/celeblook.js); ``spawn()`` makes
+ * a second celeblook instance (its own worker), which renders when live mode is pipelined.
+ */
+export function createLive(call, spawn) {
   let session = null;
+  let renderer = null;
 
   const empty = () => ({frames: 0, dropped: 0, done: [], latency: [], stages: Object.fromEntries(STAGES.map((s) => [s, []]))});
   let record = empty();
@@ -96,24 +103,54 @@ export function createLive(call) {
     return performance.now() - start;
   }
 
+  /** A result drawn: the stats and the latest result kept, the frame and the face closed. */
+  function show(s, result, seen) {
+    const paste = draw(s, result);
+    result.frame.close();
+    result.face?.close();
+    const now = performance.now();
+    record.frames += 1;
+    keep(record.done, now);
+    keep(record.latency, now - seen);
+    for (const name of STAGES) keep(record.stages[name], name === 'paste' ? paste : (result.stages[name] ?? 0));
+    s.latest = {found: result.found, wplus: result.wplus ?? null, C: result.C ?? null, quad: result.quad ?? null,
+      detected: result.detected ?? null, time: now};
+    s.onResult?.(s.latest);
+  }
+
+  const closeAll = (result) => { result.frame.close(); result.face?.close(); };
+
+  /** Pipelined: G in the second worker; a W+ that comes while it renders waits there, replaced by a newer one. */
+  async function render(s, result, seen) {
+    if (s.rendering) {
+      if (s.waiting) { closeAll(s.waiting.result); record.dropped += 1; }
+      s.waiting = {result, seen};
+      return;
+    }
+    s.rendering = true;
+    try {
+      let next = {result, seen};
+      while (next && session === s) {
+        const drawn = next.result.found ? await s.renderer.live.synth(next.result.wplus, s.size) : null;
+        if (session !== s) { closeAll(next.result); drawn?.face.close(); break; }
+        show(s, drawn ? {...next.result, face: drawn.face, stages: {...next.result.stages, ...drawn.stages}} : next.result, next.seen);
+        next = s.waiting;
+        s.waiting = null;
+      }
+    } finally {
+      s.rendering = false;
+    }
+  }
+
   async function step(s, seen) {
     s.busy = true;
     try {
       const bitmap = await createImageBitmap(s.video);
       if (session !== s) { bitmap.close(); return; }
-      const result = await call('live.frame', [bitmap, seen / 1000], undefined, [bitmap]);
-      if (session !== s) { result.frame.close(); result.face?.close(); return; }
-      const paste = draw(s, result);
-      result.frame.close();
-      result.face?.close();
-      const now = performance.now();
-      record.frames += 1;
-      keep(record.done, now);
-      keep(record.latency, now - seen);
-      for (const name of STAGES) keep(record.stages[name], name === 'paste' ? paste : (result.stages[name] ?? 0));
-      s.latest = {found: result.found, wplus: result.wplus ?? null, C: result.C ?? null, quad: result.quad ?? null,
-        detected: result.detected ?? null, time: now};
-      s.onResult?.(s.latest);
+      const result = await call('live.frame', [bitmap, seen / 1000, {render: !s.renderer}], undefined, [bitmap]);
+      if (session !== s) { closeAll(result); return; }
+      if (s.renderer) render(s, result, seen).catch((err) => s.onError?.(err));
+      else show(s, result, seen);
     } catch (err) {
       s.error = err;
       s.onError?.(err);
@@ -139,11 +176,16 @@ export function createLive(call) {
     running: () => session !== null,
 
     async start({video, size, edit = null, morph = null, smoothing, pasteBack = false, canvas, composite, onResult, onError,
-      redetectEvery, detector} = {}) {
+      redetectEvery, detector, pipelined = true} = {}) {
       if (session) throw new Error('live mode is already running: stop it first');
       const started = await call('live.start', [{size, edit, morph, smoothing, redetectEvery, detector}]);
+      if (pipelined) {
+        renderer ??= spawn().catch((err) => { renderer = null; throw err; });
+        await (await renderer).live.synth(new Float32Array(started.latentLength), started.size).then(({face}) => face.close());
+      }
       const source = await videoOf(video);
       const s = {...source, pasteBack, busy: false, latest: null, onResult, onError, size: started.size,
+        renderer: pipelined ? await renderer : null, rendering: false, waiting: null,
         canvas: canvas ?? document.createElement('canvas'), composite: composite ?? (pasteBack ? document.createElement('canvas') : null)};
       try {
         if (s.video.paused) await s.video.play();
@@ -165,12 +207,16 @@ export function createLive(call) {
       if (!s) return;
       session = null;
       s.video.cancelVideoFrameCallback?.(s.handle);
+      if (s.waiting) closeAll(s.waiting.result);
       s.stream?.getTracks().forEach((t) => t.stop());
       if (s.made) { s.video.srcObject = null; s.video.remove(); }
       await call('live.stop', []);
     },
 
     latest: () => session?.latest ?? null,
+
+    /** W+ -> {face (ImageBitmap), stages: {synth}} in this instance's worker: the pipelined render. */
+    synth: (wplus, size) => call('live.synth', [wplus, size]),
 
     stats() {
       const {done} = record;

@@ -3,7 +3,8 @@
 // one-euro filter, src/smoothing.js) -> optionally an edit (a prompt's direction, manual or learned C) and a morph
 // towards a kept face -> G at the live size -> an ImageBitmap, handed back with the frame (both transferred, not
 // copied) and each stage's milliseconds. The page (src/live.js) sends a frame only when the last one is done, so
-// frames are dropped there, never queued here.
+// frames are dropped there, never queued here. Pipelined, G runs in a second worker (synth) on the W+ this one
+// made, while this one takes the next frame.
 
 import {drawCrop} from './align.js';
 import {toImageData} from './image.js';
@@ -43,6 +44,11 @@ export function createStream(pipeline, processors) {
     return made;
   }
 
+  /** W+ -> the face at ``size`` as an ImageBitmap. */
+  async function render(wplus, size) {
+    return createImageBitmap(toImageData(await engine.synthesize(wplus, 1, size), size));
+  }
+
   function smoother(smoothing) {
     if (smoothing === false || smoothing === null) return null;
     return new OneEuro({...LATENT_SMOOTHING, ...(typeof smoothing === 'object' ? smoothing : {})});
@@ -61,7 +67,7 @@ export function createStream(pipeline, processors) {
       const made = await changes(s, {edit, morph});
       const tracker = new FaceTracker(faces, {redetectEvery, detect: {detector, refine: false}});
       run = {size: s, ...made, tracker, quad: new OneEuro(QUAD_SMOOTHING), latent: smoother(smoothing), canvas: new OffscreenCanvas(1, 1)};
-      return {size: s, notices: made.edit?.notices ?? []};
+      return {size: s, latentLength: engine.slots * engine.style, notices: made.edit?.notices ?? []};
     },
 
     /** Change the edit, the morph or the smoothing while live (the tracking goes on). */
@@ -76,9 +82,10 @@ export function createStream(pipeline, processors) {
 
     /**
      * One camera frame seen at ``time`` seconds -> {found, frame (given back), face (ImageBitmap), quad, wplus, C,
-     * detected, stages: {track, crop, encode, map, edit, synth} in ms}.
+     * detected, stages: {track, crop, encode, map, edit, synth} in ms}. ``render`` false: no face (and no synth):
+     * another worker renders the W+ (live.synth), while this one takes the next frame.
      */
-    async frame(frame, time) {
+    async frame(frame, time, {render: rendered = true} = {}) {
       if (!run) throw new Error('live mode is not running');
       const current = run;
       const stages = {};
@@ -114,10 +121,16 @@ export function createStream(pipeline, processors) {
         wplus = wplus.map((v, i) => v + t * (towards[i] - v));
       }
       lap('edit');
-      const image = await engine.synthesize(wplus, 1, current.size);
-      const face = await createImageBitmap(toImageData(image, current.size));
-      lap('synth');
+      const face = rendered ? await render(wplus, current.size) : null;
+      if (rendered) lap('synth');
       return {found: true, frame, face, quad, wplus, C: c, detected: located.detected, size: current.size, stages};
+    },
+
+    /** W+ -> {face (ImageBitmap), stages: {synth}}: the render of a frame whose W+ another worker made. */
+    async synth(wplus, size) {
+      const start = performance.now();
+      const face = await render(pipeline.checkWplus(wplus), pipeline._size(size));
+      return {face, stages: {synth: performance.now() - start}};
     },
 
     stop() { run = null; },

@@ -5,8 +5,8 @@
 // ``method``: 'pipeline.<verb>' (randomFaces, invert, textToFace, faceOf, edit, sweep, morph) or an API call
 // (src/api.js). Messages out: {type: 'ready', info} | {type: 'failed', message}, {type: 'result', id, value},
 // {type: 'error', id, message, cancelled}, {type: 'progress', id, done, total, label} (per frame),
-// {type: 'download', file, loaded, total, cached}. 'live.start', 'live.update', 'live.frame', 'live.stop': the live
-// camera (src/stream.js); ImageBitmaps in a call's arguments and in its result are transferred, not copied.
+// {type: 'download', file, loaded, total, cached}. 'live.start', 'live.update', 'live.frame', 'live.synth',
+// 'live.stop': the live camera (src/stream.js); ImageBitmaps in a call's arguments and result are transferred.
 
 import {createApi} from './api.js';
 import {createEngine} from './engine.js';
@@ -56,7 +56,7 @@ async function init({base, backend, threads}) {
   const api = createApi(sessions, processors, engine, pipeline);
   const stream = createStream(pipeline, processors);
   calls = {...api, ...Object.fromEntries(VERBS.map((verb) => [`pipeline.${verb}`, (...args) => pipeline[verb](...args)])),
-    ...Object.fromEntries(['start', 'update', 'frame', 'stop'].map((step) => [`live.${step}`, (...args) => stream[step](...args)]))};
+    ...Object.fromEntries(['start', 'update', 'frame', 'synth', 'stop'].map((step) => [`live.${step}`, (...args) => stream[step](...args)]))};
   // what this worker loaded (runtime, wasm, site files), for the service worker to keep for offline visits
   calls.resources = () => performance.getEntriesByType('resource').map((entry) => entry.name);
   return api.info();
