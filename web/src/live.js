@@ -120,10 +120,12 @@ export function createLive(call, spawn) {
 
   const closeAll = (result) => { result.frame.close(); result.face?.close(); };
 
-  /** Pipelined: G in the second worker; a W+ that comes while it renders waits there, replaced by a newer one. */
+  /**
+   * Pipelined: G in the second worker; a W+ that comes while it renders waits (one at most: the first worker takes
+   * no frame while one waits).
+   */
   async function render(s, result, seen) {
     if (s.rendering) {
-      if (s.waiting) { closeAll(s.waiting.result); record.dropped += 1; }
       s.waiting = {result, seen};
       return;
     }
@@ -165,7 +167,8 @@ export function createLive(call, spawn) {
       // the frame's capture time where the camera gives it, else when it was presented
       const captured = metadata?.captureTime;
       const seen = captured > now - 5000 && captured <= now ? captured : now;
-      if (s.busy) record.dropped += 1;
+      // pipelined, the first worker waits while a W+ waits for G: work it would do now would be replaced unseen
+      if (s.busy || s.waiting) record.dropped += 1;
       else step(s, seen);
       s.handle = s.video.requestVideoFrameCallback(onFrame);
     };

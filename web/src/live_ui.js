@@ -35,8 +35,8 @@ export function wireLive(cl, {kept, status}) {
   async function stop() {
     clearInterval(timer);
     timer = null;
-    await live.stop();
     shown(false);
+    await live.stop();
   }
 
   $('live-start').onclick = async () => {
