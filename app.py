@@ -551,6 +551,7 @@ def build_demo() -> gr.Blocks:
                         mo_notes = notes_box("morph-notes")
                 shown_when(mo_mode, lambda mode: mode == "style mix", mo_mixed)
                 mo_gif_file.change(video_preview, mo_gif_file, mo_video, queue=False, api_visibility="private")
+                shown_when(mo_format, lambda clip_format: clip_format == "gif", mo_gif)  # a video shows in mo_video
                 shown_when(mo_a_from, lambda choice: choice == "photo", mo_photo_a, mo_a_aligned)  # only what is used shows
                 shown_when(mo_b_from, lambda choice: choice == "photo", mo_photo_b, mo_b_aligned)
                 shown_when(mo_b_from, lambda choice: choice == "prompt", mo_prompt_b)

@@ -108,7 +108,7 @@ def test_cli_refuses_a_video_format_before_any_work(latents, tmp_path, monkeypat
 
     args = ["morph", str(latents / "w1.npy"), str(latents / "w2.npy"), "--preset", "tiny", "--size", "256", "--out", str(tmp_path / "o")]
     assert main([*args, "--gif", "--format", "webm"]) == 2
-    assert capsys.readouterr().err == "error: --gif writes a GIF: give --format webm alone for an WEBM\n"
+    assert capsys.readouterr().err == "error: --gif writes a GIF: for a video give --format webm alone\n"
     monkeypatch.setitem(sys.modules, "av", None)
     assert main([*args, "--format", "mp4"]) == 2
     assert capsys.readouterr().err == f"error: {VIDEO_EXTRA}\n" and not (tmp_path / "o").exists()

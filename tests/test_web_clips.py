@@ -88,6 +88,18 @@ def test_mp4_falls_back_to_webm_only_where_h264_is_missing(page, url):  # noqa: 
     ]
 
 
+def test_cancel_stops_a_video_between_frames_and_the_next_clip_is_whole(page):
+    got = call(page, """async (cl) => { const a = (await cl.randomLatent(1)).wplus, b = (await cl.randomLatent(2)).wplus;
+        let frames = 0, cancelled;
+        const job = cl.morphClip(a, b, {format: 'mp4', frames: 48, size: 512,
+          onFrame: (done) => { frames = done; if (done >= 1) cl.cancel(); }});
+        try { await job; cancelled = false; } catch (e) { cancelled = e.cancelled; }
+        const next = await cl.morphClip(a, b, {format: 'mp4', frames: 2, size: 256});
+        return {cancelled, frames, next: window.__b64(next.bytes)}; }""")
+    assert got["cancelled"] and got["frames"] <= 3, got
+    assert decoded(base64.b64decode(got["next"]))[2:] == (2, (256, 256))
+
+
 def test_the_format_choice_shows_the_clip_and_share_hands_it_over(browser, url):  # noqa: F811
     page = browser.open(url, viewport={"width": 390, "height": 844})
     assert page.eval_on_selector_all("#morph-format option", "(os) => os.map((o) => [o.value, o.text])") == [

@@ -98,7 +98,7 @@ def _clip_options(p: argparse.ArgumentParser, what: str) -> None:
 def _clip_format(args: argparse.Namespace) -> str | None:
     """The clip's format (None: no clip), checked before any model loads: a video without PyAV is refused at once."""
     if args.gif and args.format not in (None, "gif"):
-        raise InputError(f"--gif writes a GIF: give --format {args.format} alone for an {args.format.upper()}")
+        raise InputError(f"--gif writes a GIF: for a video give --format {args.format} alone")
     return check_format(args.format or "gif") if args.gif or args.format else None
 
 

@@ -4,7 +4,7 @@
 // (ImageData) and go straight into the encoder, so a long morph never holds its frames.
 //
 //   chooseVideo(format, side, canEncode) -> {format, codec, notices}   (which container and codec, and why)
-//   clipEncoder(format, side, frameMs) -> {add(imageData), finish() -> {bytes, mime, format, codec, notices}}
+//   clipEncoder(format, side, frameMs) -> {add(imageData), finish() -> {bytes, mime, format, codec, notices}, cancel()}
 
 import {GIFEncoder, applyPalette, quantize} from '../vendor/gifenc/gifenc.esm.js';
 import {BufferTarget, Mp4OutputFormat, Output, QUALITY_HIGH, VideoSample, VideoSampleSource, WebMOutputFormat, canEncodeVideo}
@@ -50,6 +50,7 @@ function gifEncoder(side, frameMs) {
       gif.finish();
       return {bytes: gif.bytes(), mime: MIME.gif, format: 'gif', codec: 'gif', notices: []};
     },
+    async cancel() {},
   };
 }
 
@@ -77,6 +78,7 @@ async function videoEncoder(format, side, frameMs) {
       await output.finalize();
       return {bytes: new Uint8Array(output.target.buffer), mime: MIME[chosen.format], ...chosen};
     },
+    cancel: () => output.cancel(),
   };
 }
 

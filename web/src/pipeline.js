@@ -395,13 +395,18 @@ export class Pipeline {
   /** Frames rendered one by one into a clip; ``score(face, image)`` sees each image before it is dropped. */
   async _clip(frames, size, format = 'gif', label, progress = async () => {}, score = async () => {}) {
     const encoder = await clipEncoder(format, size, this.limits.gif_frame_ms); // a format it cannot make fails before any render
-    for (let f = 0; f < frames.length; f++) {
-      await progress(f, frames.length, label);
-      const image = await this.engine.synthesize(frames[f].wplus, 1, size);
-      await encoder.add(toImageData(image, size));
-      await score(frames[f], image);
+    try {
+      for (let f = 0; f < frames.length; f++) {
+        await progress(f, frames.length, label);
+        const image = await this.engine.synthesize(frames[f].wplus, 1, size);
+        await encoder.add(toImageData(image, size));
+        await score(frames[f], image);
+      }
+      await progress(frames.length, frames.length, label);
+    } catch (err) {
+      await encoder.cancel(); // a cancelled or failed clip releases the browser's video encoder at once
+      throw err;
     }
-    await progress(frames.length, frames.length, label);
     return encoder.finish();
   }
 
