@@ -5,6 +5,7 @@ CLIP's BPE vocabulary for the JavaScript tokenizer, the exported ONNX models and
     SITE/sw.js                                   the service worker (the page offline)
     SITE/site.json                               where the models are, the prompt bank, the alignment model
     SITE/vendor/ort/, vendor/gifenc/             onnxruntime-web (MIT) and gifenc (MIT): no CDN
+    SITE/vendor/mediabunny/                      mediabunny (MPL-2.0): MP4 / WebM muxing of WebCodecs output
     SITE/vendor/face-api/ (+ model/)             face-api (MIT): SSD face detector + 68-point landmarks
     SITE/vendor/tfjs-wasm/                       TensorFlow.js wasm kernels for face-api (Apache-2.0)
     SITE/vendor/bpe_simple_vocab_16e6.txt.gz     CLIP's merges file (celeblook/data, MIT); html5_entities.json (Python's table)
@@ -233,7 +234,7 @@ def app_limits() -> dict:
     them, so that both treat a request alike: every ``Limits`` range, the Pipeline verbs' argument defaults, the
     edit constants (C_max, target similarity, the score size, the oracle's bisection), the text variation and
     sources, the photo sides, the aligned crop's size and the GIF frame time."""
-    from ..limits import C_MAX, TARGET_SIMILARITY, Limits, Range
+    from ..limits import C_MAX, CLIP_FORMATS, TARGET_SIMILARITY, Limits, Range
     from ..media import encode_gif
     from ..models import GeneratorConfig
     from ..photo.load import MAX_SIDE, MIN_SIDE
@@ -252,6 +253,7 @@ def app_limits() -> dict:
             "text_variation": TEXT_VARIATION, "default_source": DEFAULT_SOURCE, "source_from_image": SOURCE_FROM_IMAGE,
             "prompt_max_chars": PROMPT_MAX_CHARS, "morph_modes": list(MORPH_MODES),
             "gif_frame_ms": _defaults(encode_gif)["duration_ms"],
+            "clip_formats": list(CLIP_FORMATS),
             "defaults": {verb: _defaults(getattr(Pipeline, verb)) for verb in PAGE_VERBS}}
 
 

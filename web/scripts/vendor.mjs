@@ -17,13 +17,15 @@ const files = {
   ort: [ortDist, ['ort.webgpu.min.mjs', 'ort-wasm-simd-threaded.asyncify.mjs', 'ort-wasm-simd-threaded.asyncify.wasm',
     'ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm']],
   gifenc: [join(modules, 'gifenc', 'dist'), ['gifenc.esm.js']],
+  // mediabunny (MPL-2.0): MP4 / WebM muxing of the browser's WebCodecs output (src/clips.js), one ES module
+  mediabunny: [join(modules, 'mediabunny', 'dist', 'bundles'), ['mediabunny.min.mjs']],
   'face-api': [join(faceApi, 'dist'), ['face-api.esm.js']],
   'face-api/model': [join(faceApi, 'model'), ['ssd_mobilenetv1_model-weights_manifest.json', 'ssd_mobilenetv1_model.bin',
     'face_landmark_68_model-weights_manifest.json', 'face_landmark_68_model.bin']],
   'tfjs-wasm': [tfWasm, ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']],
   // the licence texts the packages ship (onnxruntime-web, MIT, and tfjs-backend-wasm ship none: see web/README.md)
   licenses: [modules, [[join('@vladmandic', 'face-api', 'LICENSE'), 'face-api.LICENSE.txt'],
-    [join('gifenc', 'LICENSE.md'), 'gifenc.LICENSE.txt']]],
+    [join('gifenc', 'LICENSE.md'), 'gifenc.LICENSE.txt'], [join('mediabunny', 'LICENSE'), 'mediabunny.LICENSE.txt']]],
 };
 
 const out = join(web, 'vendor');

@@ -1,6 +1,6 @@
 // The page's JavaScript API besides the pipeline's verbs (window.celeblook, through src/celeblook.js): what the
 // page shows before any model loads (info), the single steps (render, map, encodeText, align, ...) and the flat
-// calls of the first API (invert, edit, textToFace with flat results, sweepGif, morphGif). Each is a thin
+// calls of the first API (invert, edit, textToFace with flat results, sweepGif, morphGif, sweepClip, morphClip). Each is a thin
 // adapter over the engine, the processors and the pipeline: no maths of its own.
 
 import {cachedFiles, clearCache} from './cache.js';
@@ -94,11 +94,19 @@ export function createApi(sessions, processors, engine, pipeline) {
     async morphGif(a, b, {frames, size, mode, crossover, progress} = {}) {
       return (await pipeline.morph(a, b, {nFrames: frames, size, mode, crossover, progress})).gif;
     },
+    /** A morph as a clip, format 'gif' | 'mp4' | 'webm' (src/clips.js): {bytes, mime, format, codec, notices}. */
+    async morphClip(a, b, {format = 'gif', frames, size, mode, crossover, progress} = {}) {
+      return (await pipeline.morph(a, b, {nFrames: frames, size, mode, crossover, progress, format})).clip;
+    },
     /** A C-sweep as a GIF with each frame's C, similarity to the first and text score. */
     async sweepGif(wplus, target, {source, frames, cMax, size, progress} = {}) {
       const {gif, faces} = await pipeline.sweep(wplus, target, {source, nFrames: frames, cMax, size, progress});
       return {gif, C: faces.map((f) => f.scores.C), similarity: faces.map((f) => f.scores.clip_similarity),
         textScore: faces.map((f) => f.scores.text_score)};
+    },
+    /** A C-sweep as a clip, format 'gif' | 'mp4' | 'webm': {bytes, mime, format, codec, notices}. */
+    async sweepClip(wplus, target, {format = 'gif', source, frames, cMax, size, progress} = {}) {
+      return (await pipeline.sweep(wplus, target, {source, nFrames: frames, cMax, size, progress, format})).clip;
     },
 
     /** Faces in a photo: {faces: [{box, eye_left, eye_right, mouth_left, mouth_right, quad, score, landmarks}], chosen}. */
