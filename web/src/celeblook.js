@@ -18,6 +18,7 @@
 //   sweepGif(wplus, target, {source, frames, cMax, size, onFrame}) -> {gif, C, similarity, textScore}
 //   morphGif(a, b, {frames, size, mode: 'interpolate'|'style_mix', crossover, onFrame}) -> Uint8Array (GIF89a)
 //   pasteBack(photo, quad, face (ImageData | image), size) -> ImageData    cancel()
+//   identity(a, b) -> {distance, sameperson} | {distance: null, reason}: two ImageData faces (face-api's dlib port)
 //   cached() -> [{file, sha256, bytes}]     clearCache()      toImageData(image, size, index)
 //   share({bytes, mime, name}) -> 'shared' | 'cancelled' | 'downloaded' (Web Share with files, else a download)
 // Also: preprocess, encodeImage, embedFace, map, mapping, tokenize, encodeText, embedPrompts, inBank, direction, strength.
@@ -28,7 +29,7 @@ import {share} from './share.js';
 
 const FORWARDED = ['render', 'mapping', 'randomLatent', 'preprocess', 'encodeImage', 'embedFace', 'map', 'invert', 'tokenize',
   'encodeText', 'inBank', 'embedPrompts', 'direction', 'strength', 'edit', 'textToFace', 'align', 'alignedCrop',
-  'cropQuad', 'pasteBack', 'resources'];
+  'cropQuad', 'pasteBack', 'identity', 'resources'];
 const VERBS = ['randomFaces', 'invert', 'textToFace', 'faceOf', 'edit'];
 const FRAMED_VERBS = ['sweep', 'morph'];
 
