@@ -24,7 +24,8 @@ const MIRROR = [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 26, 25
   59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65];
 const MAX_SUPERSAMPLING = 8; // samples per output pixel and axis when the crop shrinks the photo
 
-const mean = (points) => [points.reduce((s, p) => s + p[0], 0) / points.length, points.reduce((s, p) => s + p[1], 0) / points.length];
+/** The mean of [[x, y], ...]. */
+export const mean = (points) => [points.reduce((s, p) => s + p[0], 0) / points.length, points.reduce((s, p) => s + p[1], 0) / points.length];
 const add = (a, b) => [a[0] + b[0], a[1] + b[1]];
 const sub = (a, b) => [a[0] - b[0], a[1] - b[1]];
 const scale = (a, k) => [a[0] * k, a[1] * k];

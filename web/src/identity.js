@@ -9,21 +9,19 @@
 // centre of the eyes and the mouth, 0.43 of the side above it), turned upright along the eye line as dlib's
 // chips are, and rendered at the net's 150 px with src/align.js's supersampled crop (no aliasing from large photos).
 
-import {loadNet, renderCrop} from './align.js';
+import {loadNet, mean, renderCrop} from './align.js';
 
 const NET = 'face_recognition_model';
 const CHIP = 150; // the net's input side
 const CHIP_SCALE = 0.45; // face-api's alignDlib: side = mean eye-to-mouth distance / this
 const CHIP_ABOVE = 0.43; // and the centre of eyes and mouth lies this far down the chip
 
-const centre = (points) => [points.reduce((s, p) => s + p[0], 0) / points.length, points.reduce((s, p) => s + p[1], 0) / points.length];
-
 /** The chip's quad (TL, BL, BR, TR, as src/align.js's crops) for a face's 68 landmarks. */
-export function chipQuad(landmarks) {
-  const eyes = [centre(landmarks.slice(36, 42)), centre(landmarks.slice(42, 48))];
-  const mouth = centre(landmarks.slice(48, 68));
+function chipQuad(landmarks) {
+  const eyes = [mean(landmarks.slice(36, 42)), mean(landmarks.slice(42, 48))];
+  const mouth = mean(landmarks.slice(48, 68));
   const side = eyes.reduce((s, e) => s + Math.hypot(mouth[0] - e[0], mouth[1] - e[1]), 0) / 2 / CHIP_SCALE;
-  const ref = centre([...eyes, mouth]);
+  const ref = mean([...eyes, mouth]);
   const along = [eyes[1][0] - eyes[0][0], eyes[1][1] - eyes[0][1]];
   const norm = Math.hypot(...along);
   const x = [along[0] / norm * side, along[1] / norm * side]; // the chip's sides: along the eye line and down
