@@ -20,7 +20,8 @@ export function createApi(sessions, processors, engine, pipeline) {
     /** Everything the page shows before any model loads: backend, sizes, download sizes per feature, limits. */
     info() {
       const synthesis = `synthesis_${defaultSize}`;
-      const alignBytes = (site.align?.files ?? []).reduce((n, e) => n + e.bytes, 0);
+      const filesBytes = (files) => (files ?? []).reduce((n, e) => n + e.bytes, 0);
+      const alignBytes = filesBytes(site.align?.files);
       return {
         backend: chosen.backend, precision: sessions.precision, reason: chosen.reason, adapter: chosen.adapter,
         sizes: pipeline.sizes, defaultSize, threads: sessions.threads, isolated: Boolean(globalThis.crossOriginIsolated),
@@ -34,6 +35,7 @@ export function createApi(sessions, processors, engine, pipeline) {
           edit: bytesOf(['mapper', 'strength', engine.photoGraph, synthesis]) + (site.prompts?.bytes ?? 0),
           textEncoder: bytesOf(['text_encoder']),
           align: alignBytes,
+          identity: filesBytes(site.identity?.files), // fetched the first time an identity distance is measured
         },
         models_url: sessions.modelsUrl,
         limits,
@@ -125,6 +127,9 @@ export function createApi(sessions, processors, engine, pipeline) {
       if (!Array.isArray(quad) || quad.length !== 4) throw new Error('pasteBack needs the face quad from align(): 4 corners');
       return processors.faces.pasteBack(photo, quad, face instanceof ImageData ? face : toImageData(face, size));
     },
+
+    /** Identity distance of two ImageData faces (their largest): {distance, sameperson} | {distance: null, reason}. */
+    identity: (a, b) => processors.faces.identity(a, b),
 
     /** The model files kept by this browser (Cache Storage): [{file, sha256, bytes}]. */
     cached: cachedFiles,

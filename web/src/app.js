@@ -6,6 +6,7 @@
 import {createCelebLook} from './celeblook.js';
 import {coach} from './coach.js';
 import {share} from './share.js';
+import {describeIdentity} from './identity.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -267,14 +268,19 @@ async function usePhotoFace(index) {
   showOriginal(true);
   draw('original', result.photo.crop, result.photo.crop.width);
   const [face] = result.faces;
-  await setFace(face, `Inversion: similarity to the photo ${num(face.scores.clip_similarity)}`);
-  return [...(faces.length > 1 ? [`${faces.length} faces found; face ${index + 1} used`] : []), ...result.notices].join('; ');
+  const caption = `Inversion: similarity to the photo ${num(face.scores.clip_similarity)}`;
+  await setFace(face, caption);
+  // the app's line after an inversion; a site built without the recognition net still shows the face
+  const identity = await cl.identity(result.photo.crop, cl.toImageData(face.image, face.size))
+    .catch((err) => ({distance: null, reason: err.message}));
+  $('face-scores').textContent = `${caption}; ${describeIdentity(identity, cl.info.limits.same_person)}`;
+  return [...(faces.length > 1 ? [`${faces.length} faces found; face ${index} used`] : []), ...result.notices].join('; ');
 }
 
 async function showFaces(faces) {
   const cl = window.celeblook;
   const buttons = await Promise.all(faces.map(async (face, i) => {
-    const button = Object.assign(document.createElement('button'), {type: 'button', title: `face ${i + 1}`});
+    const button = Object.assign(document.createElement('button'), {type: 'button', title: `face ${i}`});
     const canvas = document.createElement('canvas');
     canvas.width = canvas.height = 72;
     canvas.getContext('2d').putImageData(await cl.cropQuad(state.photo.image, face.quad, 72), 0, 0);

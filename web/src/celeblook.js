@@ -21,6 +21,7 @@
 //     codec, notices}; morphClip(a, b, {format, frames, size, mode, crossover, onFrame}) likewise. 'mp4' is H.264 where
 //     the browser encodes it, else WebM (mime says which, a notice why): src/clips.js
 //   pasteBack(photo, quad, face (ImageData | image), size) -> ImageData    cancel()
+//   identity(a, b) -> {distance, sameperson} | {distance: null, reason}: two ImageData faces (face-api's dlib port)
 //   cached() -> [{file, sha256, bytes}]     clearCache()      toImageData(image, size, index)
 //   share({bytes, mime, name}) -> 'shared' | 'cancelled' | 'downloaded' (Web Share with files, else a download)
 // Also: preprocess, encodeImage, embedFace, map, mapping, tokenize, encodeText, embedPrompts, inBank, direction, strength.
@@ -31,7 +32,7 @@ import {share} from './share.js';
 
 const FORWARDED = ['render', 'mapping', 'randomLatent', 'preprocess', 'encodeImage', 'embedFace', 'map', 'invert', 'tokenize',
   'encodeText', 'inBank', 'embedPrompts', 'direction', 'strength', 'edit', 'textToFace', 'align', 'alignedCrop',
-  'cropQuad', 'pasteBack', 'resources'];
+  'cropQuad', 'pasteBack', 'identity', 'resources'];
 const VERBS = ['randomFaces', 'invert', 'textToFace', 'faceOf', 'edit'];
 const FRAMED_VERBS = ['sweep', 'morph'];
 

@@ -20,8 +20,8 @@
 // frame and may throw (Cancelled) to stop between frames.
 //
 // What the browser cannot do: the slow paths (refinement, CLIP-guided optimisation) need gradients, so they
-// are refused as in the runtime install; identity distances (dlib) are not measured; paste-back is a separate
-// step (src/align.js).
+// are refused as in the runtime install. Identity distances (face-api's port of dlib's descriptor, src/identity.js)
+// and paste-back are separate steps, so a verb never fetches the recognition net.
 
 import {clipEncoder} from './clips.js';
 import {toImageData} from './image.js';
