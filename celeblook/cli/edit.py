@@ -1,8 +1,9 @@
 """``invert``, ``text``, ``edit`` and ``morph``: the Pipeline from the command line.
 
 Each writes PNGs, the W+ latents as .npy (23x512 float32, the input of ``edit --latent`` and ``morph``)
-and, where asked, GIFs into ``--out``; notices go to stderr, scores to stdout. Values are checked by the
-pipeline against its limits (the same the app uses); argparse only shows them.
+and, where asked, the sweep or morph as a clip (``--gif``, or ``--format gif|mp4|webm``) into ``--out``; notices
+go to stderr, scores to stdout. Values are checked by the pipeline against its limits (the same the app uses);
+argparse only shows them.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from ..clips import check_format, save_clip
 from ..errors import InputError
 from ..files import staged_output
-from ..limits import C_MAX, Limits
-from ..media import save_gif
+from ..limits import C_MAX, CLIP_FORMATS, Limits
 from ..models import GeneratorConfig
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default=None, help='neutral prompt (default "a face"), or "<image>"')
     p.add_argument("--strength", nargs="+", default=["learned"],
                    help=f"one or more of: a number C ({LIMITS.strength.low:g}..{LIMITS.strength.high:g}), 'learned', 'oracle'")
-    p.add_argument("--gif", action="store_true", help=f"also write the C sweep 0..{C_MAX} as a GIF")
+    _clip_options(p, f"also write the C sweep 0..{C_MAX} as a GIF")
     p.add_argument("--frames", type=int, default=16, help=f"sweep frames, {LIMITS.frames.low}..{LIMITS.frames.high}")
     _photo_options(p)
     _common(p)
@@ -82,10 +83,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=16, help=f"{LIMITS.frames.low}..{LIMITS.frames.high}")
     p.add_argument("--mode", choices=["interpolate", "style_mix"], default="interpolate")
     p.add_argument("--crossover", type=int, default=8, help="style_mix: first slot taken from B")
-    p.add_argument("--gif", action="store_true")
+    _clip_options(p, "also write the frames as a GIF")
     _photo_options(p, "the photos are", paste=False)
     _common(p, size=512)
     p.set_defaults(func=run_morph)
+
+
+def _clip_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--gif", action="store_true", help=what)
+    p.add_argument("--format", choices=CLIP_FORMATS, default=None,
+                   help="write the clip in this format: gif, mp4 (H.264) or webm (VP9); mp4 and webm need the video extra")
+
+
+def _clip_format(args: argparse.Namespace) -> str | None:
+    """The clip's format (None: no clip), checked before any model loads: a video without PyAV is refused at once."""
+    if args.gif and args.format not in (None, "gif"):
+        raise InputError(f"--gif writes a GIF: for a video give --format {args.format} alone")
+    return check_format(args.format or "gif") if args.gif or args.format else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -100,8 +114,9 @@ class _Results:
         self.notes: list[str] = []
         self.lines: list[dict] = []
 
-    def add(self, faces, notices: list[str], stem: str, gif: bool = False, paste_back: bool = False) -> None:
-        """Each face as STEM.png + STEM.npy (STEM_000... when several), and their GIF; ``stem`` may name a subfolder."""
+    def add(self, faces, notices: list[str], stem: str, clip: str | None = None, paste_back: bool = False) -> None:
+        """Each face as STEM.png + STEM.npy (STEM_000... when several), and their clip in format ``clip`` (gif, mp4,
+        webm; None: none); ``stem`` may name a subfolder."""
         (self.stage / stem).parent.mkdir(exist_ok=True)
         self.notes += notices
         for i, face in enumerate(faces):
@@ -115,9 +130,10 @@ class _Results:
             if face.identity is not None:
                 self.notes.append(face.identity.describe())
             self.lines.append({**files, **face.scores})
-        if gif:
-            self.notes += save_gif([face.image for face in faces], self.stage / f"{stem}.gif", ping_pong=True).notices
-            self.lines.append({"file": str(self.out / f"{stem}.gif")})
+        if clip:
+            made = save_clip([face.image for face in faces], self.stage / stem, clip, ping_pong=True)
+            self.notes += made.notices
+            self.lines.append({"file": str(self.out / f"{stem}{made.suffix}")})
 
     def show(self) -> None:
         for notice in dict.fromkeys(self.notes):
@@ -188,7 +204,8 @@ def run_text(args: argparse.Namespace) -> int:
 def run_edit(args: argparse.Namespace) -> int:
     if (args.photo is None) == (args.latent is None):
         raise InputError("give either a PHOTO or --latent FILE.npy (exactly one)")
-    if args.gif:
+    clip = _clip_format(args)
+    if clip:
         LIMITS.frames.check(args.frames)  # before the edit is made, not after
     with _command(args) as (pipeline, results):
         start = _start(args.latent or args.photo, args)
@@ -199,9 +216,9 @@ def run_edit(args: argparse.Namespace) -> int:
         for i, variant in enumerate(result.variants):
             stem = "edit" if len(result.variants) == 1 else f"edit_{i}_{variant.name}"
             results.add([variant.face] if variant.face else [], variant.notices, stem, paste_back=args.paste_back)
-        if args.gif:
+        if clip:
             sweep = pipeline.sweep(result, n_frames=args.frames, size=min(args.size, 512))  # its direction, reused
-            results.add(sweep.faces, sweep.notices, "sweep/sweep", gif=True)
+            results.add(sweep.faces, sweep.notices, "sweep/sweep", clip=clip)
     return 0
 
 
@@ -210,9 +227,10 @@ def run_morph(args: argparse.Namespace) -> int:
 
     if (args.b is None) == (args.prompt_b is None):
         raise InputError("give either a second face B or --prompt-b TEXT (exactly one)")
+    clip = _clip_format(args)
     with _command(args) as (pipeline, results):
         a = _start(args.a, args)
         b = PromptStart(args.prompt_b) if args.prompt_b is not None else _start(args.b, args, "the second photo")
         result = pipeline.morph(a, b, args.frames, args.size, args.mode, args.crossover)
-        results.add(result.faces, result.notices, "morph", gif=args.gif)
+        results.add(result.faces, result.notices, "morph", clip=clip)
     return 0
