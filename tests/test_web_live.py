@@ -128,19 +128,32 @@ def test_live_edit_and_morph_change_the_result_and_bad_options_are_refused(page)
       };
       const morphed = await run({morph: {towards: kept, t: 1}});
       const edited = await run({edit: {target: 'a person with blonde hair', strength: 0.8}});
-      const errors = [];
+      await cl.live.start({size: 256});
+      const clip = await cl.live.record(1500, {format: 'mp4'});
+      const badFormat = await cl.live.record(500, {format: 'avi'}).then(() => 'recorded', (e) => e.message);
+      await cl.live.stop();
+      const errors = [badFormat];
       for (const options of [{size: 100}, {edit: {target: 'x', strength: 'oracle'}}, {morph: {towards: null}},
                              {smoothing: {minCutoff: -1}}]) {
         errors.push(await cl.live.start(options).then(() => 'started', (e) => e.message));
       }
       let diff = 0;
       for (let i = 0; i < kept.length; i++) diff = Math.max(diff, Math.abs(morphed.wplus[i] - kept[i]));
-      return {morphDiff: diff, C: edited.C, errors, running: cl.live.running(), tracks: window.__live()};
+      return {morphDiff: diff, C: edited.C, errors, running: cl.live.running(), tracks: window.__live(),
+        clip: {mime: clip.mime, head: [...clip.bytes.slice(0, 12)], bytes: clip.bytes.length, notices: clip.notices}};
     }""")
     assert got["morphDiff"] < 1e-5  # t = 1: the kept face itself
     assert got["C"] == pytest.approx(0.8)
-    assert got["errors"][0].startswith("size must be one of"), got["errors"]
-    assert "oracle" in got["errors"][1] and "towards a face" in got["errors"][2] and "minCutoff" in got["errors"][3], got
+    assert got["errors"][0].startswith("record's format must be"), got["errors"]
+    assert got["errors"][1].startswith("size must be one of"), got["errors"]
+    assert "oracle" in got["errors"][2] and "towards a face" in got["errors"][3] and "minCutoff" in got["errors"][4], got
+    # the faces as a clip through src/clips.js: MP4 where this Chromium encodes H.264, else WebM with a notice
+    clip = got["clip"]
+    assert clip["bytes"] > 1000, clip
+    if clip["mime"] == "video/mp4":
+        assert bytes(clip["head"][4:8]) == b"ftyp" and not clip["notices"], clip
+    else:
+        assert clip["mime"] == "video/webm" and clip["head"][:4] == [0x1A, 0x45, 0xDF, 0xA3] and "H.264" in clip["notices"][0], clip
     assert not got["running"] and got["tracks"] == 0
 
 

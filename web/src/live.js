@@ -12,9 +12,11 @@
 //   update({edit, morph, smoothing})      stop()       running()       latest() -> the last result's {wplus, C, quad}
 //   synth(wplus, size) -> {face (ImageBitmap), stages}: a render in this instance's worker (the pipelined G)
 //   stats() -> {frames, dropped, fps, latencyMs, stages: {track, crop, encode, map, edit, synth, paste}}
-//   record(ms) -> {bytes, mime}: the shown result (the composite with pasteBack) as WebM, from MediaRecorder
+//   record(ms, {format}) -> {bytes, mime, notices}: 'webm' (default) the shown result (the composite with pasteBack)
+//     from MediaRecorder; 'mp4' | 'gif' the faces through src/clips.js (MP4 falls back to WebM where no H.264)
 
 import {cropTransform} from './align.js';
+import {clipEncoder} from './clips.js';
 
 const WINDOW = 12; // results the medians and the fps are taken over
 const STAGES = ['track', 'crop', 'encode', 'map', 'edit', 'synth', 'paste'];
@@ -113,9 +115,20 @@ export function createLive(call, spawn) {
     keep(record.done, now);
     keep(record.latency, now - seen);
     for (const name of STAGES) keep(record.stages[name], name === 'paste' ? paste : (result.stages[name] ?? 0));
+    if (s.clip && result.found) {
+      const face = s.canvas.getContext('2d').getImageData(0, 0, s.canvas.width, s.canvas.height);
+      s.clip.added = s.clip.added.then(() => s.clip.encoder.add(face));
+    }
     s.latest = {found: result.found, wplus: result.wplus ?? null, C: result.C ?? null, quad: result.quad ?? null,
       detected: result.detected ?? null, time: now};
     s.onResult?.(s.latest);
+  }
+
+  function stats() {
+    const {done} = record;
+    const span = done.length > 1 ? (done[done.length - 1] - done[0]) / 1000 : 0;
+    return {frames: record.frames, dropped: record.dropped, fps: span > 0 ? (done.length - 1) / span : 0,
+      latencyMs: median(record.latency), stages: Object.fromEntries(STAGES.map((n) => [n, median(record.stages[n])]))};
   }
 
   const closeAll = (result) => { result.frame.close(); result.face?.close(); };
@@ -221,18 +234,30 @@ export function createLive(call, spawn) {
     /** W+ -> {face (ImageBitmap), stages: {synth}} in this instance's worker: the pipelined render. */
     synth: (wplus, size) => call('live.synth', [wplus, size]),
 
-    stats() {
-      const {done} = record;
-      const span = done.length > 1 ? (done[done.length - 1] - done[0]) / 1000 : 0;
-      return {frames: record.frames, dropped: record.dropped, fps: span > 0 ? (done.length - 1) / span : 0,
-        latencyMs: median(record.latency), stages: Object.fromEntries(STAGES.map((n) => [n, median(record.stages[n])]))};
-    },
+    stats,
 
-    /** ``ms`` of the shown result as WebM ({bytes, mime}); MediaRecorder on the canvas's stream. */
-    async record(ms = 3000) {
+    /**
+     * ``ms`` of live results: {bytes, mime, notices}. 'webm': what is shown (the camera image with the face pasted
+     * in, with pasteBack), from MediaRecorder on the canvas's stream; 'mp4' | 'gif': the faces alone through
+     * src/clips.js (MP4 with H.264 where this browser encodes it, else WebM, with a notice), each frame shown for
+     * the live rate's frame time.
+     */
+    async record(ms = 3000, {format = 'webm'} = {}) {
       const s = session;
       if (!s) throw new Error('start live mode first: there is nothing to record');
       if (!(Number.isFinite(ms) && ms >= 100 && ms <= 60000)) throw new Error(`record takes 100 to 60000 ms, got ${ms}`);
+      if (!['webm', 'mp4', 'gif'].includes(format)) throw new Error(`record's format must be webm, mp4 or gif, got ${format}`);
+      if (format !== 'webm') {
+        if (s.clip) throw new Error('a recording is already running');
+        const frameMs = Math.round(1000 / Math.min(30, Math.max(1, stats().fps || 5)));
+        s.clip = {encoder: await clipEncoder(format, s.size, frameMs), added: Promise.resolve()};
+        await new Promise((resolve) => { setTimeout(resolve, ms); });
+        const {clip} = s;
+        s.clip = null;
+        await clip.added;
+        const {bytes, mime, notices} = await clip.encoder.finish();
+        return {bytes, mime, notices};
+      }
       const canvas = s.pasteBack && s.composite ? s.composite : s.canvas;
       const mime = ['video/webm;codecs=vp9', 'video/webm;codecs=vp8', 'video/webm'].find((m) => MediaRecorder.isTypeSupported(m));
       if (!mime) throw new Error('this browser cannot record WebM video');
@@ -246,7 +271,7 @@ export function createLive(call, spawn) {
       recorder.stop();
       await stopped;
       stream.getTracks().forEach((t) => t.stop());
-      return {bytes: new Uint8Array(await new Blob(chunks, {type: mime}).arrayBuffer()), mime: mime.split(';')[0]};
+      return {bytes: new Uint8Array(await new Blob(chunks, {type: mime}).arrayBuffer()), mime: mime.split(';')[0], notices: []};
     },
   };
 }
