@@ -324,7 +324,8 @@ def live(args: argparse.Namespace) -> None:
     print("\nLive mode, wasm in headless Chromium, fake camera 320x240 at 10 fps (medians of the last 12 results, ms):")
     print_table(["graphs", "size", "threads", "variant", "fps", "latency", *STAGES, "frames", "dropped", "machine"], live_table)
     print("\nPhoto -> inverted face at 512 px, cached visit, astronaut 512 px (medians, ms; total = align .. synth):")
-    print_table(["threads", "variant", "align", "crop", "encode", "map", "synth", "total", "score", "machine"], photo_table)
+    print_table(["threads", "variant", "align", "crop", "encode", "map", "synth", "total", "score", "first photo", "machine"],
+                photo_table)
     if args.json:
         args.json.write_text(json.dumps({"live": live_table, "photo": photo_table, "time": time.time()}, indent=1))
 
