@@ -50,7 +50,7 @@ PHOTO = """async ([photo, size, runs, options]) => {
     const face = await cl.render(wplus, 1, size); step('synth');
     lap.total = performance.now() - start;
     await cl.embedFace(face, size); step('score');
-    if (r === 0) first = lap.total + lap.score; // the visit's first photo: the detector and sessions load
+    if (r === 0) first = lap.total + lap.score; // the profile's first photo: the detector and sessions load
     else for (const k of Object.keys(times)) times[k].push(lap[k]);
   }
   const median = (v) => { const s = [...v].sort((a, b) => a - b); return s[s.length >> 1]; };
@@ -93,8 +93,9 @@ def live_rows(url: str, graphs: str, sizes: list[int], threads: list[int], warmu
 
 
 def photo_rows(url: str, photo: str, size: int, runs: int, threads: list[int], variants: dict[str, dict]) -> list[list]:
-    """Rows (threads, variant, align, crop, encode, map, synth, total to the face, score, the visit's first photo
-    with its score (models loading), machine): the photo path; only the first variant's first photo loads them."""
+    """Rows (threads, variant, align, crop, encode, map, synth, total to the face, score, the first photo with its
+    score, machine): the photo path in a fresh profile, so the first variant's first photo downloads and loads
+    the models."""
     from playwright.sync_api import sync_playwright
 
     rows = []
