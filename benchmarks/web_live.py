@@ -4,7 +4,7 @@ Live: Chromium's fake camera plays tests/camera_video.py's video (two real peopl
 320x240 at 10 fps); live mode runs for a warm-up, then ``seconds`` more, and celeblook.live.stats() gives the
 medians of the last 12 results per stage, the fps over them and the camera-to-result latency (from the frame's
 presentation to the result drawn). Photo: scikit-image's astronaut (512 px) through each step of the page's
-photo path on a cached visit (align, crop, encode, map, synthesize, score), each variant in the same run.
+photo path once its models are loaded (align, crop, encode, map, synthesize, score), each variant in the same run.
 """
 
 from __future__ import annotations
