@@ -14,6 +14,7 @@ from .errors import InputError
 
 C_MAX = 0.8  # the write-up swept C over [0, 0.8]: the manual slider's span, the sweep's end and the predictor's range
 TARGET_SIMILARITY = 0.7  # CLIP similarity of a face and its edit that learned and oracle C aim for (write-up)
+MORPH_MODES = ("interpolate", "style_mix")
 MAX_GIF_FRAMES = 96  # frames in one GIF after ping-pong (which doubles them, less the two ends)
 # the app's server: requests that may wait for their lane (one quick and one slow request run at a time; more
 # are refused at once), sessions whose state it keeps (the least recently used go first) and how long it keeps it
@@ -100,6 +101,7 @@ class Limits:
     frames: Range = Range("frames", 2, MAX_GIF_FRAMES // 2, integer=True)  # ping-pong doubles them
     frame_ms: Range = Range("frame duration (ms)", 20, 1000, integer=True)  # browsers play < 20 ms at 100 ms
     gif_size: Choice = Choice("GIF size", (128, 256, 512))
+    mode: Choice = Choice("mode", MORPH_MODES)  # a morph's
     face_index: Range = FACE_INDEX
 
     @classmethod
