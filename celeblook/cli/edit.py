@@ -158,8 +158,8 @@ def run_invert(args: argparse.Namespace) -> int:
     if args.photo.suffix.lower() == ".npy":
         raise InputError(f"invert takes a photo; {args.photo.name} is a latent: render it with `render --wplus FILE` "
                          "or edit it with `edit --latent FILE`")
-    request = InvertRequest(PhotoStart(args.photo, args.aligned, args.face), **request_args(args, InvertRequest, ("photo",)))
-    request = request.check(LIMITS)  # before any model loads
+    photo = PhotoStart(args.photo, args.aligned, args.face)
+    request = InvertRequest.checked(LIMITS, photo, **request_args(args, InvertRequest, ("photo",)))  # before any model loads
     with _command(args) as (pipeline, results):
         progress = _progress("refine") if request.refine_steps else None
         result = pipeline.invert(request, progress=progress)
@@ -182,9 +182,9 @@ def run_edit(args: argparse.Namespace) -> int:
         raise InputError("give either a PHOTO or --latent FILE.npy (exactly one)")
     if args.gif:  # before the edit is made, not after
         check_field(SweepRequest.params()["n_frames"], LIMITS, args.n_frames)
+    request = EditRequest.checked(LIMITS, _start(args.latent or args.photo, args), **request_args(args, EditRequest))
     with _command(args) as (pipeline, results):
-        start = _start(args.latent or args.photo, args)
-        result = pipeline.edit(EditRequest.checked(pipeline.limits, start, **request_args(args, EditRequest)))
+        result = pipeline.edit(request)
         if all(v.face is None for v in result.variants):
             raise InputError("no strength could run: " + "; ".join(n for v in result.variants for n in v.notices))
         results.notes += result.notices
@@ -202,9 +202,10 @@ def run_morph(args: argparse.Namespace) -> int:
 
     if (args.b is None) == (args.prompt_b is None):
         raise InputError("give either a second face B or --prompt-b TEXT (exactly one)")
+    a = _start(args.a, args)
+    b = PromptStart(args.prompt_b) if args.prompt_b is not None else _start(args.b, args, "the second photo")
+    request = MorphRequest.checked(LIMITS, a, b, **request_args(args, MorphRequest))  # before any model loads
     with _command(args) as (pipeline, results):
-        a = _start(args.a, args)
-        b = PromptStart(args.prompt_b) if args.prompt_b is not None else _start(args.b, args, "the second photo")
-        result = pipeline.morph(MorphRequest(a, b, **request_args(args, MorphRequest)))
+        result = pipeline.morph(request)
         results.add(result.faces, result.notices, "morph", gif=args.gif)
     return 0

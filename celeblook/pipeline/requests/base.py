@@ -63,6 +63,12 @@ class Request:
             notices += more
         return replace(self, **values, notices=tuple(notices), checked_against=limits)._rules(limits)
 
+    @classmethod
+    def schema(cls, limits: Limits) -> dict[str, dict[str, Any]]:
+        """The fields as JSON (the page's site.json): label, help, default where it is a value, and the limit's name
+        with its range or options."""
+        return {name: field_schema(f, limits) for name, f in cls.params().items()}
+
     def _unused(self, checked: dict[str, object]) -> dict[str, object]:
         """The fields that the ones checked so far make unused (a subclass's), with the value each takes: not checked."""
         return {}
@@ -75,6 +81,18 @@ class Request:
 def limit_of(f: Field, limits: Limits) -> Range | Choice | None:
     """The limit a field must lie in, if one says it."""
     return getattr(limits, f.metadata["limit"]) if f.metadata["limit"] else None
+
+
+def field_schema(f: Field, limits: Limits) -> dict[str, Any]:
+    found: dict[str, Any] = {"label": f.metadata["label"], "help": f.metadata["help"]}
+    if isinstance(f.default, (int, float, str, tuple)) and not isinstance(f.default, bool):
+        found["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
+    limit = limit_of(f, limits)
+    if isinstance(limit, Range):
+        found |= {"limit": f.metadata["limit"], "low": limit.low, "high": limit.high, "integer": limit.integer}
+    elif isinstance(limit, Choice):
+        found |= {"limit": f.metadata["limit"], "options": list(limit.options)}
+    return found
 
 
 def check_field(f: Field, limits: Limits, value: object) -> tuple[Any, list[str]]:
