@@ -4,7 +4,7 @@ site.json's schema made from the same fields."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING
+from dataclasses import MISSING, replace
 
 import numpy as np
 import pytest
@@ -84,6 +84,8 @@ def test_a_request_is_checked_once_and_keeps_its_notices():
     request = TextRequest.checked(LIMITS, "a face " * 200, "3", size="512")
     assert (request.seed, request.size) == (3, 512) and "was cut" in request.notices[0]
     assert request.check(LIMITS) is request  # checked against these limits already
+    with pytest.raises(InputError, match="seed must be from 0"):  # a changed copy is checked again
+        replace(request, seed=-1).check(LIMITS)
     assert MorphRequest.checked(LIMITS, W, W, crossover=99).crossover == 0  # interpolate: no crossover, not checked
     assert MorphRequest.checked(LIMITS, W, W, mode="style mix").mode == "style_mix"
     assert EditRequest.checked(LIMITS, W, "glasses", strengths=0.5).strengths == (0.5,)
@@ -119,7 +121,9 @@ def test_the_last_seeds_are_said_as_whole_numbers(pipe):
 def test_a_request_and_its_fields_as_arguments_are_one_call(pipe):
     by_fields = pipe.text_to_face("a face", 3, 0.5, 256)
     by_request = pipe.text_to_face(TextRequest(prompt="a face", seed=3, psi=0.5, size=256))
+    changed = pipe.text_to_face(TextRequest("a face", 3, 0.5), size="256")  # a request with a change, checked
     assert np.array_equal(by_fields.faces[0].wplus, by_request.faces[0].wplus)
+    assert np.array_equal(by_fields.faces[0].wplus, changed.faces[0].wplus) and changed.faces[0].image.size == (256, 256)
 
 
 def test_a_sweep_of_an_edit_encodes_no_prompt_again(pipe, monkeypatch):

@@ -41,16 +41,19 @@ def add_request_flags(parser: argparse.ArgumentParser, request: type[Request], s
         options = dict(type=kind[0] if kind else str, nargs=None if kind else "+")  # a tuple field: one or more
         if isinstance(limit, Choice):
             options["choices"] = limit.options
+        else:  # as train's flags show theirs
+            options["metavar"] = ("N" if limit.integer else "X") if isinstance(limit, Range) else flag_of(f)[2:].upper()
         parser.add_argument(flag_of(f), dest=name, default=None if default is MISSING else default,
                             required=default is MISSING, help=help_of(f, default), **options)
 
 
 def help_of(f: Field, default: Any) -> str:
+    """The field's help, then its range and default: "... (0..500, default 0)"."""
     limit = limit_of(f, LIMITS)
-    bounds = f"{limit.low:g}..{limit.high:g}, " if isinstance(limit, Range) else ""
-    shown = "" if default in (MISSING, None) else f"default {' '.join(map(str, default)) if isinstance(default, tuple) else default}"
-    suffix = f" ({bounds}{shown})".replace(", )", ")") if bounds or shown else ""
-    return (f.metadata["help"] + suffix).replace("%", "%%")
+    notes = [f"{limit.low:g}..{limit.high:g}"] if isinstance(limit, Range) else []
+    if default not in (MISSING, None):
+        notes.append(f"default {' '.join(map(str, default)) if isinstance(default, tuple) else default}")
+    return (f.metadata["help"] + (f" ({', '.join(notes)})" if notes else "")).replace("%", "%%")
 
 
 def request_args(args: argparse.Namespace, request: type[Request], skip: tuple[str, ...] = ()) -> dict[str, Any]:

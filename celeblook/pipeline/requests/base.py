@@ -40,7 +40,8 @@ class Request:
 
     verb: ClassVar[str]
     notices: tuple[str, ...] = field(default=(), kw_only=True, repr=False)  # what checking said (a prompt cut short)
-    checked_against: Limits | None = field(default=None, kw_only=True, repr=False, compare=False)
+    # the limits it was checked against; not an argument, so dataclasses.replace() makes an unchecked request
+    checked_against: Limits | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def params(cls) -> dict[str, Field]:
@@ -61,7 +62,9 @@ class Request:
             unused = self._unused(values)
             values[name], more = (unused[name], []) if name in unused else check_field(f, limits, getattr(self, name))
             notices += more
-        return replace(self, **values, notices=tuple(notices), checked_against=limits)._rules(limits)
+        checked = replace(self, **values, notices=tuple(notices))._rules(limits)
+        object.__setattr__(checked, "checked_against", limits)  # frozen: set once, here
+        return checked
 
     @classmethod
     def schema(cls, limits: Limits) -> dict[str, dict[str, Any]]:
@@ -110,15 +113,16 @@ def check_field(f: Field, limits: Limits, value: object) -> tuple[Any, list[str]
 
 
 def takes(request_type: type[Request]) -> Callable:
-    """A verb that takes a ``request_type``: ``pipe.random_faces(RandomRequest(seed=1, count=4))``, or its fields as
-    arguments, which make one (positional in field order, or by name): ``pipe.random_faces(1, count=4)``. Either way
+    """A verb that takes a ``request_type``: ``pipe.random_faces(RandomRequest(seed=1, count=4))`` (with changes:
+    ``pipe.random_faces(request, size=256)``), or its fields as arguments, which make one (positional in field order,
+    or by name): ``pipe.random_faces(1, count=4)``. Either way
     the request is checked once, against the pipeline's limits, before the verb runs; ``progress`` is the verb's."""
 
     def wrap(verb: Callable) -> Callable:
         @functools.wraps(verb)
         def call(self, *args: object, progress: Callable | None = None, **raw: object):
-            single = len(args) == 1 and not raw and isinstance(args[0], request_type)
-            request = args[0] if single else request_type(*args, **raw)
+            given = len(args) == 1 and isinstance(args[0], request_type)  # a request, with changes if any
+            request = (replace(args[0], **raw) if raw else args[0]) if given else request_type(*args, **raw)
             return verb(self, request.check(self.limits), progress)
 
         own = [p for name, p in inspect.signature(request_type).parameters.items() if name in request_type.params()]
