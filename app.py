@@ -23,10 +23,10 @@ from gradio.utils import get_upload_folder
 from pydantic import ConfigDict, ValidationError, model_validator
 
 from celeblook import app_support as support
+from celeblook.clips import check_format, encode_clip
 from celeblook.errors import CelebError, WeightsError
 from celeblook.hub.first_run import app_preset
 from celeblook.limits import C_MAX, QUEUE_SIZE, SESSION_TTL_S, SESSIONS, Choice, Limits, Range, check_flag
-from celeblook.media import encode_gif
 from celeblook.photo.identity import SAME_PERSON
 from celeblook.photo.load import release_freed_memory
 from celeblook.pipeline import (
@@ -164,10 +164,19 @@ def png(face: Face, stem: str) -> str:
     return str(OUT.save_png(face.image, stem))
 
 
-def gif(faces: list[Face], stem: str, duration_ms: int = 120, ping_pong: bool = True, size: int = 256) -> tuple[str, list[str]]:
-    """(the GIF's path, notices: e.g. made smaller than asked to stay under the byte cap)."""
-    made = encode_gif([f.image for f in faces], duration_ms, ping_pong, size)
-    return str(OUT.write(made.data, stem, ".gif")), made.notices
+def clip(faces: list[Face], stem: str, clip_format: str = "gif", duration_ms: int = 120, ping_pong: bool = True,
+         size: int = 256) -> tuple[str | None, str, list[str]]:
+    """(the GIF's path for the image preview, None for a video; the clip's path; notices: e.g. made smaller than asked
+    to stay under the byte cap)."""
+    made = encode_clip([f.image for f in faces], clip_format, duration_ms, ping_pong, size)
+    path = str(OUT.write(made.data, stem, made.suffix))
+    return (path if made.format == "gif" else None), path, made.notices
+
+
+def video_preview(path: str | None) -> dict:
+    """The clip file just made, shown in the video player when it is a video (the image shows a GIF)."""
+    video = bool(path) and Path(path).suffix in (".mp4", ".webm")
+    return gr.update(value=path if video else None, visible=video)
 
 
 def downloads(face: Face, stem: str) -> list[str]:
@@ -212,9 +221,10 @@ EDIT_COLUMNS = ["variant", "C", "similarity", "text score", "identity", "G calls
 
 @endpoint
 def edit(start_choice, photo, already_aligned, face_index, target, source, manual_c, with_oracle, sweep_frames, size, last,
-         progress=gr.Progress()):
+         clip_format="gif", progress=gr.Progress()):
     with_oracle = check_flag("oracle", with_oracle)
     sweep_frames = LIMITS.sweep_frames(sweep_frames)
+    clip_format = check_format(clip_format) if sweep_frames else None
     start = start_from(start_choice, photo, already_aligned, face_index, last)
     strengths = (manual_c, "learned") + (("oracle",) if with_oracle else ())
     request = EditRequest.checked(LIMITS, start, target, source, strengths, size)
@@ -243,18 +253,19 @@ def edit(start_choice, photo, already_aligned, face_index, target, source, manua
         all_notices.append([f"{variant.name}: {line}" for line in identity_notes])
         if face.pasted is not None:
             in_photo.append((str(OUT.save_png(face.pasted, f"in-photo-{variant.name}")), f"{variant.name} C in your photo"))
-    sweep_gif = None
+    sweep_gif = sweep_file = None
     if sweep:
-        sweep_gif, gif_notices = gif(sweep.faces, "sweep")
-        all_notices += [sweep.notices, gif_notices]
+        sweep_gif, sweep_file, clip_notices = clip(sweep.faces, "sweep", clip_format)
+        all_notices += [sweep.notices, clip_notices]
     return (png(result.original, "original"), images["manual"], images["learned"], images.get("oracle"), rows, in_photo,
-            sweep_gif, sweep_gif, notes(*all_notices), result.original.wplus)
+            sweep_gif, sweep_file, notes(*all_notices), result.original.wplus)
 
 
 @endpoint
 def morph(a_from, photo_a, a_aligned, a_face, b_from, photo_b, b_aligned, b_face, prompt_b, mode, crossover, n_frames,
-          duration_ms, ping_pong, gif_size, last, progress=gr.Progress()):
+          duration_ms, ping_pong, gif_size, last, clip_format="gif", progress=gr.Progress()):
     gif_size = LIMITS.gif_size.check(gif_size)
+    clip_format = check_format(clip_format)  # before the frames are made: a video without PyAV is refused at once
     duration_ms, ping_pong = LIMITS.frame_ms.check(duration_ms), check_flag("ping-pong", ping_pong)
     first = start_from(a_from, photo_a, a_aligned, a_face, last)
     if SECOND_FROM.check(b_from) == "prompt":
@@ -264,12 +275,12 @@ def morph(a_from, photo_a, a_aligned, a_face, b_from, photo_b, b_aligned, b_face
     request = MorphRequest.checked(LIMITS, first, second, n_frames, max(256, gif_size), mode, crossover)
     with lane(needs_slow_lane()):
         result = pipeline().morph(request, progress=reporter(progress))
-    path, gif_notices = gif(result.faces, "morph", duration_ms, ping_pong, gif_size)
+    preview, path, clip_notices = clip(result.faces, "morph", clip_format, duration_ms, ping_pong, gif_size)
     style_mix = str(mode).replace(" ", "_") == "style_mix"
     mixed = png(result.faces[-1], "style-mix") if style_mix else None  # a's coarse slots with b's fine ones
     ends = [f"{which} frame: {face.identity.describe()}" for which, face in (("first", result.faces[0]), ("last", result.faces[-1]))
             if face.identity is not None]
-    return path, path, mixed, notes(result.notices, gif_notices, ends)
+    return preview, path, mixed, notes(result.notices, clip_notices, ends)
 
 
 # --- status -------------------------------------------------------------------------------------------------
@@ -388,6 +399,16 @@ def result_image(label: str, elem_id: str | None = None, visible: bool = True) -
                     elem_id=elem_id, visible=visible)
 
 
+def format_input(label: str = "Format") -> gr.Radio:
+    return gr.Radio(list(LIMITS.clip_format.options), value="gif", label=label,
+                    info="mp4 (H.264) and webm (VP9): the same frames in a fraction of a GIF's bytes")
+
+
+def clip_video(label: str, elem_id: str) -> gr.Video:
+    """The preview of a video clip (a GIF shows in its image): looping like the GIF, hidden until there is one."""
+    return gr.Video(label=label, interactive=False, autoplay=True, loop=True, visible=False, elem_id=elem_id)
+
+
 def notes_box(elem_id: str) -> gr.Textbox:
     """A tab's notes: plain text (nothing in it is read as markup), replaced by each request of the tab."""
     return gr.Textbox(label="Notes", interactive=False, lines=1, max_lines=20, elem_id=elem_id)
@@ -503,6 +524,7 @@ def build_demo() -> gr.Blocks:
                             edit_frames = gr.Slider(0, LIMITS.frames.high, value=12, step=1,
                                                     label=f"C-sweep GIF frames, C from 0 to {C_MAX} (0 = none)")
                             edit_size = control(EditRequest, "size", 512)
+                            edit_format = format_input("C-sweep format")
                     with gr.Column(scale=2):
                         with gr.Row():
                             edit_manual = result_image("Manual C", "edit-manual")
@@ -515,16 +537,18 @@ def build_demo() -> gr.Blocks:
                         edit_in_photo = gr.Gallery(label="In your photo", columns=3, height=240, elem_id="edit-in-photo")
                         with gr.Row():
                             edit_gif = gr.Image(label="C sweep", type="filepath", interactive=False, elem_id="edit-gif")
-                            edit_gif_file = gr.File(label="Download the GIF")
+                            edit_gif_file = gr.File(label="Download the clip")
+                            edit_video = clip_video("C sweep", "edit-video")
                         edit_notes = notes_box("edit-notes")
                 shown_when(edit_oracle, lambda oracle: bool(oracle), edit_oracle_img)
                 # starting from the last face, the photo is not used: hidden (the "Original" result shows the face used)
                 shown_when(edit_from, lambda choice: choice == "photo", edit_photo)
                 shown_when(edit_frames, lambda frames: frames not in (0, None), edit_gif, edit_gif_file)
+                edit_gif_file.change(video_preview, edit_gif_file, edit_video, queue=False, api_visibility="private")
                 on_click(
                     edit_button, edit,
                     [edit_from, edit_photo, edit_aligned_flag, edit_face, edit_target, edit_source, edit_c, edit_oracle, edit_frames,
-                     edit_size, last_face],
+                     edit_size, last_face, edit_format],
                     [edit_original, edit_manual, edit_learned, edit_oracle_img, edit_table, edit_in_photo, edit_gif, edit_gif_file,
                      edit_notes, last_face],
                     api_name="edit",
@@ -552,19 +576,23 @@ def build_demo() -> gr.Blocks:
                             mo_duration = slider(LIMITS.frame_ms, 100, "Frame duration (ms)", 10)
                             mo_ping_pong = gr.Checkbox(True, label="Ping-pong loop")
                             mo_size = gr.Radio(list(LIMITS.gif_size.options), value=256, label="GIF size (px)")
+                            mo_format = format_input()
                     with gr.Column():
                         mo_gif = gr.Image(label="Morph", type="filepath", interactive=False, elem_id="morph-gif")
-                        mo_gif_file = gr.File(label="Download the GIF")
+                        mo_gif_file = gr.File(label="Download the clip")
+                        mo_video = clip_video("Morph", "morph-video")
                         mo_mixed = result_image("Style mix", visible=False)
                         mo_notes = notes_box("morph-notes")
                 shown_when(mo_mode, lambda mode: mode == "style_mix", mo_mixed)
+                mo_gif_file.change(video_preview, mo_gif_file, mo_video, queue=False, api_visibility="private")
+                shown_when(mo_format, lambda clip_format: clip_format == "gif", mo_gif)  # a video shows in mo_video
                 shown_when(mo_a_from, lambda choice: choice == "photo", mo_photo_a, mo_a_aligned)  # only what is used shows
                 shown_when(mo_b_from, lambda choice: choice == "photo", mo_photo_b, mo_b_aligned)
                 shown_when(mo_b_from, lambda choice: choice == "prompt", mo_prompt_b)
                 on_click(
                     mo_button, morph,
                     [mo_a_from, mo_photo_a, mo_a_aligned, mo_a_face, mo_b_from, mo_photo_b, mo_b_aligned, mo_b_face, mo_prompt_b,
-                     mo_mode, mo_crossover, mo_frames, mo_duration, mo_ping_pong, mo_size, last_face],
+                     mo_mode, mo_crossover, mo_frames, mo_duration, mo_ping_pong, mo_size, last_face, mo_format],
                     [mo_gif, mo_gif_file, mo_mixed, mo_notes], api_name="morph",
                 )
 

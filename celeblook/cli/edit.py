@@ -1,8 +1,9 @@
 """``invert``, ``text``, ``edit`` and ``morph``: the Pipeline from the command line.
 
 Each writes PNGs, the W+ latents as .npy (23x512 float32, the input of ``edit --latent`` and ``morph``)
-and, where asked, GIFs into ``--out``; notices go to stderr, scores to stdout. The flags are the requests' fields
-(cli/requests.py), checked by the request before any model loads, with the pipeline's own messages.
+and, where asked, the sweep or morph as a clip (``--gif``, or ``--format gif|mp4|webm``) into ``--out``; notices
+go to stderr, scores to stdout. The flags are the requests' fields (cli/requests.py), checked by the request before
+any model loads, with the pipeline's own messages.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from ..clips import check_format, save_clip
 from ..errors import InputError
 from ..files import staged_output
-from ..limits import C_MAX
-from ..media import save_gif
+from ..limits import C_MAX, CLIP_FORMATS
 from ..pipeline.requests import EditRequest, InvertRequest, MorphRequest, SweepRequest, TextRequest, check_field
 from .requests import LIMITS, add_request_flags, request_args
 
 if TYPE_CHECKING:
     from ..pipeline import Pipeline
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory")
@@ -60,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("photo", nargs="?", type=Path, help="a photo to invert first (or give --latent)")
     p.add_argument("--latent", type=Path, help="a W+ .npy written by invert/text/edit")
     add_request_flags(p, EditRequest)
-    p.add_argument("--gif", action="store_true", help=f"also write the C sweep 0..{C_MAX} as a GIF")
+    _clip_options(p, f"also write the C sweep 0..{C_MAX} as a GIF")
     add_request_flags(p, SweepRequest, only=("n_frames",))
     _photo_options(p)
     _common(p)
@@ -71,10 +73,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("b", type=Path, nargs="?", help="omit with --prompt-b")
     p.add_argument("--prompt-b", default=None, help="make the second face from this prompt instead of B")
     add_request_flags(p, MorphRequest)
-    p.add_argument("--gif", action="store_true")
+    _clip_options(p, "also write the frames as a GIF")
     _photo_options(p, "the photos are", paste=False)
     _common(p)
     p.set_defaults(func=run_morph)
+
+
+def _clip_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--gif", action="store_true", help=what)
+    p.add_argument("--format", choices=CLIP_FORMATS, default=None,
+                   help="write the clip in this format: gif, mp4 (H.264) or webm (VP9); mp4 and webm need the video extra")
+
+
+def _clip_format(args: argparse.Namespace) -> str | None:
+    """The clip's format (None: no clip), checked before any model loads: a video without PyAV is refused at once."""
+    if args.gif and args.format not in (None, "gif"):
+        raise InputError(f"--gif writes a GIF: for a video give --format {args.format} alone")
+    return check_format(args.format or "gif") if args.gif or args.format else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -89,8 +104,9 @@ class _Results:
         self.notes: list[str] = []
         self.lines: list[dict] = []
 
-    def add(self, faces, notices: list[str], stem: str, gif: bool = False, paste_back: bool = False) -> None:
-        """Each face as STEM.png + STEM.npy (STEM_000... when several), and their GIF; ``stem`` may name a subfolder."""
+    def add(self, faces, notices: list[str], stem: str, clip: str | None = None, paste_back: bool = False) -> None:
+        """Each face as STEM.png + STEM.npy (STEM_000... when several), and their clip in format ``clip`` (gif, mp4,
+        webm; None: none); ``stem`` may name a subfolder."""
         (self.stage / stem).parent.mkdir(exist_ok=True)
         self.notes += notices
         for i, face in enumerate(faces):
@@ -104,9 +120,10 @@ class _Results:
             if face.identity is not None:
                 self.notes.append(face.identity.describe())
             self.lines.append({**files, **face.scores})
-        if gif:
-            self.notes += save_gif([face.image for face in faces], self.stage / f"{stem}.gif", ping_pong=True).notices
-            self.lines.append({"file": str(self.out / f"{stem}.gif")})
+        if clip:
+            made = save_clip([face.image for face in faces], self.stage / stem, clip, ping_pong=True)
+            self.notes += made.notices
+            self.lines.append({"file": str(self.out / f"{stem}{made.suffix}")})
 
     def show(self) -> None:
         for notice in dict.fromkeys(self.notes):
@@ -180,7 +197,8 @@ def run_text(args: argparse.Namespace) -> int:
 def run_edit(args: argparse.Namespace) -> int:
     if (args.photo is None) == (args.latent is None):
         raise InputError("give either a PHOTO or --latent FILE.npy (exactly one)")
-    if args.gif:  # before the edit is made, not after
+    clip = _clip_format(args)
+    if clip:  # before the edit is made, not after
         check_field(SweepRequest.params()["n_frames"], LIMITS, args.n_frames)
     request = EditRequest.checked(LIMITS, _start(args.latent or args.photo, args), **request_args(args, EditRequest))
     with _command(args) as (pipeline, results):
@@ -191,9 +209,9 @@ def run_edit(args: argparse.Namespace) -> int:
         for i, variant in enumerate(result.variants):
             stem = "edit" if len(result.variants) == 1 else f"edit_{i}_{variant.name}"
             results.add([variant.face] if variant.face else [], variant.notices, stem, paste_back=args.paste_back)
-        if args.gif:  # the edit's face and direction, reused
+        if clip:  # the edit's face and direction, reused
             sweep = pipeline.sweep(SweepRequest(result, n_frames=args.n_frames, size=min(args.size, 512)))
-            results.add(sweep.faces, sweep.notices, "sweep/sweep", gif=True)
+            results.add(sweep.faces, sweep.notices, "sweep/sweep", clip=clip)
     return 0
 
 
@@ -202,10 +220,11 @@ def run_morph(args: argparse.Namespace) -> int:
 
     if (args.b is None) == (args.prompt_b is None):
         raise InputError("give either a second face B or --prompt-b TEXT (exactly one)")
+    clip = _clip_format(args)
     a = _start(args.a, args)
     b = PromptStart(args.prompt_b) if args.prompt_b is not None else _start(args.b, args, "the second photo")
     request = MorphRequest.checked(LIMITS, a, b, **request_args(args, MorphRequest))  # before any model loads
     with _command(args) as (pipeline, results):
         result = pipeline.morph(request)
-        results.add(result.faces, result.notices, "morph", gif=args.gif)
+        results.add(result.faces, result.notices, "morph", clip=clip)
     return 0
