@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
 from synthetic_face import wild_photo
-from test_weights import Server, leftovers
+from test_weights import leftovers, server_fixture  # noqa: F401  (the `server` fixture: a stand-in of dlib's repository)
 
 from celeblook.cli import main
 from celeblook.errors import WeightsError
@@ -30,14 +30,6 @@ NAMES = [manifest_name(LANDMARKS), manifest_name(DESCRIPTOR)]
 @pytest.fixture(scope="module")
 def landmarks_bz2() -> bytes:
     return bz2.compress(dlib_models.packaged_copy(LANDMARKS).read_bytes(), 1)
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
 
 
 @pytest.fixture

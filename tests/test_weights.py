@@ -65,8 +65,8 @@ class Server:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
 
-@pytest.fixture
-def server():
+@pytest.fixture(name="server")
+def server_fixture():
     s = Server()
     yield s
     s.httpd.shutdown()
