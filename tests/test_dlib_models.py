@@ -85,11 +85,12 @@ def test_a_fetched_file_is_decompressed_checked_and_then_used(root, server, land
     ("other bytes", "does not match the manifest"),
     ("not bzip2", "did not send the bzip2 file it names"),
     ("cut short", "ends early"),
+    ("a bomb", "unpacks to more than the 9,150,489 bytes expected"),
 ])
 def test_a_wrong_file_is_refused_in_one_line_and_nothing_is_kept(root, server, landmarks_bz2, without_the_package, how, says,
                                                                 capsys):
     body = {"other bytes": bz2.compress(b"x" * 9_150_489), "not bzip2": b"<html>moved</html>" * 1000,
-            "cut short": landmarks_bz2[: len(landmarks_bz2) // 2]}[how]
+            "cut short": landmarks_bz2[: len(landmarks_bz2) // 2], "a bomb": bz2.compress(b"\0" * 20_000_000)}[how]
     server.routes[f"/{NAMES[0]}.bz2"] = (body, "ok")
     assert main(["weights", "download", NAMES[0]]) == 2
     said = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar

@@ -310,6 +310,7 @@ def _download_hub(f: WeightFile, root: Path, revision: str | None, progress: boo
 
 
 STALL_SECONDS = 60.0  # a plain-URL download that receives nothing for this long is given up
+MAX_UNPACKED = 2**32  # what a compressed download of unknown size may unpack to at most
 
 
 def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str], None],
@@ -341,7 +342,7 @@ def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str]
                     bar.update(len(block))
                     if report is not None:
                         report(f.name, received, total)
-                    data = block if unpack is None else _decompressed(unpack, block, f.name, url)
+                    data = block if unpack is None else _unpacked(unpack, block, f, written, url)
                     out.write(data)
                     sha.update(data)
                     md5.update(data)
@@ -368,8 +369,16 @@ def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str]
     return dest
 
 
-def _decompressed(unpack: bz2.BZ2Decompressor, block: bytes, name: str, url: str) -> bytes:
+def _unpacked(unpack: bz2.BZ2Decompressor, block: bytes, f: WeightFile, written: int, url: str) -> bytes:
+    """What ``block`` of a bzip2 download unpacks to; refused past the manifest's size (a small file can unpack to
+    gigabytes), so no more than that is ever held or written."""
+    room = (f.size if f.size is not None else MAX_UNPACKED) - written
     try:
-        return unpack.decompress(block)
+        data = unpack.decompress(block, max_length=room + 1)
+        while len(data) <= room and not unpack.eof and not unpack.needs_input:
+            data += unpack.decompress(b"", max_length=room + 1 - len(data))
     except (OSError, EOFError):  # not bzip2, or bytes past its end
-        raise refused(name, f"{url} did not send the bzip2 file it names") from None
+        raise refused(f.name, f"{url} did not send the bzip2 file it names") from None
+    if len(data) > room:
+        raise refused(f.name, f"{url} unpacks to more than the {written + room:,} bytes expected")
+    return data

@@ -1,6 +1,6 @@
 """The few image operations the alignment and the paste-back need, on Pillow and numpy.
 
-They replace OpenCV, whose wheel alone was 137 MB of the 734 MB runtime install (docs/install.md). Each follows
+They replace OpenCV, whose wheel alone was 136 of the runtime install's 733 MiB (docs/install.md). Each follows
 the OpenCV call it replaced in its conventions (pixel centres at integer coordinates, matrices from source to
 destination pixels, the same border rules), so results agree with it to rounding; tests/test_imageops.py measures
 how closely against OpenCV itself (installed with the dev extras).
@@ -104,7 +104,8 @@ def warp(image: np.ndarray, m: np.ndarray, size: tuple[int, int], border: Border
     x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 2
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 3
     window = image[np.ix_(_fold(np.arange(y0, y1), image.shape[0], border), _fold(np.arange(x0, x1), image.shape[1], border))]
-    # Pillow samples at pixel centres (x + 0.5) in coordinates where pixel i spans [i, i + 1): shift the map so
+    # Pillow maps output pixel centres (x + 0.5, pixel i spanning [i, i + 1)) to input coordinates of the same kind,
+    # OpenCV pixel indices to indices: the same map, shifted by half a pixel on both sides (and into the window)
     linear = back[:, :2]
     offset = back[:, 2] - (x0, y0) + 0.5 - linear @ (0.5, 0.5)
     data = (linear[0, 0], linear[0, 1], offset[0], linear[1, 0], linear[1, 1], offset[1])
