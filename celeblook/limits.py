@@ -24,6 +24,11 @@ SESSIONS = 500  # ~250 KB each: Gradio's per-session copy of the page's componen
 SESSION_TTL_S = 3600
 
 
+def bound(x: float) -> str:
+    """A bound for messages: whole numbers in full (a seed's 2147483647, not 2.14748e+09), others as :g."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def shown(value: object) -> str:
     """A short repr of what a client sent, for messages (never a megabyte of it)."""
     text = repr(value)
@@ -41,7 +46,7 @@ class Range:
 
     def check(self, value: object) -> float | int:
         if value is None or (isinstance(value, str) and not value.strip()):
-            raise InputError(f"{self.name} is missing: give a number from {self.low:g} to {self.high:g}")
+            raise InputError(f"{self.name} is missing: give a number from {bound(self.low)} to {bound(self.high)}")
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise InputError(f"{self.name} must be a number, got {shown(value)}")
         try:
@@ -49,7 +54,7 @@ class Range:
         except ValueError:
             raise InputError(f"{self.name} must be a number, got {shown(value)}") from None
         if not math.isfinite(number) or not self.low <= number <= self.high:
-            raise InputError(f"{self.name} must be from {self.low:g} to {self.high:g}, got {shown(value)}")
+            raise InputError(f"{self.name} must be from {bound(self.low)} to {bound(self.high)}, got {shown(value)}")
         if self.integer:
             if number != int(number):
                 raise InputError(f"{self.name} must be a whole number, got {shown(value)}")
