@@ -26,10 +26,23 @@ from celeblook import app_support as support
 from celeblook.clips import check_format, encode_clip
 from celeblook.errors import CelebError, WeightsError
 from celeblook.hub.first_run import app_preset
-from celeblook.limits import C_MAX, QUEUE_SIZE, SESSION_TTL_S, SESSIONS, Choice, Limits, check_flag
+from celeblook.limits import C_MAX, QUEUE_SIZE, SESSION_TTL_S, SESSIONS, Choice, Limits, Range, check_flag
 from celeblook.photo.identity import SAME_PERSON
 from celeblook.photo.load import release_freed_memory
-from celeblook.pipeline import Face, PhotoStart, Pipeline, PromptStart
+from celeblook.pipeline import (
+    EditRequest,
+    Face,
+    InvertRequest,
+    MorphRequest,
+    PhotoStart,
+    Pipeline,
+    PromptStart,
+    RandomRequest,
+    Request,
+    SweepRequest,
+    TextRequest,
+)
+from celeblook.pipeline.requests import limit_of
 from celeblook.presets import DEFAULT_PRESET
 from celeblook.remedy import remedy
 
@@ -81,9 +94,9 @@ def lane(slow: bool):
         chosen.release()
 
 
-def needs_slow_lane(steps: object = 0, oracle: bool = False) -> bool:
-    """Slow work: optimisation steps, the oracle's search, or anything without a trained mapper."""
-    return oracle or PIPELINE is None or not PIPELINE.has_mapper or LIMITS.steps.check(steps) > 0
+def needs_slow_lane(steps: int = 0, oracle: bool = False) -> bool:
+    """Slow work: optimisation steps (of a checked request), the oracle's search, or anything without a trained mapper."""
+    return oracle or PIPELINE is None or not PIPELINE.has_mapper or steps > 0
 
 
 # --- glue ---------------------------------------------------------------------------------------------------
@@ -175,17 +188,18 @@ def downloads(face: Face, stem: str) -> list[str]:
 
 @endpoint
 def random_face(seed, count, psi, size, progress=gr.Progress()):
+    request = RandomRequest.checked(LIMITS, seed, count, psi, size)
     with lane(False):
-        result = pipeline().random_faces(seed, count, psi, size)
+        result = pipeline().random_faces(request)
     gallery = [(png(face, f"seed{int(face.scores['seed'])}"), f"seed {int(face.scores['seed'])}") for face in result.faces]
     return gallery, notes(result.notices), result.faces[0].wplus
 
 
 @endpoint
 def invert(photo, already_aligned, face_index, refine_steps, size, progress=gr.Progress()):
-    start = photo_start(photo, already_aligned, face_index)
-    with lane(needs_slow_lane(refine_steps)):
-        result = pipeline().invert(start, refine_steps, size, progress=reporter(progress))
+    request = InvertRequest.checked(LIMITS, photo_start(photo, already_aligned, face_index), refine_steps, size)
+    with lane(needs_slow_lane(request.refine_steps)):
+        result = pipeline().invert(request, progress=reporter(progress))
     face = result.faces[0]
     crop, pasted = str(OUT.save_png(result.crop, "crop")), str(OUT.save_png(face.pasted, "in-photo"))
     distance, identity_notes = identity(face)
@@ -195,8 +209,9 @@ def invert(photo, already_aligned, face_index, refine_steps, size, progress=gr.P
 
 @endpoint
 def text_to_face(prompt, seed, psi, optimize_steps, size, progress=gr.Progress()):
-    with lane(needs_slow_lane(optimize_steps)):
-        result = pipeline().text_to_face(prompt, seed, psi, size, optimize_steps, progress=reporter(progress))
+    request = TextRequest.checked(LIMITS, prompt, seed, psi, size, optimize_steps)
+    with lane(needs_slow_lane(request.optimize_steps)):
+        result = pipeline().text_to_face(request, progress=reporter(progress))
     face = result.faces[0]
     return png(face, "text"), round(face.scores["text_score"], 4), downloads(face, "text"), notes(result.notices), face.wplus
 
@@ -211,13 +226,14 @@ def edit(start_choice, photo, already_aligned, face_index, target, source, manua
     sweep_frames = LIMITS.sweep_frames(sweep_frames)
     clip_format = check_format(clip_format) if sweep_frames else None
     start = start_from(start_choice, photo, already_aligned, face_index, last)
-    strengths = [manual_c, "learned"] + (["oracle"] if with_oracle else [])
+    strengths = (manual_c, "learned") + (("oracle",) if with_oracle else ())
+    request = EditRequest.checked(LIMITS, start, target, source, strengths, size)
     sweep, all_notices = None, []
     with lane(needs_slow_lane(oracle=with_oracle)):
-        result = pipeline().edit(start, target, source, strengths, size, progress=reporter(progress))
+        result = pipeline().edit(request, progress=reporter(progress))
         if sweep_frames:
-            try:
-                sweep = pipeline().sweep(result.original, target, source, C_MAX, sweep_frames, 256)
+            try:  # the edit's face and direction: no prompt is encoded again
+                sweep = pipeline().sweep(SweepRequest(result, c_max=C_MAX, n_frames=sweep_frames, size=256))
             except WeightsError as err:  # no mapper: the edits above took the slow path, a sweep would take minutes
                 all_notices.append([f"C sweep unavailable: {err}"])
     images, rows, in_photo = {}, [], []
@@ -256,8 +272,9 @@ def morph(a_from, photo_a, a_aligned, a_face, b_from, photo_b, b_aligned, b_face
         second = PromptStart(prompt_b)
     else:
         second = photo_start(photo_b, b_aligned, b_face, label="the second photo")
+    request = MorphRequest.checked(LIMITS, first, second, n_frames, max(256, gif_size), mode, crossover)
     with lane(needs_slow_lane()):
-        result = pipeline().morph(first, second, n_frames, max(256, gif_size), mode, crossover, progress=reporter(progress))
+        result = pipeline().morph(request, progress=reporter(progress))
     preview, path, clip_notices = clip(result.faces, "morph", clip_format, duration_ms, ping_pong, gif_size)
     style_mix = str(mode).replace(" ", "_") == "style_mix"
     mixed = png(result.faces[-1], "style-mix") if style_mix else None  # a's coarse slots with b's fine ones
@@ -356,8 +373,25 @@ def face_input(label: str = "Face (0 = the largest found; the numbers are under 
     return gr.Number(0, label=label, precision=0, minimum=LIMITS.face_index.low, maximum=LIMITS.face_index.high)
 
 
-def size_input(value: int = 512) -> gr.Radio:
-    return gr.Radio(list(LIMITS.sizes), value=value, label="Output size (px)")
+# (verb, field) -> the control made from that request field (tests compare each with the field)
+CONTROLS: dict[tuple[str, str], gr.components.Component] = {}
+
+
+def control(request: type[Request], name: str, value: object = None, step: float = 0.05, **options) -> gr.components.Component:
+    """The control of a request's field, made from it: its limit's range or options, its label, its help as info and
+    its default as the value, unless ``value``; ``options`` go to the component (a narrower ``maximum``)."""
+    f = request.params()[name]
+    limit = limit_of(f, LIMITS)
+    options = {"label": f.metadata["label"], "info": f.metadata["help"], "value": f.default if value is None else value,
+               **options}
+    if isinstance(limit, Choice):  # shown as people write them ("style mix"), sent as the request's values
+        made = gr.Radio([(str(o).replace("_", " "), o) for o in limit.options], **options)
+    elif isinstance(limit, Range) and name == "seed":  # billions of values: typed, not slid
+        made = gr.Number(**{"precision": 0, "minimum": limit.low, "maximum": limit.high, **options})
+    else:
+        made = gr.Slider(limit.low, limit.high, step=1 if limit.integer else step, **options)
+    CONTROLS[(request.verb, name)] = made
+    return made
 
 
 def result_image(label: str, elem_id: str | None = None, visible: bool = True) -> gr.Image:
@@ -389,6 +423,7 @@ def on_click(button: gr.Button, handler, inputs: list, outputs: list, api_name: 
 
 
 def slider(limit, value, label: str, step: float = 1, **kwargs) -> gr.Slider:
+    """A control of an app-only limit (the GIF's frame time): not a request field."""
     return gr.Slider(limit.low, limit.high, value=value, step=step, label=label, **kwargs)
 
 
@@ -407,7 +442,6 @@ EVENT = dict(preprocess=False, concurrency_limit=None)
 
 
 def build_demo() -> gr.Blocks:
-    steps = LIMITS.steps
     with gr.Blocks(title="CelebrityLook", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# CelebrityLook\nFace inversion and text-driven editing with MobileStyleGAN + CLIP.")
         banner = banner_markdown()
@@ -426,8 +460,8 @@ def build_demo() -> gr.Blocks:
                             inv_aligned_flag = gr.Checkbox(
                                 False, label="Photo is already aligned (skip face detection; use the centred square)")
                             inv_face = face_input()
-                            inv_steps = slider(steps, 0, "Refinement steps (0 = one fast pass; more is slow)")
-                            inv_size = size_input()
+                            inv_steps = control(InvertRequest, "refine_steps")
+                            inv_size = control(InvertRequest, "size", 512)
                     with gr.Column():
                         with gr.Row():
                             inv_result = result_image("Reconstruction", "invert-result")
@@ -450,13 +484,14 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Text to face", id="text", elem_id="tab-text"):
                 with gr.Row():
                     with gr.Column():
-                        txt_prompt = gr.Textbox(label="Prompt", placeholder="a smiling woman with red curly hair", max_lines=3)
+                        txt_prompt = gr.Textbox(label=TextRequest.params()["prompt"].metadata["label"],
+                                                placeholder="a smiling woman with red curly hair", max_lines=3)
                         txt_button = gr.Button("Make face", variant="primary")
                         with gr.Accordion("Options", open=False):
-                            txt_seed = gr.Number(0, label="Seed", precision=0, minimum=LIMITS.seed.low, maximum=LIMITS.seed.high)
-                            txt_psi = slider(LIMITS.psi, 0.7, "Truncation ψ (lower = more typical)", 0.05)
-                            txt_steps = slider(steps, 0, "CLIP optimisation steps (0 = the fast mapper; more is slow)")
-                            txt_size = size_input()
+                            txt_seed = control(TextRequest, "seed")
+                            txt_psi = control(TextRequest, "psi")
+                            txt_steps = control(TextRequest, "optimize_steps")
+                            txt_size = control(TextRequest, "size", 512)
                     with gr.Column():
                         txt_result = result_image("Face", "text-result")
                         txt_score = gr.Number(label="Text score (CLIP similarity to the prompt)", precision=4)
@@ -477,17 +512,18 @@ def build_demo() -> gr.Blocks:
                     with gr.Column(scale=1):
                         edit_from = gr.Radio(list(START_FROM.options), value="photo", label="Start from")
                         edit_photo = photo_input("Photo", "edit-photo")
-                        edit_target = gr.Textbox(label="Target prompt", placeholder="a face with a big smile")
+                        edit_target = gr.Textbox(label=EditRequest.params()["target"].metadata["label"],
+                                                 placeholder="a face with a big smile")
                         edit_c = gr.Slider(0, C_MAX, value=0.4, step=0.01, label="Manual strength C")
                         edit_button = gr.Button("Edit", variant="primary")
                         with gr.Accordion("Options", open=False):
                             edit_aligned_flag = gr.Checkbox(False, label="Photo is already aligned")
                             edit_face = face_input()
-                            edit_source = gr.Textbox(label="Source prompt (optional)", placeholder="a face")
+                            edit_source = gr.Textbox(label=EditRequest.params()["source"].metadata["label"], placeholder="a face")
                             edit_oracle = gr.Checkbox(False, label="Also search the oracle C (slow: many generator calls)")
                             edit_frames = gr.Slider(0, LIMITS.frames.high, value=12, step=1,
                                                     label=f"C-sweep GIF frames, C from 0 to {C_MAX} (0 = none)")
-                            edit_size = size_input()
+                            edit_size = control(EditRequest, "size", 512)
                             edit_format = format_input("C-sweep format")
                     with gr.Column(scale=2):
                         with gr.Row():
@@ -534,11 +570,9 @@ def build_demo() -> gr.Blocks:
                             with gr.Row():
                                 mo_a_face = face_input("Face in your photo")
                                 mo_b_face = face_input("Face in the second photo")
-                            mo_mode = gr.Radio(["interpolate", "style mix"], value="interpolate", label="Mode",
-                                               info="style mix: coarse slots (pose, shape) from the first face, "
-                                                    "fine slots (colour, texture) from the second")
-                            mo_crossover = slider(LIMITS.crossover, 8, "Style-mix crossover slot")
-                            mo_frames = slider(LIMITS.frames, 12, "Frames")
+                            mo_mode = control(MorphRequest, "mode")
+                            mo_crossover = control(MorphRequest, "crossover")
+                            mo_frames = control(MorphRequest, "n_frames", 12)
                             mo_duration = slider(LIMITS.frame_ms, 100, "Frame duration (ms)", 10)
                             mo_ping_pong = gr.Checkbox(True, label="Ping-pong loop")
                             mo_size = gr.Radio(list(LIMITS.gif_size.options), value=256, label="GIF size (px)")
@@ -549,7 +583,7 @@ def build_demo() -> gr.Blocks:
                         mo_video = clip_video("Morph", "morph-video")
                         mo_mixed = result_image("Style mix", visible=False)
                         mo_notes = notes_box("morph-notes")
-                shown_when(mo_mode, lambda mode: mode == "style mix", mo_mixed)
+                shown_when(mo_mode, lambda mode: mode == "style_mix", mo_mixed)
                 mo_gif_file.change(video_preview, mo_gif_file, mo_video, queue=False, api_visibility="private")
                 shown_when(mo_format, lambda clip_format: clip_format == "gif", mo_gif)  # a video shows in mo_video
                 shown_when(mo_a_from, lambda choice: choice == "photo", mo_photo_a, mo_a_aligned)  # only what is used shows
@@ -564,11 +598,11 @@ def build_demo() -> gr.Blocks:
 
             with gr.Tab("Random", id="random", elem_id="tab-random"):
                 with gr.Row():
-                    rnd_seed = gr.Number(0, label="Seed", precision=0, minimum=LIMITS.seed.low,
-                                         maximum=LIMITS.seed.high - LIMITS.faces.high)
-                    rnd_count = slider(LIMITS.faces, 4, "Faces")
-                    rnd_psi = slider(LIMITS.psi, 0.7, "Truncation ψ", 0.05)
-                    rnd_size = gr.Radio(list(LIMITS.sizes), value=256, label="Size (px)")
+                    # every count of faces fits below the seed's maximum
+                    rnd_seed = control(RandomRequest, "seed", 0, maximum=LIMITS.seed.high - LIMITS.faces.high)
+                    rnd_count = control(RandomRequest, "count", 4)
+                    rnd_psi = control(RandomRequest, "psi")
+                    rnd_size = control(RandomRequest, "size", 256)
                 rnd_button = gr.Button("Random faces", variant="primary")
                 rnd_gallery = gr.Gallery(label="Faces (seed, seed+1, …)", columns=4, elem_id="random-gallery")
                 rnd_notes = notes_box("random-notes")

@@ -14,6 +14,7 @@ from .errors import InputError
 
 C_MAX = 0.8  # the write-up swept C over [0, 0.8]: the manual slider's span, the sweep's end and the predictor's range
 TARGET_SIMILARITY = 0.7  # CLIP similarity of a face and its edit that learned and oracle C aim for (write-up)
+MORPH_MODES = ("interpolate", "style_mix")
 MAX_GIF_FRAMES = 96  # frames in one GIF or video clip after ping-pong (which doubles them, less the two ends)
 CLIP_FORMATS = ("gif", "mp4", "webm")  # what a sweep or morph is saved as (celeblook.clips; the page's src/clips.js)
 # the app's server: requests that may wait for their lane (one quick and one slow request run at a time; more
@@ -21,6 +22,11 @@ CLIP_FORMATS = ("gif", "mp4", "webm")  # what a sweep or morph is saved as (cele
 QUEUE_SIZE = 32
 SESSIONS = 500  # ~250 KB each: Gradio's per-session copy of the page's component settings and the last face's W+
 SESSION_TTL_S = 3600
+
+
+def bound(x: float) -> str:
+    """A bound for messages: whole numbers in full (a seed's 2147483647, not 2.14748e+09), others as :g."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def shown(value: object) -> str:
@@ -40,7 +46,7 @@ class Range:
 
     def check(self, value: object) -> float | int:
         if value is None or (isinstance(value, str) and not value.strip()):
-            raise InputError(f"{self.name} is missing: give a number from {self.low:g} to {self.high:g}")
+            raise InputError(f"{self.name} is missing: give a number from {bound(self.low)} to {bound(self.high)}")
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise InputError(f"{self.name} must be a number, got {shown(value)}")
         try:
@@ -48,7 +54,7 @@ class Range:
         except ValueError:
             raise InputError(f"{self.name} must be a number, got {shown(value)}") from None
         if not math.isfinite(number) or not self.low <= number <= self.high:
-            raise InputError(f"{self.name} must be from {self.low:g} to {self.high:g}, got {shown(value)}")
+            raise InputError(f"{self.name} must be from {bound(self.low)} to {bound(self.high)}, got {shown(value)}")
         if self.integer:
             if number != int(number):
                 raise InputError(f"{self.name} must be a whole number, got {shown(value)}")
@@ -103,6 +109,7 @@ class Limits:
     frame_ms: Range = Range("frame duration (ms)", 20, 1000, integer=True)  # browsers play < 20 ms at 100 ms
     gif_size: Choice = Choice("GIF size", (128, 256, 512))  # a video clip's sizes too: the same frames, compared
     clip_format: Choice = CLIP_FORMAT
+    mode: Choice = Choice("mode", MORPH_MODES)  # a morph's
     face_index: Range = FACE_INDEX
 
     @classmethod

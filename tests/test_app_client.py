@@ -279,3 +279,18 @@ def test_bad_input_through_the_api_is_explained_and_the_server_survives(client, 
             fresh.predict(*args, api_name=endpoint)
     gallery, _ = client.predict(3, 2, 0.7, 256, api_name="/random_face")
     assert len(gallery) == 2
+
+
+@pytest.mark.parametrize("endpoint, args, field", [
+    ("/random_face", (0, 9, 0.7, 256), "count"),
+    ("/invert", (None, False, 0, 501, 256), "refine_steps"),
+    ("/text_to_face", ("a face", 0, 0.7, -1, 256), "optimize_steps"),
+    ("/edit", ("photo", None, False, 0, "smile", 7, 0.3, False, 0, 256), "source"),
+    ("/morph", ("photo", None, False, 0, "prompt", None, False, 0, "x", "interpolate", 8, 49, 90, True, 128), "n_frames"),
+])
+def test_every_endpoint_names_the_bad_field(client, endpoint, args, field):
+    """Through the server: the request's one check, its line naming the field (as the library's does)."""
+    with pytest.raises(AppError) as caught:
+        Client(client.src, verbose=False).predict(*args, api_name=endpoint)
+    message = str(caught.value)
+    assert field in message or field.replace("_", " ") in message, message

@@ -28,6 +28,14 @@ def test_ranges_take_numbers_and_numeric_text_and_say_what_is_wrong():
         assert len(str(caught.value)) < 120  # never echoes a megabyte back
 
 
+def test_bounds_are_said_as_the_page_says_them_whole_numbers_in_full():
+    # the page's limits.js says 2147483647; Python's :g said 2.14748e+09, a number nobody can type back
+    with pytest.raises(InputError, match=r"^seed must be from 0 to 2147483647, got -1$"):
+        Limits.of(PRESETS["tiny"].generator).seed.check(-1)
+    with pytest.raises(InputError, match=r"from 0 to 1.2, got 3$"):
+        Range("psi", 0, 1.2).check(3)
+
+
 def test_choices_compare_as_text_and_flags_read_what_clients_send():
     size = Choice("size", (256, 512, 1024))
     assert size.check("512") == 512 and size.check(1024) == 1024

@@ -216,10 +216,6 @@ def face_api_entry(folder: Path, models: str) -> dict:
             "files": [{"file": f.name, "sha256": sha256_file(f), "bytes": f.stat().st_size} for f in sorted(folder.iterdir())]}
 
 
-# the Pipeline verbs the page mirrors (web/src/pipeline.js): their argument defaults go to site.json
-PAGE_VERBS = ("random_faces", "invert", "text_to_face", "edit", "sweep", "morph")
-
-
 def _defaults(function: Callable) -> dict:
     """A function's JSON-able argument defaults (numbers, text, tuples of them), by Python name."""
     found = {}
@@ -232,7 +228,8 @@ def _defaults(function: Callable) -> dict:
 
 def app_limits() -> dict:
     """The app's limits, defaults and constants the page applies too, read from the Python modules that define
-    them, so that both treat a request alike: every ``Limits`` range, the Pipeline verbs' argument defaults, the
+    them, so that both treat a request alike: every ``Limits`` range, the verbs' requests (each field's label, help,
+    default and range: ``requests``; the defaults alone, by verb: ``defaults``, which the page's pipeline reads), the
     edit constants (C_max, target similarity, the score size, the oracle's bisection), the text variation and
     sources, the photo sides, the aligned crop's size, the GIF frame time and the identity threshold."""
     from ..limits import C_MAX, CLIP_FORMATS, TARGET_SIMILARITY, Limits, Range
@@ -240,13 +237,14 @@ def app_limits() -> dict:
     from ..models import GeneratorConfig
     from ..photo.identity import SAME_PERSON
     from ..photo.load import MAX_SIDE, MIN_SIDE
-    from ..pipeline import MORPH_MODES, SCORE_SIZE, TEXT_VARIATION, Pipeline, align_photo
+    from ..pipeline import MORPH_MODES, REQUESTS, SCORE_SIZE, TEXT_VARIATION, align_photo
     from ..strength_oracle import oracle_strength
     from ..text.prompts import DEFAULT_SOURCE, PROMPT_MAX_CHARS, SOURCE_FROM_IMAGE
 
     limits = Limits.of(GeneratorConfig())
     ranges = {name: getattr(limits, name) for name in dir(limits) if isinstance(getattr(limits, name), Range)}
     oracle = _defaults(oracle_strength)
+    requests = {verb: request.schema(limits) for verb, request in REQUESTS.items()}
     return {"ranges": {name: {"name": r.name, "low": r.low, "high": r.high, "integer": r.integer} for name, r in ranges.items()},
             "sizes": list(limits.sizes), "n_slots": limits.n_slots, "gif_sizes": list(limits.gif_size.options),
             "photo_max_side": MAX_SIDE, "photo_min_side": MIN_SIDE, "crop_size": _defaults(align_photo)["size"],
@@ -255,8 +253,8 @@ def app_limits() -> dict:
             "text_variation": TEXT_VARIATION, "default_source": DEFAULT_SOURCE, "source_from_image": SOURCE_FROM_IMAGE,
             "prompt_max_chars": PROMPT_MAX_CHARS, "morph_modes": list(MORPH_MODES),
             "gif_frame_ms": _defaults(encode_gif)["duration_ms"], "same_person": SAME_PERSON,
-            "clip_formats": list(CLIP_FORMATS),
-            "defaults": {verb: _defaults(getattr(Pipeline, verb)) for verb in PAGE_VERBS}}
+            "clip_formats": list(CLIP_FORMATS), "requests": requests,
+            "defaults": {verb: {name: f["default"] for name, f in fields.items() if "default" in f} for verb, fields in requests.items()}}
 
 
 def _write_site(site: Path, models: Path, manifest: dict, vendor: Path, *, space: bool, models_url: str | None,
