@@ -8,7 +8,7 @@ import re
 from synthetic_face import wild_photo
 
 from celeblook.cli.edit import _progress
-from celeblook.pipeline import Pipeline, PhotoStart
+from celeblook.pipeline import PhotoStart, Pipeline
 
 
 def test_the_refine_bar_shows_the_steps_done(capsys, tmp_path):
