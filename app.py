@@ -356,7 +356,8 @@ THEME = gr.themes.Default(
 # The score table fits a phone without breaking a word or a number (only spaces break its headers); the faces
 # found keep 4 columns even for one face (Gradio widens a lone tile past the gallery's height, cutting its caption
 # off), and the gallery grows with its rows; the chosen tab is readable in dark mode (the accent is dark there); an
-# action's error sits under its button, in the theme's error colour.
+# action's error sits under its button, in the theme's error colour, and not as an "Error" mark over each of its
+# outputs as well (Gradio's own, which covered them).
 CSS = """
 .result-table .header-cell, .result-table .body-cell { font-family: var(--font); font-variant-numeric: tabular-nums; }
 .result-table .header-cell * { white-space: normal !important; overflow-wrap: normal !important; word-break: keep-all !important; }
@@ -368,6 +369,8 @@ CSS = """
 }
 .dark [role=tab][aria-selected=true] { color: var(--primary-300); }
 #invert-faces .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; }
+[role=tabpanel] .wrap:has(> span.error) { display: none !important; }
+.action-error * { padding: 0; }
 .action-error p { margin: 0; padding: 0.5rem 0.75rem; border-radius: var(--radius-md); font-weight: 600;
   color: var(--error-text-color); background: var(--error-background-fill); border: 1px solid var(--error-border-color); }
 """

@@ -213,6 +213,8 @@ def test_notices_sit_in_the_notes_and_a_failed_request_replaces_them(browser, ur
     error.get_by_text("empty").wait_for()  # the error, in plain words, under the button
     assert notes_text(page, "#text-notes") == "" and page.locator("#text-result img").count() == 0
     assert page.get_by_test_id("toast-body").count() == 0  # no toast over the results
+    # nor Gradio's "Error" mark over each output
+    assert page.evaluate("() => [...document.querySelectorAll('#tab-text .wrap .error')].filter((e) => e.checkVisibility()).length") == 0
     # the next request replaces the error
     page.get_by_label("Prompt", exact=True).fill("a smiling woman")
     page.get_by_role("button", name="Make face", exact=True).click()
