@@ -277,6 +277,17 @@ def test_phone_results_sit_under_the_button_and_fit(browser, url, tmp_path):
     page.close()
 
 
+def test_the_keyboard_alone_makes_a_face(browser, url):
+    page, _ = open_page(browser, url, 1366, 900)
+    open_tab(page, "Text to face")
+    page.get_by_label("Prompt", exact=True).fill("a smiling woman")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Make face"
+    page.keyboard.press("Enter")
+    assert result_size(page, "#text-result") == (512, 512)
+    page.close()
+
+
 # --- accessibility (axe-core, from web/node_modules: npm ci in web/) ------------------------------------------------
 
 AXE = REPO / "web" / "node_modules" / "axe-core" / "axe.min.js"

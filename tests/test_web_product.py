@@ -312,3 +312,12 @@ def test_axe_finds_no_serious_violation(page, width, height, scheme, tmp_path):
     assert page.evaluate(AXE_RUN) == []
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=str(tmp_path / f"page-{width}-{scheme}.png"), full_page=True)
+
+
+def test_the_keyboard_alone_makes_a_face(page):
+    page.focus("#seed")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "random"
+    page.keyboard.press("Enter")
+    wait_done(page, "Random face")
+    assert "seed 0" in page.text_content("#face-scores")
