@@ -26,13 +26,26 @@ from gradio.utils import get_upload_folder
 from pydantic import ConfigDict, ValidationError, model_validator
 
 from celeblook import app_support as support
+from celeblook.clips import check_format, encode_clip
 from celeblook.errors import CelebError, WeightsError
 from celeblook.hub.first_run import app_preset
-from celeblook.limits import C_MAX, QUEUE_SIZE, SESSION_TTL_S, SESSIONS, Choice, Limits, check_flag
-from celeblook.media import encode_gif
+from celeblook.limits import C_MAX, QUEUE_SIZE, SESSION_TTL_S, SESSIONS, Choice, Limits, Range, check_flag
 from celeblook.photo.identity import SAME_PERSON
 from celeblook.photo.load import release_freed_memory
-from celeblook.pipeline import Face, PhotoStart, Pipeline, PromptStart
+from celeblook.pipeline import (
+    EditRequest,
+    Face,
+    InvertRequest,
+    MorphRequest,
+    PhotoStart,
+    Pipeline,
+    PromptStart,
+    RandomRequest,
+    Request,
+    SweepRequest,
+    TextRequest,
+)
+from celeblook.pipeline.requests import limit_of
 from celeblook.presets import DEFAULT_PRESET
 from celeblook.remedy import remedy
 
@@ -84,9 +97,9 @@ def lane(slow: bool):
         chosen.release()
 
 
-def needs_slow_lane(steps: object = 0, oracle: bool = False) -> bool:
-    """Slow work: optimisation steps, the oracle's search, or anything without a trained mapper."""
-    return oracle or PIPELINE is None or not PIPELINE.has_mapper or LIMITS.steps.check(steps) > 0
+def needs_slow_lane(steps: int = 0, oracle: bool = False) -> bool:
+    """Slow work: optimisation steps (of a checked request), the oracle's search, or anything without a trained mapper."""
+    return oracle or PIPELINE is None or not PIPELINE.has_mapper or steps > 0
 
 
 # --- glue ---------------------------------------------------------------------------------------------------
@@ -180,10 +193,19 @@ def png(face: Face, stem: str) -> str:
     return str(OUT.save_png(face.image, stem))
 
 
-def gif(faces: list[Face], stem: str, duration_ms: int = 120, ping_pong: bool = True, size: int = 256) -> tuple[str, list[str]]:
-    """(the GIF's path, notices: e.g. made smaller than asked to stay under the byte cap)."""
-    made = encode_gif([f.image for f in faces], duration_ms, ping_pong, size)
-    return str(OUT.write(made.data, stem, ".gif")), made.notices
+def clip(faces: list[Face], stem: str, clip_format: str = "gif", duration_ms: int = 120, ping_pong: bool = True,
+         size: int = 256) -> tuple[str | None, str, list[str]]:
+    """(the GIF's path for the image preview, None for a video; the clip's path; notices: e.g. made smaller than asked
+    to stay under the byte cap)."""
+    made = encode_clip([f.image for f in faces], clip_format, duration_ms, ping_pong, size)
+    path = str(OUT.write(made.data, stem, made.suffix))
+    return (path if made.format == "gif" else None), path, made.notices
+
+
+def video_preview(path: str | None) -> dict:
+    """The clip file just made, shown in the video player when it is a video (the image shows a GIF)."""
+    video = bool(path) and Path(path).suffix in (".mp4", ".webm")
+    return gr.update(value=path if video else None, visible=video)
 
 
 def downloads(face: Face, stem: str) -> list[str]:
@@ -195,17 +217,18 @@ def downloads(face: Face, stem: str) -> list[str]:
 
 @endpoint
 def random_face(seed, count, psi, size, progress=gr.Progress()):
+    request = RandomRequest.checked(LIMITS, seed, count, psi, size)
     with lane(False):
-        result = pipeline().random_faces(seed, count, psi, size)
+        result = pipeline().random_faces(request)
     gallery = [(png(face, f"seed{int(face.scores['seed'])}"), f"seed {int(face.scores['seed'])}") for face in result.faces]
     return gallery, notes(result.notices), result.faces[0].wplus
 
 
 @endpoint
 def invert(photo, already_aligned, face_index, refine_steps, size, progress=gr.Progress()):
-    start = photo_start(photo, already_aligned, face_index)
-    with lane(needs_slow_lane(refine_steps)):
-        result = pipeline().invert(start, refine_steps, size, progress=reporter(progress))
+    request = InvertRequest.checked(LIMITS, photo_start(photo, already_aligned, face_index), refine_steps, size)
+    with lane(needs_slow_lane(request.refine_steps)):
+        result = pipeline().invert(request, progress=reporter(progress))
     face = result.faces[0]
     crop, pasted = str(OUT.save_png(result.crop, "crop")), str(OUT.save_png(face.pasted, "in-photo"))
     distance, identity_notes = identity(face)
@@ -215,8 +238,9 @@ def invert(photo, already_aligned, face_index, refine_steps, size, progress=gr.P
 
 @endpoint
 def text_to_face(prompt, seed, psi, optimize_steps, size, progress=gr.Progress()):
-    with lane(needs_slow_lane(optimize_steps)):
-        result = pipeline().text_to_face(prompt, seed, psi, size, optimize_steps, progress=reporter(progress))
+    request = TextRequest.checked(LIMITS, prompt, seed, psi, size, optimize_steps)
+    with lane(needs_slow_lane(request.optimize_steps)):
+        result = pipeline().text_to_face(request, progress=reporter(progress))
     face = result.faces[0]
     return png(face, "text"), round(face.scores["text_score"], 4), downloads(face, "text"), notes(result.notices), face.wplus
 
@@ -227,17 +251,19 @@ EDIT_COLUMN_WIDTHS = ["17%", "12%", "23%", "15%", "17%", "16%"]  # each column i
 
 @endpoint
 def edit(start_choice, photo, already_aligned, face_index, target, source, manual_c, with_oracle, sweep_frames, size, last,
-         progress=gr.Progress()):
+         clip_format="gif", progress=gr.Progress()):
     with_oracle = check_flag("oracle", with_oracle)
     sweep_frames = LIMITS.sweep_frames(sweep_frames)
+    clip_format = check_format(clip_format) if sweep_frames else None
     start = start_from(start_choice, photo, already_aligned, face_index, last)
-    strengths = [manual_c, "learned"] + (["oracle"] if with_oracle else [])
+    strengths = (manual_c, "learned") + (("oracle",) if with_oracle else ())
+    request = EditRequest.checked(LIMITS, start, target, source, strengths, size)
     sweep, all_notices = None, []
     with lane(needs_slow_lane(oracle=with_oracle)):
-        result = pipeline().edit(start, target, source, strengths, size, progress=reporter(progress))
+        result = pipeline().edit(request, progress=reporter(progress))
         if sweep_frames:
-            try:
-                sweep = pipeline().sweep(result.original, target, source, C_MAX, sweep_frames, 256)
+            try:  # the edit's face and direction: no prompt is encoded again
+                sweep = pipeline().sweep(SweepRequest(result, c_max=C_MAX, n_frames=sweep_frames, size=256))
             except WeightsError as err:  # no mapper: the edits above took the slow path, a sweep would take minutes
                 all_notices.append([f"C sweep unavailable: {err}"])
     images, rows, in_photo = {}, [], []
@@ -257,32 +283,34 @@ def edit(start_choice, photo, already_aligned, face_index, target, source, manua
         all_notices.append([f"{variant.name}: {line}" for line in identity_notes])
         if face.pasted is not None:
             in_photo.append((str(OUT.save_png(face.pasted, f"in-photo-{variant.name}")), f"{variant.name} C in your photo"))
-    sweep_gif = None
+    sweep_gif = sweep_file = None
     if sweep:
-        sweep_gif, gif_notices = gif(sweep.faces, "sweep")
-        all_notices += [sweep.notices, gif_notices]
+        sweep_gif, sweep_file, clip_notices = clip(sweep.faces, "sweep", clip_format)
+        all_notices += [sweep.notices, clip_notices]
     return (png(result.original, "original"), images["manual"], images["learned"], images.get("oracle"), rows, in_photo,
-            sweep_gif, sweep_gif, notes(*all_notices), result.original.wplus)
+            sweep_gif, sweep_file, notes(*all_notices), result.original.wplus)
 
 
 @endpoint
 def morph(a_from, photo_a, a_aligned, a_face, b_from, photo_b, b_aligned, b_face, prompt_b, mode, crossover, n_frames,
-          duration_ms, ping_pong, gif_size, last, progress=gr.Progress()):
+          duration_ms, ping_pong, gif_size, last, clip_format="gif", progress=gr.Progress()):
     gif_size = LIMITS.gif_size.check(gif_size)
+    clip_format = check_format(clip_format)  # before the frames are made: a video without PyAV is refused at once
     duration_ms, ping_pong = LIMITS.frame_ms.check(duration_ms), check_flag("ping-pong", ping_pong)
     first = start_from(a_from, photo_a, a_aligned, a_face, last)
     if SECOND_FROM.check(b_from) == "prompt":
         second = PromptStart(prompt_b)
     else:
         second = photo_start(photo_b, b_aligned, b_face, label="the second photo")
+    request = MorphRequest.checked(LIMITS, first, second, n_frames, max(256, gif_size), mode, crossover)
     with lane(needs_slow_lane()):
-        result = pipeline().morph(first, second, n_frames, max(256, gif_size), mode, crossover, progress=reporter(progress))
-    path, gif_notices = gif(result.faces, "morph", duration_ms, ping_pong, gif_size)
+        result = pipeline().morph(request, progress=reporter(progress))
+    preview, path, clip_notices = clip(result.faces, "morph", clip_format, duration_ms, ping_pong, gif_size)
     style_mix = str(mode).replace(" ", "_") == "style_mix"
     mixed = png(result.faces[-1], "style-mix") if style_mix else None  # a's coarse slots with b's fine ones
     ends = [f"{which} frame: {face.identity.describe()}" for which, face in (("first", result.faces[0]), ("last", result.faces[-1]))
             if face.identity is not None]
-    return path, path, mixed, notes(result.notices, gif_notices, ends)
+    return preview, path, mixed, notes(result.notices, clip_notices, ends)
 
 
 # --- status -------------------------------------------------------------------------------------------------
@@ -402,13 +430,40 @@ def face_input(label: str = "Face (0 = the largest found; the numbers are under 
     return gr.Number(0, label=label, precision=0, minimum=LIMITS.face_index.low, maximum=LIMITS.face_index.high)
 
 
-def size_input(value: int = 512) -> gr.Radio:
-    return gr.Radio(list(LIMITS.sizes), value=value, label="Output size (px)")
+# (verb, field) -> the control made from that request field (tests compare each with the field)
+CONTROLS: dict[tuple[str, str], gr.components.Component] = {}
+
+
+def control(request: type[Request], name: str, value: object = None, step: float = 0.05, **options) -> gr.components.Component:
+    """The control of a request's field, made from it: its limit's range or options, its label, its help as info and
+    its default as the value, unless ``value``; ``options`` go to the component (a narrower ``maximum``)."""
+    f = request.params()[name]
+    limit = limit_of(f, LIMITS)
+    options = {"label": f.metadata["label"], "info": f.metadata["help"], "value": f.default if value is None else value,
+               **options}
+    if isinstance(limit, Choice):  # shown as people write them ("style mix"), sent as the request's values
+        made = gr.Radio([(str(o).replace("_", " "), o) for o in limit.options], **options)
+    elif isinstance(limit, Range) and name == "seed":  # billions of values: typed, not slid
+        made = gr.Number(**{"precision": 0, "minimum": limit.low, "maximum": limit.high, **options})
+    else:
+        made = gr.Slider(limit.low, limit.high, step=1 if limit.integer else step, **options)
+    CONTROLS[(request.verb, name)] = made
+    return made
 
 
 def result_image(label: str, elem_id: str | None = None, visible: bool = True) -> gr.Image:
     return gr.Image(label=label, type="filepath", interactive=False, buttons=["download", "fullscreen"],
                     elem_id=elem_id, visible=visible)
+
+
+def format_input(label: str = "Format") -> gr.Radio:
+    return gr.Radio(list(LIMITS.clip_format.options), value="gif", label=label,
+                    info="mp4 (H.264) and webm (VP9): the same frames in a fraction of a GIF's bytes")
+
+
+def clip_video(label: str, elem_id: str) -> gr.Video:
+    """The preview of a video clip (a GIF shows in its image): looping like the GIF, hidden until there is one."""
+    return gr.Video(label=label, interactive=False, autoplay=True, loop=True, visible=False, elem_id=elem_id)
 
 
 def notes_box(elem_id: str) -> gr.Textbox:
@@ -443,6 +498,7 @@ def on_click(button: gr.Button, error: gr.HTML, handler, inputs: list, outputs: 
 
 
 def slider(limit, value, label: str, step: float = 1, **kwargs) -> gr.Slider:
+    """A control of an app-only limit (the GIF's frame time): not a request field."""
     return gr.Slider(limit.low, limit.high, value=value, step=step, label=label, **kwargs)
 
 
@@ -461,7 +517,6 @@ EVENT = dict(preprocess=False, concurrency_limit=None)
 
 
 def build_demo() -> gr.Blocks:
-    steps = LIMITS.steps
     with gr.Blocks(title="CelebrityLook", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# CelebrityLook\nFace inversion and text-driven editing with MobileStyleGAN + CLIP.")
         banner = banner_markdown()
@@ -480,8 +535,8 @@ def build_demo() -> gr.Blocks:
                             inv_aligned_flag = gr.Checkbox(
                                 False, label="Photo is already aligned (skip face detection; use the centred square)")
                             inv_face = face_input()
-                            inv_steps = slider(steps, 0, "Refinement steps (0 = one fast pass; more is slow)")
-                            inv_size = size_input()
+                            inv_steps = control(InvertRequest, "refine_steps")
+                            inv_size = control(InvertRequest, "size", 512)
                     with gr.Column():
                         with gr.Row():
                             inv_result = result_image("Reconstruction", "invert-result")
@@ -504,13 +559,14 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Text to face", id="text", elem_id="tab-text"):
                 with gr.Row():
                     with gr.Column():
-                        txt_prompt = gr.Textbox(label="Prompt", placeholder="a smiling woman with red curly hair", max_lines=3)
+                        txt_prompt = gr.Textbox(label=TextRequest.params()["prompt"].metadata["label"],
+                                                placeholder="a smiling woman with red curly hair", max_lines=3)
                         txt_button, txt_error = action_button("Make face")
                         with gr.Accordion("Options", open=False):
-                            txt_seed = gr.Number(0, label="Seed", precision=0, minimum=LIMITS.seed.low, maximum=LIMITS.seed.high)
-                            txt_psi = slider(LIMITS.psi, 0.7, "Truncation ψ (lower = more typical)", 0.05)
-                            txt_steps = slider(steps, 0, "CLIP optimisation steps (0 = the fast mapper; more is slow)")
-                            txt_size = size_input()
+                            txt_seed = control(TextRequest, "seed")
+                            txt_psi = control(TextRequest, "psi")
+                            txt_steps = control(TextRequest, "optimize_steps")
+                            txt_size = control(TextRequest, "size", 512)
                     with gr.Column():
                         txt_result = result_image("Face", "text-result")
                         txt_score = gr.Number(label="Text score (CLIP similarity to the prompt)", precision=4)
@@ -532,17 +588,19 @@ def build_demo() -> gr.Blocks:
                     with gr.Column(scale=1):
                         edit_from = gr.Radio(list(START_FROM.options), value="photo", label="Start from")
                         edit_photo = photo_input("Photo", "edit-photo")
-                        edit_target = gr.Textbox(label="Target prompt", placeholder="a face with a big smile")
+                        edit_target = gr.Textbox(label=EditRequest.params()["target"].metadata["label"],
+                                                 placeholder="a face with a big smile")
                         edit_c = gr.Slider(0, C_MAX, value=0.4, step=0.01, label="Manual strength C")
                         edit_button, edit_error = action_button("Edit")
                         with gr.Accordion("Options", open=False):
                             edit_aligned_flag = gr.Checkbox(False, label="Photo is already aligned")
                             edit_face = face_input()
-                            edit_source = gr.Textbox(label="Source prompt (optional)", placeholder="a face")
+                            edit_source = gr.Textbox(label=EditRequest.params()["source"].metadata["label"], placeholder="a face")
                             edit_oracle = gr.Checkbox(False, label="Also search the oracle C (slow: many generator calls)")
                             edit_frames = gr.Slider(0, LIMITS.frames.high, value=12, step=1,
                                                     label=f"C-sweep GIF frames, C from 0 to {C_MAX} (0 = none)")
-                            edit_size = size_input()
+                            edit_size = control(EditRequest, "size", 512)
+                            edit_format = format_input("C-sweep format")
                     with gr.Column(scale=2):
                         with gr.Row():
                             edit_manual = result_image("Manual C", "edit-manual")
@@ -556,16 +614,18 @@ def build_demo() -> gr.Blocks:
                         edit_in_photo = gr.Gallery(label="In your photo", columns=3, height=240, elem_id="edit-in-photo")
                         with gr.Row():
                             edit_gif = gr.Image(label="C sweep", type="filepath", interactive=False, elem_id="edit-gif")
-                            edit_gif_file = gr.File(label="Download the GIF")
+                            edit_gif_file = gr.File(label="Download the clip")
+                            edit_video = clip_video("C sweep", "edit-video")
                         edit_notes = notes_box("edit-notes")
                 shown_when(edit_oracle, lambda oracle: bool(oracle), edit_oracle_img)
                 # starting from the last face, the photo is not used: hidden (the "Original" result shows the face used)
                 shown_when(edit_from, lambda choice: choice == "photo", edit_photo)
                 shown_when(edit_frames, lambda frames: frames not in (0, None), edit_gif, edit_gif_file)
+                edit_gif_file.change(video_preview, edit_gif_file, edit_video, queue=False, api_visibility="private")
                 on_click(
                     edit_button, edit_error, edit,
                     [edit_from, edit_photo, edit_aligned_flag, edit_face, edit_target, edit_source, edit_c, edit_oracle, edit_frames,
-                     edit_size, last_face],
+                     edit_size, last_face, edit_format],
                     [edit_original, edit_manual, edit_learned, edit_oracle_img, edit_table, edit_in_photo, edit_gif, edit_gif_file,
                      edit_notes, last_face],
                     api_name="edit",
@@ -587,37 +647,39 @@ def build_demo() -> gr.Blocks:
                             with gr.Row():
                                 mo_a_face = face_input("Face in your photo")
                                 mo_b_face = face_input("Face in the second photo")
-                            mo_mode = gr.Radio(["interpolate", "style mix"], value="interpolate", label="Mode",
-                                               info="style mix: coarse slots (pose, shape) from the first face, "
-                                                    "fine slots (colour, texture) from the second")
-                            mo_crossover = slider(LIMITS.crossover, 8, "Style-mix crossover slot")
-                            mo_frames = slider(LIMITS.frames, 12, "Frames")
+                            mo_mode = control(MorphRequest, "mode")
+                            mo_crossover = control(MorphRequest, "crossover")
+                            mo_frames = control(MorphRequest, "n_frames", 12)
                             mo_duration = slider(LIMITS.frame_ms, 100, "Frame duration (ms)", 10)
                             mo_ping_pong = gr.Checkbox(True, label="Ping-pong loop")
                             mo_size = gr.Radio(list(LIMITS.gif_size.options), value=256, label="GIF size (px)")
+                            mo_format = format_input()
                     with gr.Column():
                         mo_gif = gr.Image(label="Morph", type="filepath", interactive=False, elem_id="morph-gif")
-                        mo_gif_file = gr.File(label="Download the GIF")
+                        mo_gif_file = gr.File(label="Download the clip")
+                        mo_video = clip_video("Morph", "morph-video")
                         mo_mixed = result_image("Style mix", visible=False)
                         mo_notes = notes_box("morph-notes")
-                shown_when(mo_mode, lambda mode: mode == "style mix", mo_mixed)
+                shown_when(mo_mode, lambda mode: mode == "style_mix", mo_mixed)
+                mo_gif_file.change(video_preview, mo_gif_file, mo_video, queue=False, api_visibility="private")
+                shown_when(mo_format, lambda clip_format: clip_format == "gif", mo_gif)  # a video shows in mo_video
                 shown_when(mo_a_from, lambda choice: choice == "photo", mo_photo_a, mo_a_aligned)  # only what is used shows
                 shown_when(mo_b_from, lambda choice: choice == "photo", mo_photo_b, mo_b_aligned)
                 shown_when(mo_b_from, lambda choice: choice == "prompt", mo_prompt_b)
                 on_click(
                     mo_button, mo_error, morph,
                     [mo_a_from, mo_photo_a, mo_a_aligned, mo_a_face, mo_b_from, mo_photo_b, mo_b_aligned, mo_b_face, mo_prompt_b,
-                     mo_mode, mo_crossover, mo_frames, mo_duration, mo_ping_pong, mo_size, last_face],
+                     mo_mode, mo_crossover, mo_frames, mo_duration, mo_ping_pong, mo_size, last_face, mo_format],
                     [mo_gif, mo_gif_file, mo_mixed, mo_notes], api_name="morph",
                 )
 
             with gr.Tab("Random", id="random", elem_id="tab-random"):
                 with gr.Row():
-                    rnd_seed = gr.Number(0, label="Seed", precision=0, minimum=LIMITS.seed.low,
-                                         maximum=LIMITS.seed.high - LIMITS.faces.high)
-                    rnd_count = slider(LIMITS.faces, 4, "Faces")
-                    rnd_psi = slider(LIMITS.psi, 0.7, "Truncation ψ", 0.05)
-                    rnd_size = gr.Radio(list(LIMITS.sizes), value=256, label="Size (px)")
+                    # every count of faces fits below the seed's maximum
+                    rnd_seed = control(RandomRequest, "seed", 0, maximum=LIMITS.seed.high - LIMITS.faces.high)
+                    rnd_count = control(RandomRequest, "count", 4)
+                    rnd_psi = control(RandomRequest, "psi")
+                    rnd_size = control(RandomRequest, "size", 256)
                 rnd_button, rnd_error = action_button("Random faces")
                 rnd_gallery = gr.Gallery(label="Faces (seed, seed+1, …)", columns=4, elem_id="random-gallery")
                 rnd_notes = notes_box("random-notes")

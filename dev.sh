@@ -28,7 +28,9 @@ stamp="$VENV/.install.sha256"
 want=$(cat "$PINS" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)  # the pins and the package's dependencies
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[dev.sh] installing celeblook[$EXTRA] into $VENV (first run takes a few minutes)"
-  python3 -m venv "$VENV"
+  # the runtime venv starts empty each time, so it holds only what its pins name (its size is held to a bar:
+  # docs/install.md); the dev venv is updated in place (torch is gigabytes)
+  python3 -m venv $([ "$EXTRA" = runtime ] && echo --clear) "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$PINS" -e "$ROOT[$EXTRA]"
   echo "$want" > "$stamp"
 fi

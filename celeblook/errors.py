@@ -6,7 +6,12 @@ class CelebError(Exception):
 
 
 class InputError(CelebError):
-    """Bad user input: a file, an array, a prompt or a value out of range."""
+    """Bad user input: a file, an array, a prompt or a value out of range. ``field``: the request field it is about
+    (celeblook.pipeline.requests), so a front end can show the message beside that control."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class WeightsError(CelebError):

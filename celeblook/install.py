@@ -31,7 +31,8 @@ def command_line_without_torch(argv: list[str]) -> int:
     """The command line's answer where torch is missing: how to get the full install, in one line (exit 2), or
     as the whole help for ``-h``/``--help`` (exit 0). Its commands build, train and export torch models."""
     if importlib.util.find_spec("onnxruntime") is not None:
-        why = "this runtime install (ONNX Runtime, no torch) serves the app on an ONNX export: python app.py in a checkout"
+        why = ("this runtime install (ONNX Runtime, no torch) serves the app on an ONNX export: python app.py in a checkout "
+               "(`celeblook weights status|download|setup` run here too)")
     else:
         why = (f"this Python ({sys.executable}) has neither torch nor ONNX Runtime: in a checkout, run "
                "`bash dev.sh celeblook ...`, which installs the full install into .venv first")

@@ -14,7 +14,9 @@ from .errors import InputError
 
 C_MAX = 0.8  # the write-up swept C over [0, 0.8]: the manual slider's span, the sweep's end and the predictor's range
 TARGET_SIMILARITY = 0.7  # CLIP similarity of a face and its edit that learned and oracle C aim for (write-up)
-MAX_GIF_FRAMES = 96  # frames in one GIF after ping-pong (which doubles them, less the two ends)
+MORPH_MODES = ("interpolate", "style_mix")
+MAX_GIF_FRAMES = 96  # frames in one GIF or video clip after ping-pong (which doubles them, less the two ends)
+CLIP_FORMATS = ("gif", "mp4", "webm")  # what a sweep or morph is saved as (celeblook.clips; the page's src/clips.js)
 # the app's server: requests that may wait for their lane (one quick and one slow request run at a time; more
 # are refused at once), sessions whose state it keeps (the least recently used go first) and how long it keeps it
 QUEUE_SIZE = 32
@@ -83,6 +85,7 @@ def check_flag(name: str, value: object) -> bool:
 
 
 FACE_INDEX = Range("face", 0, 63, integer=True)  # which detected face of a photo (0 = the largest)
+CLIP_FORMAT = Choice("format", CLIP_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,9 @@ class Limits:
     steps: Range = Range("steps", 0, 500, integer=True)  # refinement / CLIP-guided optimisation
     frames: Range = Range("frames", 2, MAX_GIF_FRAMES // 2, integer=True)  # ping-pong doubles them
     frame_ms: Range = Range("frame duration (ms)", 20, 1000, integer=True)  # browsers play < 20 ms at 100 ms
-    gif_size: Choice = Choice("GIF size", (128, 256, 512))
+    gif_size: Choice = Choice("GIF size", (128, 256, 512))  # a video clip's sizes too: the same frames, compared
+    clip_format: Choice = CLIP_FORMAT
+    mode: Choice = Choice("mode", MORPH_MODES)  # a morph's
     face_index: Range = FACE_INDEX
 
     @classmethod

@@ -58,17 +58,7 @@ def encode_gif(
     every frame is kept (dropping frames would change the animation's smoothness and length), so a GIF that
     noisy or that long comes back smaller than asked rather than choppier.
     """
-    if len(frames) == 0:
-        raise InputError("a GIF needs at least one frame")
-    if not GIF_DURATION_MS[0] <= duration_ms <= GIF_DURATION_MS[1]:
-        raise InputError(f"frame duration must be {GIF_DURATION_MS[0]}..{GIF_DURATION_MS[1]} ms, got {duration_ms}")
-    if size is not None and not MIN_GIF_SIDE <= size:
-        raise InputError(f"GIF size must be at least {MIN_GIF_SIDE} px, got {size}")
-    images = loop_frames([f if isinstance(f, Image.Image) else Image.fromarray(f) for f in frames], ping_pong)
-    if len(images) > MAX_GIF_FRAMES:
-        raise InputError(f"a GIF may have at most {MAX_GIF_FRAMES} frames (ping-pong doubles them), got {len(images)}")
-    side = min(size or MAX_GIF_SIDE, MAX_GIF_SIDE, max(images[0].size))
-    notices = [f"the GIF is {side} px: {_why_smaller(size, images[0].size)}"] if size and side < size else []
+    images, side, notices = checked_frames(frames, duration_ms, ping_pong, size)
     fitted = side
     while True:
         data = _encode(images, fitted, duration_ms)
@@ -84,9 +74,28 @@ def encode_gif(
     return EncodedGif(data, fitted, len(images), notices)
 
 
-def _why_smaller(asked: int, frame_size: tuple[int, int]) -> str:
+def checked_frames(
+    frames: Sequence[Image.Image | np.ndarray], duration_ms: int, ping_pong: bool, size: int | None, what: str = "GIF"
+) -> tuple[list[Image.Image], int, list[str]]:
+    """The bounds every animation keeps (a GIF's and a video clip's, ``what``): the frames of one loop as
+    images, the side they are made at and a notice when that is less than ``size``."""
+    if len(frames) == 0:
+        raise InputError(f"a {what} needs at least one frame")
+    if not GIF_DURATION_MS[0] <= duration_ms <= GIF_DURATION_MS[1]:
+        raise InputError(f"frame duration must be {GIF_DURATION_MS[0]}..{GIF_DURATION_MS[1]} ms, got {duration_ms}")
+    if size is not None and not MIN_GIF_SIDE <= size:
+        raise InputError(f"{what} size must be at least {MIN_GIF_SIDE} px, got {size}")
+    images = loop_frames([f if isinstance(f, Image.Image) else Image.fromarray(f) for f in frames], ping_pong)
+    if len(images) > MAX_GIF_FRAMES:
+        raise InputError(f"a {what} may have at most {MAX_GIF_FRAMES} frames (ping-pong doubles them), got {len(images)}")
+    side = min(size or MAX_GIF_SIDE, MAX_GIF_SIDE, max(images[0].size))
+    notices = [f"the {what} is {side} px: {_why_smaller(size, images[0].size, what)}"] if size and side < size else []
+    return images, side, notices
+
+
+def _why_smaller(asked: int, frame_size: tuple[int, int], what: str) -> str:
     if asked > MAX_GIF_SIDE:
-        return f"GIFs are at most {MAX_GIF_SIDE} px"
+        return f"{what}s are at most {MAX_GIF_SIDE} px"
     return f"its frames are only {frame_size[0]}x{frame_size[1]} px"
 
 
@@ -94,11 +103,19 @@ def _kilobytes(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:g} MB" if n_bytes >= 2**20 else f"{n_bytes / 1024:g} KB"
 
 
+def scaled(images: list[Image.Image], side: int, even: bool = False) -> list[Image.Image]:
+    """RGB copies of the frames with their longer side ``side`` px (``even``: both sides rounded down to even,
+    as 4:2:0 video needs)."""
+    width, height = images[0].size
+    target = [max(1, round(width * side / max(width, height))), max(1, round(height * side / max(width, height)))]
+    if even:
+        target = [max(2, t - t % 2) for t in target]
+    return [im.convert("RGB").resize(tuple(target), Image.Resampling.LANCZOS) for im in images]
+
+
 def _encode(images: list[Image.Image], side: int, duration_ms: int) -> bytes:
     """GIF bytes of the frames scaled so their longer side is ``side`` px."""
-    width, height = images[0].size
-    target = (max(1, round(width * side / max(width, height))), max(1, round(height * side / max(width, height))))
-    resized = [im.convert("RGB").resize(target, Image.Resampling.LANCZOS) for im in images]
+    resized = scaled(images, side)
     # Pillow's default is median-cut per frame (~0.5 s per 512 px frame); the octree quantiser with
     # dithering is ~30x faster and measured as close to the source
     indexed = [im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG) for im in resized]

@@ -21,7 +21,8 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from celeblook.photo.align import ffhq_quad, packaged_model
+from celeblook.photo.align import ffhq_quad
+from celeblook.photo.dlib_models import packaged_copy
 
 # where the 68-point model puts the astronaut's eye centres in skimage's 512x512 photo (measured here)
 ASTRONAUT_EYES = ((203.17, 101.5), (246.5, 104.17))
@@ -57,7 +58,7 @@ def group_photo() -> Image.Image:
 
 @cache
 def _reference_models() -> tuple:
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(packaged_model("shape_predictor_68_face_landmarks.dat"))
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(packaged_copy("shape_predictor_68_face_landmarks.dat")))
 
 
 def reference_points(image: Image.Image, near: tuple[float, float]) -> np.ndarray | None:

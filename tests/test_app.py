@@ -18,7 +18,9 @@ from synthetic_face import wild_photo
 
 import app
 from celeblook import app_support
-from celeblook.pipeline import PhotoStart
+from celeblook.limits import Choice
+from celeblook.pipeline import REQUESTS, PhotoStart
+from celeblook.pipeline.requests import limit_of
 
 
 def uploaded(path: Path) -> dict:
@@ -284,3 +286,27 @@ def test_small_face_notice_only_where_the_models_see_the_face_soft(tmp_path):
         image.save(tmp_path / f"{name}.png")
         notes = app.invert(uploaded(tmp_path / f"{name}.png"), False, 0, 0, 256)[7]
         assert ("the face is small" in notes) == (name == "small"), (name, notes)
+
+
+def test_every_request_control_is_made_from_its_field():
+    """One source: each control of a request field has the field's label, help, and its limit's range or options."""
+    assert {verb for verb, _ in app.CONTROLS} == {"random_faces", "invert", "text_to_face", "edit", "morph"}
+    for (verb, name), control in app.CONTROLS.items():
+        f = REQUESTS[verb].params()[name]
+        limit = limit_of(f, app.LIMITS)
+        assert (control.label, control.info) == (f.metadata["label"], f.metadata["help"]), (verb, name)
+        if isinstance(limit, Choice):
+            assert [value for _, value in control.choices] == list(limit.options)
+        elif (verb, name) == ("random_faces", "seed"):  # every count of faces fits below its maximum
+            assert (control.minimum, control.maximum) == (limit.low, limit.high - app.LIMITS.faces.high)
+        else:
+            assert (control.minimum, control.maximum) == (limit.low, limit.high), (verb, name)
+
+
+def test_the_edit_tabs_sweep_reuses_the_edits_direction(monkeypatch):
+    """One edit with a sweep encodes its prompts once: the sweep takes the edit's direction."""
+    _, _, last = app.random_face(2, 1, 0.7, 256)
+    embed, calls = app.PIPELINE.engine.embed_tokens, []
+    monkeypatch.setattr(app.PIPELINE.engine, "embed_tokens", lambda tokens: calls.append(len(tokens)) or embed(tokens))
+    *_, gif, _, notes, _ = app.edit("last face", None, False, 0, "a big smile", "", 0.3, False, 3, 256, last)
+    assert gif is not None and calls == [2]  # target and source, once

@@ -277,6 +277,27 @@ def test_phone_results_sit_under_the_button_and_fit(browser, url, tmp_path):
     page.close()
 
 
+def test_a_morph_as_mp4_plays_in_a_looping_video(browser, url, tmp_path):
+    """The format choice (issue 21): the clip shows in a looping video instead of the image."""
+    photo = tmp_path / "me.png"
+    wild_photo(8.0)[0].save(photo)
+    page, _ = open_page(browser, url, 1280, 900)
+    open_tab(page, "Morph")
+    tab = page.locator("#tab-morph")
+    tab.locator("input[type=file]").first.set_input_files(str(photo))
+    tab.get_by_label("prompt", exact=True).check()
+    tab.get_by_label("Celebrity prompt").fill("a famous actress")
+    tab.get_by_text("Options").click()
+    tab.get_by_label("mp4", exact=True).check()
+    page.locator("#morph-gif").wait_for(state="hidden")  # no empty image placeholder for a video
+    tab.get_by_role("button", name="Morph", exact=True).click()
+    page.locator("#morph-video video[src*='.mp4']").wait_for()
+    assert page.evaluate("""() => new Promise((done) => { const v = document.querySelector('#morph-video video');
+        const size = () => done([v.videoWidth, v.videoHeight, v.loop]);
+        v.readyState >= 1 ? size() : v.addEventListener('loadedmetadata', size); })""") == [256, 256, True]
+    page.close()
+
+
 def test_the_keyboard_alone_makes_a_face(browser, url):
     page, _ = open_page(browser, url, 1366, 900)
     open_tab(page, "Text to face")

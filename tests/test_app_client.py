@@ -88,6 +88,24 @@ def test_text_to_face_and_morph(client, photo):
     assert Image.open(mixed).size == (256, 256)
 
 
+def test_morph_and_sweep_as_video_decode_back_to_every_frame(client, photo):
+    """The format choice: a morph as MP4 (H.264) and a C sweep as WebM (VP9), each every frame of the GIF's loop;
+    the image preview is only for GIFs."""
+    import av
+
+    def decoded(path: str) -> tuple[str, int, tuple[int, int]]:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            return stream.codec_context.name, sum(1 for _ in container.decode(stream)), (stream.width, stream.height)
+
+    preview, clip, _, notes = client.predict(
+        "photo", handle_file(photo), False, 0, "prompt", None, False, 0, "a famous actress", "interpolate", 8, 4, 60, True, 128,
+        "mp4", api_name="/morph")
+    assert preview is None and clip.endswith(".mp4") and decoded(clip) == ("h264", 6, (128, 128))  # ping-pong: 4 + 2
+    out = client.predict("last face", None, False, 0, "a big smile", "", 0.25, False, 3, 256, "webm", api_name="/edit")
+    assert out[6] is None and out[7].endswith(".webm") and decoded(out[7]) == ("vp9", 4, (256, 256))
+
+
 def test_numbers_sent_as_text_work_as_the_api_page_shows(url, client):
     """The API page documents size as Literal['256', '512', '1024']: a copied call with size="256" runs."""
     info = json.load(urllib.request.urlopen(f"{url}gradio_api/info", timeout=30))
@@ -104,7 +122,7 @@ def test_a_server_file_named_in_a_photo_slot_is_refused_without_a_hint(url):
     answers = [raw_call(url, "invert", [{"path": path}, True, 0, 0, 256])
                for path in (screenshot, "/etc/passwd", "/nonexistent/x.png", "docs/screenshot.png")]
     answers.append(raw_call(url, "morph", ["photo", {"path": screenshot}, True, 0, "prompt", None, False, 0, "x",
-                                           "interpolate", 8, 2, 90, False, 128]))
+                                           "interpolate", 8, 2, 90, False, 128, "gif"]))
     for event, data in answers:
         assert event == "error" and NOT_AN_UPLOAD in json.dumps(data)
     assert len({json.dumps(data) for _, data in answers}) == 1  # nothing tells the paths apart
@@ -124,7 +142,7 @@ def test_only_files_this_server_received_as_uploads_are_photos(url, client, phot
                 "", 123, [], {"path": 5}, {"path": None}, {"path": ""}]
     answers = [raw_call(url, "invert", [payload, True, 0, 0, 256]) for payload in payloads]
     answers.append(raw_call(url, "morph", ["photo", {"path": served}, True, 0, "photo", 123, True, 0, "x", "interpolate", 8,
-                                           2, 90, False, 128]))
+                                           2, 90, False, 128, "gif"]))
     for payload, (event, data) in zip(payloads, answers):
         assert event == "error" and NOT_AN_UPLOAD in json.dumps(data), (payload, data)
     assert len({json.dumps(data) for _, data in answers}) == 1  # nothing tells them apart
@@ -261,3 +279,18 @@ def test_bad_input_through_the_api_is_explained_and_the_server_survives(client, 
             fresh.predict(*args, api_name=endpoint)
     gallery, _ = client.predict(3, 2, 0.7, 256, api_name="/random_face")
     assert len(gallery) == 2
+
+
+@pytest.mark.parametrize("endpoint, args, field", [
+    ("/random_face", (0, 9, 0.7, 256), "count"),
+    ("/invert", (None, False, 0, 501, 256), "refine_steps"),
+    ("/text_to_face", ("a face", 0, 0.7, -1, 256), "optimize_steps"),
+    ("/edit", ("photo", None, False, 0, "smile", 7, 0.3, False, 0, 256), "source"),
+    ("/morph", ("photo", None, False, 0, "prompt", None, False, 0, "x", "interpolate", 8, 49, 90, True, 128), "n_frames"),
+])
+def test_every_endpoint_names_the_bad_field(client, endpoint, args, field):
+    """Through the server: the request's one check, its line naming the field (as the library's does)."""
+    with pytest.raises(AppError) as caught:
+        Client(client.src, verbose=False).predict(*args, api_name=endpoint)
+    message = str(caught.value)
+    assert field in message or field.replace("_", " ") in message, message

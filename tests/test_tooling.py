@@ -1,5 +1,6 @@
 """The repository's own tooling: ruff is clean (pyproject.toml), `bash dev.sh <cmd>` runs in the caller's folder, the
-README is a front page whose links and the docs' resolve, and the code's toolchain citations name real sections."""
+README is a front page whose links and the docs' resolve, the code's toolchain citations name real sections, and no module
+of the package is over MAX_MODULE_LINES lines."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import procs
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+MAX_MODULE_LINES = 400  # a longer module holds more than one concept: split it by concept
 
 
 def test_ruff_is_clean():
@@ -24,6 +26,12 @@ def test_ruff_is_clean():
 
 @pytest.mark.skipif(not (Path(os.environ.get("CELEBLOOK_VENV", REPO / ".venv")) / "bin" / "python").exists(),
                     reason="dev.sh's environment (.venv or CELEBLOOK_VENV) is not set up")
+def test_no_module_of_the_package_is_over_400_lines():
+    lengths = {path.relative_to(REPO).as_posix(): len(path.read_text().splitlines()) for path in (REPO / "celeblook").rglob("*.py")}
+    assert len(lengths) > 50  # the package was found
+    assert {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES} == {}
+
+
 def test_dev_sh_runs_commands_in_the_callers_folder(tmp_path):
     """`bash dev.sh python script.py me.jpg` from another folder: relative paths are the caller's, the package imports."""
     (tmp_path / "me.txt").write_text("hello")

@@ -209,6 +209,10 @@ def test_tiny_build_exports_what_every_feature_needs(space, ref):
     for entry in align["files"]:
         assert sha256_file(space / "vendor" / "face-api" / "model" / entry["file"]) == entry["sha256"]
     assert sum(e["bytes"] for e in align["files"]) <= 10 * 2**20  # the alignment model adds <= 10 MB
+    identity = ref.site["identity"]  # the recognition net: its own folder, so alignment never fetches it
+    assert {e["file"] for e in identity["files"]} == {"face_recognition_model.bin", "face_recognition_model-weights_manifest.json"}
+    for entry in identity["files"]:
+        assert sha256_file(space / "vendor" / "face-api" / "identity" / entry["file"]) == entry["sha256"]
     from celeblook.limits import C_MAX, Limits
     from celeblook.models import GeneratorConfig
     from celeblook.photo.load import MAX_SIDE
@@ -524,7 +528,7 @@ def test_page_modules_take_python_numbers_from_site_json():
     GIF frame time, prompt length) are read from site.json by the page's modules, never written there again."""
     import re
 
-    defined = {"23", "0.8", "0.7", "1.2", "0.005", "16", "48", "512", "1024", "2048", "80", "2147483647"}
+    defined = {"23", "0.8", "0.7", "1.2", "0.005", "16", "48", "512", "1024", "2048", "80", "2147483647", "0.6"}
     for name in ("pipeline.js", "engine.js", "text.js", "api.js", "processors.js", "sessions.js", "worker.js", "app.js"):
         code = re.sub(r"//.*|/\*[\s\S]*?\*/", "", (Path(__file__).parents[1] / "web" / "src" / name).read_text())
         numbers = set(re.findall(r"(?<![\w.$'])\d+(?:\.\d+)?(?![\w.])", code))
@@ -707,6 +711,42 @@ def test_crop_is_the_quad_sampled_like_pillow(page):
     edge = np.frombuffer(base64.b64decode(got["edge"]), np.uint8).reshape(200, 200, 4)[..., :3].astype(float)
     assert np.abs(edge[60:, 60:] - rgb[:140, :140]).mean() < 12  # inside: the photo (edge blur only near the border)
     assert edge[:20, :20].mean() > 40  # outside: no black corners (mirrored, blurred, faded to the median colour)
+
+
+IDENTITY = "async (cl, a, b) => cl.identity(window.__img(...a), window.__img(...b))"
+
+
+def test_identity_distance_reads_like_dlibs_and_its_net_comes_only_when_used(browser, url, ref):
+    """identity(a, b): face-api's port of dlib's descriptor, fetched on first use, gives the app's dlib distance on
+    real photos within the largest difference benchmarks/identity_agreement.py measured (0.10), and its verdict."""
+    from real_photos import grace_hopper
+
+    from celeblook.photo.identity import SAME_PERSON, identity_distance
+
+    first = browser.open(url)
+    call(first, "async (cl) => cl.clearCache()")
+    first.close()
+    since = len(browser.requests)
+    page = browser.open(url)
+    info = page.evaluate("window.celeblook.info.bytes")
+    assert info["identity"] == sum(e["bytes"] for e in ref.site["identity"]["files"]) > 6 * 10**6
+    assert ref.site["limits"]["same_person"] == SAME_PERSON
+    astro, hopper = astronaut(), np.asarray(grace_hopper())
+    call(page, "async (cl, a) => cl.align(window.__img(...a))", rgba_b64(astro))
+    assert "face_recognition_model.bin" not in browser.model_requests(since)  # aligning needs only the detector
+    pairs = {"mirrored": (astro, astro[:, ::-1].copy(), True), "Grace Hopper": (astro, hopper, False)}
+    for name, (a, b, same) in pairs.items():
+        got = call(page, IDENTITY, rgba_b64(a), rgba_b64(b))
+        dlib = identity_distance(Image.fromarray(a), Image.fromarray(b)).distance
+        assert got["sameperson"] is same and (got["distance"] < SAME_PERSON) is same, (name, got)
+        assert abs(got["distance"] - dlib) <= 0.1, (name, got, dlib)
+    assert "face_recognition_model.bin" in browser.model_requests(since)  # fetched when first used
+    coffee = pytest.importorskip("skimage.data").coffee()
+    assert call(page, IDENTITY, rgba_b64(astro), rgba_b64(coffee)) == {"distance": None, "reason": "no face found in the result"}
+    assert call(page, IDENTITY, rgba_b64(coffee), rgba_b64(astro)) == {"distance": None, "reason": "no face found in the photo"}
+    with pytest.raises(Exception, match="identity needs two ImageData faces: the result is not one"):
+        call(page, "async (cl, a) => cl.identity(window.__img(...a), 'a face')", rgba_b64(astro))
+    page.close()
 
 
 # --- the page's controls, at phone size ----------------------------------------------------------------------

@@ -111,6 +111,22 @@ def test_a_dropped_or_pasted_photo_is_inverted(page, how):
     assert "similarity to the photo" in page.text_content("#face-scores")
 
 
+def test_faces_are_numbered_from_0_and_the_identity_distance_is_shown(page):
+    """Face 0 is the largest, as in the app and the CLI; after an inversion the result panel gives the identity
+    distance between the photo's face and the reconstruction (the tiny preset's is a pattern: no face in it)."""
+    from real_photos import group_photo
+
+    page.evaluate(HAND_OVER, ["drop", png_b64(np.asarray(group_photo()))])
+    wait_done(page, "Photo")
+    assert [b.get_attribute("title") for b in page.locator("#faces button").all()] == ["face 0", "face 1"]
+    assert "2 faces found; face 0 used" in page.text_content("#result > .notes")  # the notes sit with the result
+    page.locator("#faces button").nth(1).click()
+    wait_done(page, "Inversion")
+    assert "2 faces found; face 1 used" in page.text_content("#result > .notes")  # the notes sit with the result
+    assert page.locator("#faces button").nth(1).get_attribute("aria-pressed") == "true"
+    assert page.text_content("#face-scores").endswith("; identity distance: not measured (no face found in the result)")
+
+
 def test_pasted_text_is_left_to_the_prompt_box(page):
     page.focus("#prompt")
     page.evaluate("""() => { const data = new DataTransfer(); data.setData('text/plain', 'x');
@@ -225,12 +241,15 @@ def test_share_hands_the_png_to_web_share_where_the_browser_has_it(page):
 
 MAKE_FACE = """async () => { const cl = await window.celeblook.ready; const r = await cl.randomLatent(5);
     return (await cl.render(r.wplus, 1, 256)).length; }"""
+IDENTITY = """async ([a, b]) => (await window.celeblook.ready).identity(window.__img(...a), window.__img(...b))"""
 
 
 def test_a_returning_visitor_makes_faces_offline_and_nothing_leaves_the_site(playwright, url):  # noqa: F811
     requests: list[tuple[str, str]] = []
     context = playwright.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
                                                    args=["--no-sandbox"])
+    context.add_init_script(HELPERS)
+    faces = [rgba_b64(astronaut()), rgba_b64(astronaut()[:, ::-1].copy())]
     try:
         context.on("request", lambda r: requests.append((r.method, r.url)))
         page = context.new_page()
@@ -241,10 +260,12 @@ def test_a_returning_visitor_makes_faces_offline_and_nothing_leaves_the_site(pla
         wait_done(page, "Random face")
         # kept once after start, once after the face: the runtime loaded for the face is kept too
         page.wait_for_function("Number(document.getElementById('offline').dataset.kept) >= 2", timeout=60_000)
+        online = page.evaluate(IDENTITY, faces)  # the recognition net, fetched when first used, is kept too
         context.set_offline(True)
         page.reload()
         assert page.evaluate("window.crossOriginIsolated")  # the cached page keeps its COOP/COEP headers
         assert page.evaluate(MAKE_FACE) == 3 * 256 * 256
+        assert page.evaluate(IDENTITY, faces) == online and online["sameperson"] is True
         page.close()
     finally:
         context.close()

@@ -65,8 +65,8 @@ class Server:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
 
-@pytest.fixture
-def server():
+@pytest.fixture(name="server")
+def server_fixture():
     s = Server()
     yield s
     s.httpd.shutdown()
@@ -112,7 +112,10 @@ def test_manifest_lists_every_file_with_provenance():
         assert f.command.startswith("celeblook ") and f.get in {"download", "convert", "train"}
         assert f.sha256 is None or len(f.sha256) == 64  # never a made-up placeholder
     assert {f.command.split()[2] for f in files if f.get == "train"} == {"mapper", "strength", "encoder"}
-    assert {f.command for f in files if f.get != "train"} == {"celeblook weights setup --preset ffhq"}  # one command
+    # one command for all of a preset's public weights; dlib's face models, every preset's, are fetched by name
+    assert {f.command for f in files if f.get != "train" and f.preset != weights.ANY_PRESET} == {"celeblook weights setup --preset ffhq"}
+    dlib = ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
+    assert {f.command for f in files if f.preset == weights.ANY_PRESET} == {f"celeblook weights download dlib/{n}" for n in dlib}
 
 
 def test_manifest_names_the_ffhq_presets_student_variant():

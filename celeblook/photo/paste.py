@@ -8,11 +8,11 @@ pixels, bit for bit.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from ..errors import InputError
+from . import imageops
 from .align import AlignedFace, quad_side
 
 # The face in FFHQ framing, as fractions of the crop's side: eyes at y ~0.47, mouth ~0.74, chin ~0.9, cheeks
@@ -26,7 +26,7 @@ def face_mask(width: int, height: int, aligned: AlignedFace) -> tuple[np.ndarray
     """The feathered face mask over the photo, as float32 weights in [0, 1] (1 = the result) for the window
     of the photo that holds the face (exactly 0 outside the ellipse), and that window."""
     to_photo = aligned.crop_to_photo(1)  # crop coordinates as fractions of its side -> photo pixels
-    to_unit = cv2.invertAffineTransform(to_photo)
+    to_unit = imageops.invert(to_photo)
     # the ellipse's bounding box in the photo, clipped to it
     t = np.linspace(0, 2 * np.pi, 64)
     unit = np.stack([FACE_CENTRE[0] + FACE_RADII[0] * np.cos(t), FACE_CENTRE[1] + FACE_RADII[1] * np.sin(t)], axis=1)
@@ -59,11 +59,10 @@ def paste_back(photo: Image.Image, aligned: AlignedFace, result: Image.Image) ->
     pixels = np.asarray(result.convert("RGB"))
     side = max(16, round(quad_side(aligned.quad)))
     if pixels.shape[0] > 1.5 * side:  # shrink by area first: a bilinear warp alone would alias
-        pixels = cv2.resize(pixels, (side, side), interpolation=cv2.INTER_AREA)
+        pixels = imageops.resize(pixels, (side, side), "area")
     # the result warped into the face's window of the photo
     to_window = aligned.crop_to_photo(pixels.shape[0]) - np.array([[0, 0, cols.start], [0, 0, rows.start]])
-    warped = cv2.warpAffine(pixels, to_window, (weight.shape[1], weight.shape[0]), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
+    warped = imageops.warp(pixels, to_window, (weight.shape[1], weight.shape[0]), "edge")
     window = out[rows, cols]
     blended = window + (warped.astype(np.float32) - window) * weight[..., None]
     inside = weight > 0

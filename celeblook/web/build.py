@@ -5,7 +5,9 @@ CLIP's BPE vocabulary for the JavaScript tokenizer, the exported ONNX models and
     SITE/sw.js                                   the service worker (the page offline)
     SITE/site.json                               where the models are, the prompt bank, the alignment model
     SITE/vendor/ort/, vendor/gifenc/             onnxruntime-web (MIT) and gifenc (MIT): no CDN
+    SITE/vendor/mediabunny/                      mediabunny (MPL-2.0): MP4 / WebM muxing of WebCodecs output
     SITE/vendor/face-api/ (+ model/)             face-api (MIT): SSD face detector + 68-point landmarks
+    SITE/vendor/face-api/identity/               face-api's face recognition net (fetched only for identity distances)
     SITE/vendor/tfjs-wasm/                       TensorFlow.js wasm kernels for face-api (Apache-2.0)
     SITE/vendor/bpe_simple_vocab_16e6.txt.gz     CLIP's merges file (celeblook/data, MIT); html5_entities.json (Python's table)
     SITE/models/manifest.json (+ *.onnx)         one export directory (``python -m celeblook export onnx``)
@@ -54,6 +56,7 @@ SITE_FORMAT = "celeblook-site/1"
 PROMPTS_FILE = "prompts_fp16.bin"
 PROMPTS_MAX_BYTES = 2**20  # the curated bank must stay a small first download
 ALIGN_MODEL = "face-api/model"
+IDENTITY_MODEL = "face-api/identity"
 # what the page suggests (the Gradio app's text-to-face examples, the page's defaults) besides the edit bank
 EXAMPLE_PROMPTS = ("a smiling woman with red curly hair", "an old man with a grey beard and glasses",
                    "a young man with a mohawk", "a person with blonde hair")
@@ -204,18 +207,13 @@ def write_prompt_bank(models: Path, out: Path, progress: Progress | None = None)
             "dim": int(embeddings.shape[1]), "prompts": prompts, "examples": list(EXAMPLE_PROMPTS)}
 
 
-def align_entry(vendor: Path) -> dict:
-    """site.json's alignment model: face-api's files with sha256 (cached and checked by the page like the ONNX files)."""
+def face_api_entry(folder: Path, models: str) -> dict:
+    """site.json's entry for a folder of face-api's models: its files with sha256 (cached and checked by the page
+    like the ONNX files)."""
     lock = json.loads((WEB_DIR / "package-lock.json").read_text())
     version = lock["packages"]["node_modules/@vladmandic/face-api"]["version"]
-    files = sorted((vendor / ALIGN_MODEL).iterdir())
-    return {"package": f"@vladmandic/face-api {version}", "licence": "MIT",
-            "models": "SSD MobileNet v1 face detector, 68-point face landmark net",
-            "files": [{"file": f.name, "sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files]}
-
-
-# the Pipeline verbs the page mirrors (web/src/pipeline.js): their argument defaults go to site.json
-PAGE_VERBS = ("random_faces", "invert", "text_to_face", "edit", "sweep", "morph")
+    return {"package": f"@vladmandic/face-api {version}", "licence": "MIT", "models": models,
+            "files": [{"file": f.name, "sha256": sha256_file(f), "bytes": f.stat().st_size} for f in sorted(folder.iterdir())]}
 
 
 def _defaults(function: Callable) -> dict:
@@ -230,20 +228,23 @@ def _defaults(function: Callable) -> dict:
 
 def app_limits() -> dict:
     """The app's limits, defaults and constants the page applies too, read from the Python modules that define
-    them, so that both treat a request alike: every ``Limits`` range, the Pipeline verbs' argument defaults, the
+    them, so that both treat a request alike: every ``Limits`` range, the verbs' requests (each field's label, help,
+    default and range: ``requests``; the defaults alone, by verb: ``defaults``, which the page's pipeline reads), the
     edit constants (C_max, target similarity, the score size, the oracle's bisection), the text variation and
-    sources, the photo sides, the aligned crop's size and the GIF frame time."""
-    from ..limits import C_MAX, TARGET_SIMILARITY, Limits, Range
+    sources, the photo sides, the aligned crop's size, the GIF frame time and the identity threshold."""
+    from ..limits import C_MAX, CLIP_FORMATS, TARGET_SIMILARITY, Limits, Range
     from ..media import encode_gif
     from ..models import GeneratorConfig
+    from ..photo.identity import SAME_PERSON
     from ..photo.load import MAX_SIDE, MIN_SIDE
-    from ..pipeline import MORPH_MODES, SCORE_SIZE, TEXT_VARIATION, Pipeline, align_photo
+    from ..pipeline import MORPH_MODES, REQUESTS, SCORE_SIZE, TEXT_VARIATION, align_photo
     from ..strength_oracle import oracle_strength
     from ..text.prompts import DEFAULT_SOURCE, PROMPT_MAX_CHARS, SOURCE_FROM_IMAGE
 
     limits = Limits.of(GeneratorConfig())
     ranges = {name: getattr(limits, name) for name in dir(limits) if isinstance(getattr(limits, name), Range)}
     oracle = _defaults(oracle_strength)
+    requests = {verb: request.schema(limits) for verb, request in REQUESTS.items()}
     return {"ranges": {name: {"name": r.name, "low": r.low, "high": r.high, "integer": r.integer} for name, r in ranges.items()},
             "sizes": list(limits.sizes), "n_slots": limits.n_slots, "gif_sizes": list(limits.gif_size.options),
             "photo_max_side": MAX_SIDE, "photo_min_side": MIN_SIDE, "crop_size": _defaults(align_photo)["size"],
@@ -251,8 +252,9 @@ def app_limits() -> dict:
             "oracle": {"tol": oracle["tol"], "max_iter": oracle["max_iter"]},
             "text_variation": TEXT_VARIATION, "default_source": DEFAULT_SOURCE, "source_from_image": SOURCE_FROM_IMAGE,
             "prompt_max_chars": PROMPT_MAX_CHARS, "morph_modes": list(MORPH_MODES),
-            "gif_frame_ms": _defaults(encode_gif)["duration_ms"],
-            "defaults": {verb: _defaults(getattr(Pipeline, verb)) for verb in PAGE_VERBS}}
+            "gif_frame_ms": _defaults(encode_gif)["duration_ms"], "same_person": SAME_PERSON,
+            "clip_formats": list(CLIP_FORMATS), "requests": requests,
+            "defaults": {verb: {name: f["default"] for name, f in fields.items() if "default" in f} for verb, fields in requests.items()}}
 
 
 def _write_site(site: Path, models: Path, manifest: dict, vendor: Path, *, space: bool, models_url: str | None,
@@ -273,8 +275,11 @@ def _write_site(site: Path, models: Path, manifest: dict, vendor: Path, *, space
     photo = manifest["constants"].get("photo_encoder")
     if photo and photo not in exported:
         say(f"note: photos go through {photo}.onnx, which this export lacks, so the page turns photo inversion off")
+    vendored = site / VENDOR
     config = {"format": SITE_FORMAT, "models_url": models_url or "models/",
-              "prompts": write_prompt_bank(models, local_models, say), "align": align_entry(site / VENDOR),
+              "prompts": write_prompt_bank(models, local_models, say),
+              "align": face_api_entry(vendored / ALIGN_MODEL, "SSD MobileNet v1 face detector, 68-point face landmark net"),
+              "identity": face_api_entry(vendored / IDENTITY_MODEL, "face recognition net (a port of dlib's ResNet descriptor)"),
               "limits": app_limits()}
     (site / SITE_CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False))
     if space:

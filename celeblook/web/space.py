@@ -63,8 +63,8 @@ hf upload OWNER/SPACE {out} . --repo-type space --exclude {BUILD_MARK}
 CORS headers (Hugging Face `resolve/main` URLs do). Preview locally with the same headers:
 `{command('web', 'serve', out)}`.
 
-Licences: the page's runtime is onnxruntime-web (MIT), gifenc (MIT), face-api (MIT, with its detector and
-landmark models), TensorFlow.js wasm kernels (Apache-2.0); the tokenizer vocabulary is OpenAI CLIP's (MIT, as
+Licences: the page's runtime is onnxruntime-web (MIT), gifenc (MIT), face-api (MIT, with its detector,
+landmark and face recognition models), TensorFlow.js wasm kernels (Apache-2.0); the tokenizer vocabulary is OpenAI CLIP's (MIT, as
 packaged by open_clip).
 The models inherit the licences of the weights they were made from (see the project's README).
 """

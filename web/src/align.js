@@ -24,7 +24,8 @@ const MIRROR = [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 26, 25
   59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65];
 const MAX_SUPERSAMPLING = 8; // samples per output pixel and axis when the crop shrinks the photo
 
-const mean = (points) => [points.reduce((s, p) => s + p[0], 0) / points.length, points.reduce((s, p) => s + p[1], 0) / points.length];
+/** The mean of [[x, y], ...]. */
+export const mean = (points) => [points.reduce((s, p) => s + p[0], 0) / points.length, points.reduce((s, p) => s + p[1], 0) / points.length];
 const add = (a, b) => [a[0] + b[0], a[1] + b[1]];
 const sub = (a, b) => [a[0] - b[0], a[1] - b[1]];
 const scale = (a, k) => [a[0] * k, a[1] * k];
@@ -216,6 +217,17 @@ function workerEnvironment() {
     createVideoElement: none('video'), fetch: (...args) => fetch(...args), readFile: none('files')};
 }
 
+/** Load one of face-api's nets from its two files (``NAME-weights_manifest.json``, ``NAME.bin``) among ``entries``. */
+export async function loadNet(faceapi, net, name, entries, loadFile) {
+  const manifestEntry = entries.find((e) => e.file === `${name}-weights_manifest.json`);
+  const binEntry = entries.find((e) => e.file === `${name}.bin`);
+  if (!manifestEntry || !binEntry) throw new Error(`this site has no ${name} files: rebuild it with python -m celeblook web build`);
+  const manifest = JSON.parse(new TextDecoder().decode(await loadFile(manifestEntry)));
+  const bin = await loadFile(binEntry);
+  net.loadFromWeightMap(faceapi.tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength),
+    manifest.flatMap((group) => group.weights)));
+}
+
 /**
  * The detector: load(entries, loadFile) fetches the two nets' files through ``loadFile`` (cached, sha256-checked),
  * then detect(imageData) -> faces (largest first) in the align CLI's JSON format, plus score and landmarks.
@@ -233,17 +245,8 @@ export function createDetector(base) {
     const backend = await tf.setBackend('wasm').catch(() => false) ? 'wasm' : 'cpu';
     if (backend === 'cpu') await tf.setBackend('cpu');
     await tf.ready();
-    const nets = {ssd_mobilenetv1_model: faceapi.nets.ssdMobilenetv1, face_landmark_68_model: faceapi.nets.faceLandmark68Net};
-    for (const [name, net] of Object.entries(nets)) {
-      const manifestEntry = entries.find((e) => e.file === `${name}-weights_manifest.json`);
-      const binEntry = entries.find((e) => e.file === `${name}.bin`);
-      if (!manifestEntry || !binEntry) throw new Error(`this site has no ${name} files: rebuild it with python -m celeblook web build`);
-      const manifest = JSON.parse(new TextDecoder().decode(await loadFile(manifestEntry)));
-      const bin = await loadFile(binEntry);
-      const weights = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength),
-        manifest.flatMap((group) => group.weights));
-      net.loadFromWeightMap(weights);
-    }
+    await loadNet(faceapi, faceapi.nets.ssdMobilenetv1, 'ssd_mobilenetv1_model', entries, loadFile);
+    await loadNet(faceapi, faceapi.nets.faceLandmark68Net, 'face_landmark_68_model', entries, loadFile);
     return backend;
   }
 
@@ -285,6 +288,13 @@ export function createDetector(base) {
     load(entries, loadFile) {
       ready = ready ?? load(entries, loadFile).catch((err) => { ready = null; throw err; });
       return ready;
+    },
+
+    /** face-api's module, once load() has set up its TensorFlow.js backend (src/identity.js runs another net on it). */
+    async faceapi() {
+      if (!ready) throw new Error('the face detector is not loaded');
+      await ready;
+      return faceapi;
     },
 
     async detect(image) {

@@ -1,6 +1,6 @@
 // The page's JavaScript API besides the pipeline's verbs (window.celeblook, through src/celeblook.js): what the
 // page shows before any model loads (info), the single steps (render, map, encodeText, align, ...) and the flat
-// calls of the first API (invert, edit, textToFace with flat results, sweepGif, morphGif). Each is a thin
+// calls of the first API (invert, edit, textToFace with flat results, sweepGif, morphGif, sweepClip, morphClip). Each is a thin
 // adapter over the engine, the processors and the pipeline: no maths of its own.
 
 import {cachedFiles, clearCache} from './cache.js';
@@ -20,7 +20,8 @@ export function createApi(sessions, processors, engine, pipeline) {
     /** Everything the page shows before any model loads: backend, sizes, download sizes per feature, limits. */
     info() {
       const synthesis = `synthesis_${defaultSize}`;
-      const alignBytes = (site.align?.files ?? []).reduce((n, e) => n + e.bytes, 0);
+      const filesBytes = (files) => (files ?? []).reduce((n, e) => n + e.bytes, 0);
+      const alignBytes = filesBytes(site.align?.files);
       return {
         backend: chosen.backend, precision: sessions.precision, reason: chosen.reason, adapter: chosen.adapter,
         sizes: pipeline.sizes, defaultSize, threads: sessions.threads, isolated: Boolean(globalThis.crossOriginIsolated),
@@ -34,6 +35,7 @@ export function createApi(sessions, processors, engine, pipeline) {
           edit: bytesOf(['mapper', 'strength', engine.photoGraph, synthesis]) + (site.prompts?.bytes ?? 0),
           textEncoder: bytesOf(['text_encoder']),
           align: alignBytes,
+          identity: filesBytes(site.identity?.files), // fetched the first time an identity distance is measured
         },
         models_url: sessions.modelsUrl,
         limits,
@@ -94,11 +96,19 @@ export function createApi(sessions, processors, engine, pipeline) {
     async morphGif(a, b, {frames, size, mode, crossover, progress} = {}) {
       return (await pipeline.morph(a, b, {nFrames: frames, size, mode, crossover, progress})).gif;
     },
+    /** A morph as a clip, format 'gif' | 'mp4' | 'webm' (src/clips.js): {bytes, mime, format, codec, notices}. */
+    async morphClip(a, b, {format = 'gif', frames, size, mode, crossover, progress} = {}) {
+      return (await pipeline.morph(a, b, {nFrames: frames, size, mode, crossover, progress, format})).clip;
+    },
     /** A C-sweep as a GIF with each frame's C, similarity to the first and text score. */
     async sweepGif(wplus, target, {source, frames, cMax, size, progress} = {}) {
       const {gif, faces} = await pipeline.sweep(wplus, target, {source, nFrames: frames, cMax, size, progress});
       return {gif, C: faces.map((f) => f.scores.C), similarity: faces.map((f) => f.scores.clip_similarity),
         textScore: faces.map((f) => f.scores.text_score)};
+    },
+    /** A C-sweep as a clip, format 'gif' | 'mp4' | 'webm': {bytes, mime, format, codec, notices}. */
+    async sweepClip(wplus, target, {format = 'gif', source, frames, cMax, size, progress} = {}) {
+      return (await pipeline.sweep(wplus, target, {source, nFrames: frames, cMax, size, progress, format})).clip;
     },
 
     /** Faces in a photo: {faces: [{box, eye_left, eye_right, mouth_left, mouth_right, quad, score, landmarks}], chosen}. */
@@ -117,6 +127,9 @@ export function createApi(sessions, processors, engine, pipeline) {
       if (!Array.isArray(quad) || quad.length !== 4) throw new Error('pasteBack needs the face quad from align(): 4 corners');
       return processors.faces.pasteBack(photo, quad, face instanceof ImageData ? face : toImageData(face, size));
     },
+
+    /** Identity distance of two ImageData faces (their largest): {distance, sameperson} | {distance: null, reason}. */
+    identity: (a, b) => processors.faces.identity(a, b),
 
     /** The model files kept by this browser (Cache Storage): [{file, sha256, bytes}]. */
     cached: cachedFiles,

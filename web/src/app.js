@@ -5,6 +5,8 @@
 
 import {createCelebLook} from './celeblook.js';
 import {coach} from './coach.js';
+import {share} from './share.js';
+import {describeIdentity} from './identity.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -161,6 +163,28 @@ function npy(wplus) {
   return new Blob([head, wplus], {type: 'application/octet-stream'});
 }
 
+// What each clip format is called in the page ('mp4' is WebM where the browser has no H.264 encoder: src/clips.js)
+const CLIP_NAMES = {gif: 'GIF', mp4: 'MP4', webm: 'WebM'};
+
+/**
+ * A sweep's or morph's clip on show in the card whose image is ``img`` (a GIF) or video ``video``: its download
+ * link ``linkId`` and share button ``shareId`` hand over the clip itself, named ``celeblook-<stem>.<format>``.
+ */
+function showClip(clip, {img, video, linkId, shareId, stem}) {
+  const name = `celeblook-${stem}.${clip.format}`;
+  link(linkId, new Blob([clip.bytes], {type: clip.mime}));
+  Object.assign($(linkId), {download: name, textContent: CLIP_NAMES[clip.format]});
+  const isVideo = clip.format !== 'gif';
+  $(img).hidden = isVideo;
+  $(video).hidden = !isVideo;
+  (isVideo ? $(img) : $(video)).removeAttribute('src');
+  $(isVideo ? video : img).src = $(linkId).href;
+  $(shareId).onclick = async () => {
+    const how = await share({bytes: clip.bytes, mime: clip.mime, name}).catch((err) => `failed: ${err.message}`);
+    status(`Share: ${how}`);
+  };
+}
+
 function link(id, blob) {
   const a = $(id);
   if (a.href.startsWith('blob:')) URL.revokeObjectURL(a.href);
@@ -285,14 +309,19 @@ async function usePhotoFace(index) {
   showOriginal(true);
   draw('original', result.photo.crop, result.photo.crop.width);
   const [face] = result.faces;
-  await setFace(face, `Inversion: similarity to the photo ${num(face.scores.clip_similarity)}`);
-  return [...(faces.length > 1 ? [`${faces.length} faces found; face ${index + 1} used`] : []), ...result.notices].join('; ');
+  const caption = `Inversion: similarity to the photo ${num(face.scores.clip_similarity)}`;
+  await setFace(face, caption);
+  // the app's line after an inversion; a site built without the recognition net still shows the face
+  const identity = await cl.identity(result.photo.crop, cl.toImageData(face.image, face.size))
+    .catch((err) => ({distance: null, reason: err.message}));
+  $('face-scores').textContent = `${caption}; ${describeIdentity(identity, cl.info.limits.same_person)}`;
+  return [...(faces.length > 1 ? [`${faces.length} faces found; face ${index} used`] : []), ...result.notices].join('; ');
 }
 
 async function showFaces(faces) {
   const cl = window.celeblook;
   const buttons = await Promise.all(faces.map(async (face, i) => {
-    const button = Object.assign(document.createElement('button'), {type: 'button', title: `face ${i + 1}`});
+    const button = Object.assign(document.createElement('button'), {type: 'button', title: `face ${i}`});
     const canvas = document.createElement('canvas');
     canvas.width = canvas.height = 72;
     canvas.getContext('2d').putImageData(await cl.cropQuad(state.photo.image, face.quad, 72), 0, 0);
@@ -316,6 +345,9 @@ ready.then((cl) => {
   // GIFs at most the largest GIF size the app offers (many frames at 1024 px would be tens of MB)
   const gifSize = () => Math.min(size(), Math.max(...info.limits.gif_sizes));
   $('size').replaceChildren(...cl.sizes.map((s) => new Option(`${s} px`, s, false, s === info.defaultSize)));
+  for (const select of document.querySelectorAll('.clip-format')) {
+    select.replaceChildren(...info.limits.clip_formats.map((f) => new Option(CLIP_NAMES[f], f)));
+  }
   $('backend').textContent = `Running on ${cl.backend === 'webgpu' ? 'WebGPU' : 'wasm (CPU)'} with ${cl.precision} models: ${cl.reason}.`;
   status(`Ready. A first random face downloads ${mb(info.bytes.random)}, a photo ${mb(info.bytes.photo)}, an edit ${mb(info.bytes.edit)}; `
     + 'files are kept for later visits.');
@@ -479,14 +511,12 @@ ready.then((cl) => {
   $('sweep').onclick = () => busy('C-sweep GIF', async () => {
     if (!state.current) throw new Error('make or upload a face first');
     const r = await cl.pipeline.sweep(state.current.wplus, $('target').value, {source: $('source').value,
-      nFrames: Number($('sweep-frames').value), cMax: Number($('sweep-cmax').value), size: gifSize()});
-    const blob = new Blob([r.gif], {type: 'image/gif'});
-    link('sweep-link', blob);
-    $('sweep-gif').src = $('sweep-link').href;
+      nFrames: Number($('sweep-frames').value), cMax: Number($('sweep-cmax').value), size: gifSize(), format: $('sweep-format').value});
+    showClip(r.clip, {img: 'sweep-gif', video: 'sweep-video', linkId: 'sweep-link', shareId: 'sweep-share', stem: 'sweep'});
     $('sweep-card').hidden = false;
     $('sweep-scores').textContent = r.faces.map(({scores: s}) => `C ${num(s.C, 2)}: sim ${num(s.clip_similarity, 2)}, text ${num(s.text_score, 2)}`)
       .join(' · ');
-    return [mb(r.gif.length), ...r.notices].join('; ');
+    return [mb(r.clip.bytes.length), ...r.notices].join('; ');
   }, 'sweep-card');
 
   $('morph-with').onchange = () => {
@@ -504,11 +534,9 @@ ready.then((cl) => {
       other = towards === 'friend' ? await friendPhoto() : promptStart('morph-prompt');
     }
     const r = await cl.pipeline.morph(state.current.wplus, other, {nFrames: Number($('frames').value), size: gifSize(),
-      mode: $('morph-mode').value});
-    const blob = new Blob([r.gif], {type: 'image/gif'});
-    link('gif-link', blob);
-    $('gif').src = $('gif-link').href;
+      mode: $('morph-mode').value, format: $('morph-format').value});
+    showClip(r.clip, {img: 'gif', video: 'gif-video', linkId: 'gif-link', shareId: 'gif-share', stem: 'morph'});
     $('gif-card').hidden = false;
-    return [mb(r.gif.length), ...r.notices].join('; ');
+    return [mb(r.clip.bytes.length), ...r.notices].join('; ');
   }, 'gif-card');
 }).catch((err) => { status(`Could not start: ${err.message}`); console.error(err); });

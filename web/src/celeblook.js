@@ -17,7 +17,11 @@
 //   edit(wplus, target, {source, strength: 'learned' | C, size}) -> {wplus, C, image, similarity, textScore, delta, ...}
 //   sweepGif(wplus, target, {source, frames, cMax, size, onFrame}) -> {gif, C, similarity, textScore}
 //   morphGif(a, b, {frames, size, mode: 'interpolate'|'style_mix', crossover, onFrame}) -> Uint8Array (GIF89a)
+//   sweepClip(wplus, target, {format: 'gif'|'mp4'|'webm', source, frames, cMax, size, onFrame}) -> {bytes, mime, format,
+//     codec, notices}; morphClip(a, b, {format, frames, size, mode, crossover, onFrame}) likewise. 'mp4' is H.264 where
+//     the browser encodes it, else WebM (mime says which, a notice why): src/clips.js
 //   pasteBack(photo, quad, face (ImageData | image), size) -> ImageData    cancel()
+//   identity(a, b) -> {distance, sameperson} | {distance: null, reason}: two ImageData faces (face-api's dlib port)
 //   cached() -> [{file, sha256, bytes}]     clearCache()      toImageData(image, size, index)
 //   share({bytes, mime, name}) -> 'shared' | 'cancelled' | 'downloaded' (Web Share with files, else a download)
 // Also: preprocess, encodeImage, embedFace, map, mapping, tokenize, encodeText, embedPrompts, inBank, direction, strength.
@@ -28,7 +32,7 @@ import {share} from './share.js';
 
 const FORWARDED = ['render', 'mapping', 'randomLatent', 'preprocess', 'encodeImage', 'embedFace', 'map', 'invert', 'tokenize',
   'encodeText', 'inBank', 'embedPrompts', 'direction', 'strength', 'edit', 'textToFace', 'align', 'alignedCrop',
-  'cropQuad', 'pasteBack', 'resources'];
+  'cropQuad', 'pasteBack', 'identity', 'resources'];
 const VERBS = ['randomFaces', 'invert', 'textToFace', 'faceOf', 'edit'];
 const FRAMED_VERBS = ['sweep', 'morph'];
 
@@ -93,6 +97,8 @@ export function createCelebLook({base = new URL('../', import.meta.url).href, ba
       fileFor: (model) => info.models[model]?.file ?? null,
       morphGif: framed('morphGif'),
       sweepGif: framed('sweepGif'),
+      morphClip: framed('morphClip'),
+      sweepClip: framed('sweepClip'),
       pipeline: Object.fromEntries([...VERBS.map((verb) => [verb, (...args) => call(`pipeline.${verb}`, args)]),
         ...FRAMED_VERBS.map((verb) => [verb, framed(`pipeline.${verb}`)])]),
       /** Stop the frame-by-frame work in progress (sweeps and morphs); their promises reject with .cancelled. */

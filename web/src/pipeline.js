@@ -7,22 +7,23 @@
 //   invert(photo, {refineSteps, size})                             -> Result (with .photo: the crop, quad, faces)
 //   textToFace(prompt, {seed, psi, size, optimizeSteps})           -> Result (+ embedding, truncated, fromBank)
 //   edit(start, target, {source, strengths, size, optimizeSteps})  -> EditResult {original, variants, notices, direction}
-//   sweep(start, target, {source, cMax, nFrames, size, progress})  -> Result (+ gif)
-//   morph(a, b, {nFrames, size, mode, crossover, progress})        -> Result (+ gif)
+//   sweep(start, target, {source, cMax, nFrames, size, progress, format})  -> Result (+ clip, + gif for a GIF)
+//   morph(a, b, {nFrames, size, mode, crossover, progress, format})        -> Result (+ clip, + gif for a GIF)
 //
 // Result: {faces: [Face], notices}; Face: {wplus (Float32Array slots*style), image ((1,3,S,S) in [-1,1]), size,
 // scores ({seed, psi, C, t, clip_similarity, text_score, generator_calls} as Python names them)}; Variant:
 // {name: 'manual'|'learned'|'oracle', face (null when it could not run), notices}. A start (edit, sweep, morph)
 // is a W+ latent (Float32Array), a Face, a photo {source: ImageData, aligned, face, quad} or a prompt {text,
-// seed, psi}. Sweep and morph frames go straight into the GIF (a 48-frame 1024 px morph would otherwise hold
+// seed, psi}. Sweep and morph frames go straight into the clip (src/clips.js: ``format`` 'gif' (the default),
+// 'mp4' or 'webm'; clip: {bytes, mime, format, codec, notices}; a 48-frame 1024 px morph would otherwise hold
 // 200 MB): their faces keep W+ and scores, not images. ``progress(done, total, label)`` is awaited before each
 // frame and may throw (Cancelled) to stop between frames.
 //
 // What the browser cannot do: the slow paths (refinement, CLIP-guided optimisation) need gradients, so they
-// are refused as in the runtime install; identity distances (dlib) are not measured; paste-back is a separate
-// step (src/align.js).
+// are refused as in the runtime install. Identity distances (face-api's port of dlib's descriptor, src/identity.js)
+// and paste-back are separate steps, so a verb never fetches the recognition net.
 
-import {GIFEncoder, applyPalette, quantize} from '../vendor/gifenc/gifenc.esm.js';
+import {clipEncoder} from './clips.js';
 import {toImageData} from './image.js';
 import {checkChoice, checkRange, shown} from './limits.js';
 import {centreQuad} from './processors.js';
@@ -191,13 +192,13 @@ export class Pipeline {
     const direction = await this.direction(target, source, wplus);
     let reference = null;
     const frames = linspace(0, top, n).map((c) => ({wplus: this._along(wplus, c, direction.delta), scores: {C: c, generator_calls: 1}}));
-    const gif = await this._gif(frames, s, 'sweep frame', progress, async (face, image) => {
+    const clip = await this._clip(frames, s, options.format, 'sweep frame', progress, async (face, image) => {
       const embedding = await this.engine.embedPixels(image, s);
       reference ??= embedding; // the first frame (C = 0) is the unedited face
       face.scores.clip_similarity = cosine(embedding, reference);
       face.scores.text_score = cosine(embedding, direction.targetEmbedding);
     });
-    return {...this._result(frames, [...origin.notices, ...direction.notices]), gif};
+    return this._clipResult(frames, [...origin.notices, ...direction.notices], clip);
   }
 
   /** interpolate: (1-t) a + t b on every slot; style_mix: slots >= crossover move from a to b, the rest stay a's. */
@@ -220,8 +221,8 @@ export class Pipeline {
         : v + Math.fround(weight * Math.fround(wb[i] - v))));
       return {wplus, scores: {t, generator_calls: 1}};
     });
-    const gif = await this._gif(frames, s, 'morph frame', progress);
-    return {...this._result(frames, [...one.notices, ...two.notices]), gif};
+    const clip = await this._clip(frames, s, options.format, 'morph frame', progress);
+    return this._clipResult(frames, [...one.notices, ...two.notices], clip);
   }
 
   // --- steps the verbs share (and the page's API uses) -------------------------------------------------------
@@ -391,19 +392,26 @@ export class Pipeline {
     return {faces, notices, ...extra};
   }
 
-  /** Frames rendered one by one into a looping GIF; ``score(face, image)`` sees each image before it is dropped. */
-  async _gif(frames, size, label, progress = async () => {}, score = async () => {}) {
-    const gif = GIFEncoder();
-    for (let f = 0; f < frames.length; f++) {
-      await progress(f, frames.length, label);
-      const image = await this.engine.synthesize(frames[f].wplus, 1, size);
-      const {data} = toImageData(image, size);
-      const palette = quantize(data, 256);
-      gif.writeFrame(applyPalette(data, palette), size, size, {palette, delay: this.limits.gif_frame_ms, repeat: 0});
-      await score(frames[f], image);
+  /** Frames rendered one by one into a clip; ``score(face, image)`` sees each image before it is dropped. */
+  async _clip(frames, size, format = 'gif', label, progress = async () => {}, score = async () => {}) {
+    const encoder = await clipEncoder(format, size, this.limits.gif_frame_ms); // a format it cannot make fails before any render
+    try {
+      for (let f = 0; f < frames.length; f++) {
+        await progress(f, frames.length, label);
+        const image = await this.engine.synthesize(frames[f].wplus, 1, size);
+        await encoder.add(toImageData(image, size));
+        await score(frames[f], image);
+      }
+      await progress(frames.length, frames.length, label);
+    } catch (err) {
+      await encoder.cancel(); // a cancelled or failed clip releases the browser's video encoder at once
+      throw err;
     }
-    await progress(frames.length, frames.length, label);
-    gif.finish();
-    return gif.bytes();
+    return encoder.finish();
+  }
+
+  /** A sweep's or morph's Result with its clip (a fallback's notice among the notices) and, for a GIF, its bytes as .gif. */
+  _clipResult(frames, notices, clip) {
+    return {...this._result(frames, [...notices, ...clip.notices]), clip, ...(clip.format === 'gif' ? {gif: clip.bytes} : {})};
   }
 }

@@ -1,8 +1,10 @@
 // What goes into the models and comes out of a photo: images -> the CLIP input (celeblook/preprocess.py, ported
 // exactly in src/preprocess.js), prompts -> token rows (src/tokenizer.js) and the curated prompts' precomputed
-// embeddings, photos -> faces and their FFHQ crops (src/align.js). No model runs here.
+// embeddings, photos -> faces and their FFHQ crops (src/align.js) and identity distances (src/identity.js).
+// No ONNX model runs here.
 
 import {createDetector, pasteBack, renderCrop} from './align.js';
+import {createIdentity} from './identity.js';
 import {photoToClip, tensorToClip} from './preprocess.js';
 import {CONTEXT_LENGTH, cleanText, loadTokenizer} from './tokenizer.js';
 
@@ -48,7 +50,8 @@ export function centreQuad(width, height) {
  * The processors of a site (``sessions`` from src/sessions.js): {image, text, faces}.
  * image.photo(ImageData) / image.generated(images, side, index) -> [pixels, dims], the CLIP input;
  * text.tokenize(text), text.tokens(texts) -> {tokens: [ids, dims], truncated, counts}, text.bank() -> Map;
- * faces.detect(ImageData) -> faces (largest first), faces.crop(ImageData, quad, size), faces.pasteBack(...).
+ * faces.detect(ImageData) -> faces (largest first), faces.crop(ImageData, quad, size), faces.pasteBack(...),
+ * faces.identity(a, b) -> {distance, sameperson} | {distance: null, reason}.
  */
 export function createProcessors(sessions, base) {
   const {clip} = sessions.constants;
@@ -82,6 +85,9 @@ export function createProcessors(sessions, base) {
     await detector.load(alignEntries, (entry) => sessions.fetchFile(entry, new URL(`vendor/face-api/model/${entry.file}`, base).href));
     return detector;
   };
+  const {identity} = createIdentity({loadDetector: getDetector, entries: sessions.site.identity?.files ?? [],
+    loadFile: (entry) => sessions.fetchFile(entry, new URL(`vendor/face-api/identity/${entry.file}`, base).href),
+    samePerson: sessions.site.limits.same_person});
 
   return {
     image: {
@@ -113,6 +119,7 @@ export function createProcessors(sessions, base) {
       async detect(image) { return (await getDetector()).detect(image); },
       crop: renderCrop,
       pasteBack,
+      identity,
     },
   };
 }

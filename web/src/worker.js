@@ -15,7 +15,7 @@ import {openSessions} from './sessions.js';
 
 const VERBS = ['randomFaces', 'invert', 'textToFace', 'faceOf', 'edit', 'sweep', 'morph'];
 // the argument index of the options object of calls that render frame by frame (they take progress and stop)
-const FRAMED = {'pipeline.sweep': 2, 'pipeline.morph': 2, morphGif: 2, sweepGif: 2};
+const FRAMED = {'pipeline.sweep': 2, 'pipeline.morph': 2, morphGif: 2, sweepGif: 2, morphClip: 2, sweepClip: 2};
 
 let calls = null; // method name -> function
 const active = new Set();

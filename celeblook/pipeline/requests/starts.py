@@ -1,4 +1,4 @@
-"""What a request may start from, and the checks of the values that are not plain limits (latents, strengths)."""
+"""What an edit or a morph may start from (a photo, a prompt, a face made earlier, a W+ latent) and the latent's check."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError
-from ..limits import Limits
-from ..photo.aligned import DEFAULT_LABEL
-from .results import Face
+from ...errors import InputError
+from ...limits import Limits
+from ...photo.aligned import DEFAULT_LABEL
+from ..results import Face
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,6 @@ class PromptStart:
 Start = PhotoStart | PromptStart | Face | np.ndarray
 
 
-
-
 def labelled(start: Start, label: str) -> Start:
     """A photo start named for messages, unless the caller named it."""
     if isinstance(start, PhotoStart) and start.label == DEFAULT_LABEL:
@@ -49,17 +47,6 @@ def labelled(start: Start, label: str) -> Start:
 def is_array(x: object) -> bool:
     """A W+ latent as an array: numpy, or a torch tensor from library callers (never imported here)."""
     return isinstance(x, np.ndarray) or hasattr(x, "detach")
-
-
-def check_strength(limits: Limits, strength: object) -> float | str:
-    """A number C within the limits, 'learned' or 'oracle'."""
-    if isinstance(strength, str) and strength.strip() in ("learned", "oracle"):
-        return strength.strip()
-    try:
-        return limits.strength.check(strength)
-    except InputError:
-        raise InputError(f"strength must be a number from {limits.strength.low:g} to "
-                         f"{limits.strength.high:g}, 'learned' or 'oracle', got {strength!r}"[:200]) from None
 
 
 def check_wplus(limits: Limits, style_dim: int, wplus: object) -> np.ndarray:
