@@ -312,7 +312,7 @@ def test_an_actions_notes_sit_under_its_result(page):
     wait_done(page, "C-sweep GIF")
     notes = page.locator("#sweep-card > .notes")
     assert " MB" in notes.text_content() and notes.is_visible()
-    assert 0 <= below(page, "#sweep-gif", "#sweep-card > .notes") < 80
+    assert 0 <= below(page, "#sweep-card figcaption", "#sweep-card > .notes") < 40  # right under the GIF's caption
     assert " MB" not in page.text_content("#status")
 
 
