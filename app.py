@@ -12,12 +12,15 @@ decides which uploads may be opened, writes the files handed out and escapes use
 from __future__ import annotations
 
 import functools
+import html
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio.context import LocalContext
 from gradio.data_classes import ImageData
 from gradio.utils import get_upload_folder
 from pydantic import ConfigDict, ValidationError, model_validator
@@ -102,18 +105,44 @@ def needs_slow_lane(steps: int = 0, oracle: bool = False) -> bool:
 # --- glue ---------------------------------------------------------------------------------------------------
 
 
+class Failures:
+    """The last error of each (browser session, action), kept until the page asks for it to show it beside the
+    action's button. API callers never ask (they read the error itself), so at most SESSIONS are kept."""
+
+    def __init__(self, capacity: int = SESSIONS):
+        self.capacity, self.lock, self.messages = capacity, threading.Lock(), OrderedDict()
+
+    def record(self, action: str, message: str) -> None:
+        request = LocalContext.request.get(None)
+        if request is None or not request.session_hash:
+            return
+        with self.lock:
+            self.messages[request.session_hash, action] = message
+            while len(self.messages) > self.capacity:
+                self.messages.popitem(last=False)
+
+    def take(self, action: str, request: gr.Request) -> str:
+        with self.lock:
+            return self.messages.pop((request.session_hash, action), "the request failed unexpectedly: try again")
+
+
+FAILURES = Failures()
+
+
 def endpoint(handler):
-    """Every request: CelebErrors (bad input, missing weights) become a one-line gr.Error in plain words (the
-    page shows it as text, an API caller reads it as it is: nothing is escaped in it); afterwards the memory the
-    request freed goes back to the system, or glibc's per-thread arenas would keep the peak of every worker thread
-    and the server would grow with each request."""
+    """Every request: CelebErrors (bad input, missing weights) become a one-line gr.Error in plain words (an API
+    caller reads it as it is: nothing is escaped in it); the page shows it beside the action's button (see
+    on_click), not as a toast over the results. Afterwards the memory the request freed goes back to the system,
+    or glibc's per-thread arenas would keep the peak of every worker thread and the server would grow with each
+    request."""
 
     @functools.wraps(handler)
     def wrapped(*args, **kwargs):
         try:
             return handler(*args, **kwargs)
         except CelebError as err:
-            raise gr.Error(str(err), print_exception=False) from None
+            FAILURES.record(handler.__name__, str(err))
+            raise gr.Error(str(err), print_exception=False, visible=False) from None
         finally:
             release_freed_memory()
 
@@ -217,6 +246,7 @@ def text_to_face(prompt, seed, psi, optimize_steps, size, progress=gr.Progress()
 
 
 EDIT_COLUMNS = ["variant", "C", "similarity", "text score", "identity", "G calls"]
+EDIT_COLUMN_WIDTHS = ["17%", "12%", "23%", "15%", "17%", "16%"]  # each column its longest word or number (phone size)
 
 
 @endpoint
@@ -338,12 +368,39 @@ def banner_markdown() -> str:
 
 # --- layout -------------------------------------------------------------------------------------------------
 
-# The faces found keep 4 columns even for one face (Gradio widens a lone tile past the gallery's height, cutting its
-# caption off), and the gallery grows with its rows.
+# Gradio's default theme with text that passes WCAG AA contrast (its orange accent and grey hints did not), the
+# system's fonts (nothing fetched from a font CDN) and its light or dark look from the system setting.
+THEME = gr.themes.Default(
+    primary_hue="indigo", neutral_hue="slate",
+    font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"], font_mono=["ui-monospace", "monospace"],
+).set(
+    color_accent="*primary_600",
+    body_text_color_subdued="*neutral_600", body_text_color_subdued_dark="*neutral_400",
+    button_primary_background_fill="*primary_600", button_primary_background_fill_dark="*primary_600",
+    button_primary_background_fill_hover="*primary_700", button_primary_background_fill_hover_dark="*primary_700",
+    button_primary_text_color="white", button_primary_text_color_dark="white",
+)
+
+# The score table fits a phone without breaking a word or a number (only spaces break its headers); the faces
+# found keep 4 columns even for one face (Gradio widens a lone tile past the gallery's height, cutting its caption
+# off), and the gallery grows with its rows; the chosen tab is readable in dark mode (the accent is dark there); an
+# action's error sits under its button, in the theme's error colour, and not as an "Error" mark over each of its
+# outputs as well (Gradio's own, which covered them).
 CSS = """
-.result-table table { table-layout: fixed; width: 100%; font-size: 0.85em; }
-.result-table td, .result-table th { white-space: normal; overflow-wrap: anywhere; }
+.result-table .header-cell, .result-table .body-cell { font-family: var(--font); font-variant-numeric: tabular-nums; }
+.result-table .header-cell * { white-space: normal !important; overflow-wrap: normal !important; word-break: keep-all !important; }
+.result-table .body-cell * { white-space: nowrap !important; }
+@media (max-width: 480px) {
+  .result-table .header-cell, .result-table .body-cell { padding: 4px 2px !important; font-size: 12px !important; }
+  .result-table .header-cell { font-size: 11px !important; }
+  .result-table .cell-wrap { padding: 0 !important; }
+}
+.dark [role=tab][aria-selected=true] { color: var(--primary-300); }
 #invert-faces .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; }
+[role=tabpanel] .wrap:has(> span.error) { display: none !important; }
+.action-error * { padding: 0; }
+.action-error p { margin: 0; padding: 0.5rem 0.75rem; border-radius: var(--radius-md); font-weight: 600;
+  color: var(--error-text-color); background: var(--error-background-fill); border: 1px solid var(--error-border-color); }
 """
 
 
@@ -414,12 +471,30 @@ def notes_box(elem_id: str) -> gr.Textbox:
     return gr.Textbox(label="Notes", interactive=False, lines=1, max_lines=20, elem_id=elem_id)
 
 
-def on_click(button: gr.Button, handler, inputs: list, outputs: list, api_name: str) -> None:
-    """``button`` runs ``handler`` (the API's ``api_name``); first, at once, the tab's previous results and notes are
-    cleared, so nothing of an earlier request stays on show next to a new one, a failed one included."""
+def action_button(label: str) -> tuple[gr.Button, gr.HTML]:
+    """An action's button and, right under it, where its error shows (hidden until there is one): on a phone the
+    message is next to the button pressed, not a toast over the results or a screen away."""
+    button = gr.Button(label, variant="primary")
+    return button, gr.HTML("", visible=False, elem_classes="action-error", padding=False)
+
+
+def error_html(message: str) -> dict:
+    return gr.update(value=f'<p role="alert">{html.escape(message)}</p>', visible=True)
+
+
+def on_click(button: gr.Button, error: gr.HTML, handler, inputs: list, outputs: list, api_name: str) -> None:
+    """``button`` runs ``handler`` (the API's ``api_name``); first, at once, the tab's previous results, notes and
+    error are cleared, so nothing of an earlier request stays on show next to a new one, a failed one included.
+    A failure's message then shows in ``error``, under the button."""
     shown = [o for o in outputs if not isinstance(o, gr.State)]
-    button.click(lambda: [None] * len(shown), None, shown, queue=False, api_visibility="private").then(
-        handler, inputs, outputs, api_name=api_name, **EVENT)
+
+    def show_failure(request: gr.Request) -> dict:
+        return error_html(FAILURES.take(handler.__name__, request))
+
+    button.click(lambda: [None] * len(shown) + [gr.update(value="", visible=False)], None, shown + [error], queue=False,
+                 api_visibility="private").then(
+        handler, inputs, outputs, api_name=api_name, **EVENT).failure(
+        show_failure, None, error, queue=False, api_visibility="private")
 
 
 def slider(limit, value, label: str, step: float = 1, **kwargs) -> gr.Slider:
@@ -455,7 +530,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column():
                         inv_photo = photo_input("Your photo")
-                        inv_button = gr.Button("Invert", variant="primary")
+                        inv_button, inv_error = action_button("Invert")
                         with gr.Accordion("Options", open=False):
                             inv_aligned_flag = gr.Checkbox(
                                 False, label="Photo is already aligned (skip face detection; use the centred square)")
@@ -476,7 +551,7 @@ def build_demo() -> gr.Blocks:
                             inv_faces = gr.Gallery(label="Faces found (pick one by its number in Options)", columns=4,
                                                    height="auto", object_fit="contain", elem_id="invert-faces")
                 on_click(
-                    inv_button, invert, [inv_photo, inv_aligned_flag, inv_face, inv_steps, inv_size],
+                    inv_button, inv_error, invert, [inv_photo, inv_aligned_flag, inv_face, inv_steps, inv_size],
                     [inv_result, inv_pasted, inv_crop, inv_faces, inv_similarity, inv_identity, inv_files, inv_notes, last_face],
                     api_name="invert",
                 )
@@ -486,7 +561,7 @@ def build_demo() -> gr.Blocks:
                     with gr.Column():
                         txt_prompt = gr.Textbox(label=TextRequest.params()["prompt"].metadata["label"],
                                                 placeholder="a smiling woman with red curly hair", max_lines=3)
-                        txt_button = gr.Button("Make face", variant="primary")
+                        txt_button, txt_error = action_button("Make face")
                         with gr.Accordion("Options", open=False):
                             txt_seed = control(TextRequest, "seed")
                             txt_psi = control(TextRequest, "psi")
@@ -497,13 +572,14 @@ def build_demo() -> gr.Blocks:
                         txt_score = gr.Number(label="Text score (CLIP similarity to the prompt)", precision=4)
                         txt_files = gr.File(label="Download image (PNG) and latent (.npy)", file_count="multiple")
                         txt_notes = notes_box("text-notes")
-                gr.Examples(
-                    [["a smiling woman with red curly hair", 1, 0.7], ["an old man with a grey beard and glasses", 7, 0.6],
-                     ["a young man with a mohawk", 42, 0.8]],
-                    inputs=[txt_prompt, txt_seed, txt_psi], cache_examples=False,  # filling in only: nothing runs at startup
+                examples = [["a smiling woman with red curly hair", 1, 0.7], ["an old man with a grey beard and glasses", 7, 0.6],
+                            ["a young man with a mohawk", 42, 0.8]]
+                gr.Examples(  # labelled buttons, not a table: a table's headers were cut off on a phone
+                    examples, inputs=[txt_prompt, txt_seed, txt_psi], cache_examples=False,  # filling in only: nothing runs
+                    example_labels=[f"{prompt} (seed {seed}, ψ {psi})" for prompt, seed, psi in examples],
                 )
                 on_click(
-                    txt_button, text_to_face, [txt_prompt, txt_seed, txt_psi, txt_steps, txt_size],
+                    txt_button, txt_error, text_to_face, [txt_prompt, txt_seed, txt_psi, txt_steps, txt_size],
                     [txt_result, txt_score, txt_files, txt_notes, last_face], api_name="text_to_face",
                 )
 
@@ -515,7 +591,7 @@ def build_demo() -> gr.Blocks:
                         edit_target = gr.Textbox(label=EditRequest.params()["target"].metadata["label"],
                                                  placeholder="a face with a big smile")
                         edit_c = gr.Slider(0, C_MAX, value=0.4, step=0.01, label="Manual strength C")
-                        edit_button = gr.Button("Edit", variant="primary")
+                        edit_button, edit_error = action_button("Edit")
                         with gr.Accordion("Options", open=False):
                             edit_aligned_flag = gr.Checkbox(False, label="Photo is already aligned")
                             edit_face = face_input()
@@ -533,7 +609,8 @@ def build_demo() -> gr.Blocks:
                             edit_original = result_image("Original")
                         edit_table = gr.Dataframe(headers=EDIT_COLUMNS, label=f"C used and scores of each variant "
                                                   f"(identity: below {SAME_PERSON} = same person)",
-                                                  interactive=False, wrap=True, elem_classes="result-table", elem_id="edit-table")
+                                                  interactive=False, wrap=True, elem_classes="result-table", elem_id="edit-table",
+                                                  column_widths=EDIT_COLUMN_WIDTHS)
                         edit_in_photo = gr.Gallery(label="In your photo", columns=3, height=240, elem_id="edit-in-photo")
                         with gr.Row():
                             edit_gif = gr.Image(label="C sweep", type="filepath", interactive=False, elem_id="edit-gif")
@@ -546,7 +623,7 @@ def build_demo() -> gr.Blocks:
                 shown_when(edit_frames, lambda frames: frames not in (0, None), edit_gif, edit_gif_file)
                 edit_gif_file.change(video_preview, edit_gif_file, edit_video, queue=False, api_visibility="private")
                 on_click(
-                    edit_button, edit,
+                    edit_button, edit_error, edit,
                     [edit_from, edit_photo, edit_aligned_flag, edit_face, edit_target, edit_source, edit_c, edit_oracle, edit_frames,
                      edit_size, last_face, edit_format],
                     [edit_original, edit_manual, edit_learned, edit_oracle_img, edit_table, edit_in_photo, edit_gif, edit_gif_file,
@@ -565,7 +642,7 @@ def build_demo() -> gr.Blocks:
                         mo_b_aligned = gr.Checkbox(False, label="The second photo is already aligned")
                         mo_prompt_b = gr.Textbox(label="Celebrity prompt", placeholder="a famous actress with short blond hair",
                                                  visible=False)
-                        mo_button = gr.Button("Morph", variant="primary")
+                        mo_button, mo_error = action_button("Morph")
                         with gr.Accordion("Options", open=False):
                             with gr.Row():
                                 mo_a_face = face_input("Face in your photo")
@@ -590,7 +667,7 @@ def build_demo() -> gr.Blocks:
                 shown_when(mo_b_from, lambda choice: choice == "photo", mo_photo_b, mo_b_aligned)
                 shown_when(mo_b_from, lambda choice: choice == "prompt", mo_prompt_b)
                 on_click(
-                    mo_button, morph,
+                    mo_button, mo_error, morph,
                     [mo_a_from, mo_photo_a, mo_a_aligned, mo_a_face, mo_b_from, mo_photo_b, mo_b_aligned, mo_b_face, mo_prompt_b,
                      mo_mode, mo_crossover, mo_frames, mo_duration, mo_ping_pong, mo_size, last_face, mo_format],
                     [mo_gif, mo_gif_file, mo_mixed, mo_notes], api_name="morph",
@@ -603,11 +680,11 @@ def build_demo() -> gr.Blocks:
                     rnd_count = control(RandomRequest, "count", 4)
                     rnd_psi = control(RandomRequest, "psi")
                     rnd_size = control(RandomRequest, "size", 256)
-                rnd_button = gr.Button("Random faces", variant="primary")
+                rnd_button, rnd_error = action_button("Random faces")
                 rnd_gallery = gr.Gallery(label="Faces (seed, seed+1, …)", columns=4, elem_id="random-gallery")
                 rnd_notes = notes_box("random-notes")
                 on_click(
-                    rnd_button, random_face, [rnd_seed, rnd_count, rnd_psi, rnd_size], [rnd_gallery, rnd_notes, last_face],
+                    rnd_button, rnd_error, random_face, [rnd_seed, rnd_count, rnd_psi, rnd_size], [rnd_gallery, rnd_notes, last_face],
                     api_name="random_face",
                 )
 
@@ -621,7 +698,7 @@ def build_demo() -> gr.Blocks:
 demo = build_demo()
 # what every launch of the app uses (tests too): a thread for each request running or waiting, and spare ones to
 # answer those refused; per-session state for the SESSIONS most recent sessions (API calls each open one)
-LAUNCH = dict(max_file_size="30mb", css=CSS, max_threads=len(LANES) + QUEUE_SIZE + 8, state_session_capacity=SESSIONS)
+LAUNCH = dict(max_file_size="30mb", css=CSS, theme=THEME, max_threads=len(LANES) + QUEUE_SIZE + 8, state_session_capacity=SESSIONS)
 
 if __name__ == "__main__":
     demo.launch(**LAUNCH)

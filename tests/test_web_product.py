@@ -107,10 +107,10 @@ def test_faces_are_numbered_from_0_and_the_identity_distance_is_shown(page):
     page.evaluate(HAND_OVER, ["drop", png_b64(np.asarray(group_photo()))])
     wait_done(page, "Photo")
     assert [b.get_attribute("title") for b in page.locator("#faces button").all()] == ["face 0", "face 1"]
-    assert "2 faces found; face 0 used" in page.text_content("#status")
+    assert "2 faces found; face 0 used" in page.text_content("#result > .notes")  # the notes sit with the result
     page.locator("#faces button").nth(1).click()
     wait_done(page, "Inversion")
-    assert "2 faces found; face 1 used" in page.text_content("#status")
+    assert "2 faces found; face 1 used" in page.text_content("#result > .notes")  # the notes sit with the result
     assert page.locator("#faces button").nth(1).get_attribute("aria-pressed") == "true"
     assert page.text_content("#face-scores").endswith("; identity distance: not measured (no face found in the result)")
 
@@ -260,3 +260,73 @@ def test_a_returning_visitor_makes_faces_offline_and_nothing_leaves_the_site(pla
     assert requests
     outside = [(m, u) for m, u in requests if m != "GET" or not (u.startswith(url) or u.startswith(("blob:", "data:")))]
     assert not outside, outside  # "nothing is uploaded": only GETs of the site's own files
+
+
+# --- messages in place, accessibility (issue 21) -----------------------------------------------------------------------
+
+AXE = Path(__file__).resolve().parents[1] / "web" / "node_modules" / "axe-core" / "axe.min.js"  # a dev dependency
+# the serious and critical violations of the whole page: [[rule, element, summary], ...]
+AXE_RUN = """async () => {
+  const {violations} = await axe.run(document, {resultTypes: ['violations']});
+  return violations.filter((v) => ['serious', 'critical'].includes(v.impact))
+    .flatMap((v) => v.nodes.map((n) => [v.id, n.target.join(' '), n.failureSummary]));
+}"""
+
+
+def below(page, control: str, element: str) -> float:
+    """How far ``element`` starts under ``control`` (CSS selectors; px, negative: above it)."""
+    return page.evaluate("""([a, b]) => document.querySelector(b).getBoundingClientRect().top
+        - document.querySelector(a).getBoundingClientRect().bottom""", [control, element])
+
+
+def test_an_error_shows_under_the_button_that_caused_it(page):
+    """Issue 21: on a phone an error appeared in the header, 738 px above the button that caused it."""
+    page.click("#morph")  # no face yet
+    error = page.locator("#morph-box .error[role=alert]")
+    error.wait_for()
+    assert "make or upload a face first" in error.text_content()
+    assert 0 <= below(page, "#morph", "#morph-box .error") < 40
+    page.click("#random")  # the next action replaces it
+    wait_done(page, "Random face")
+    assert page.locator("main .error").count() == 0
+
+
+def test_an_actions_notes_sit_under_its_result(page):
+    """Issue 21: notes were appended to the header's status line, a screen away from the result on a phone."""
+    page.click("#random")
+    wait_done(page, "Random face")
+    page.fill("#sweep-frames", "2")
+    page.click("#sweep")
+    wait_done(page, "C-sweep GIF")
+    notes = page.locator("#sweep-card > .notes")
+    assert " MB" in notes.text_content() and notes.is_visible()
+    assert 0 <= below(page, "#sweep-card figcaption", "#sweep-card > .notes") < 40  # right under the GIF's caption
+    assert " MB" not in page.text_content("#status")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width, height", [(1366, 900), (390, 844)], ids=["desktop", "phone"])
+def test_axe_finds_no_serious_violation(page, width, height, scheme, tmp_path):
+    """Every control labelled and keyboard-operable, text readable (contrast) in light and dark, at desktop and
+    phone size, with a result, its notes and an error on show; nothing wider than the screen."""
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed: run npm ci in web/")
+    page.set_viewport_size({"width": width, "height": height})
+    page.emulate_media(color_scheme=scheme)
+    page.click("#random")
+    wait_done(page, "Random face")
+    page.click("#morph")  # nothing kept: an error under the button
+    page.locator("#morph-box .error").wait_for()
+    page.add_script_tag(path=str(AXE))
+    assert page.evaluate(AXE_RUN) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(tmp_path / f"page-{width}-{scheme}.png"), full_page=True)
+
+
+def test_the_keyboard_alone_makes_a_face(page):
+    page.focus("#seed")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "random"
+    page.keyboard.press("Enter")
+    wait_done(page, "Random face")
+    assert "seed 0" in page.text_content("#face-scores")

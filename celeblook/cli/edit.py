@@ -145,11 +145,13 @@ def _command(args: argparse.Namespace) -> Iterator[tuple[Pipeline, _Results]]:
 
 
 def _progress(total_desc: str):
-    bar = tqdm(total=100, desc=total_desc, dynamic_ncols=True)
+    """A bar at the fraction done, with the pipeline's message (e.g. "step 1/50"); no "n/total" counts, which for a
+    fraction read as "2/100" next to "step 1/50" (issue 21)."""
+    bar = tqdm(total=1.0, dynamic_ncols=True, bar_format=total_desc + ": {percentage:3.0f}%|{bar}| {desc}")
 
     def update(fraction: float, message: str) -> None:
-        bar.n = round(100 * fraction)
-        bar.set_postfix_str(message, refresh=True)
+        bar.n = fraction
+        bar.set_description_str(message, refresh=True)
         if fraction >= 1:
             bar.close()
 

@@ -81,7 +81,41 @@ const threads = params.has('threads') ? Number(params.get('threads')) : undefine
 const ready = createCelebLook({backend: params.get('backend') ?? 'auto', threads, onProgress});
 window.celeblook = {ready: ready.then(() => window.celeblook)};
 
+// The control whose event is being handled (a click, a chosen file, a drop, a paste: photos pasted anywhere go to
+// the drop zone): an action it starts shows its error next to it, not in the header a screen away on a phone.
+let trigger = null;
+for (const type of ['click', 'change', 'drop', 'paste']) {
+  document.addEventListener(type, (event) => { trigger = type === 'paste' ? $('drop') : event.target; }, true);
+}
+
+/** An error under the control that caused it (a labelled input: under its label); where that control is hidden
+ * now (the camera's shot button), at the end of its fieldset or section. Replaced by the next action's. */
+function showError(control, text) {
+  const error = Object.assign(document.createElement('p'), {className: 'error', textContent: text});
+  error.setAttribute('role', 'alert');
+  const anchor = control instanceof Element && control.closest('main') ? control.closest('.drop, label') ?? control : null;
+  if (!anchor) status(text);
+  else if (anchor.checkVisibility()) anchor.after(error);
+  else anchor.closest('fieldset, section').append(error);
+}
+
+/** An action's notes under its result (the element it reveals), replacing the previous ones there. */
+function showNotes(reveal, text) {
+  const place = $(reveal);
+  let notes = place.querySelector(':scope > .notes');
+  if (!notes) {
+    notes = Object.assign(document.createElement('p'), {className: 'notes'});
+    notes.setAttribute('role', 'status');
+    place.append(notes);
+  }
+  notes.textContent = text;
+  notes.hidden = !text;
+}
+
 async function busy(label, work_, reveal) {
+  const origin = trigger;
+  document.querySelectorAll('main .error').forEach((error) => error.remove());
+  if (reveal) showNotes(reveal, '');
   const buttons = document.querySelectorAll('main button');
   buttons.forEach((b) => { b.disabled = true; });
   busyNow = true;
@@ -90,11 +124,17 @@ async function busy(label, work_, reveal) {
   const start = performance.now();
   try {
     const note = await work_();
-    status(`${label}: done in ${((performance.now() - start) / 1000).toFixed(1)} s${note ? ` (${note})` : ''}`);
-    if (reveal) $(reveal).scrollIntoView({block: 'nearest'});
+    status(`${label}: done in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+    if (reveal) {
+      showNotes(reveal, note ?? '');
+      $(reveal).scrollIntoView({block: 'nearest'});
+    }
   } catch (err) {
     status(err.cancelled ? `${label}: cancelled` : `${label} failed: ${err.message}`);
-    if (!err.cancelled) console.error(err);
+    if (!err.cancelled) {
+      showError(origin, `${label} failed: ${err.message}`);
+      console.error(err);
+    }
   } finally {
     buttons.forEach((b) => { b.disabled = b.dataset.unavailable === 'true'; });
     busyNow = false;
@@ -209,6 +249,7 @@ async function startCamera() {
       video: {facingMode: 'user', width: {ideal: 1280}, height: {ideal: 720}}});
   } catch (err) {
     status(`Camera failed: ${err.message}`);
+    showError($('camera'), `Camera failed: ${err.message}`);
     return;
   }
   $('camera-video').srcObject = camera.stream;
@@ -416,6 +457,7 @@ ready.then((cl) => {
       image = photoPixels(video, video.videoWidth, video.videoHeight);
     } catch (err) {
       status(`Photo failed: ${err.message}`);
+      showError($('shot'), `Photo failed: ${err.message}`);
       return;
     }
     stopCamera();
@@ -435,6 +477,7 @@ ready.then((cl) => {
   $('keep').onclick = () => {
     state.kept = state.current?.wplus ?? null;
     status(state.kept ? 'Kept: the morph can go towards this face.' : 'Make a face first.');
+    if (!state.kept) showError($('keep'), 'Make a face first.');
   };
 
   $('paste').onclick = () => busy('Paste into the photo', async () => {
