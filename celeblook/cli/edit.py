@@ -50,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("invert", help="photo -> W+ and its face: G(f(E_I(photo)))")
     p.add_argument("photo", type=Path)
     p.add_argument("--refine-steps", type=int, default=0, help=f"optimise W+ afterwards (identity), {steps.low}..{steps.high}")
+    iterations = LIMITS.refine_iterations
+    p.add_argument("--refine-iterations", type=int, default=None,
+                   help=f"the learned refiner's iterations, {iterations.low}..{iterations.high} (default: its own, where "
+                        "one is installed; 0: the mapper's answer alone)")
     _photo_options(p)
     _common(p)
     p.set_defaults(func=run_invert)
@@ -171,7 +175,8 @@ def run_invert(args: argparse.Namespace) -> int:
                          "or edit it with `edit --latent FILE`")
     with _command(args) as (pipeline, results):
         progress = _progress("refine") if args.refine_steps else None
-        result = pipeline.invert(PhotoStart(args.photo, args.aligned, args.face), args.refine_steps, args.size, progress)
+        result = pipeline.invert(PhotoStart(args.photo, args.aligned, args.face), args.refine_steps, args.size, progress,
+                                 args.refine_iterations)
         results.add(result.faces, result.notices, "inversion", paste_back=args.paste_back)
         result.crop.save(results.stage / "crop.png")
     return 0

@@ -34,6 +34,8 @@ from ..engine import cosine, truncate
 from ..errors import InputError, WeightsError
 from ..limits import C_MAX, TARGET_SIMILARITY
 from ..photo.aligned import align_photo
+from ..preprocess import photo_to_pixels
+from ..remedy import remedy
 from ..strength_oracle import oracle_strength
 from ..text.prompts import DEFAULT_SOURCE, SOURCE_FROM_IMAGE, check_prompt, edit_direction, embed_prompts, vary_embedding
 from .base import PipelineBase
@@ -62,18 +64,20 @@ class Pipeline(PipelineBase):
         return self._result(faces)
 
     def invert(self, photo: PhotoStart | str | Path | Image.Image | np.ndarray | None, refine_steps: object = 0,
-               size: object = 1024, progress: Progress | None = None) -> Result:
+               size: object = 1024, progress: Progress | None = None, refine_iterations: object = None) -> Result:
         """A photo (loaded, aligned, encoded, mapped, optionally refined) -> its face, with its identity distance
-        to the person in the photo and pasted back into the photo."""
-        result = self._invert(photo, refine_steps, size, progress)
+        to the person in the photo and pasted back into the photo. ``refine_iterations``: the refiner's learned
+        steps (None: its default k where one is loaded; 0: the mapper's answer alone)."""
+        result = self._invert(photo, refine_steps, size, progress, refine_iterations)
         in_photo(result.faces[0], result.photo)
         return result
 
     def _invert(self, photo: PhotoStart | str | Path | Image.Image | np.ndarray | None, refine_steps: object,
-                size: object, progress: Progress | None) -> Result:
+                size: object, progress: Progress | None, refine_iterations: object = None) -> Result:
         """The inversion alone: what edits and morphs start from."""
         photo = photo if isinstance(photo, PhotoStart) else PhotoStart(photo)
         size, refine_steps = self.limits.size.check(size), self.limits.steps.check(refine_steps)
+        iterations = self._refine_iterations(refine_iterations)
         refine_steps = self.slow.steps(refine_steps, REFINE_STEPS, "inverting a photo", "refinement", progress)
         loaded = align_photo(photo.source, photo.aligned, photo.face, photo.label)
         aligned, notices = loaded.aligned, list(loaded.notices)
@@ -85,14 +89,34 @@ class Pipeline(PipelineBase):
             notices.append(f"slow path: no mapper ({self.missing()[0]}), so the inversion starts from the mean "
                            f"face and is refined for {refine_steps} steps")
         calls = 0
+        if iterations and self.has_mapper:
+            start, calls = self._refined(aligned.image, start, iterations), iterations
+            notices.append(f"refined by the learned refiner: {iterations} iteration{'s' * (iterations > 1)}")
         if refine_steps:
             refined = self.slow.refine.refine_inversion(self.generator, self.image_encoder, aligned.image, start, refine_steps,
                                                     progress=progress)
-            start, calls = refined.wplus, refined.generator_calls
+            start, calls = refined.wplus, calls + refined.generator_calls
             notices.append(f"refined for {refine_steps} steps: loss {refined.losses[0]:.4f} -> {refined.losses[-1]:.4f}")
         face, pixels = self._face(start, size, generator_calls=calls + 1)
         face.scores["clip_similarity"] = cosine(self.engine.embed_pixels(pixels), embedding)
         return self._result([face], notices, photo=loaded)
+
+    def _refine_iterations(self, value: object) -> int:
+        """The refiner's iterations of a request: None: its default (0 without a refiner); else checked."""
+        if value is None:
+            return self.engine.refiner_iterations if self.engine.has("refiner") else 0
+        count = self.limits.refine_iterations.check(value)
+        if count and not self.engine.has("refiner"):
+            raise InputError(f"refine_iterations {count} needs a trained refiner; run `{remedy('refiner', self.preset.name)}`")
+        return count
+
+    def _refined(self, image: Image.Image, wplus: np.ndarray, iterations: int) -> np.ndarray:
+        """w_{t+1} = w_t + R(x, G(w_t)), ``iterations`` times (celeblook.models.refiner), on the engine."""
+        size = self.engine.refiner_size
+        photo = photo_to_pixels(image, size)
+        for _ in range(iterations):
+            wplus = (wplus + self.engine.refine(photo, self.engine.synthesize(wplus, size))).astype(np.float32)
+        return wplus
 
     def text_to_face(self, prompt: object, seed: object = 0, psi: object = 0.7, size: object = 1024,
                      optimize_steps: object = 0, progress: Progress | None = None) -> Result:
