@@ -74,6 +74,11 @@ START_FROM = Choice("start from", ("last face", "photo"))
 SECOND_FROM = Choice("second face from", ("photo", "prompt"))
 
 
+def refiner_iterations() -> int:
+    """The installed refiner's own iteration count; 0 without one (the mapper's answer alone)."""
+    return PIPELINE.engine.refiner_iterations if PIPELINE is not None and PIPELINE.engine.has("refiner") else 0
+
+
 def pipeline() -> Pipeline:
     if PIPELINE is None:
         raise WeightsError(LOAD_ERROR)
@@ -225,8 +230,9 @@ def random_face(seed, count, psi, size, progress=gr.Progress()):
 
 
 @endpoint
-def invert(photo, already_aligned, face_index, refine_steps, size, progress=gr.Progress()):
-    request = InvertRequest.checked(LIMITS, photo_start(photo, already_aligned, face_index), refine_steps, size)
+def invert(photo, already_aligned, face_index, refine_steps, size, refine_iterations=None, progress=gr.Progress()):
+    request = InvertRequest.checked(LIMITS, photo_start(photo, already_aligned, face_index), refine_steps, size,
+                                    refine_iterations)
     with lane(needs_slow_lane(request.refine_steps)):
         result = pipeline().invert(request, progress=reporter(progress))
     face = result.faces[0]
@@ -537,6 +543,9 @@ def build_demo() -> gr.Blocks:
                             inv_face = face_input()
                             inv_steps = control(InvertRequest, "refine_steps")
                             inv_size = control(InvertRequest, "size", 512)
+                            # the learned refiner's steps, at its own count; shown only where one is installed
+                            inv_iterations = control(InvertRequest, "refine_iterations", refiner_iterations(),
+                                                     visible=bool(refiner_iterations()))
                     with gr.Column():
                         with gr.Row():
                             inv_result = result_image("Reconstruction", "invert-result")
@@ -551,7 +560,7 @@ def build_demo() -> gr.Blocks:
                             inv_faces = gr.Gallery(label="Faces found (pick one by its number in Options)", columns=4,
                                                    height="auto", object_fit="contain", elem_id="invert-faces")
                 on_click(
-                    inv_button, inv_error, invert, [inv_photo, inv_aligned_flag, inv_face, inv_steps, inv_size],
+                    inv_button, inv_error, invert, [inv_photo, inv_aligned_flag, inv_face, inv_steps, inv_size, inv_iterations],
                     [inv_result, inv_pasted, inv_crop, inv_faces, inv_similarity, inv_identity, inv_files, inv_notes, last_face],
                     api_name="invert",
                 )

@@ -23,15 +23,18 @@ if TYPE_CHECKING:  # the torch models, absent in the runtime install
     from .models.image_encoder import ImageEncoder
     from .models.mapper import Mapper
     from .models.mobilestylegan import Generator
+    from .models.refiner import Refiner
     from .models.strength import StrengthPredictor
 
 
 class Engine(Protocol):
     w_avg: np.ndarray  # (1, style_dim): the mean w, the centre of truncation
     e_scale: float  # the mapper's embedding spread, which text to face varies a prompt by (1.0 without a mapper)
+    refiner_iterations: int  # the refiner's default iteration count k (0 without a refiner)
+    refiner_size: int  # the generator exit the refiner compares photo and reconstruction at
 
     def has(self, part: str) -> bool:
-        """Whether the trained part ("mapper", "strength") can run."""
+        """Whether the trained part ("mapper", "strength", "refiner") can run."""
 
     def mapping(self, z: np.ndarray) -> np.ndarray:
         """z (N,512) -> w (N,512)."""
@@ -54,6 +57,9 @@ class Engine(Protocol):
     def strength(self, wplus: np.ndarray, embedding: np.ndarray, delta: np.ndarray) -> np.ndarray:
         """The learned edit strength C (N,) for W+, the target's text embedding and the edit direction."""
 
+    def refine(self, photo: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+        """One refiner iteration's W+ residual (N,23,512) for photo and reconstruction (N,3,S,S) in [-1,1]."""
+
 
 @dataclass(frozen=True)
 class Models:
@@ -67,6 +73,7 @@ class Models:
     image_encoder: ImageEncoder | None = None  # E_I: the student, or the teacher's image tower
     mapper: Mapper | None = None  # f; None until trained (ffhq)
     strength: StrengthPredictor | None = None  # learned C; None until trained (ffhq)
+    refiner: Refiner | None = None  # R: learned inversion steps; None until trained (every preset)
     notices: tuple[str, ...] = ()  # standing notes about these models, for every result
     missing: tuple[Missing, ...] = ()  # each absent (or unusable) head, with the command that makes it
 

@@ -5,6 +5,9 @@
     edit        learned-C edits of those faces with held-out prompts: the text-score gain
                 cos(E_I(edit), E_T(prompt)) - cos(E_I(face), E_T(prompt)) against the similarity loss
                 1 - cos(E_I(face), E_I(edit))
+    refiner     where the heads include one (refiner.safetensors): pixel and W+ MSE of the mapper's answer, of
+                R after its iterations and of the refinement by optimisation on held-out generated faces
+                (celeblook.training.refiner.evaluate_refiner, the figures of `train refiner`)
     strength    |similarity - target| of the learned C, the best fixed C and the bisection oracle on
                 held-out (latent, prompt) pairs, with the generator calls each needs
                 (celeblook.training.strength.evaluate_strength; the target is the one the preset's strength
@@ -35,7 +38,7 @@ from .factory import load_models
 from .files import weights_dir
 from .media import to_uint8
 from .pipeline import PhotoStart, Pipeline
-from .presets import EvalConfig, Preset, StrengthTrainConfig, get_preset
+from .presets import EvalConfig, Preset, RefinerTrainConfig, StrengthTrainConfig, get_preset
 from .remedy import Missing, remedy
 
 Progress = Callable[[float, str], None]
@@ -98,6 +101,10 @@ def evaluate(preset: str | Preset | None = None, config: EvalConfig | None = Non
     results["notices"] = pipeline_notices
     report(0.4, "edits")
     results["edit"] = edit_scores(pipeline, wplus, config)
+    refiner = heads_folder(preset, heads) / "refiner.safetensors"
+    if refiner.is_file():
+        report(0.5, "refiner")
+        results["refiner"] = refiner_scores(pipeline, refiner, config)
     report(0.6, "strength: learned vs fixed vs oracle")
     results["strength"] = strength_scores(pipeline, StrengthTrainConfig.from_preset(preset).target, config, report)
     report(1.0, "done")
@@ -152,6 +159,19 @@ def edit_scores(pipeline: Pipeline, wplus: torch.Tensor, config: EvalConfig) -> 
     }
 
 
+def refiner_scores(pipeline: Pipeline, path: Path, config: EvalConfig) -> dict:
+    from .models.refiner import load_refiner
+    from .training.common import ServingModels
+    from .training.refiner import evaluate_refiner
+
+    refiner = load_refiner(path, pipeline.preset.name).to(pipeline.generator.w_avg.device)
+    models = ServingModels(pipeline.generator.w_avg.device, pipeline.generator, pipeline.mapper,
+                           pipeline.text_encoder, pipeline.image_encoder, {})
+    psi_min, mix_prob = RefinerTrainConfig.from_preset(pipeline.preset).truncation(pipeline.preset)
+    # the held-out faces of `train refiner` (their own stream), the optimisation with the eval's refine steps
+    return evaluate_refiner(refiner, models, config.n, psi_min, mix_prob, config.seed, config.refine_steps)
+
+
 def strength_scores(pipeline: Pipeline, target: float, config: EvalConfig, report: Progress) -> dict:
     from .training.strength import evaluate_strength, text_edit_bank
 
@@ -169,7 +189,7 @@ def _mean(values: list[float]) -> float:
 def table_lines(results: dict) -> list[str]:
     """The preset, the pipeline's notes and a (section, metric, value) table: what the CLIs print."""
     rows = [[section, key, f"{value:.4f}" if isinstance(value, float) and not math.isnan(value) else value]
-            for section in ("inversion", "edit", "strength") for key, value in results[section].items()]
+            for section in ("inversion", "edit", "refiner", "strength") for key, value in results.get(section, {}).items()]
     rows = [["section", "metric", "value"], *rows]
     widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
     return [f"preset: {results['preset']} ({results['label']}), heads in {results['heads']}",

@@ -32,6 +32,7 @@ from .models.image_encoder import ImageEncoder, seeded_init
 from .models.mapper import Mapper, MapperConfig, load_mapper
 from .models.mobilestylegan import Generator
 from .models.reference_layout import fill_reference
+from .models.refiner import Refiner, load_refiner
 from .models.strength import StrengthPredictor, load_strength
 from .models.student import create_student, student_path
 from .models.torch_engine import TorchEngine
@@ -165,6 +166,16 @@ def create_strength(preset: Preset, heads: Path, generator: Generator) -> tuple[
     return None, [], [Missing("strength", str(path), remedy("strength", preset.name))]
 
 
+def create_refiner(preset: Preset, heads: Path, generator: Generator) -> Refiner | None:
+    """The refiner in ``heads`` (``train refiner``'s), or None: it is optional, and without it an inversion is the
+    mapper's answer (as before R existed); no preset has a seeded stand-in (an untrained R changes nothing)."""
+    path = heads / "refiner.safetensors"
+    if not path.exists():
+        return None
+    check_head(preset, "refiner", path)
+    return load_refiner(path, preset.name).to(generator.w_avg.device)
+
+
 def create_engine(preset: Preset, torch_engine: TorchEngine, backend: str | None = None) -> Engine:
     """The engine of the forwards without gradients: the torch models, or (``backend``, default
     ``CELEBLOOK_BACKEND``, is "onnx") the preset's exported graphs, with the torch models running what the export
@@ -210,8 +221,12 @@ def load_models(preset: str | Preset | None = None, weights: Path | None = None,
         strength, *strength_found = create_strength(preset, heads, generator)
     except WeightsError as err:
         strength, strength_found = stand_in("strength", heads / "strength.safetensors", err)
-    for more_notices, more_missing in (found, encoder_found, strength_found):
+    try:
+        refiner, refiner_found = create_refiner(preset, heads, generator), ([], [])
+    except WeightsError as err:
+        refiner, refiner_found = stand_in("refiner", heads / "refiner.safetensors", err)
+    for more_notices, more_missing in (found, encoder_found, strength_found, refiner_found):
         notices += more_notices
         missing += more_missing
-    engine = create_engine(preset, TorchEngine(generator, clip, image_encoder, mapper, strength), backend)
-    return Models(preset, engine, generator, clip, image_encoder, mapper, strength, tuple(notices), tuple(missing))
+    engine = create_engine(preset, TorchEngine(generator, clip, image_encoder, mapper, strength, refiner), backend)
+    return Models(preset, engine, generator, clip, image_encoder, mapper, strength, refiner, tuple(notices), tuple(missing))

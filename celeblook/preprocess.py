@@ -67,6 +67,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, F: Pillow's own conversions
 
 
+def photo_to_pixels(image: Image.Image, size: int) -> np.ndarray:
+    """An aligned photo -> (1,3,size,size) float32 in [-1,1], the generator's range (Lanczos resize): what the
+    refiner compares with the reconstruction (the page does the same)."""
+    image = to_rgb(image).resize((size, size), Image.Resampling.LANCZOS)
+    return (np.asarray(image, dtype=np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None].copy()
+
+
 def photo_to_clip(image: Image.Image, mean: Sequence[float], std: Sequence[float], size: int = CLIP_SIZE) -> np.ndarray:
     """One picture -> (3,size,size) float32, normalised."""
     image = to_rgb(image)

@@ -5,11 +5,13 @@ the published MobileStyleGAN FFHQ generator, OpenCLIP ViT-L/14 and an EfficientF
 of the same kinds, small and filled with seeded random weights, built in seconds with no files at all: for tests
 and development. Everything ``tiny`` produces is untrained and is labelled so. A file's top-level keys are
 ``Preset``'s fields, its ``[generator]`` table ``GeneratorConfig``'s, and its ``[mapper]``, ``[strength]``,
-``[encoder]`` and ``[eval]`` tables the settings of the job configs below; anything else is one InputError line.
+``[encoder]``, ``[refiner]`` and ``[eval]`` tables the settings of the job configs below (``[refiner_kwargs]``, like
+``[student_kwargs]``, timm's arguments of the refiner's backbone); anything else is one InputError line.
 
-Each job has one config (``MapperTrainConfig``, ``StrengthTrainConfig``, ``EncoderTrainConfig``, ``EvalConfig``),
-and each setting is written once, as a field: its type, its help (``setting``), the values it may take, and a
-default where one value serves every preset; a setting without a default is one that every preset file sets.
+Each job has one config (``MapperTrainConfig``, ``StrengthTrainConfig``, ``EncoderTrainConfig``,
+``RefinerTrainConfig``, ``EvalConfig``), and each setting is written once, as a field: its type, its help
+(``setting``), the values it may take, and a default where one value serves every preset; a setting without a
+default is one that every preset file sets.
 ``Config.from_preset(preset, **changes)`` is a preset's config with changes; the command line's flags are made
 from the same fields (``celeblook.cli.train``), so a new setting needs no other code to be a flag.
 
@@ -220,6 +222,39 @@ class EncoderTrainConfig(TrainRun):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RefinerTrainConfig(TrainRun):
+    """``train refiner`` (celeblook.training.refiner explains the data and the loss)."""
+
+    job: ClassVar[str] = "refiner"
+    steps: int = setting("training steps", at_least=1)
+    batch: int = setting("faces per step (half real photos with --real-dir)", at_least=1)
+    lr: float = setting("learning rate (AdamW)", above=0)
+    iterations: int = setting("refinement iterations k, trained and then the default of every inversion", 2,
+                              at_least=1, at_most=8)
+    size: int = setting("generator exit (px) of the faces and reconstructions", at_least=1)
+    input_size: int = setting("the size (px) R sees both images at, a multiple of 16", at_least=1)
+    psi_min: float | None = setting("truncation psi is drawn from [psi-min, 1] (default: the mapper's)", None,
+                                    at_least=0, at_most=1)
+    mix_prob: float | None = setting("share of style-mixed faces (default: the mapper's)", None, at_least=0, at_most=1)
+    w_wplus: float = setting("weight of the W+ MSE term (generated faces only)", 1.0, at_least=0)
+    w_pixel: float = setting("weight of the pixel MSE term", 10.0, at_least=0)
+    w_clip: float = setting("weight of the CLIP term 1 - cos(E_I(G(w)), E_I(x))", 0.1, at_least=0)
+    calibration_faces: int = setting("generated faces whose ridge regression sets R's pixel readout before the first "
+                                     "step (0: none)", at_least=0)
+    ridge: float = setting("ridge of that regression", 1.0, above=0)
+    grad_clip: float = setting("gradient norm clip", 1.0, above=0)
+    checkpoint_every: int = setting("checkpoint every k steps", 200, at_least=1)
+    eval_n: int = setting("held-out generated faces of the job's figures (metrics.json)", at_least=1)
+    optimise_steps: int = setting("steps of the refinement by optimisation R is compared with", at_least=1)
+
+    def truncation(self, preset: Preset) -> tuple[float, float]:
+        """(psi_min, mix_prob): this job's, else the mapper's (its faces are the ones the mapper learned on)."""
+        mapper = preset.training.get("mapper", {})
+        return (self.psi_min if self.psi_min is not None else mapper["psi_min"],
+                self.mix_prob if self.mix_prob is not None else mapper["mix_prob"])
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvalConfig(JobConfig):
     """``python -m celeblook eval`` and ``train all``'s eval stage (celeblook.evaluate explains each measure)."""
 
@@ -233,7 +268,8 @@ class EvalConfig(JobConfig):
     seed: int = setting("seed of the faces (from a stream no training job draws from)", 0, at_least=0)
 
 
-JOBS: dict[str, type[JobConfig]] = {c.job: c for c in (MapperTrainConfig, StrengthTrainConfig, EncoderTrainConfig, EvalConfig)}
+JOBS: dict[str, type[JobConfig]] = {c.job: c for c in (MapperTrainConfig, StrengthTrainConfig, EncoderTrainConfig,
+                                                        RefinerTrainConfig, EvalConfig)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -251,6 +287,8 @@ class Preset:
     trained: bool = True  # False: seeded random weights, every output is labelled untrained
     seed: int = 0  # seed of the random weights when not trained
     student_kwargs: Mapping[str, Any] = field(default_factory=dict)  # timm's keyword arguments of the student
+    refiner_backbone: str = "efficientformerv2_s0"  # timm model of the refiner (celeblook.models.refiner)
+    refiner_kwargs: Mapping[str, Any] = field(default_factory=dict)  # timm's keyword arguments of the refiner
     training: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # job -> the settings its file's table sets
     source: str = ""  # the file it was read from
     rehearsal: bool = False  # another preset's models at their real size, seeded (``rehearsal_of``)
@@ -275,7 +313,7 @@ def load_preset(path: Path) -> Preset:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise InputError(f"preset file {path}: {err}") from None
-    tables = ("generator", "student_kwargs", *JOBS)
+    tables = ("generator", "student_kwargs", "refiner_kwargs", *JOBS)
     top = {f.name: SCALARS[str(f.type).removesuffix(" | None")] for f in fields(Preset) if str(f.type).removesuffix(" | None") in SCALARS}
     del top["name"], top["source"], top["rehearsal"]  # the file's name and path; rehearsal_of's
     for key, value in table.items():
@@ -290,6 +328,7 @@ def load_preset(path: Path) -> Preset:
     return Preset(
         name=path.stem, generator=_generator(path, _table(path, table, "generator")), source=str(path),
         student_kwargs=MappingProxyType(_table(path, table, "student_kwargs")),
+        refiner_kwargs=MappingProxyType(_table(path, table, "refiner_kwargs")),
         training=MappingProxyType({job: MappingProxyType(_job_table(path, config, _table(path, table, job)))
                                    for job, config in JOBS.items()}),
         **{key: value for key, value in table.items() if key in top},

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 PROGRAM = "celeblook"
 TRAINED = {"mapper": ("mapper", "weights/{preset}"), "strength": ("strength", "weights/{preset}"),
-           "student": ("encoder", "weights"), "heads": ("all", "weights/{preset}")}
+           "student": ("encoder", "weights"), "refiner": ("refiner", "weights/{preset}"), "heads": ("all", "weights/{preset}")}
 
 
 def command(*words: object) -> str:

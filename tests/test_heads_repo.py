@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hub_standin import hub_fixture  # noqa: F401  (the `hub` fixture)
-from tiny_heads import STUDENT, TINY, save_tiny_heads
+from tiny_heads import STUDENT, TINY, save_tiny_heads, save_tiny_refiner
 
 from celeblook.cli import main
 from celeblook.errors import InputError, WeightsError
 from celeblook.hub.heads import INDEX, download_heads, place
 from celeblook.models.mapper import load_mapper
+from celeblook.models.refiner import load_refiner
 from celeblook.models.strength import load_strength
 from celeblook.models.student import load_student
 from celeblook.presets import get_preset
@@ -78,6 +79,24 @@ def test_publish_then_download_gives_bit_identical_heads_in_place(hub, trained, 
     gets = len([r for r in hub.requests if r[0] == "GET"])
     assert main(["weights", "download", "--heads", REPO, "--preset", "tiny"]) == 0  # all in place: only the index
     assert len([r for r in hub.requests if r[0] == "GET"]) == gets  # the index comes from the cache (same commit)
+
+
+def test_a_refiner_is_published_and_downloaded_with_the_heads_and_leaves_with_them(hub, trained, weights, tmp_path):
+    import shutil
+
+    with_refiner = Path(shutil.copytree(trained, tmp_path / "with-refiner"))
+    save_tiny_refiner(with_refiner)
+    assert main(["weights", "publish", "--repo", REPO, "--preset", "tiny", "--from", str(with_refiner)]) == 0
+    assert {"refiner.safetensors", "refiner.json"} <= set(hub.files(REPO))
+    assert "| refiner | generated faces and the mapper's inversions of them | 200 | 16 |" in hub.files(REPO)["README.md"].decode()
+    assert main(["weights", "download", "--heads", REPO, "--preset", "tiny"]) == 0
+    installed = weights / "tiny" / "refiner.safetensors"
+    assert installed.read_bytes() == (with_refiner / "refiner.safetensors").read_bytes()
+    assert load_refiner(installed, "tiny").config.render_size == 64
+    # a later set without one: never a mix of two sets
+    assert main(["weights", "publish", "--repo", REPO, "--preset", "tiny", "--from", str(trained)]) == 0
+    assert main(["weights", "download", "--heads", REPO, "--preset", "tiny"]) == 0
+    assert not installed.exists() and (weights / "tiny" / "mapper.safetensors").is_file()
 
 
 def test_a_head_that_does_not_match_the_index_is_refused(hub, trained, weights):

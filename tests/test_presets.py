@@ -32,6 +32,7 @@ from celeblook.presets import (
 
 REPO = "someone/celeblook-tiny-heads"
 COMMANDS = {"mapper": ["train", "mapper"], "strength": ["train", "strength"], "encoder": ["train", "encoder"],
+            "refiner": ["train", "refiner"],
             "eval": ["eval"]}
 
 

@@ -62,7 +62,8 @@ def test_the_rehearsal_runs_every_stage_at_real_size_and_passes_every_check(rehe
             f"{SPACE}/site.json", f"{SPACE}-models/"} <= checked
     # the stages ran the rehearsal's few steps on the real preset's models, named so they cannot pass for ffhq's
     record = json.loads((out / "train_all.json").read_text())
-    assert record["preset"] == "ffhq-rehearsal" and list(record["stages"]) == ["mapper", "encoder", "strength", "eval", "export"]
+    assert record["preset"] == "ffhq-rehearsal" and list(record["stages"]) == ["mapper", "encoder", "strength", "refiner",
+                                                                                      "eval", "export"]
     mapper = json.loads((out / "mapper.json").read_text())["provenance"]
     assert mapper["steps"] == 2 and mapper["train_config"]["image_size"] == 256 and mapper["trained"] is False
     manifest = json.loads((out / "onnx" / "manifest.json").read_text())
@@ -163,5 +164,7 @@ def test_the_rehearsal_keeps_the_real_runs_settings_and_shrinks_only_the_counts(
     assert small.mapper.consistency_every == real.mapper.consistency_every > 0 and small.mapper.image_size == 256
     assert (small.strength.target, small.strength.c_max, small.strength.size) == (0.7, real.strength.c_max, 256)
     assert small.evaluation.n == 1 and small.evaluation.size == real.evaluation.size
+    assert (small.refiner.steps, small.refiner.calibration_faces, small.refiner.eval_n) == (2, 2, 1)
+    assert (small.refiner.size, small.refiner.input_size) == (real.refiner.size, real.refiner.input_size) == (256, 128)
     assert preset.generator == get_preset("ffhq").generator and preset.clip_model == "ViT-L-14" and not preset.trained
     assert get_preset("ffhq").trained and "REHEARSAL" in preset.label

@@ -19,13 +19,20 @@ import celeblook.training.strength as strength_module
 from celeblook.cli import build_parser, main
 from celeblook.cli.train import all_config, job_config
 from celeblook.evaluate import evaluate
-from celeblook.presets import EncoderTrainConfig, EvalConfig, MapperTrainConfig, StrengthTrainConfig, get_preset
+from celeblook.presets import (
+    EncoderTrainConfig,
+    EvalConfig,
+    MapperTrainConfig,
+    RefinerTrainConfig,
+    StrengthTrainConfig,
+    get_preset,
+)
 from celeblook.training.all import RECORD, AllConfig, evaluation, figure_lines, train_all
 from celeblook.training.mapper import lr_at
 from celeblook.training.strength import CHECKPOINT_NAME
 
 TINY = get_preset("tiny")
-STEPS = dict(mapper=20, strength=6, encoder=6)  # the defaults' figures are measured in the README, not here
+STEPS = dict(mapper=20, strength=6, encoder=6, refiner=2)  # the defaults' figures are measured in the README, not here
 
 
 def steps_logged(path) -> list[int]:
@@ -40,6 +47,8 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
         mapper=MapperTrainConfig.from_preset(TINY, steps=STEPS["mapper"], centre_samples=64, heldout=64, **run),
         strength=StrengthTrainConfig.from_preset(TINY, steps=STEPS["strength"], checkpoint_every=2, eval_pairs=4, **run),
         encoder=EncoderTrainConfig.from_preset(TINY, steps=STEPS["encoder"], n_eval=8, **run),
+        refiner=RefinerTrainConfig.from_preset(TINY, steps=STEPS["refiner"], batch=2, calibration_faces=8, eval_n=2,
+                                               optimise_steps=1, **run),
         evaluation=EvalConfig.from_preset(TINY, n=2, refine_steps=2, edit_prompts=1, strength_pairs=2),
     )
 
@@ -62,19 +71,21 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
 
     lines = []
     summary = train_all(TINY, out, config, log=lines.append, show_progress=False)  # the resume
-    assert lines[:2] == ["[train all 1/5] mapper: done in an earlier run, skipped",
-                         "[train all 2/5] encoder: done in an earlier run, skipped"]
+    assert lines[:2] == ["[train all 1/6] mapper: done in an earlier run, skipped",
+                         "[train all 2/6] encoder: done in an earlier run, skipped"]
     assert (out / "mapper.safetensors").stat().st_mtime_ns == mapper_file.st_mtime_ns  # not trained again
     assert (out / f"{STUDENT}.safetensors").stat().st_mtime_ns == student_file.st_mtime_ns
     assert steps_logged(out / "runs" / "mapper" / "metrics.jsonl") == list(range(1, 21))
     assert steps_logged(out / "runs" / "strength" / "metrics.jsonl") == list(range(1, 7))  # 1-2, then 3-6
     assert saved == [2, 4, 6]
-    assert list(json.loads((out / RECORD).read_text())["stages"]) == ["mapper", "encoder", "strength", "eval", "export"]
-    for name in ("mapper", "strength", STUDENT):
+    assert list(json.loads((out / RECORD).read_text())["stages"]) == ["mapper", "encoder", "strength", "refiner", "eval",
+                                                                     "export"]
+    for name in ("mapper", "strength", STUDENT, "refiner"):
         assert (out / f"{name}.safetensors").is_file() and (out / f"{name}.json").is_file()
     # the strength head learned through OUT's student: the E_I the pipeline serves with these heads
-    provenance = json.loads((out / "strength.json").read_text())["provenance"]
-    assert provenance["image_encoder"] == "student" and provenance["student"] == str(out / f"{STUDENT}.safetensors")
+    for head in ("strength", "refiner"):
+        provenance = json.loads((out / f"{head}.json").read_text())["provenance"]
+        assert provenance["image_encoder"] == "student" and provenance["student"] == str(out / f"{STUDENT}.safetensors")
     manifest = json.loads((out / "onnx" / "manifest.json").read_text())
     # the whole runtime export: a torch-free app serves it (and `weights publish` uploads it)
     assert sorted(entry["file"] for entry in manifest["files"]) == [
@@ -86,7 +97,8 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
     # mapper's outputs reach ~1000 and float32 rounding alone exceeds the absolute tolerance)
     assert all(entry["parity"]["ok"] for entry in manifest["files"] if entry["file"] != "mapper.onnx")
     eval_json = json.loads((out / "eval.json").read_text())
-    assert eval_json == summary and {"mapper", "strength", "encoder"} <= set(summary)
+    assert eval_json == summary and {"mapper", "strength", "encoder", "refiner"} <= set(summary)
+    assert summary["refiner"]["iterations"] == 2 and summary["refiner"]["n"] == 2  # 2 steps: plumbing, no bar
     assert summary["mapper"]["wplus_mse_final"] < summary["mapper"]["wplus_mse_initial"]  # 20 steps: learning, no bar
     assert summary["strength"]["target"] == 0.98 and summary["strength"]["n_pairs"] == 4
     assert any(line.startswith("mapper: held-out W+ MSE") for line in lines)
@@ -98,14 +110,15 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
     assert f"image encoder: distilled {TINY.student} student ({out / f'{STUDENT}.safetensors'})" in measured["notices"]
     assert not any("seeded" in notice for notice in measured["notices"])  # OUT's heads, not the stand-ins
     again = evaluate(TINY, config.evaluation, heads=out)
-    for section in ("inversion", "edit", "strength"):
-        assert measured[section] == pytest.approx(again[section], rel=1e-5), section
+    for section in ("inversion", "edit", "refiner", "strength"):
+        untimed = {key: value for key, value in measured[section].items() if not key.startswith("seconds")}
+        assert untimed == pytest.approx({key: again[section][key] for key in untimed}, rel=1e-5), section
     assert measured["strength"]["target"] == 0.98  # what the tiny head is trained for
     assert f"preset: {TINY.label} ({measured['label']}), heads in {out}" in lines
     assert any(line.startswith("inversion  similarity_refined") for line in lines)
 
     assert main(["train", "all", "--preset", "tiny", "--out", str(out), "--device", "cpu"]) == 0  # all done
-    assert capsys.readouterr().out.count("done in an earlier run, skipped") == 5
+    assert capsys.readouterr().out.count("done in an earlier run, skipped") == 6
 
     # a head replaced after the evaluation: eval and export run again (the rest stays done), and the numbers follow
     # the head (the export's run is stood in for: the first one above is the real thing)
@@ -115,9 +128,9 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
     lines = []
     summary = train_all(TINY, out, config, log=lines.append, show_progress=False)
     again = " again: a head it is made from changed since"
-    assert [f"[train all 4/5] eval{again}", f"[train all 5/5] export{again}"] == [
+    assert [f"[train all 5/6] eval{again}", f"[train all 6/6] export{again}"] == [
         line for line in lines if line.startswith("[train all") and "skipped" not in line and " done in " not in line]
-    assert sum("skipped" in line for line in lines) == 3 and exported == [out]
+    assert sum("skipped" in line for line in lines) == 4 and exported == [out]
     assert measured["edit"]["strength_mean"] > 1e-3 and summary["evaluation"]["edit"]["strength_mean"] < 1e-6
 
 
@@ -142,20 +155,22 @@ def test_a_run_of_the_earlier_order_trains_its_strength_head_again_through_its_s
     old_order = ["mapper", "strength", "encoder", "eval", "export"]
     (out / RECORD).write_text(json.dumps({"preset": "tiny", "stages": {s: {"done": True, "figures": {}} for s in old_order}}))
     ran = []
+    monkeypatch.setattr(all_module, "_refiner", lambda preset, folder, *rest: ran.append("refiner") or {})
     monkeypatch.setattr(all_module, "_eval", lambda preset, folder, *rest: ran.append("eval") or {})
     monkeypatch.setattr(all_module, "_export", lambda preset, folder, *rest: ran.append("export") or {})
     run_config = dict(seed=0, amp="off", device="cpu")
     config = AllConfig(mapper=MapperTrainConfig.from_preset(TINY, **run_config),
                        encoder=EncoderTrainConfig.from_preset(TINY, **run_config),
                        strength=StrengthTrainConfig.from_preset(TINY, steps=2, batch=2, eval_pairs=2, **run_config),
+                       refiner=RefinerTrainConfig.from_preset(TINY, **run_config),
                        evaluation=EvalConfig.from_preset(TINY, n=1, refine_steps=1, edit_prompts=1, strength_pairs=2))
     lines = []
     train_all(TINY, out, config, log=lines.append, show_progress=False)
-    assert lines[:2] == ["[train all 1/5] mapper: done in an earlier run, skipped",
-                         "[train all 2/5] encoder: done in an earlier run, skipped"]
-    assert "[train all 3/5] strength again: a head it is made from changed since: 2 steps" in lines
+    assert lines[:2] == ["[train all 1/6] mapper: done in an earlier run, skipped",
+                         "[train all 2/6] encoder: done in an earlier run, skipped"]
+    assert "[train all 3/6] strength again: a head it is made from changed since: 2 steps" in lines
     assert any("was trained on an older mapper or student: the strength head starts again" in line for line in lines)
-    assert steps_logged(run / "metrics.jsonl") == [1, 2] and ran == ["eval", "export"]
+    assert steps_logged(run / "metrics.jsonl") == [1, 2] and ran == ["refiner", "eval", "export"]
     provenance = json.loads((out / "strength.json").read_text())["provenance"]
     assert provenance["image_encoder"] == "student" and provenance["student"] == str(out / f"{STUDENT}.safetensors")
     record = json.loads((out / RECORD).read_text())["stages"]

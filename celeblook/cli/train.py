@@ -21,6 +21,7 @@ from ..presets import (
     JobConfig,
     MapperTrainConfig,
     Preset,
+    RefinerTrainConfig,
     StrengthTrainConfig,
     TrainRun,
     check,
@@ -120,12 +121,17 @@ def run_mapper(args: argparse.Namespace) -> int:
 def register_strength(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("strength", help="the strength head: per-face, per-prompt edit strength C")
     add_job_args(p, StrengthTrainConfig)
-    p.add_argument("--mapper", type=Path, default=None,
-                   help="trained mapper (default: weights/<preset>/mapper.safetensors)")
-    p.add_argument("--student", type=Path, default=None,
-                   help="trained student as E_I (default: what the app serves with these heads: the student beside "
-                        "the mapper, else the installed one, else the teacher's image tower)")
+    add_serving_args(p)
     p.set_defaults(func=run_strength)
+
+
+def add_serving_args(parser: argparse.ArgumentParser) -> None:
+    """--mapper and --student: the frozen models a head learns with (``training.common.serving_models``)."""
+    parser.add_argument("--mapper", type=Path, default=None,
+                        help="trained mapper (default: weights/<preset>/mapper.safetensors)")
+    parser.add_argument("--student", type=Path, default=None,
+                        help="trained student as E_I (default: what the app serves with these heads: the student "
+                             "beside the mapper, else the installed one, else the teacher's image tower)")
 
 
 def run_strength(args: argparse.Namespace) -> int:
@@ -154,16 +160,37 @@ def run_encoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_refiner(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("refiner", help="the refiner R: a few learned steps that sharpen the mapper's inversion")
+    add_job_args(p, RefinerTrainConfig)
+    add_serving_args(p)
+    p.add_argument("--real-dir", type=Path, default=None,
+                   help="folder of aligned face photos (half of each batch; pixel and CLIP terms only)")
+    p.set_defaults(func=run_refiner)
+
+
+def run_refiner(args: argparse.Namespace) -> int:
+    from ..training.refiner import refiner_job, refiner_line
+
+    config = job_config(args, RefinerTrainConfig)
+    metrics = refiner_job(get_preset(args.preset), output_dir(args.out), config, args.mapper, args.resume,
+                          student=args.student, real_dir=args.real_dir)
+    if metrics:
+        print(refiner_line(metrics))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------
 # all of them
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("all", help="mapper -> encoder -> strength (through that student) -> eval (of the heads it "
-                                   "trained) -> export; each stage resumable, skipped when done")
+    p = sub.add_parser("all", help="mapper -> encoder -> strength and refiner (through that student) -> eval (of the "
+                                   "heads it trained) -> export; each stage resumable, skipped when done")
     p.add_argument("--preset", default=None, help=PRESET_HELP)
     p.add_argument("--out", type=Path, required=True, help="output folder (weights/<preset> puts the heads in use)")
-    p.add_argument("--real-dir", type=Path, default=None, help="aligned face photos for the encoder (half of each batch)")
+    p.add_argument("--real-dir", type=Path, default=None,
+                   help="aligned face photos for the encoder and the refiner (half of each batch)")
     p.add_argument("--init-imagenet", type=Path, default=None,
                    help="timm ImageNet safetensors for the student (default: the manifest's student-init file if present)")
     p.add_argument("--rehearse", action="store_true",
@@ -191,7 +218,8 @@ def all_config(args: argparse.Namespace):
     configs = {job: config.from_preset(preset, **{k: v for k, v in run.items() if k in config.settings()},
                                        **changes(args, config, f"{job}-")) for job, config in JOBS.items()}
     return AllConfig(mapper=configs["mapper"], strength=configs["strength"], encoder=configs["encoder"],
-                     evaluation=configs["eval"], real_dir=args.real_dir, init_imagenet=args.init_imagenet)
+                     refiner=configs["refiner"], evaluation=configs["eval"], real_dir=args.real_dir,
+                     init_imagenet=args.init_imagenet)
 
 
 def run_all(args: argparse.Namespace) -> int:
@@ -212,11 +240,11 @@ def run_all(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------------
 
-TRAINERS = [register_mapper, register_strength, register_encoder, register_all]
+TRAINERS = [register_mapper, register_strength, register_encoder, register_refiner, register_all]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser("train", help="train the mapper, the strength head, the student encoder, or all")
+    train = subparsers.add_parser("train", help="train the mapper, the strength head, the student encoder, the refiner, or all")
     sub = train.add_subparsers(dest="trainer", required=True)
     for register_trainer in TRAINERS:
         register_trainer(sub)

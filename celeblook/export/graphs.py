@@ -100,6 +100,15 @@ def strength_graph(predictor: nn.Module, n_slots: int = 23) -> Graph:
     return Graph("strength", predictor, example, ["strength"], {"c_max": cfg.c_max})
 
 
+def refiner_graph(refiner: nn.Module) -> Graph:
+    """(photo, reconstruction) at the refiner's render size -> the W+ residual of one iteration."""
+    cfg = refiner.config
+    size = cfg.render_size
+    example = {"photo": torch.randn(2, 3, size, size), "reconstruction": torch.randn(2, 3, size, size)}
+    return Graph("refiner", refiner, example, ["residual"], {"render_size": size, "input_size": cfg.input_size,
+                                                             "iterations": cfg.iterations})
+
+
 def model_graphs(
     generator: Generator, student: nn.Module, clip: ClipTeacher, mapper: nn.Module, strength: nn.Module
 ) -> list[Graph]:

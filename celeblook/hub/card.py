@@ -23,6 +23,7 @@ def model_card(repo: str, preset: Preset, source: Path, index: dict) -> str:
     student = f"student_{preset.student}"
     mapper = read_json(source / "mapper.json").get("provenance", {})
     strength = read_json(source / "strength.json")
+    refiner = read_json(source / "refiner.json")
     encoder = read_json(source / f"{student}.json").get("provenance", {})
     evaluation = read_json(source / "eval.json")
     stages = read_json(source / "train_all.json").get("stages", {})
@@ -49,8 +50,9 @@ def model_card(repo: str, preset: Preset, source: Path, index: dict) -> str:
         "tags: [celeblook, stylegan, mobilestylegan, clip, face-editing]", "---", "",
         f"# CelebrityLook heads for preset `{preset.name}`", untrained,
         "The trained pieces of CelebrityLook (face inversion and text edits on MobileStyleGAN + CLIP) for its preset "
-        f"`{preset.name}`: the mapper *f* (CLIP embedding -> W+), the strength head (edit strength C) and the "
-        f"distilled `{preset.student}` student image encoder, as safetensors with JSON sidecars and as ONNX.",
+        f"`{preset.name}`: the mapper *f* (CLIP embedding -> W+), the strength head (edit strength C), the "
+        f"distilled `{preset.student}` student image encoder{' and the refiner R (learned inversion steps)' if refiner else ''}, "
+        "as safetensors with JSON sidecars and as ONNX.",
         "", "```bash", f"{command('weights', 'download', '--heads', repo)}   # or CELEBLOOK_HEADS_REPO={repo}",
         "```", "", "## Training", "",
         "Trained on generated faces only (no dataset): seeded latents of the preset's generator, rendered and "
@@ -61,6 +63,8 @@ def model_card(repo: str, preset: Preset, source: Path, index: dict) -> str:
         ("mapper", mapper.get("train_config", {}), f"{mapper.get('encoder', '?')} embeddings of generated faces"),
         ("strength", strength.get("training", {}), "the mapper's text directions, prompt bank training split"),
         ("encoder", encoder.get("train_config", {}), f"distilled from the CLIP image tower ({encoder.get('teacher', '?')})"),
+        *([("refiner", refiner.get("training", {}), "generated faces and the mapper's inversions of them")]
+          if refiner else []),
     ):
         seconds = stages.get(name, {}).get("seconds")
         lines.append(f"| {name} | {what} | {config.get('steps', '?')} | {config.get('batch', '?')} | "

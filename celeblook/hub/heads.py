@@ -6,6 +6,7 @@ A heads repository holds one preset's trained pieces, as ``train all`` leaves th
     README.md                                 model card: training facts, eval numbers, licences
     mapper.safetensors (+ .json)              the mapper f           -> weights/<preset>/
     strength.safetensors (+ .json)            the strength head      -> weights/<preset>/
+    refiner.safetensors (+ .json)             the refiner R, where the run trained one -> weights/<preset>/
     student_<variant>.safetensors (+ .json)   the student encoder    -> weights/ (untrained presets: weights/<preset>/)
     onnx/manifest.json, onnx/*.onnx           their ONNX exports     -> weights/<preset>/onnx/
 
@@ -61,12 +62,15 @@ def weight_names(preset: Preset) -> list[str]:
     return [f"{stem}.{ext}" for stem in ("mapper", "strength", student) for ext in ("safetensors", "json")]
 
 
+OPTIONAL_NAMES = ("refiner.safetensors", "refiner.json")  # heads a repository may hold (runs before R lack it)
+
+
 def place(preset: Preset, repo_path: str) -> str:
     """Where a repository file goes, relative to the weights dir; InputError for anything unexpected."""
     if repo_path in weight_names(preset) and repo_path.startswith("student_") and preset.trained:
         return repo_path  # where the pipeline reads a trained student (celeblook.models.student.student_path)
     # an untrained preset's student stays in its folder: the file name is the timm variant's, shared with ffhq
-    if repo_path in weight_names(preset) or ONNX_NAME.match(repo_path):
+    if repo_path in weight_names(preset) or repo_path in OPTIONAL_NAMES or ONNX_NAME.match(repo_path):
         return f"{preset.name}/{repo_path}"
     raise InputError(f"unexpected file {repo_path!r} in a heads repository")
 
@@ -85,7 +89,8 @@ def collect(preset: Preset, source: Path) -> list[tuple[str, Path]]:
     """(path in the repository, local file) for everything published from ``source`` (a ``train all`` folder);
     a WeightsError when something is missing or a head's sidecar names another preset (a rehearsal's, tiny's)."""
     source = Path(source)
-    files = [(name, source / name) for name in weight_names(preset)]
+    optional = [name for name in OPTIONAL_NAMES if (source / name).exists()]
+    files = [(name, source / name) for name in [*weight_names(preset), *(OPTIONAL_NAMES if optional else ())]]
     made_for = sorted({str(read_json(path).get("provenance", {}).get("preset", preset.name))
                        for name, path in files if name.endswith(".json")} - {preset.name})
     if made_for:

@@ -18,19 +18,23 @@ from .clip import ClipTeacher
 from .image_encoder import ImageEncoder
 from .mapper import Mapper
 from .mobilestylegan import Generator
+from .refiner import Refiner
 from .strength import StrengthPredictor
 
 
 class TorchEngine:
     def __init__(self, generator: Generator, text_encoder: ClipTeacher, image_encoder: ImageEncoder,
-                 mapper: Mapper | None, strength: StrengthPredictor | None):
+                 mapper: Mapper | None, strength: StrengthPredictor | None, refiner: Refiner | None = None):
         self.generator, self.text_encoder, self.image_encoder = generator, text_encoder, image_encoder
-        self.mapper, self.strength_head = mapper, strength
+        self.mapper, self.strength_head, self.refiner = mapper, strength, refiner
         self.w_avg = self.generator.w_avg.detach().float().cpu().numpy()
         self.e_scale = float(mapper.e_scale) if mapper is not None else 1.0
+        config = getattr(refiner, "config", None)  # an UnusableHead stands in without one
+        self.refiner_iterations = config.iterations if config is not None else 0
+        self.refiner_size = config.render_size if config is not None else 256
 
     def has(self, part: str) -> bool:
-        return {"mapper": self.mapper, "strength": self.strength_head}[part] is not None
+        return {"mapper": self.mapper, "strength": self.strength_head, "refiner": self.refiner}[part] is not None
 
     def _in(self, x: np.ndarray, dtype: torch.dtype = torch.float32) -> Tensor:
         return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.generator.w_avg.device)
@@ -66,6 +70,10 @@ class TorchEngine:
     @torch.no_grad()
     def strength(self, wplus: np.ndarray, embedding: np.ndarray, delta: np.ndarray) -> np.ndarray:
         return self._out(self._head(self.strength_head, "strength head")(self._in(wplus), self._in(embedding), self._in(delta)))
+
+    @torch.no_grad()
+    def refine(self, photo: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+        return self._out(self._head(self.refiner, "refiner")(self._in(photo), self._in(reconstruction)))
 
     @staticmethod
     def _head(head: torch.nn.Module | None, name: str) -> torch.nn.Module:

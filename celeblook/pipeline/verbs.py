@@ -26,11 +26,14 @@ optimisation) need gradients: they run on the torch models (celeblook.refine) an
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from ..engine import cosine, truncate
 from ..errors import InputError, WeightsError
 from ..limits import TARGET_SIMILARITY
 from ..photo.aligned import align_photo
+from ..preprocess import photo_to_pixels
+from ..remedy import remedy
 from ..strength_oracle import oracle_strength
 from ..text.prompts import DEFAULT_SOURCE, SOURCE_FROM_IMAGE, edit_direction, embed_prompts, vary_embedding
 from .base import PipelineBase
@@ -79,6 +82,7 @@ class Pipeline(PipelineBase):
     def _invert(self, request: InvertRequest, progress: Progress | None) -> Result:
         """The inversion alone: what edits and morphs start from."""
         photo, size = request.photo, request.size
+        iterations = self._refine_iterations(request.refine_iterations)
         refine_steps = self.slow.steps(request.refine_steps, REFINE_STEPS, "inverting a photo", "refinement", progress)
         loaded = align_photo(photo.source, photo.aligned, photo.face, photo.label)
         aligned, notices = loaded.aligned, list(loaded.notices)
@@ -90,14 +94,34 @@ class Pipeline(PipelineBase):
             notices.append(f"slow path: no mapper ({self.missing()[0]}), so the inversion starts from the mean "
                            f"face and is refined for {refine_steps} steps")
         calls = 0
+        if iterations and self.has_mapper:
+            start, calls = self._refined(aligned.image, start, iterations), iterations
+            notices.append(f"refined by the learned refiner: {iterations} iteration{'s' * (iterations > 1)}")
         if refine_steps:
             refined = self.slow.refine.refine_inversion(self.generator, self.image_encoder, aligned.image, start, refine_steps,
                                                     progress=progress)
-            start, calls = refined.wplus, refined.generator_calls
+            start, calls = refined.wplus, calls + refined.generator_calls
             notices.append(f"refined for {refine_steps} steps: loss {refined.losses[0]:.4f} -> {refined.losses[-1]:.4f}")
         face, pixels = self._face(start, size, generator_calls=calls + 1)
         face.scores["clip_similarity"] = cosine(self.engine.embed_pixels(pixels), embedding)
         return self._result([face], notices, photo=loaded)
+
+    def _refine_iterations(self, count: int | None) -> int:
+        """The refiner's iterations of a (checked) request: None: its default (0 without a refiner)."""
+        if count is None:
+            return self.engine.refiner_iterations if self.engine.has("refiner") else 0
+        if count and not self.engine.has("refiner"):
+            raise InputError(f"refine_iterations {count} needs a trained refiner; run `{remedy('refiner', self.preset.name)}`",
+                             field="refine_iterations")
+        return count
+
+    def _refined(self, image: Image.Image, wplus: np.ndarray, iterations: int) -> np.ndarray:
+        """w_{t+1} = w_t + R(x, G(w_t)), ``iterations`` times (celeblook.models.refiner), on the engine."""
+        size = self.engine.refiner_size
+        photo = photo_to_pixels(image, size)
+        for _ in range(iterations):
+            wplus = (wplus + self.engine.refine(photo, self.engine.synthesize(wplus, size))).astype(np.float32)
+        return wplus
 
     @takes(TextRequest)
     def text_to_face(self, request: TextRequest, progress: Progress | None = None) -> Result:

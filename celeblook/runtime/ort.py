@@ -107,6 +107,9 @@ class OrtEngine:
             "image_encoder" if self.has_graph("image_encoder") else "image_encoder_teacher")
         mapper = self.files.get("mapper.onnx", {}).get("meta", {})
         self.e_scale = float(mapper.get("e_scale", fallback.e_scale if fallback is not None else 1.0))
+        refiner = self.files.get("refiner.onnx", {}).get("meta")  # the exported refiner, else the fallback's
+        self.refiner_iterations = int(refiner["iterations"]) if refiner else getattr(fallback, "refiner_iterations", 0)
+        self.refiner_size = int(refiner["render_size"]) if refiner else getattr(fallback, "refiner_size", 256)
 
     @classmethod
     def from_env(cls, preset: str, **options) -> OrtEngine:
@@ -219,3 +222,9 @@ class OrtEngine:
         if not self._exported("strength"):
             return self.fallback.strength(wplus, embedding, delta)
         return self._run("strength", wplus=_array(wplus), embedding=_array(embedding), delta=_array(delta))
+
+    def refine(self, photo: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+        """One refiner iteration's W+ residual for photo and reconstruction (N,3,S,S) in [-1,1]."""
+        if not self._exported("refiner"):
+            return self.fallback.refine(photo, reconstruction)
+        return self._run("refiner", photo=_array(photo), reconstruction=_array(reconstruction))

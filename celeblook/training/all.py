@@ -1,19 +1,21 @@
-"""``python -m celeblook train all``: mapper -> encoder -> strength -> eval -> export, stage by stage.
+"""``python -m celeblook train all``: mapper -> encoder -> strength -> refiner -> eval -> export, stage by stage.
 
     OUT/train_all.json                       per stage: done, seconds, its figures (what a re-run reads)
-    OUT/runs/{mapper,strength,encoder}/      each job's checkpoint, metrics.jsonl and metrics.json
-    OUT/mapper.safetensors, strength.safetensors, student_<variant>.safetensors (+ .json sidecars)
-    OUT/eval.json                            the held-out figures of all three, with the bars they must clear, and
+    OUT/runs/{mapper,strength,encoder,refiner}/  each job's checkpoint, metrics.jsonl and metrics.json
+    OUT/mapper.safetensors, strength.safetensors, student_<variant>.safetensors, refiner.safetensors (+ .json
+                                             sidecars)
+    OUT/eval.json                            the held-out figures of all four, with the bars they must clear, and
                                              under "evaluation" ``python -m celeblook eval`` of the heads in OUT
     OUT/onnx/                                the ONNX export a runtime install serves: generator, encoders and
                                              the heads of OUT (+ manifest.json)
 
 The strength head learns on the mapper of this run and through its student: the app serves the heads of OUT
 with that student as E_I, which measures the similarity the head's C aims at (trained through the teacher's
-tower instead, the learned C missed the target by more than a fixed C did, measured through the student).
+tower instead, the learned C missed the target by more than a fixed C did, measured through the student). The
+refiner likewise starts from this run's mapper reading this run's student: the inversion it refines.
 
-A stage recorded as done is skipped unless a head it was made from is newer than its product (strength:
-the mapper and the student; eval and export: every head in OUT), so a head retrained or replaced since
+A stage recorded as done is skipped unless a head it was made from is newer than its product (strength and
+refiner: the mapper and the student; eval and export: every head in OUT), so a head retrained or replaced since
 is used again; a stage made from older heads starts again from scratch, an interrupted one resumes from its
 checkpoint (each job resumes exactly; eval and export start again). Step counts and sizes default to the preset's
 (each job's table in its preset file, the eval stage's ``[eval]``), so a bare ``--preset tiny`` finishes in minutes
@@ -38,6 +40,7 @@ from ..remedy import command
 from .common import overall_progress
 from .encoder import EncoderTrainConfig, encoder_line
 from .mapper import MapperTrainConfig, mapper_line
+from .refiner import RefinerTrainConfig, refiner_line
 from .strength import StrengthTrainConfig, strength_line
 
 Log = Callable[[str], None]
@@ -49,10 +52,12 @@ def head_files(preset: Preset, folder: Path) -> tuple[Path, Path, Path]:
     return folder / "mapper.safetensors", folder / "strength.safetensors", folder / student_path(preset.student).name
 
 
-STAGES = ("mapper", "encoder", "strength", "eval", "export")
+STAGES = ("mapper", "encoder", "strength", "refiner", "eval", "export")
 RECORD = "train_all.json"
 MAPPER_BAR = 0.6  # held-out W+ MSE at most this share of always answering the mean latent
 BRACKETED_BAR = 0.8  # share of held-out pairs the oracle must bracket for the strength comparison to count
+REFINER_BAR = 0.5  # held-out pixel MSE after R's iterations at most this share of the mapper's (issue 23)
+REFINER_OPTIMISED_BAR = 1.5  # ... and at most this multiple of the refinement by optimisation's
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class AllConfig:
     mapper: MapperTrainConfig
     strength: StrengthTrainConfig
     encoder: EncoderTrainConfig
+    refiner: RefinerTrainConfig
     evaluation: EvalConfig  # the eval stage's python -m celeblook eval
     real_dir: Path | None = None
     init_imagenet: Path | None = None
@@ -72,9 +78,11 @@ def train_all(preset: Preset, out: Path, config: AllConfig, log: Log = print, sh
     record = _read(out / RECORD) or {"preset": preset.name, "stages": {}}
     if record.get("preset") != preset.name:
         raise InputError(f"{out} holds a `train all` run of preset {record.get('preset')!r}; choose another --out")
-    steps = {"mapper": config.mapper.steps, "encoder": config.encoder.steps, "strength": config.strength.steps}
+    steps = {"mapper": config.mapper.steps, "encoder": config.encoder.steps, "strength": config.strength.steps,
+             "refiner": config.refiner.steps}
     done_steps = sum(n for stage, n in steps.items() if _done(stage, record, preset, out))
-    runners = {"mapper": _mapper, "encoder": _encoder, "strength": _strength, "eval": _eval, "export": _export}
+    runners = {"mapper": _mapper, "encoder": _encoder, "strength": _strength, "refiner": _refiner, "eval": _eval,
+               "export": _export}
     started = time.perf_counter()
     with overall_progress(sum(steps.values()), done_steps, f"train all ({preset.name})", show_progress):
         for i, stage in enumerate(STAGES, 1):
@@ -102,10 +110,12 @@ def train_all(preset: Preset, out: Path, config: AllConfig, log: Log = print, sh
 def made_from(stage: str, preset: Preset, out: Path) -> tuple[Path | None, tuple[Path, ...]]:
     """(the file a stage makes, the heads it is made from); (None, ()) for the stages that read no head."""
     mapper, strength, student = head_files(preset, out)
+    refiner = out / "refiner.safetensors"
     return {
         "strength": (strength, (mapper, student)),
-        "eval": (out / "eval.json", (mapper, strength, student)),
-        "export": (out / "onnx" / "manifest.json", (mapper, strength, student)),
+        "refiner": (refiner, (mapper, student)),
+        "eval": (out / "eval.json", (mapper, strength, student, refiner)),
+        "export": (out / "onnx" / "manifest.json", (mapper, strength, student, refiner)),
     }.get(stage, (None, ()))
 
 
@@ -156,17 +166,36 @@ def _mapper(preset: Preset, out: Path, config: AllConfig, log: Log, show_progres
 def _strength(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
     from .strength import CHECKPOINT_NAME, strength_job
 
-    run = out / "runs" / "strength"
-    checkpoint = run / CHECKPOINT_NAME
-    mapper, student = made_from("strength", preset, out)[1]
-    if checkpoint.exists() and older_than_its_heads(checkpoint, (mapper, student)):
-        log(f"{checkpoint} was trained on an older mapper or student: the strength head starts again")
-        shutil.rmtree(run)
+    run, mapper, student, resume = _head_run("strength", CHECKPOINT_NAME, preset, out, log)
     # on the mapper of this run (its text directions are the ones the head will be asked about), through the
     # student of this run (the E_I that the app serves with these heads measures the similarity C aims at)
-    metrics = strength_job(preset, run, config.strength, mapper, checkpoint.exists(), show_progress, log, student=student)
+    metrics = strength_job(preset, run, config.strength, mapper, resume, show_progress, log, student=student)
     _install(run, out, "strength")
     return metrics
+
+
+def _refiner(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
+    from .refiner import CHECKPOINT_NAME, refiner_job
+
+    run, mapper, student, resume = _head_run("refiner", CHECKPOINT_NAME, preset, out, log)
+    # it refines what this run's mapper answers for what this run's student sees: the inversion the app serves
+    metrics = refiner_job(preset, run, config.refiner, mapper, resume, show_progress, log, student=student,
+                          real_dir=config.real_dir)
+    _install(run, out, "refiner")
+    return metrics
+
+
+def _head_run(stage: str, checkpoint_name: str, preset: Preset, out: Path, log: Log) -> tuple[Path, Path, Path, bool]:
+    """(run folder, mapper, student, resume) of a head trained on this run's mapper and student: a checkpoint made
+    from older ones is thrown away (the head starts again)."""
+    run = out / "runs" / stage
+    checkpoint = run / checkpoint_name
+    mapper, student = made_from(stage, preset, out)[1]
+    if checkpoint.exists() and older_than_its_heads(checkpoint, (mapper, student)):
+        head = {"strength": "strength head"}.get(stage, stage)
+        log(f"{checkpoint} was trained on an older mapper or student: the {head} starts again")
+        shutil.rmtree(run)
+    return run, mapper, student, checkpoint.exists()
 
 
 def _encoder(preset: Preset, out: Path, config: AllConfig, log: Log, show_progress: bool) -> dict:
@@ -191,7 +220,7 @@ def _encoder(preset: Preset, out: Path, config: AllConfig, log: Log, show_progre
 
 def evaluation(figures: dict) -> dict:
     """OUT/eval.json: each head's held-out figures, with the bars a run must clear and whether it does."""
-    mapper, strength, encoder = (figures.get(k, {}) for k in ("mapper", "strength", "encoder"))
+    mapper, strength, encoder, refiner = (figures.get(k, {}) for k in ("mapper", "strength", "encoder", "refiner"))
     result = {}
     if mapper:
         ratio = mapper["wplus_mse_final"] / mapper["wplus_mse_mean_latent"]
@@ -202,6 +231,12 @@ def evaluation(figures: dict) -> dict:
                               "passes": strength["bracketed_share"] >= BRACKETED_BAR and learned < fixed}
     if encoder:
         result["encoder"] = dict(encoder)
+    if refiner:
+        ratio = refiner["pixel_mse_refiner"] / refiner["pixel_mse_mapper"]
+        to_optimised = refiner["pixel_mse_refiner"] / refiner["pixel_mse_optimised"]
+        result["refiner"] = {**refiner, "ratio_to_mapper": ratio, "ratio_to_optimised": to_optimised,
+                             "bar": REFINER_BAR, "bar_to_optimised": REFINER_OPTIMISED_BAR,
+                             "passes": ratio <= REFINER_BAR and to_optimised <= REFINER_OPTIMISED_BAR}
     return result
 
 
@@ -218,6 +253,10 @@ def figure_lines(summary: dict) -> list[str]:
                      f"beats fixed: {mark[s['passes']]})")
     if "encoder" in summary:
         lines.append(f"encoder: {encoder_line(summary['encoder'])}")
+    if "refiner" in summary:
+        r = summary["refiner"]
+        lines.append(f"refiner: {refiner_line(r)} (bar: <= {r['bar']} x the mapper's and <= {r['bar_to_optimised']} x "
+                     f"the optimisation's: {mark[r['passes']]})")
     if "evaluation" in summary:
         lines += [f"evaluation of these heads through the pipeline ({command('eval')}):",
                   *table_lines(summary["evaluation"])]

@@ -12,7 +12,8 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,17 @@ def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Tensor]:
     if torch.cuda.is_available():
         state["torch_cuda"] = torch.cuda.get_rng_state()
     return state
+
+
+def gathered_rng(generators: dict[str, torch.Generator], dist_info: DistInfo) -> list[dict[str, Tensor]]:
+    """Every rank's ``rng_state`` (collective under torchrun: every rank calls it), in rank order, for rank 0's
+    checkpoint; ``resume_from(..., rank=)`` gives each rank its own back."""
+    state = rng_state(generators)
+    if dist_info.world == 1:
+        return [state]
+    gathered: list = [None] * dist_info.world
+    dist.all_gather_object(gathered, state)
+    return gathered
 
 
 def restore_rng(generators: dict[str, torch.Generator], state: dict[str, Tensor]) -> None:
@@ -201,3 +213,63 @@ def distributed(device: torch.device) -> Iterator[DistInfo]:
     finally:
         if info.world > 1:
             dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------------------------
+# the frozen models a head learns with
+
+
+@dataclass
+class ServingModels:
+    """The frozen models a head trains with, as the pipeline will serve them, and where they came from."""
+
+    device: torch.device
+    generator: Any
+    mapper: Any
+    clip: Any  # text-only when a student serves as E_I
+    encoder: Any  # E_I
+    provenance: dict
+
+
+def serving_models(preset, head: str, mapper_path: Path | None, student: Path | None, device: str | None,
+                   log: Callable[[str], None]) -> ServingModels:
+    """The preset's G, the trained mapper (``mapper_path``, default ``weights_dir()/<preset>/mapper.safetensors``;
+    tiny falls back to its seeded mapper) and as E_I the image encoder the pipeline serves with these heads:
+    ``student`` where given, else the factory's choice for the mapper's folder (a trained student beside it or
+    the preset's installed one, else the teacher's tower). A head judged through E_I must learn through it."""
+    from ..factory import create_generator, create_image_encoder, create_mapper, trained_student
+    from ..files import sha256_file, weights_dir
+    from ..models.clip import create_clip
+    from ..models.mapper import load_mapper
+    from ..models.student import create_student
+    from ..remedy import remedy
+
+    target_device = pick_device(device)
+    generator = create_generator(preset).to(target_device)
+    heads = Path(mapper_path).parent if mapper_path is not None else weights_dir() / preset.name
+    if mapper_path is not None:
+        if not Path(mapper_path).is_file():
+            raise WeightsError(f"mapper weights not found: {mapper_path}; run `{remedy('mapper', preset.name)}`")
+        mapper, meta = load_mapper(mapper_path, preset.name)
+        encoder_name = meta.get("provenance", {}).get("encoder", "teacher")
+    else:
+        mapper, encoder_name, notices, missing = create_mapper(preset, heads, generator)
+        if mapper is None:
+            raise WeightsError(f"{missing[0]}; the {head} learns on the mapper's answers")
+        for notice in notices:
+            log(notice)
+    mapper = mapper.to(target_device)
+    student = Path(student) if student is not None else trained_student(preset, heads)
+    clip = create_clip(preset, image_tower=student is None).to(target_device)
+    if student is not None:
+        encoder = create_student(preset, student)
+        image_encoder = {"image_encoder": "student", "student": str(student), "student_sha256": sha256_file(student)}
+    else:
+        encoder, notices, _ = create_image_encoder(preset, clip, encoder_name, heads)
+        image_encoder = {"image_encoder": "teacher"}
+        for notice in notices:
+            log(notice)
+    log(f"E_I of the {head}: {student or 'the teacher image tower'}")
+    provenance = {"preset": preset.name, "mapper": str(mapper_path) if mapper_path else "preset default",
+                  "encoder": encoder_name, **image_encoder}
+    return ServingModels(target_device, generator, mapper, clip, encoder.to(target_device), provenance)

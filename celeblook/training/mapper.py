@@ -46,10 +46,10 @@ from .common import (
     MetricsLog,
     autocast,
     distributed,
+    gathered_rng,
     pick_device,
     progress_bar,
     resume_from,
-    rng_state,
     save_checkpoint,
 )
 
@@ -260,13 +260,7 @@ def train_mapper(
 
 
 def _save_checkpoint(path, mapper, optimizer, scaler, generators, step, metrics, cfg, dist_info) -> None:
-    rng = rng_state(generators)
-    if dist_info.world > 1:  # every rank's RNG goes into rank 0's checkpoint
-        gathered: list = [None] * dist_info.world
-        torch.distributed.all_gather_object(gathered, rng)
-        rng = gathered
-    else:
-        rng = [rng]
+    rng = gathered_rng(generators, dist_info)  # every rank's RNG goes into rank 0's checkpoint
     if dist_info.main:
         save_checkpoint(path, {
             "mapper": mapper.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),

@@ -1,7 +1,7 @@
 """``python -m celeblook train all --preset ffhq --rehearse --out OUT``: the one expensive run, rehearsed on a CPU.
 
 The preset's models at their real size with seeded random weights (``presets.rehearsal_of``: nothing is
-downloaded or read), every stage of ``train all`` (mapper -> encoder -> strength -> eval -> export) with the
+downloaded or read), every stage of ``train all`` (mapper -> encoder -> strength -> refiner -> eval -> export) with the
 fewest steps, faces and pairs that run all of its code, then ``web build --space`` from OUT's export (as
 notebooks/publish_heads.ipynb builds it: the models fetched from the heads repository) and the model card
 ``weights publish`` would upload; then every artefact is checked as a real run must leave it
@@ -54,6 +54,8 @@ def smallest(config: AllConfig) -> AllConfig:
                        ckpt_every=1),
         strength=replace(config.strength, steps=2, batch=2, calibration_pairs=1, checkpoint_every=1, eval_pairs=2),
         encoder=replace(config.encoder, steps=2, batch=2, n_eval=2, checkpoint_every=1),
+        refiner=replace(config.refiner, steps=2, batch=2, calibration_faces=2, checkpoint_every=1, eval_n=1,
+                        optimise_steps=1),
         evaluation=replace(config.evaluation, n=1, refine_steps=1, edit_prompts=1, strength_pairs=2),
     )
 

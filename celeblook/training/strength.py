@@ -32,7 +32,6 @@ import torch
 from torch import Tensor
 
 from ..data import prompt_split
-from ..errors import WeightsError
 from ..limits import C_MAX, TARGET_SIMILARITY
 from ..models.heads_io import save_weights
 from ..models.strength import STRENGTH_KIND, StrengthConfig, StrengthPredictor
@@ -288,47 +287,15 @@ def strength_job(
     the preset's installed one, else the teacher's tower). The head's C is judged by the similarity that E_I
     measures, so it must learn on the same one. Writes OUT/strength.safetensors and OUT/metrics.json (held-out
     errors of learned, best fixed and oracle C, with the generator calls of each); returns the metrics."""
-    from ..factory import create_generator, create_image_encoder, create_mapper, trained_student
-    from ..files import sha256_file, weights_dir
-    from ..models.clip import create_clip
-    from ..models.mapper import load_mapper
-    from ..models.student import create_student
-    from ..remedy import remedy
     from ..text.prompts import DEFAULT_SOURCE
-    from .common import pick_device
+    from .common import serving_models
 
-    target_device = pick_device(config.device)
-    generator = create_generator(preset).to(target_device)
-    heads = Path(mapper_path).parent if mapper_path is not None else weights_dir() / preset.name
-    if mapper_path is not None:
-        if not Path(mapper_path).is_file():
-            raise WeightsError(f"mapper weights not found: {mapper_path}; run `{remedy('mapper', preset.name)}`")
-        mapper, meta = load_mapper(mapper_path, preset.name)
-        encoder_name = meta.get("provenance", {}).get("encoder", "teacher")
-    else:
-        mapper, encoder_name, notices, missing = create_mapper(preset, heads, generator)
-        if mapper is None:
-            raise WeightsError(f"{missing[0]}; the strength head learns on the mapper's text directions")
-        for notice in notices:
-            log(notice)
-    mapper = mapper.to(target_device)
-    student = Path(student) if student is not None else trained_student(preset, heads)
-    clip = create_clip(preset, image_tower=student is None).to(target_device)
-    if student is not None:
-        encoder = create_student(preset, student)
-        image_encoder = {"image_encoder": "student", "student": str(student), "student_sha256": sha256_file(student)}
-    else:
-        encoder, notices, _ = create_image_encoder(preset, clip, encoder_name, heads)
-        image_encoder = {"image_encoder": "teacher"}
-        for notice in notices:
-            log(notice)
-    log(f"E_I of the strength head: {student or 'the teacher image tower'}")
-    encoder = encoder.to(target_device)
+    models = serving_models(preset, "strength head", mapper_path, student, config.device, log)
+    generator, mapper, clip, encoder = models.generator, models.mapper, models.clip, models.encoder
     bank = text_edit_bank(clip, mapper)
     torch.manual_seed(config.seed)  # the head's initial weights
-    predictor = StrengthPredictor(StrengthConfig(c_max=config.c_max), w_avg=generator.w_avg.cpu()).to(target_device)
-    sidecar = {"provenance": {"preset": preset.name, "mapper": str(mapper_path) if mapper_path else "preset default",
-                              "encoder": encoder_name, **image_encoder, "source_prompt": DEFAULT_SOURCE}}
+    predictor = StrengthPredictor(StrengthConfig(c_max=config.c_max), w_avg=generator.w_avg.cpu()).to(models.device)
+    sidecar = {"provenance": {**models.provenance, "source_prompt": DEFAULT_SOURCE}}
     weights = train_strength(predictor, generator, encoder, bank, config, out, resume, show_progress, sidecar)
     log(f"wrote {weights}; evaluating on {config.eval_pairs} held-out (latent, prompt) pairs")
     metrics = evaluate_strength(predictor, generator, encoder, bank, config.eval_pairs, config.target, config.psi,

@@ -65,6 +65,11 @@ def _strengths(limits: Limits, value: object) -> tuple[tuple[float | str, ...], 
     return tuple(check_strength(limits, s) for s in value), []
 
 
+def _iterations(limits: Limits, value: object) -> tuple[int | None, list[str]]:
+    """None: the refiner's own count (0 without one)."""
+    return (None if value is None else limits.refine_iterations.check(value)), []
+
+
 def _mode(limits: Limits, value: object) -> tuple[str, list[str]]:
     """"style mix" (as the app shows it) is style_mix."""
     return limits.mode.check(value.strip().replace(" ", "_") if isinstance(value, str) else value), []
@@ -102,6 +107,10 @@ class InvertRequest(Request):
     refine_steps: int = param("refinement of W+ for identity after the fast pass: " + STEPS, 0,
                               label="Refinement steps (0 = one fast pass; more is slow)", limit="steps")
     size: int = param(SIZE, 1024, label="Output size (px)", limit="size")
+    refine_iterations: int | None = param(
+        "the learned refiner's iterations w += R(photo, G(w)), each one generator call (default: its own count where "
+        "one is installed; 0: the mapper's answer alone)", None, label="Refiner iterations (0 = the mapper alone)",
+        limit="refine_iterations", check=_iterations)
 
 
 @dataclass(frozen=True)
