@@ -105,7 +105,7 @@ class Limits:
     strength: Range = Range("strength C", -2.0, 2.0)  # negative C moves away from the target
     c_max: Range = Range("sweep C max", 0.05, 2.0)
     steps: Range = Range("steps", 0, 500, integer=True)  # refinement / CLIP-guided optimisation
-    refine_iterations: Range = Range("refiner iterations", 0, 8, integer=True)  # the learned refiner's (0: none)
+    refine_iterations: Range = Range("refine iterations", 0, 8, integer=True)  # the learned refiner's (0: none)
     frames: Range = Range("frames", 2, MAX_GIF_FRAMES // 2, integer=True)  # ping-pong doubles them
     frame_ms: Range = Range("frame duration (ms)", 20, 1000, integer=True)  # browsers play < 20 ms at 100 ms
     gif_size: Choice = Choice("GIF size", (128, 256, 512))  # a video clip's sizes too: the same frames, compared

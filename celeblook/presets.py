@@ -23,8 +23,6 @@ from no file: ``train all --rehearse`` runs every stage on them before anyone pa
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -36,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from .errors import InputError
 from .limits import C_MAX, TARGET_SIMILARITY
 from .models.generator_config import GeneratorConfig
+from .settings import NOUNS, SCALARS, check, did_you_mean, setting, setting_fields
 
 if TYPE_CHECKING:
     from .models.mapper import MapperConfig
@@ -44,67 +43,6 @@ PRESET_ENV = "CELEBLOOK_PRESET"
 DEFAULT_PRESET = "ffhq"
 REHEARSAL_SUFFIX = "-rehearsal"
 PRESET_DIR = Path(__file__).with_name("data") / "presets"  # package data: plain files, installed or not
-SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
-NOUNS = {int: "a whole number", float: "a finite number", str: "text", bool: "true or false"}
-BOUNDS = ("at_least", "above", "at_most", "below")
-
-
-# ---------------------------------------------------------------------------------------------------
-# settings: a field with its help and the values it may take
-
-
-def setting(help: str, default: Any = MISSING, *, at_least: float | None = None, above: float | None = None,
-            at_most: float | None = None, below: float | None = None, choices: tuple[str, ...] = ()) -> Any:
-    """A config field: ``help`` (its flag's too), its ``default`` (none: every preset file sets it), its bounds and
-    ``choices``."""
-    return field(default=default, metadata={"help": help, "at_least": at_least, "above": above, "at_most": at_most,
-                                            "below": below, "choices": choices})
-
-
-def scalar_type(f: Field) -> tuple[type, bool] | None:
-    """(type, whether None is allowed) of a setting; None for the fields that are no setting (nested configs), which
-    have neither a flag nor a key in a preset file."""
-    name = str(f.type)
-    optional = name.endswith(" | None")
-    kind = SCALARS.get(name.removesuffix(" | None"))
-    return (kind, optional) if kind and "help" in f.metadata else None
-
-
-def setting_fields(config: type) -> list[Field]:
-    """The settings of a config class (the preset's name included), in field order."""
-    return [f for f in fields(config) if scalar_type(f) is not None]
-
-
-def describe(f: Field) -> str:
-    """What a value of setting ``f`` must be: "a finite number above 0", "a whole number in [2, 1000]", "one of: ..."."""
-    meta = f.metadata
-    if meta["choices"]:
-        return "one of: " + ", ".join(meta["choices"])
-    bounds = {name: meta[name] for name in BOUNDS if meta[name] is not None}
-    noun = NOUNS[scalar_type(f)[0]]
-    if len(bounds) == 2:
-        (low_name, low), (high_name, high) = bounds.items()
-        return f"{noun} in {'[' if low_name == 'at_least' else '('}{low:g}, {high:g}{']' if high_name == 'at_most' else ')'}"
-    return " ".join([noun, *(f"{name.replace('_', ' ')} {value:g}" for name, value in bounds.items())])
-
-
-def check(f: Field, value: Any) -> Any:
-    """``value`` as setting ``f`` takes it (a whole number where a float is asked becomes a float); InputError
-    "NAME must be WHAT, got VALUE" for anything else."""
-    kind, optional = scalar_type(f)
-    if value is None and optional:
-        return None
-    if kind is float and type(value) is int:
-        value = float(value)
-    meta = f.metadata
-    fits = type(value) is kind and (kind is not float or math.isfinite(value)) and (
-        not meta["choices"] or value in meta["choices"])
-    if fits and kind in (int, float):
-        fits = ((meta["at_least"] is None or value >= meta["at_least"]) and (meta["above"] is None or value > meta["above"])
-                and (meta["at_most"] is None or value <= meta["at_most"]) and (meta["below"] is None or value < meta["below"]))
-    if not fits:
-        raise InputError(f"{f.name} must be {describe(f)}, got {value!r}")
-    return value
 
 
 class JobConfig:
@@ -126,7 +64,7 @@ class JobConfig:
         names = {f.name for f in fields(cls)}  # (a change can't name "preset": that is the argument its values come from)
         for name in changes:
             if name not in names:
-                raise InputError(f"{cls.__name__} has no setting {name!r} to change{_did_you_mean(name, names)}")
+                raise InputError(f"{cls.__name__} has no setting {name!r} to change{did_you_mean(name, names)}")
         own = {"preset": preset.name} if "preset" in names else {}  # the job builds the preset's models
         return cls(**{**preset.training.get(cls.job, {}), **own, **changes})
 
@@ -134,11 +72,6 @@ class JobConfig:
     def settings(cls) -> dict[str, Field]:
         """The settings that a preset file's table and the flags set: all but the preset's own name."""
         return {f.name: f for f in setting_fields(cls) if f.name != "preset"}
-
-
-def _did_you_mean(name: str, known) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _mapper_architecture() -> MapperConfig:
@@ -318,7 +251,7 @@ def load_preset(path: Path) -> Preset:
     del top["name"], top["source"], top["rehearsal"]  # the file's name and path; rehearsal_of's
     for key, value in table.items():
         if key not in top and key not in tables:
-            raise InputError(f"preset file {path}: unknown key {key!r}{_did_you_mean(key, [*top, *tables])}")
+            raise InputError(f"preset file {path}: unknown key {key!r}{did_you_mean(key, [*top, *tables])}")
         if key in top and type(value) is not top[key]:
             raise InputError(f"preset file {path}: {key} must be {NOUNS[top[key]]}, got {value!r}")
     missing = [f.name for f in fields(Preset) if f.default is MISSING and f.default_factory is MISSING
@@ -350,7 +283,7 @@ def _job_table(path: Path, config: type[JobConfig], table: dict[str, Any]) -> di
     checked = {}
     for key, value in table.items():
         if key not in keys:
-            raise InputError(f"{where}: unknown setting {key!r}{_did_you_mean(key, keys)}")
+            raise InputError(f"{where}: unknown setting {key!r}{did_you_mean(key, keys)}")
         try:
             checked[key] = check(keys[key], value)
         except InputError as err:
@@ -366,7 +299,7 @@ def _generator(path: Path, table: dict[str, Any]) -> GeneratorConfig:
     defaults = {f.name: f.default for f in fields(GeneratorConfig)}
     for key, value in table.items():
         if key not in defaults:
-            raise InputError(f"preset file {path} [generator]: unknown key {key!r}{_did_you_mean(key, defaults)}")
+            raise InputError(f"preset file {path} [generator]: unknown key {key!r}{did_you_mean(key, defaults)}")
         kind = type(defaults[key])
         fits = type(value) is kind or (kind is float and type(value) is int)
         if not fits or (kind is tuple and not all(type(v) is int and v > 0 for v in value)):

@@ -142,5 +142,5 @@ def test_the_pipeline_inverts_with_the_refiner_by_default_and_with_the_iteration
     assert np.allclose(three.wplus[:22] - before.wplus[:22], 0.03, atol=1e-5)
     with pytest.raises(InputError, match="needs a trained refiner"):
         plain.invert(PhotoStart(photo, aligned=True), size=256, refine_iterations=1)
-    with pytest.raises(InputError, match="refiner iterations"):
+    with pytest.raises(InputError, match="refine iterations"):
         refined.invert(PhotoStart(photo, aligned=True), size=256, refine_iterations=9)

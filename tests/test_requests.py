@@ -38,6 +38,7 @@ BAD = [
     (RandomRequest, {"seed": 0}, "size", 300),
     (InvertRequest, {"photo": PHOTO}, "refine_steps", 501),
     (InvertRequest, {"photo": PHOTO}, "size", "huge"),
+    (InvertRequest, {"photo": PHOTO}, "refine_iterations", 9),
     (TextRequest, {"prompt": "a face"}, "prompt", "   "),
     (TextRequest, {"prompt": "a face"}, "seed", -1),
     (TextRequest, {"prompt": "a face"}, "psi", 9),

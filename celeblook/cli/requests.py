@@ -1,6 +1,6 @@
 """A verb's flags, made from its request's fields (celeblook.pipeline.requests), as ``train``'s from the job configs'.
 
-Each checked field is a flag, ``--NAME`` (or the field's ``flag``): its type (``presets.scalar_type``), the choices of
+Each checked field is a flag, ``--NAME`` (or the field's ``flag``): its type (``settings.scalar_type``), the choices of
 its limit, its default and its help followed by the range it must lie in. The values go into the request unchecked;
 ``request.check(LIMITS)`` refuses a bad one with the pipeline's own line before any model loads.
 """
@@ -14,7 +14,7 @@ from typing import Any
 from ..limits import Choice, Limits, Range
 from ..models import GeneratorConfig
 from ..pipeline.requests import Request, limit_of
-from ..presets import scalar_type
+from ..settings import scalar_type
 
 LIMITS = Limits.of(GeneratorConfig())  # every preset renders these sizes; the pipeline checks against its own
 

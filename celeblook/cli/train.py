@@ -24,13 +24,11 @@ from ..presets import (
     RefinerTrainConfig,
     StrengthTrainConfig,
     TrainRun,
-    check,
-    describe,
     get_preset,
     preset_values,
     rehearsal_of,
-    scalar_type,
 )
+from ..settings import check, describe, scalar_type
 
 PRESET_HELP = f"{' | '.join(PRESETS)}: whose settings the flags left out take (default: $CELEBLOOK_PRESET or ffhq)"
 RUN = tuple(TrainRun.settings())  # seed, amp, device: `train all` passes one of each to every job that has it

@@ -9,10 +9,12 @@ import numpy as np
 from PIL import Image
 
 from ..engine import Models, truncate
+from ..errors import InputError
 from ..limits import Limits
 from ..media import to_uint8
+from ..preprocess import photo_to_pixels
 from ..presets import Preset
-from ..remedy import Missing
+from ..remedy import Missing, remedy
 from ..seeds import seeded_normal
 from .load import Name, load_pretrained
 from .requests import check_wplus
@@ -83,3 +85,20 @@ class PipelineBase:
 
     def _wplus(self, wplus: object) -> np.ndarray:
         return check_wplus(self.limits, self.preset.generator.style_dim, wplus)
+
+    def _refine_iterations(self, count: int | None) -> int:
+        """The refiner's iterations of a (checked) request: None: its default (0 without a refiner)."""
+        if count is None:
+            return self.engine.refiner_iterations if self.engine.has("refiner") else 0
+        if count and not self.engine.has("refiner"):
+            raise InputError(f"refine_iterations {count} needs a trained refiner; run `{remedy('refiner', self.preset.name)}`",
+                             field="refine_iterations")
+        return count
+
+    def _refined(self, image: Image.Image, wplus: np.ndarray, iterations: int) -> np.ndarray:
+        """w_{t+1} = w_t + R(x, G(w_t)), ``iterations`` times (celeblook.models.refiner), on the engine."""
+        size = self.engine.refiner_size
+        photo = photo_to_pixels(image, size)
+        for _ in range(iterations):
+            wplus = (wplus + self.engine.refine(photo, self.engine.synthesize(wplus, size))).astype(np.float32)
+        return wplus

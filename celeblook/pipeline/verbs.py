@@ -26,14 +26,11 @@ optimisation) need gradients: they run on the torch models (celeblook.refine) an
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from ..engine import cosine, truncate
 from ..errors import InputError, WeightsError
 from ..limits import TARGET_SIMILARITY
 from ..photo.aligned import align_photo
-from ..preprocess import photo_to_pixels
-from ..remedy import remedy
 from ..strength_oracle import oracle_strength
 from ..text.prompts import DEFAULT_SOURCE, SOURCE_FROM_IMAGE, edit_direction, embed_prompts, vary_embedding
 from .base import PipelineBase
@@ -105,23 +102,6 @@ class Pipeline(PipelineBase):
         face, pixels = self._face(start, size, generator_calls=calls + 1)
         face.scores["clip_similarity"] = cosine(self.engine.embed_pixels(pixels), embedding)
         return self._result([face], notices, photo=loaded)
-
-    def _refine_iterations(self, count: int | None) -> int:
-        """The refiner's iterations of a (checked) request: None: its default (0 without a refiner)."""
-        if count is None:
-            return self.engine.refiner_iterations if self.engine.has("refiner") else 0
-        if count and not self.engine.has("refiner"):
-            raise InputError(f"refine_iterations {count} needs a trained refiner; run `{remedy('refiner', self.preset.name)}`",
-                             field="refine_iterations")
-        return count
-
-    def _refined(self, image: Image.Image, wplus: np.ndarray, iterations: int) -> np.ndarray:
-        """w_{t+1} = w_t + R(x, G(w_t)), ``iterations`` times (celeblook.models.refiner), on the engine."""
-        size = self.engine.refiner_size
-        photo = photo_to_pixels(image, size)
-        for _ in range(iterations):
-            wplus = (wplus + self.engine.refine(photo, self.engine.synthesize(wplus, size))).astype(np.float32)
-        return wplus
 
     @takes(TextRequest)
     def text_to_face(self, request: TextRequest, progress: Progress | None = None) -> Result:

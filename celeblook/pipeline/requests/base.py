@@ -6,7 +6,7 @@ the generator, so a request is checked against the pipeline's own limits).
 naming the field (``err.field`` is its name). Built by hand, ``RandomRequest(seed="7")`` holds what a client sent;
 ``RandomRequest.checked(limits, seed="7")`` is both steps. The CLI's flags (celeblook.cli.requests), the app's
 controls (app.py) and the page's site.json (celeblook.web.build) are made from the same fields, like the jobs' flags
-from their configs' (celeblook.presets.setting).
+from their configs' (celeblook.settings.setting).
 """
 
 from __future__ import annotations
