@@ -168,18 +168,22 @@ function npy(wplus) {
 const CLIP_NAMES = {gif: 'GIF', mp4: 'MP4', webm: 'WebM'};
 
 /**
- * A sweep's or morph's clip on show in the card whose image is ``img`` (a GIF) or video ``video``: its download
- * link ``linkId`` and share button ``shareId`` hand over the clip itself, named ``celeblook-<stem>.<format>``.
+ * A clip (a sweep's, a morph's, a live recording's): its download link ``linkId`` and share button ``shareId``
+ * hand over the clip itself, named ``celeblook-<stem>.<format>``; where a card shows it, in its image ``img``
+ * (a GIF) or video ``video``.
  */
 function showClip(clip, {img, video, linkId, shareId, stem}) {
   const name = `celeblook-${stem}.${clip.format}`;
   link(linkId, new Blob([clip.bytes], {type: clip.mime}));
   Object.assign($(linkId), {download: name, textContent: CLIP_NAMES[clip.format]});
-  const isVideo = clip.format !== 'gif';
-  $(img).hidden = isVideo;
-  $(video).hidden = !isVideo;
-  (isVideo ? $(img) : $(video)).removeAttribute('src');
-  $(isVideo ? video : img).src = $(linkId).href;
+  if (img) {
+    const isVideo = clip.format !== 'gif';
+    $(img).hidden = isVideo;
+    $(video).hidden = !isVideo;
+    (isVideo ? $(img) : $(video)).removeAttribute('src');
+    $(isVideo ? video : img).src = $(linkId).href;
+  }
+  $(shareId).hidden = false;
   $(shareId).onclick = async () => {
     const how = await share({bytes: clip.bytes, mime: clip.mime, name}).catch((err) => `failed: ${err.message}`);
     status(`Share: ${how}`);
@@ -494,7 +498,7 @@ ready.then((cl) => {
   };
   addEventListener('pagehide', stopCamera); // leaving the page (or the bfcache) releases the camera
   // Live section (src/live_ui.js)
-  wireLive(cl, {kept: () => state.kept, status});
+  wireLive(cl, {kept: () => state.kept, status, showClip});
   document.addEventListener('visibilitychange', () => { if (document.hidden) stopCamera(); });
 
   $('share').onclick = async () => {
