@@ -360,3 +360,24 @@ def test_axe_finds_no_serious_violation(browser, url, width, height, scheme, tmp
     shot(page, tmp_path / f"text-{width}-{scheme}.png")
     page.close()
     assert not {name: v for name, v in found.items() if v}
+
+
+def test_an_edit_sweep_as_mp4_plays_in_a_video_without_an_empty_image(browser, url, tmp_path):
+    """Issue 21: with a video format the Edit tab still showed the sweep's empty GIF image (the Morph tab hides it)."""
+    photo = tmp_path / "me.png"
+    wild_photo(8.0)[0].save(photo)
+    page, _ = open_page(browser, url, 1280, 900)
+    open_tab(page, "Edit")
+    tab = page.locator("#tab-edit")
+    tab.locator("input[type=file]").first.set_input_files(str(photo))
+    tab.get_by_label("Target prompt").fill("a face with a big smile")
+    tab.get_by_text("Options").click()
+    page.locator("#edit-gif").wait_for()  # a GIF sweep is the default: its image shows
+    tab.get_by_label("mp4", exact=True).check()
+    page.locator("#edit-gif").wait_for(state="hidden")  # no empty image placeholder for a video
+    tab.get_by_role("button", name="Edit", exact=True).click()
+    page.locator("#edit-video video[src*='.mp4']").wait_for()
+    assert page.is_hidden("#edit-gif")
+    tab.get_by_label("gif", exact=True).check()  # back to a GIF: its image shows again
+    page.locator("#edit-gif").wait_for()
+    page.close()
