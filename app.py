@@ -508,13 +508,18 @@ def slider(limit, value, label: str, step: float = 1, **kwargs) -> gr.Slider:
     return gr.Slider(limit.low, limit.high, value=value, step=step, label=label, **kwargs)
 
 
-def shown_when(control: gr.components.Component, rule, *outputs: gr.components.Component) -> None:
-    """Show ``outputs`` only while ``rule(control's value)`` holds: no empty placeholders (UI only, not in the API)."""
-    def toggle(value):
-        visible = bool(rule(value))
+def shown_when(controls: gr.components.Component | list[gr.components.Component], rule,
+               *outputs: gr.components.Component) -> None:
+    """Show ``outputs`` only while ``rule(each control's value)`` holds, checked again whenever one changes: no
+    empty placeholders (UI only, not in the API)."""
+    controls = controls if isinstance(controls, list) else [controls]
+
+    def toggle(*values):
+        visible = bool(rule(*values))
         return [gr.update(visible=visible)] * len(outputs) if len(outputs) > 1 else gr.update(visible=visible)
 
-    control.change(toggle, control, list(outputs), queue=False, api_visibility="private")
+    for control in controls:
+        control.change(toggle, controls, list(outputs), queue=False, api_visibility="private")
 
 
 # Handlers check every value themselves (the pipeline's limits), so API clients get the app's own one-line
@@ -629,7 +634,10 @@ def build_demo() -> gr.Blocks:
                 shown_when(edit_oracle, lambda oracle: bool(oracle), edit_oracle_img)
                 # starting from the last face, the photo is not used: hidden (the "Original" result shows the face used)
                 shown_when(edit_from, lambda choice: choice == "photo", edit_photo)
-                shown_when(edit_frames, lambda frames: frames not in (0, None), edit_gif, edit_gif_file)
+                shown_when(edit_frames, lambda frames: frames not in (0, None), edit_gif_file)
+                # a video sweep shows in edit_video (video_preview), as the Morph tab's
+                shown_when([edit_frames, edit_format], lambda frames, clip_format: frames not in (0, None) and clip_format == "gif",
+                           edit_gif)
                 edit_gif_file.change(video_preview, edit_gif_file, edit_video, queue=False, api_visibility="private")
                 on_click(
                     edit_button, edit_error, edit,

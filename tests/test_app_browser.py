@@ -277,14 +277,20 @@ def test_phone_results_sit_under_the_button_and_fit(browser, url, tmp_path):
     page.close()
 
 
-def test_a_morph_as_mp4_plays_in_a_looping_video(browser, url, tmp_path):
-    """The format choice (issue 21): the clip shows in a looping video instead of the image."""
+def tab_with_photo(browser, url: str, tmp_path: Path, name: str):
+    """A desktop-sized page on the tab ``name`` with a photo in its (first) photo input: (page, the tab)."""
     photo = tmp_path / "me.png"
     wild_photo(8.0)[0].save(photo)
     page, _ = open_page(browser, url, 1280, 900)
-    open_tab(page, "Morph")
-    tab = page.locator("#tab-morph")
+    open_tab(page, name)
+    tab = page.locator(f"#tab-{name.lower()}")
     tab.locator("input[type=file]").first.set_input_files(str(photo))
+    return page, tab
+
+
+def test_a_morph_as_mp4_plays_in_a_looping_video(browser, url, tmp_path):
+    """The format choice (issue 21): the clip shows in a looping video instead of the image."""
+    page, tab = tab_with_photo(browser, url, tmp_path, "Morph")
     tab.get_by_label("prompt", exact=True).check()
     tab.get_by_label("Celebrity prompt").fill("a famous actress")
     tab.get_by_text("Options").click()
@@ -360,3 +366,19 @@ def test_axe_finds_no_serious_violation(browser, url, width, height, scheme, tmp
     shot(page, tmp_path / f"text-{width}-{scheme}.png")
     page.close()
     assert not {name: v for name, v in found.items() if v}
+
+
+def test_an_edit_sweep_as_mp4_plays_in_a_video_without_an_empty_image(browser, url, tmp_path):
+    """Issue 21: with a video format the Edit tab still showed the sweep's empty GIF image (the Morph tab hides it)."""
+    page, tab = tab_with_photo(browser, url, tmp_path, "Edit")
+    tab.get_by_label("Target prompt").fill("a face with a big smile")
+    tab.get_by_text("Options").click()
+    page.locator("#edit-gif").wait_for()  # a GIF sweep is the default: its image shows
+    tab.get_by_label("mp4", exact=True).check()
+    page.locator("#edit-gif").wait_for(state="hidden")  # no empty image placeholder for a video
+    tab.get_by_role("button", name="Edit", exact=True).click()
+    page.locator("#edit-video video[src*='.mp4']").wait_for()
+    assert page.is_hidden("#edit-gif")
+    tab.get_by_label("gif", exact=True).check()  # back to a GIF: its image shows again
+    page.locator("#edit-gif").wait_for()
+    page.close()

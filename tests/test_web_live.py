@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from camera_video import two_people_y4m
 from test_web import CHROMIUM, HELPERS, space, url  # noqa: F401 (fixtures)
-from test_web_product import STREAMS
+from test_web_product import STREAMS, WEB_SHARE
 
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
@@ -170,3 +170,30 @@ def test_the_live_section_shows_stats_records_webm_and_releases_the_camera(page)
     page.click("#live-stop")
     page.wait_for_function("window.__live() === 0 && !window.celeblook.live.running()")
     assert page.is_visible("#live-start") and page.is_hidden("#live-stop") and page.is_hidden("#live-record")
+
+
+def test_the_live_recording_comes_in_the_chosen_clip_format_and_shares(page):
+    """Issue 22: Record made WebM only and had no Share; now the page's clip formats (MP4 where this browser
+    encodes H.264, else WebM) and a Share button, as for sweeps and morphs."""
+    page.evaluate(f"() => {{ {WEB_SHARE} }}")
+    page.click("#live-start")
+    page.wait_for_function("window.celeblook.live.stats().frames >= 5", timeout=60_000)
+    page.select_option("#live-format", "mp4")
+    page.click("#live-record")
+    page.wait_for_function("!document.getElementById('live-video').hidden", timeout=30_000)
+    name, text = page.get_attribute("#live-video", "download"), page.text_content("#live-video")
+    head = page.evaluate("""async () => [...new Uint8Array(await (await fetch(document.getElementById('live-video').href))
+      .arrayBuffer()).slice(0, 8)]""")
+    if name == "celeblook-live.mp4":
+        assert text == "MP4" and bytes(head[4:8]) == b"ftyp", (text, head)
+    else:  # no H.264 encoder in this Chromium: WebM, as the sweeps and morphs fall back
+        assert (name, text, head[:4]) == ("celeblook-live.webm", "WebM", [0x1A, 0x45, 0xDF, 0xA3])
+        assert "H.264" in page.text_content("#status")
+    page.click("#live-share")
+    page.wait_for_function("window.__shared !== undefined")
+    shared = page.evaluate("window.__shared")
+    assert shared["name"] == name and shared["type"] == ("video/mp4" if name.endswith(".mp4") else "video/webm")
+    assert shared["head"] == head[:4]
+    page.click("#live-stop")
+    page.wait_for_function("window.__live() === 0 && !window.celeblook.live.running()")
+    assert page.is_visible("#live-video") and page.is_visible("#live-share")  # the recording stays to keep or share

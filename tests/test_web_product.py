@@ -112,7 +112,7 @@ def test_faces_are_numbered_from_0_and_the_identity_distance_is_shown(page):
     wait_done(page, "Inversion")
     assert "2 faces found; face 1 used" in page.text_content("#result > .notes")  # the notes sit with the result
     assert page.locator("#faces button").nth(1).get_attribute("aria-pressed") == "true"
-    assert page.text_content("#face-scores").endswith("; identity distance: not measured (no face found in the result)")
+    ends_with(page, "face-scores", "; identity distance: not measured (no face found in the result)")  # filled in when measured
 
 
 def test_pasted_text_is_left_to_the_prompt_box(page):
@@ -330,3 +330,68 @@ def test_the_keyboard_alone_makes_a_face(page):
     page.keyboard.press("Enter")
     wait_done(page, "Random face")
     assert "seed 0" in page.text_content("#face-scores")
+
+
+# holds every identity measurement of the page until the test lets it go: shows what the page does meanwhile;
+# RELEASE resolves once the measurements let go have ended (and the page has had a moment to show them)
+HOLD_IDENTITY = """() => { const cl = window.celeblook; const real = cl.identity; window.__held = [];
+  cl.identity = (a, b) => new Promise((resolve) => {
+    window.__held.push(async () => { const measured = real(a, b); resolve(measured); await measured.catch(() => null); }); }); }"""
+RELEASE = """async () => { await Promise.all(window.__held.splice(0).map((go) => go()));
+  await new Promise((resolve) => setTimeout(resolve, 200)); }"""
+NO_FACE = "identity distance: not measured (no face found in the result)"
+
+
+def ends_with(page, element: str, text: str) -> None:
+    page.wait_for_function("([id, text]) => document.getElementById(id).textContent.endsWith(text)", arg=[element, text])
+
+
+def test_the_identity_line_fills_in_after_the_result_and_after_an_edit_of_a_photo(page):
+    """Issue 21: the page measured the identity only after Invert, and the action waited for it; the Gradio app
+    gives it for the edit's variants of a photo too. The result shows first; a later action is not held up, and
+    an earlier face's line does not overwrite a later face's caption."""
+    page.evaluate(HOLD_IDENTITY)
+    page.evaluate(HAND_OVER, ["drop", png_b64(astronaut())])
+    wait_done(page, "Photo")  # while the identity is still being measured
+    caption = page.text_content("#face-scores")
+    assert caption.startswith("Inversion: similarity to the photo") and "identity" not in caption
+    page.evaluate(RELEASE)
+    ends_with(page, "face-scores", f"; {NO_FACE}")
+
+    page.fill("#target", "a face with glasses")
+    page.click("#edit")
+    wait_done(page, "Edit")
+    manual = page.text_content("#manual-scores")
+    assert manual.startswith("Manual C = ") and "identity" not in manual
+    page.evaluate(RELEASE)
+    ends_with(page, "manual-scores", f"; {NO_FACE}")  # the same line as after an inversion
+
+    page.locator("#faces button").first.click()  # the photo's face again: its identity held ...
+    wait_done(page, "Inversion")
+    page.click("#random")  # ... while a random face replaces it
+    wait_done(page, "Random face")
+    page.evaluate(RELEASE)
+    caption = page.text_content("#face-scores")
+    assert caption.startswith("Random face") and "identity" not in caption, caption
+    page.click("#edit")  # an edit of a random face: no photo, no identity line
+    wait_done(page, "Edit")
+    assert page.evaluate("window.__held.length") == 0 and "identity" not in page.text_content("#manual-scores")
+
+
+def test_the_page_controls_follow_the_request_schema(page):
+    """Issue 21: one schema (celeblook.pipeline.requests, in site.json) gives the app's, the CLI's and the page's
+    controls their labels, help and ranges."""
+    from celeblook.web.build import app_limits
+
+    schema = app_limits()["requests"]
+    for control, verb, field in [("#sweep-frames", "sweep", "n_frames"), ("#sweep-cmax", "sweep", "c_max"),
+                                 ("#frames", "morph", "n_frames"), ("#seed", "random_faces", "seed"),
+                                 ("#text-seed", "text_to_face", "seed"), ("#psi", "random_faces", "psi")]:
+        f = schema[verb][field]
+        got = page.eval_on_selector(control, "(e) => [Number(e.min), Number(e.max), e.title, e.closest('label').textContent]")
+        assert got[:3] == [f["low"], f["high"], f["help"]], (control, got, f)
+        assert got[3].strip().startswith(f["label"]), (control, got[3], f["label"])
+    for control, verb, field in [("#target", "edit", "target"), ("#source", "edit", "source")]:
+        f = schema[verb][field]
+        assert page.get_by_label(f["label"], exact=True).get_attribute("id") == control[1:]
+        assert page.get_attribute(control, "title") == f["help"]

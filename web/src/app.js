@@ -168,18 +168,22 @@ function npy(wplus) {
 const CLIP_NAMES = {gif: 'GIF', mp4: 'MP4', webm: 'WebM'};
 
 /**
- * A sweep's or morph's clip on show in the card whose image is ``img`` (a GIF) or video ``video``: its download
- * link ``linkId`` and share button ``shareId`` hand over the clip itself, named ``celeblook-<stem>.<format>``.
+ * A clip (a sweep's, a morph's, a live recording's): its download link ``linkId`` and share button ``shareId``
+ * hand over the clip itself, named ``celeblook-<stem>.<format>``; where a card shows it, in its image ``img``
+ * (a GIF) or video ``video``.
  */
 function showClip(clip, {img, video, linkId, shareId, stem}) {
   const name = `celeblook-${stem}.${clip.format}`;
   link(linkId, new Blob([clip.bytes], {type: clip.mime}));
   Object.assign($(linkId), {download: name, textContent: CLIP_NAMES[clip.format]});
-  const isVideo = clip.format !== 'gif';
-  $(img).hidden = isVideo;
-  $(video).hidden = !isVideo;
-  (isVideo ? $(img) : $(video)).removeAttribute('src');
-  $(isVideo ? video : img).src = $(linkId).href;
+  if (img) {
+    const isVideo = clip.format !== 'gif';
+    $(img).hidden = isVideo;
+    $(video).hidden = !isVideo;
+    (isVideo ? $(img) : $(video)).removeAttribute('src');
+    $(isVideo ? video : img).src = $(linkId).href;
+  }
+  $(shareId).hidden = false;
   $(shareId).onclick = async () => {
     const how = await share({bytes: clip.bytes, mime: clip.mime, name}).catch((err) => `failed: ${err.message}`);
     status(`Share: ${how}`);
@@ -309,14 +313,46 @@ async function usePhotoFace(index) {
   const result = await cl.pipeline.invert(photo, {size: Number($('size').value)});
   showOriginal(true);
   draw('original', result.photo.crop, result.photo.crop.width);
+  state.photo.crop = result.photo.crop;
   const [face] = result.faces;
   const caption = `Inversion: similarity to the photo ${num(face.scores.clip_similarity)}`;
   await setFace(face, caption);
-  // the app's line after an inversion; a site built without the recognition net still shows the face
-  const identity = await cl.identity(result.photo.crop, cl.toImageData(face.image, face.size))
-    .catch((err) => ({distance: null, reason: err.message}));
-  $('face-scores').textContent = `${caption}; ${describeIdentity(identity, cl.info.limits.same_person)}`;
+  showIdentity(face, 'face-scores', caption, () => state.current === face);
   return [...(faces.length > 1 ? [`${faces.length} faces found; face ${index} used`] : []), ...result.notices].join('; ');
+}
+
+/**
+ * The app's identity line after an inversion or an edit of a photo, appended to ``caption`` in ``captionId`` once
+ * measured (the first measurement downloads the recognition net): the action that showed ``face`` does not wait
+ * for it, and the line is left out when ``stillShown()`` says a later action replaced the face meanwhile. A site
+ * built without the recognition net says so in the line.
+ */
+function showIdentity(face, captionId, caption, stillShown) {
+  const cl = window.celeblook;
+  cl.identity(state.photo.crop, cl.toImageData(face.image, face.size))
+    .catch((err) => ({distance: null, reason: err.message}))
+    .then((identity) => {
+      if (stillShown()) $(captionId).textContent = `${caption}; ${describeIdentity(identity, cl.info.limits.same_person)}`;
+    });
+}
+
+// The page's controls that are request fields (site.json's limits.requests, from celeblook/pipeline/requests):
+// their labels, help and ranges come from there, as the app's and the CLI's do. The page keeps its own defaults
+// where it asks for less work than the app (fewer frames: clips are made on the visitor's device).
+const SCHEMA_CONTROLS = {
+  'seed': 'random_faces.seed', 'psi': 'random_faces.psi', 'text-seed': 'text_to_face.seed',
+  'target': 'edit.target', 'source': 'edit.source', 'sweep-frames': 'sweep.n_frames', 'sweep-cmax': 'sweep.c_max',
+  'frames': 'morph.n_frames', 'morph-mode': 'morph.mode',
+};
+
+/** A control's label (the text before it in its label), help (its title) and range from the request schema. */
+function describeControl(control, path) {
+  const [verb, name] = path.split('.');
+  const field = window.celeblook.info.limits.requests[verb][name];
+  const label = control.closest('label');
+  label.firstChild.textContent = `${field.label} `;
+  control.title = field.help;
+  if ('low' in field) [control.min, control.max] = [field.low, field.high].map(String);
 }
 
 async function showFaces(faces) {
@@ -358,13 +394,10 @@ ready.then((cl) => {
   }
   const prompts = info.prompts?.prompts ?? [];
   $('prompt-list').replaceChildren(...[...(info.prompts?.examples ?? []), ...prompts].map((p) => new Option(p)));
-  const {ranges, defaults} = info.limits;
+  const {defaults} = info.limits;
   $('c').max = String(info.limits.c_max);
-  [$('sweep-cmax').min, $('sweep-cmax').max] = [ranges.c_max.low, ranges.c_max.high].map(String);
+  for (const [id, field] of Object.entries(SCHEMA_CONTROLS)) describeControl($(id), field);
   $('sweep-cmax').value = String(defaults.sweep.c_max);
-  for (const id of ['frames', 'sweep-frames']) [$(id).min, $(id).max] = [ranges.frames.low, ranges.frames.high].map(String);
-  for (const id of ['seed', 'text-seed']) [$(id).min, $(id).max] = [ranges.seed.low, ranges.seed.high].map(String);
-  [$('psi').min, $('psi').max] = [ranges.psi.low, ranges.psi.high].map(String);
   $('psi').value = $('psi-value').value = String(defaults.random_faces.psi);
   $('source').value = info.limits.default_source;
   const off = (what, ids) => {
@@ -465,7 +498,7 @@ ready.then((cl) => {
   };
   addEventListener('pagehide', stopCamera); // leaving the page (or the bfcache) releases the camera
   // Live section (src/live_ui.js)
-  wireLive(cl, {kept: () => state.kept, status});
+  wireLive(cl, {kept: () => state.kept, status, showClip});
   document.addEventListener('visibilitychange', () => { if (document.hidden) stopCamera(); });
 
   $('share').onclick = async () => {
@@ -500,7 +533,9 @@ ready.then((cl) => {
       $(`${name}-card`).hidden = false;
       draw(name, face.image, face.size);
       const {C, clip_similarity: similarity, text_score: text} = face.scores;
-      $(`${name}-scores`).textContent = `${name === 'learned' ? 'Learned' : 'Manual'} C = ${num(C)} · similarity ${num(similarity)} · text ${num(text)}`;
+      const caption = `${name === 'learned' ? 'Learned' : 'Manual'} C = ${num(C)} · similarity ${num(similarity)} · text ${num(text)}`;
+      $(`${name}-scores`).textContent = caption;
+      if (state.photo?.crop) showIdentity(face, `${name}-scores`, caption, () => state.edits[name] === face); // the edit of a photo
     }
     return notes.join('; ');
   }, 'manual-card');

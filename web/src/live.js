@@ -12,7 +12,7 @@
 //   update({edit, morph, smoothing})      stop()       running()       latest() -> the last result's {wplus, C, quad}
 //   synth(wplus, size) -> {face (ImageBitmap), stages}: a render in this instance's worker (the pipelined G)
 //   stats() -> {frames, dropped, fps, latencyMs, stages: {track, crop, encode, map, edit, synth, paste}}
-//   record(ms, {format}) -> {bytes, mime, notices}: 'webm' (default) the shown result (the composite with pasteBack)
+//   record(ms, {format}) -> {bytes, mime, format, notices}: 'webm' (default) the shown result (the composite with pasteBack)
 //     from MediaRecorder; 'mp4' | 'gif' the faces through src/clips.js (MP4 falls back to WebM where no H.264)
 
 import {cropTransform} from './align.js';
@@ -237,7 +237,7 @@ export function createLive(call, spawn) {
     stats,
 
     /**
-     * ``ms`` of live results: {bytes, mime, notices}. 'webm': what is shown (the camera image with the face pasted
+     * ``ms`` of live results: {bytes, mime, format (as made), notices}. 'webm': what is shown (the camera image with the face pasted
      * in, with pasteBack), from MediaRecorder on the canvas's stream; 'mp4' | 'gif': the faces alone through
      * src/clips.js (MP4 with H.264 where this browser encodes it, else WebM, with a notice), each frame shown for
      * the live rate's frame time.
@@ -255,8 +255,8 @@ export function createLive(call, spawn) {
         const {clip} = s;
         s.clip = null;
         await clip.added;
-        const {bytes, mime, notices} = await clip.encoder.finish();
-        return {bytes, mime, notices};
+        const {bytes, mime, format: made, notices} = await clip.encoder.finish();
+        return {bytes, mime, format: made, notices};
       }
       const canvas = s.pasteBack && s.composite ? s.composite : s.canvas;
       const mime = ['video/webm;codecs=vp9', 'video/webm;codecs=vp8', 'video/webm'].find((m) => MediaRecorder.isTypeSupported(m));
@@ -271,7 +271,8 @@ export function createLive(call, spawn) {
       recorder.stop();
       await stopped;
       stream.getTracks().forEach((t) => t.stop());
-      return {bytes: new Uint8Array(await new Blob(chunks, {type: mime}).arrayBuffer()), mime: mime.split(';')[0], notices: []};
+      return {bytes: new Uint8Array(await new Blob(chunks, {type: mime}).arrayBuffer()), mime: mime.split(';')[0], format: 'webm',
+        notices: []};
     },
   };
 }

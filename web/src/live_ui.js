@@ -4,8 +4,11 @@
 const $ = (id) => document.getElementById(id);
 const ms = (x) => (typeof x === 'number' ? x.toFixed(0) : '–');
 
-/** ``cl``: window.celeblook; ``kept()``: the kept face's W+ (or null); ``status(text)``: the page's status line. */
-export function wireLive(cl, {kept, status}) {
+/**
+ * ``cl``: window.celeblook; ``kept()``: the kept face's W+ (or null); ``status(text)``: the page's status line;
+ * ``showClip(clip, where)``: the page's download link and Share button of a clip (src/app.js).
+ */
+export function wireLive(cl, {kept, status, showClip}) {
   let timer = null;
   const live = cl.live;
 
@@ -61,15 +64,14 @@ export function wireLive(cl, {kept, status}) {
     $(input).addEventListener('change', change);
   }
   $('live-learned').disabled = !cl.has('strength');
+  // WebM: what is shown (with the camera image where pasted back); MP4 (WebM without H.264) and GIF: the faces
+  $('live-format').value = 'webm';
   $('live-record').onclick = async () => {
     try {
       status('Live: recording 3 s…');
-      const {bytes, mime} = await live.record(3000);
-      const link = $('live-video');
-      if (link.href) URL.revokeObjectURL(link.href);
-      link.href = URL.createObjectURL(new Blob([bytes], {type: mime}));
-      link.hidden = false;
-      status(`Live: recorded ${(bytes.length / 1024).toFixed(0)} KB of ${mime}`);
+      const clip = await live.record(3000, {format: $('live-format').value});
+      showClip(clip, {linkId: 'live-video', shareId: 'live-share', stem: 'live'});
+      status([`Live: recorded ${(clip.bytes.length / 1024).toFixed(0)} KB of ${clip.mime}`, ...clip.notices].join('; '));
     } catch (err) {
       status(`Live: recording failed: ${err.message}`);
     }
