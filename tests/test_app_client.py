@@ -119,7 +119,7 @@ def test_numbers_sent_as_text_work_as_the_api_page_shows(url, client):
 def test_a_server_file_named_in_a_photo_slot_is_refused_without_a_hint(url):
     """A raw HTTP call naming a path on the server: refused with the same words whether the file exists or not."""
     screenshot = str(Path(app.__file__).resolve().parent / "docs" / "screenshot.png")
-    answers = [raw_call(url, "invert", [{"path": path}, True, 0, 0, 256])
+    answers = [raw_call(url, "invert", [{"path": path}, True, 0, 0, 256, 0])
                for path in (screenshot, "/etc/passwd", "/nonexistent/x.png", "docs/screenshot.png")]
     answers.append(raw_call(url, "morph", ["photo", {"path": screenshot}, True, 0, "prompt", None, False, 0, "x",
                                            "interpolate", 8, 2, 90, False, 128, "gif"]))
@@ -140,7 +140,7 @@ def test_only_files_this_server_received_as_uploads_are_photos(url, client, phot
     missing = str(Path(served).parent / "missing.png")
     payloads = [{"path": served}, {"path": missing}, {"path": str(Path(app.OUT.root) / "x.png")}, {"path": result},
                 "", 123, [], {"path": 5}, {"path": None}, {"path": ""}]
-    answers = [raw_call(url, "invert", [payload, True, 0, 0, 256]) for payload in payloads]
+    answers = [raw_call(url, "invert", [payload, True, 0, 0, 256, 0]) for payload in payloads]
     answers.append(raw_call(url, "morph", ["photo", {"path": served}, True, 0, "photo", 123, True, 0, "x", "interpolate", 8,
                                            2, 90, False, 128, "gif"]))
     for payload, (event, data) in zip(payloads, answers):
@@ -284,6 +284,7 @@ def test_bad_input_through_the_api_is_explained_and_the_server_survives(client, 
 @pytest.mark.parametrize("endpoint, args, field", [
     ("/random_face", (0, 9, 0.7, 256), "count"),
     ("/invert", (None, False, 0, 501, 256), "refine_steps"),
+    ("/invert", (None, False, 0, 0, 256, 9), "refine_iterations"),
     ("/text_to_face", ("a face", 0, 0.7, -1, 256), "optimize_steps"),
     ("/edit", ("photo", None, False, 0, "smile", 7, 0.3, False, 0, 256), "source"),
     ("/morph", ("photo", None, False, 0, "prompt", None, False, 0, "x", "interpolate", 8, 49, 90, True, 128), "n_frames"),
