@@ -535,6 +535,30 @@ def test_the_page_applies_the_limits_site_json_gives(browser, url):
     assert got["frames"] == "frames must be from 2 to 5, got 6"
 
 
+def test_refine_iterations_are_checked_and_a_count_needs_refiner_onnx(browser, url, page):
+    """refineIterations is checked by Python's range before anything runs; a site without refiner.onnx refuses a
+    count (its default is then 0), one line naming what to do."""
+    script = """async (cl) => { const out = [];
+        for (const n of [9, 1]) { try { await cl.pipeline.invert(null, {refineIterations: n}); out.push(null); }
+          catch (e) { out.push(e.message); } }
+        return out; }"""
+    assert call(page, script)[0] == "refine iterations must be from 0 to 8, got 9"
+
+    def without_refiner(route):
+        manifest = json.loads(route.fetch().text())
+        manifest["files"] = [e for e in manifest["files"] if e["model"] != "refiner"]
+        route.fulfill(json=manifest)
+
+    browser.context.route("**/models/manifest.json", without_refiner)
+    try:
+        bare = browser.open(url)
+        got = call(bare, script)
+        bare.close()
+    finally:
+        browser.context.unroute("**/models/manifest.json", without_refiner)
+    assert got[1].startswith("refine iterations 1 needs a trained refiner: this site has no refiner.onnx"), got
+
+
 def test_page_modules_take_python_numbers_from_site_json():
     """Numbers the Python side defines (W+ slots, crossover, C max, target similarity, psi's range, frames, sizes,
     GIF frame time, prompt length) are read from site.json by the page's modules, never written there again."""
