@@ -282,3 +282,35 @@ def test_export_everything_exports_what_has_weights_and_lists_the_rest(tmp_path,
     assert err.startswith("error: nothing to export: no weights for any of mapping, synthesis_1024, synthesis_512, "
                           "synthesis_256, mapper, text_encoder, image_encoder, strength (") and len(err.splitlines()) == 1, err
     assert chosen["graphs"] == ["mapping", "synthesis_1024", "synthesis_512", "synthesis_256"]  # not called again
+
+
+def test_the_refiner_is_its_own_graph_with_an_fp16_variant_and_its_meta(manifest):
+    by_file = {e["file"]: e for e in manifest["files"]}
+    refiner = by_file["refiner.onnx"]
+    assert [i["name"] for i in refiner["inputs"]] == ["photo", "reconstruction"]
+    assert refiner["inputs"][0]["shape"] == ["batch", 3, 256, 256]
+    assert refiner["outputs"] == [{"name": "residual", "shape": ["batch", 23, 512], "dtype": "float32"}]
+    assert refiner["meta"] == {"render_size": 256, "input_size": 64, "iterations": 2}
+    assert refiner["parity"]["ok"] and by_file["refiner_fp16.onnx"]["parity"]["ok"]
+    assert refiner["parity"]["max_abs_diff"] > 0 or refiner["parity"]["min_cosine"] > 0.999  # a residual, not zeros
+
+
+def test_cli_exports_the_heads_refiner_with_the_generator_exit_it_renders_at(tmp_path, capsys):
+    from tiny_heads import save_tiny_heads, save_tiny_refiner
+
+    from celeblook.cli import main
+
+    heads = save_tiny_heads(tmp_path / "heads")
+    out = tmp_path / "onnx"
+    args = ["export", "onnx", "--preset", "tiny", "--heads", str(heads), "--out", str(out)]
+    assert main([*args, "--models", "refiner", "synthesis_256"]) == 2  # asked for, but the heads have none
+    err = capsys.readouterr().err
+    assert "refiner weights missing" in err and "train refiner" in err and len(err.strip().splitlines()) == 1, err
+    save_tiny_refiner(heads, varied=True)
+    assert main([*args, "--models", "refiner", "synthesis_256"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [e["file"] for e in manifest["files"]] == ["synthesis_256.onnx", "synthesis_64.onnx", "refiner.onnx"]
+    assert manifest["files"][2]["meta"]["render_size"] == 64 and manifest["files"][2]["parity"]["ok"]
+    capsys.readouterr()
+    assert main(["export", "check", str(out)]) == 0
+    assert "all 3 files within tolerance" in capsys.readouterr().out

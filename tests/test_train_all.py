@@ -87,10 +87,11 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
         provenance = json.loads((out / f"{head}.json").read_text())["provenance"]
         assert provenance["image_encoder"] == "student" and provenance["student"] == str(out / f"{STUDENT}.safetensors")
     manifest = json.loads((out / "onnx" / "manifest.json").read_text())
-    # the whole runtime export: a torch-free app serves it (and `weights publish` uploads it)
+    # the whole runtime export: a torch-free app serves it (and `weights publish` uploads it); the refiner with the
+    # exit it renders at (tiny's 64)
     assert sorted(entry["file"] for entry in manifest["files"]) == [
-        "image_encoder.onnx", "mapper.onnx", "mapping.onnx", "strength.onnx", "synthesis_1024.onnx", "synthesis_256.onnx",
-        "synthesis_512.onnx", "text_encoder.onnx", "text_encoder_int8.onnx"]
+        "image_encoder.onnx", "mapper.onnx", "mapping.onnx", "refiner.onnx", "strength.onnx", "synthesis_1024.onnx",
+        "synthesis_256.onnx", "synthesis_512.onnx", "synthesis_64.onnx", "text_encoder.onnx", "text_encoder_int8.onnx"]
     assert manifest["constants"]["photo_encoder"] == "image_encoder"  # OUT's student, as the pipeline of OUT uses it
     assert manifest["source"]["heads"] == str(out.resolve())
     # (the mapper's parity is left out: export feeds it random-normal "embeddings" of norm ~28, where a trained

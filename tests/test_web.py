@@ -80,10 +80,15 @@ def cos(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def space(tmp_path_factory) -> Path:
+    from tiny_heads import save_tiny_refiner
+
     from celeblook.web.build import build_site
 
+    weights = tmp_path_factory.mktemp("no_weights")
+    (weights / "tiny").mkdir()
+    save_tiny_refiner(weights / "tiny", varied=True)  # a refiner whose loop the page replays (refiner.onnx, synthesis_64)
     with pytest.MonkeyPatch.context() as mp:  # tiny's seeded heads, never trained files from the checkout
-        mp.setenv("CELEBLOOK_WEIGHTS", str(tmp_path_factory.mktemp("no_weights")))
+        mp.setenv("CELEBLOOK_WEIGHTS", str(weights))
         return build_site(tmp_path_factory.mktemp("web") / "space", preset="tiny", space=True)
 
 
@@ -197,6 +202,10 @@ def test_tiny_build_exports_what_every_feature_needs(space, ref):
     assert {"mapping", "synthesis_256", "synthesis_512", "synthesis_1024", "image_encoder_teacher", "text_encoder",
             "mapper", "strength"} <= models
     assert {"strength_fp16.onnx", "image_encoder_teacher_fp16.onnx", "text_encoder_int8.onnx"} <= {e["file"] for e in ref.manifest["files"]}
+    files = {e["file"]: e for e in ref.manifest["files"]}
+    assert {"refiner.onnx", "refiner_fp16.onnx", "synthesis_64.onnx"} <= set(files)  # R and the exit it renders at
+    assert files["refiner.onnx"]["meta"]["iterations"] == 2 and files["refiner.onnx"]["meta"]["render_size"] == 64
+    assert all((space / "models" / name).is_file() for name in ("refiner.onnx", "refiner_fp16.onnx", "synthesis_64.onnx"))
     mapper = next(e for e in ref.manifest["files"] if e["file"] == "mapper.onnx")
     assert mapper["meta"]["e_scale"] > 0  # text to face varies the prompt by this spread
     bank = ref.site["prompts"]
@@ -383,7 +392,7 @@ def request_id(index: int) -> str:
     return f"{index}-{request['verb']}"
 
 
-@pytest.mark.parametrize("index", range(8), ids=request_id)
+@pytest.mark.parametrize("index", range(10), ids=request_id)
 def test_pipeline_answers_as_the_python_pipeline(browser, page, golden, index):
     request, expected = golden[index]["request"], golden[index]["result"]
     since = len(browser.requests)
@@ -405,7 +414,10 @@ def test_golden_requests_cover_every_verb_start_and_variant(golden):
     assert {v["name"] for v in variants} == {"manual", "learned", "oracle"} and all(v["face"] for v in variants)
     learned = next(v for v in variants if v["name"] == "learned")["face"]["scores"]["C"]
     assert 0 < learned < 0.8 and len({f32(f["wplus"]).tobytes() for f in golden[0]["result"]["faces"]}) == 2
-    assert len(golden) == 8  # the replay test is parametrised over this many
+    inverted = [g for g in golden if g["request"]["verb"] == "invert"]  # the refiner's default, 0 and 3 iterations
+    assert [g["result"]["faces"][0]["scores"]["generator_calls"] for g in inverted] == [3, 1, 4]
+    assert len({f32(g["result"]["faces"][0]["wplus"]).tobytes() for g in inverted}) == 3  # R moved the latent
+    assert len(golden) == 10  # the replay test is parametrised over this many
 
 
 def test_seeds_decide_faces_and_equal_prompts_give_no_direction(page):
@@ -521,6 +533,30 @@ def test_the_page_applies_the_limits_site_json_gives(browser, url):
     assert got["psi"] == 0.3
     assert got["moved"] == [slot >= 20 for slot in range(SLOTS)]
     assert got["frames"] == "frames must be from 2 to 5, got 6"
+
+
+def test_refine_iterations_are_checked_and_a_count_needs_refiner_onnx(browser, url, page):
+    """refineIterations is checked by Python's range before anything runs; a site without refiner.onnx refuses a
+    count (its default is then 0), one line naming what to do."""
+    script = """async (cl) => { const out = [];
+        for (const n of [9, 1]) { try { await cl.pipeline.invert(null, {refineIterations: n}); out.push(null); }
+          catch (e) { out.push(e.message); } }
+        return out; }"""
+    assert call(page, script)[0] == "refine iterations must be from 0 to 8, got 9"
+
+    def without_refiner(route):
+        manifest = json.loads(route.fetch().text())
+        manifest["files"] = [e for e in manifest["files"] if e["model"] != "refiner"]
+        route.fulfill(json=manifest)
+
+    browser.context.route("**/models/manifest.json", without_refiner)
+    try:
+        bare = browser.open(url)
+        got = call(bare, script)
+        bare.close()
+    finally:
+        browser.context.unroute("**/models/manifest.json", without_refiner)
+    assert got[1].startswith("refine iterations 1 needs a trained refiner: this site has no refiner.onnx"), got
 
 
 def test_page_modules_take_python_numbers_from_site_json():

@@ -32,17 +32,22 @@ def save_tiny_heads(folder: Path) -> Path:
     return folder
 
 
-def save_tiny_refiner(folder: Path) -> Path:
+def save_tiny_refiner(folder: Path, varied: bool = False) -> Path:
     """A seeded tiny refiner (+ sidecar) in ``folder`` as `train refiner` leaves it; returns its path. Its
     residual is 0.01 on every used slot whatever it sees (its output layer is zero but for the bias), so what it
-    did to a latent is known: k iterations add 0.01 k."""
+    did to a latent is known: k iterations add 0.01 k. ``varied``: a residual that depends on both images
+    (_export_tiny.varied_refiner), for comparing runtimes."""
+    from _export_tiny import varied_refiner
+
     from celeblook.models.refiner import REFINER_KIND, Refiner, RefinerConfig
 
+    config = RefinerConfig(backbone=TINY.refiner_backbone, backbone_kwargs=dict(TINY.refiner_kwargs), input_size=64,
+                           render_size=64)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        refiner = Refiner(RefinerConfig(backbone=TINY.refiner_backbone, backbone_kwargs=dict(TINY.refiner_kwargs),
-                                        input_size=64, render_size=64))
-        refiner.out.bias.data.fill_(0.01)
+        refiner = varied_refiner(config) if varied else Refiner(config)
+        if not varied:
+            refiner.out.bias.data.fill_(0.01)
     path = folder / "refiner.safetensors"
     save_weights(path, refiner.state_dict(), {"kind": REFINER_KIND, "config": refiner.config.to_dict(),
                                               "training": {"steps": 200, "batch": 16}, "provenance": {"preset": "tiny"}})

@@ -59,7 +59,9 @@ def requests(w_avg: np.ndarray) -> list[dict]:
         {"verb": "random_faces", "args": [5], "options": {"count": 2, "size": SIZE}},  # psi: the default
         {"verb": "text_to_face", "args": ["a young man with a mohawk"], "options": {"seed": 3, "psi": 0.6, "size": SIZE}},
         {"verb": "invert", "args": [{"photo": {"synthetic": {"side": 1024, "seed": 7}, "aligned": True}}],
-         "options": {"size": SIZE}},
+         "options": {"size": SIZE}},  # the refiner's own iteration count, where the site has one
+        *({"verb": "invert", "args": [{"photo": {"synthetic": {"side": 1024, "seed": 7}, "aligned": True}}],
+           "options": {"size": SIZE, "refine_iterations": k}} for k in (0, 3)),
         {"verb": "edit", "args": [{"wplus": b64(wplus[0])}, TARGET],
          "options": {"strengths": [0.3, "learned", "oracle"], "size": SIZE}},
         {"verb": "edit", "args": [{"prompt": {"text": "a smiling woman with red curly hair", "seed": 2, "psi": 0.7}},

@@ -110,10 +110,18 @@ def refiner_graph(refiner: nn.Module) -> Graph:
 
 
 def model_graphs(
-    generator: Generator, student: nn.Module, clip: ClipTeacher, mapper: nn.Module, strength: nn.Module
+    generator: Generator, student: nn.Module, clip: ClipTeacher, mapper: nn.Module, strength: nn.Module,
+    refiner: nn.Module | None = None,
 ) -> list[Graph]:
     """Every graph a runtime reads, from models already built (benchmarks, tests); the CLI uses ``build_graphs``,
-    which loads only the models asked for."""
-    return [*generator_graphs(generator), image_encoder_graph(student),
+    which loads only the models asked for. With a refiner, the generator exit it renders at is exported too."""
+    sizes = refiner_sizes(SYNTHESIS_SIZES, refiner)
+    return [*generator_graphs(generator, sizes), image_encoder_graph(student),
             text_encoder_graph(clip.text, clip.context_length, clip.tokenizer.vocab_size),
-            mapper_graph(mapper), strength_graph(strength)]
+            mapper_graph(mapper), strength_graph(strength), *([refiner_graph(refiner)] if refiner is not None else [])]
+
+
+def refiner_sizes(sizes: Sequence[int], refiner: nn.Module | None) -> list[int]:
+    """``sizes`` plus the refiner's render size: each iteration runs G there, so a runtime needs that exit."""
+    size = refiner.config.render_size if refiner is not None else None
+    return [*sizes, size] if size is not None and size not in sizes else list(sizes)

@@ -11,6 +11,8 @@ needs around the graphs (CLIP preprocessing, ``w_avg``, ``C_max``). Graphs:
     text_encoder.onnx         tokens (N,L) int64   -> text_embedding (N,768)   (+ text_encoder_int8.onnx)
     mapper.onnx               embedding (N,768)    -> wplus (N,23,512)
     strength.onnx             wplus (N,23,512), embedding (N,768), delta (N,23,512) -> strength (N,)
+    refiner.onnx              photo, reconstruction (N,3,S,S) -> residual (N,23,512)  (when the heads have R; S its
+                              render size, whose synthesis_<S>.onnx is exported with it)
 
 Generator graphs are the spec form (mobilestylegan.md §5: demodulation folded, zero noise, inverse Haar as a
 pixel shuffle), rewritten for fewer memory passes in ``synthesis_graph.py``. torch 2.13's dynamo exporter is

@@ -7,9 +7,9 @@ Tolerances (each file's measured value and tolerance are also written into manif
   (fill_reference seed 7): mapping 5.5e-6, synthesis 1024/512/256 3.4e-7/3.4e-7/3.7e-7 (outputs up to 0.26);
   real-size student (efficientformer_l1: 6.7e-8) passes the same bound (tests/test_export.py). ViT-L/14 towers: checked
   by every `train all --rehearse` (CI) and with CELEBLOOK_SLOW=1; docs/toolchain.md §8 measured 3.6e-6 (image) and
-  5.5e-6 (text).
+  5.5e-6 (text). Refiner R (tiny, seeded readouts, tests/_export_tiny.py): 2.5e-7.
 * fp16 (keep_io_types): max |diff| / max |torch output| <= 1e-2. Measured on the real-size generator:
-  mapping 8.1e-4, synthesis 1.1e-3..1.5e-3 (cosine > 0.99999).
+  mapping 8.1e-4, synthesis 1.1e-3..1.5e-3 (cosine > 0.99999); tiny refiner 6.5e-4.
 * int8 (dynamic, QUInt8 weights; text encoder): per-row cosine to torch fp32 >= 0.99. Measured: tiny text
   tower 0.999; docs/toolchain.md §8 measured cosine 0.9999 for a ViT-B/32 image tower and max diff 5.6e-3 on text.
 """

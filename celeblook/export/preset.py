@@ -19,10 +19,20 @@ from ..presets import Preset
 if TYPE_CHECKING:
     pass
 
-from .graphs import SYNTHESIS_SIZES, Graph, generator_graphs, image_encoder_graph, mapper_graph, strength_graph, text_encoder_graph
+from .graphs import (
+    SYNTHESIS_SIZES,
+    Graph,
+    generator_graphs,
+    image_encoder_graph,
+    mapper_graph,
+    refiner_graph,
+    refiner_sizes,
+    strength_graph,
+    text_encoder_graph,
+)
 from .onnx import OPSET, Progress, export_models
 
-MODELS = ("mapping", "synthesis", "image_encoder", "text_encoder", "mapper", "strength")
+MODELS = ("mapping", "synthesis", "image_encoder", "text_encoder", "mapper", "strength", "refiner")
 TEACHER = "image_encoder_teacher"
 
 
@@ -62,7 +72,9 @@ def build_graphs(
 
     ``skip_missing`` (the user asked for "everything", not for named models): models of MODELS whose
     weights are missing are left out and listed in ``skipped`` instead of raising WeightsError; WeightsError
-    only when nothing at all can be built. A TEACHER asked for is always required.
+    only when nothing at all can be built. A TEACHER asked for is always required. The refiner is optional
+    (an inversion without it is the mapper's answer): "everything" exports it when ``heads`` has one, with the
+    generator exit it renders at.
     """
     from ..factory import trained_student  # the factory's models load open_clip: only for exports
 
@@ -89,6 +101,11 @@ def build_graphs(
             say(f"skipping {', '.join(names)}: {err}")
             return None
 
+    refiner = None
+    if "refiner" in wanted and (not skip_missing or (heads / "refiner.safetensors").exists()):
+        refiner = load("the refiner", ["refiner"], partial(load_refiner_head, preset, heads))
+        if refiner is not None and sizes:
+            sizes = refiner_sizes(sizes, refiner)
     generator = clip = None
     if {"mapping", "mapper", "strength"} & wanted or sizes:  # the strength head's stand-in needs the generator's w_avg
         needs_generator = [name for name in ("mapping", *(f"synthesis_{s}" for s in sizes), "mapper", "strength")
@@ -144,15 +161,29 @@ def build_graphs(
         if predictor is not None:
             graphs.append(strength_graph(predictor))
             constants["c_max"] = predictor.config.c_max
+    if refiner is not None:
+        graphs.append(refiner_graph(refiner))
     if "strength" in built.skipped:  # named last, as it is built last (a missing generator skips it early)
         built.skipped["strength"] = built.skipped.pop("strength")
     if not graphs:
         reasons = sorted(set(built.skipped.values()))
         raise WeightsError(f"nothing to export: no weights for any of {', '.join(built.skipped)} ({'; '.join(reasons)})")
-    names = ("mapping", *(f"synthesis_{s}" for s in SYNTHESIS_SIZES), "image_encoder", TEACHER, "text_encoder", "mapper", "strength")
+    names = ("mapping", *(f"synthesis_{s}" for s in sorted({*SYNTHESIS_SIZES, *sizes}, reverse=True)), "image_encoder", TEACHER,
+             "text_encoder", "mapper", "strength", "refiner")
     order = {name: i for i, name in enumerate(names)}
     graphs.sort(key=lambda g: order[g.name])
     return built
+
+
+def load_refiner_head(preset: Preset, heads: Path):
+    """The refiner in ``heads`` (a WeightsError naming `train refiner` when it has none)."""
+    from ..factory import check_head
+    from ..models.refiner import load_refiner
+
+    path = heads / "refiner.safetensors"
+    if path.exists():
+        check_head(preset, "refiner", path)
+    return load_refiner(path, preset.name)
 
 
 def photo_encoder(preset: Preset, mapper_encoder: str, heads: Path | None = None) -> str:
@@ -170,6 +201,8 @@ def graphs_from_source(source: dict, files: Sequence[str]) -> list[Graph]:
     if checkpoint and Path(checkpoint).is_file() and sha256_file(Path(checkpoint)) != source.get("checkpoint_sha256"):
         raise WeightsError(f"{checkpoint} changed since the export (sha256 differs): re-run the export")
     names = {f.removesuffix("_fp16").removesuffix("_int8") for f in files}
+    # the refiner's own exit (e.g. the tiny refiner's 64) is not a size to ask for: exporting the refiner adds it
+    names = {n for n in names if not n.startswith("synthesis_") or int(n.split("_")[1]) in SYNTHESIS_SIZES}
     try:
         preset = get_preset(source["preset"])
     except InputError as err:

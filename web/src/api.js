@@ -31,7 +31,9 @@ export function createApi(sessions, processors, engine, pipeline) {
         prompts: site.prompts ? {prompts: site.prompts.prompts, examples: site.prompts.examples, bytes: site.prompts.bytes} : null,
         bytes: { // what each feature downloads first (at the default size), before anything is cached
           random: bytesOf(['mapping', synthesis]),
-          photo: bytesOf([engine.photoGraph, 'mapper', synthesis]) + alignBytes,
+          // an inversion runs the refiner's own count of iterations by default: R and the exit it renders at
+          photo: bytesOf([...new Set([engine.photoGraph, 'mapper', synthesis,
+            ...(engine.refinerIterations ? ['refiner', `synthesis_${engine.refinerSize}`] : [])])]) + alignBytes,
           edit: bytesOf(['mapper', 'strength', engine.photoGraph, synthesis]) + (site.prompts?.bytes ?? 0),
           textEncoder: bytesOf(['text_encoder']),
           align: alignBytes,

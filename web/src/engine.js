@@ -4,7 +4,8 @@
 
 /**
  * The engine of ``sessions`` (src/sessions.js) with ``processors`` (src/processors.js):
- * {wAvg, eScale, style, sizes, photoGraph, has, mapping, synthesize, embedPhotos, embedPixels, embedTokens, map, strength}.
+ * {wAvg, eScale, style, sizes, photoGraph, refinerIterations, refinerSize, has, mapping, synthesize, embedPhotos,
+ * embedPixels, embedTokens, map, strength, refine}.
  */
 export function createEngine(sessions, processors) {
   const {constants, entryFor, run} = sessions;
@@ -15,6 +16,8 @@ export function createEngine(sessions, processors) {
   const sizes = [...new Set(sessions.manifest.files.filter((f) => f.model.startsWith('synthesis_'))
     .map((f) => Number(f.model.split('_')[1])))].sort((a, b) => a - b);
   const textEntry = entryFor('text_encoder');
+  const refiner = entryFor('refiner')?.meta; // the exported refiner's default count and render size
+  const refinerSize = refiner?.render_size ?? 256;
 
   return {
     wAvg: Float32Array.from(constants.w_avg),
@@ -24,6 +27,9 @@ export function createEngine(sessions, processors) {
     slots,
     sizes,
     photoGraph,
+    /** The refiner's own iteration count (0 without refiner.onnx) and the generator exit it compares at. */
+    refinerIterations: refiner?.iterations ?? 0,
+    refinerSize,
     /** Whether a graph is exported: 'mapper', 'strength', 'text_encoder', a photo graph... */
     has: sessions.has,
     /** The text encoder takes any token length (a named axis): the columns after the last end-of-text are cut. */
@@ -49,5 +55,8 @@ export function createEngine(sessions, processors) {
         delta: [delta, [1, slots, style]]});
       return c[0];
     },
+    /** One refiner iteration's W+ residual (slots*style) for photo and reconstruction (1,3,S,S), S = refinerSize. */
+    refine: (photo, reconstruction) => run('refiner', {photo: [photo, [1, 3, refinerSize, refinerSize]],
+      reconstruction: [reconstruction, [1, 3, refinerSize, refinerSize]]}),
   };
 }

@@ -4,7 +4,7 @@
 // (tests/test_web.py replays requests answered by the Python pipeline):
 //
 //   randomFaces(seed, {count, psi, size})                          -> Result
-//   invert(photo, {refineSteps, size})                             -> Result (with .photo: the crop, quad, faces)
+//   invert(photo, {refineIterations, refineSteps, size})           -> Result (with .photo: the crop, quad, faces)
 //   textToFace(prompt, {seed, psi, size, optimizeSteps})           -> Result (+ embedding, truncated, fromBank)
 //   edit(start, target, {source, strengths, size, optimizeSteps})  -> EditResult {original, variants, notices, direction}
 //   sweep(start, target, {source, cMax, nFrames, size, progress, format})  -> Result (+ clip, + gif for a GIF)
@@ -28,6 +28,7 @@ import {toImageData} from './image.js';
 import {checkChoice, checkRange, shown} from './limits.js';
 import {centreQuad} from './processors.js';
 import {seededNormal} from './prng.js';
+import {iterationsOf, refined} from './refiner.js';
 import {checkPrompt, editDirection, embedPrompts, varyEmbedding} from './text.js';
 
 export class Cancelled extends Error {
@@ -110,10 +111,11 @@ export class Pipeline {
 
   /** A photo (aligned here, or already aligned) -> its face, scored against the crop it came from. */
   async invert(photo, options = {}) {
-    const {refineSteps, size} = this._options('invert', options);
+    const {refineSteps, refineIterations, size} = this._options('invert', options);
     const s = this._size(size);
+    const iterations = iterationsOf(this.engine, this.ranges, refineIterations);
     this._noSlowPath(checkRange(this.ranges.steps, refineSteps), 'refinement', 'inverting a photo');
-    return this.invertCrop(await this.alignPhoto(photo), s);
+    return this.invertCrop(await this.alignPhoto(photo), s, iterations);
   }
 
   /** Fast path: W+ = truncate(f(e + a seeded variation), psi); the slow path needs gradients (refused here). */
@@ -269,13 +271,22 @@ export class Pipeline {
     return {crop: this.processors.faces.crop(source, picked, size), quad: picked, faces, chosen, notices};
   }
 
-  /** An aligned crop -> encode, map, render: the inversion of pipeline.invert, scored against the crop. */
-  async invertCrop(aligned, size) {
+  /**
+   * An aligned crop -> encode, map, ``iterations`` learned refiner steps (default: the refiner's own count), render:
+   * the inversion of pipeline.invert, scored against the crop.
+   */
+  async invertCrop(aligned, size, iterations = iterationsOf(this.engine, this.ranges)) {
     this._needMapper('inverting a photo');
     const embedding = await this.engine.embedPhotos(aligned.crop);
-    const face = await this._face(await this.engine.map(embedding, 1), size, {generator_calls: 1});
+    let wplus = await this.engine.map(embedding, 1);
+    const notices = [...aligned.notices];
+    if (iterations) {
+      wplus = await refined(this.engine, aligned.crop, wplus, iterations);
+      notices.push(`refined by the learned refiner: ${iterations} iteration${iterations > 1 ? 's' : ''}`);
+    }
+    const face = await this._face(wplus, size, {generator_calls: 1 + iterations});
     face.scores.clip_similarity = cosine(await this.engine.embedPixels(face.image, size), embedding);
-    return this._result([face], aligned.notices, {photo: aligned});
+    return this._result([face], notices, {photo: aligned});
   }
 
   /**

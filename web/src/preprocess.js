@@ -17,15 +17,28 @@ function bicubic(x) {
   if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
   return 0;
 }
+bicubic.support = 2;
+
+function sinc(x) {
+  if (x === 0) return 1;
+  x *= Math.PI;
+  return Math.sin(x) / x;
+}
+
+/** Pillow's lanczos_filter (a = 3): photo_to_pixels' resize, what the refiner compares. */
+function lanczos(x) {
+  return x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0;
+}
+lanczos.support = 3;
 
 /**
  * Pillow's precompute_coeffs for resizing inSize -> outSize (box 0..inSize): per output index the first input
  * index and the normalised float weights. torch's antialiased bicubic (``antialias=True``) computes the same.
  */
-function weights(inSize, outSize) {
+function weights(inSize, outSize, filter = bicubic) {
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
-  const support = 2 * filterscale;
+  const support = filter.support * filterscale;
   const rows = [];
   for (let xx = 0; xx < outSize; xx++) {
     const center = (xx + 0.5) * scale;
@@ -34,7 +47,7 @@ function weights(inSize, outSize) {
     const w = [];
     let total = 0;
     for (let x = 0; x < xmax; x++) {
-      w.push(bicubic((x + xmin - center + 0.5) / filterscale));
+      w.push(filter((x + xmin - center + 0.5) / filterscale));
       total += w[x];
     }
     rows.push({xmin, weights: total !== 0 ? w.map((k) => k / total) : w});
@@ -43,8 +56,8 @@ function weights(inSize, outSize) {
 }
 
 /** Pillow's normalize_coeffs_8bpc: the weights in 22-bit fixed point. */
-function coefficients(inSize, outSize) {
-  return weights(inSize, outSize).map(({xmin, weights: w}) => ({xmin,
+function coefficients(inSize, outSize, filter) {
+  return weights(inSize, outSize, filter).map(({xmin, weights: w}) => ({xmin,
     fixed: w.map((k) => Math.trunc(k < 0 ? -0.5 + k * ONE : 0.5 + k * ONE))}));
 }
 
@@ -55,8 +68,8 @@ function clip8(sum) {
 }
 
 /** One resampling pass over an interleaved RGB uint8 image along x (horizontal) or y. */
-function pass(src, width, height, outSize, horizontal) {
-  const rows = coefficients(horizontal ? width : height, outSize);
+function pass(src, width, height, outSize, horizontal, filter) {
+  const rows = coefficients(horizontal ? width : height, outSize, filter);
   const outW = horizontal ? outSize : width;
   const outH = horizontal ? height : outSize;
   const out = new Uint8ClampedArray(outW * outH * 3);
@@ -99,11 +112,25 @@ function passFloat(src, channels, width, height, outSize, horizontal) {
 }
 
 /** Pillow's Image.resize(size, BICUBIC) on RGB bytes; a pass is skipped when that side keeps its size. */
-export function resizeBicubic(rgb, width, height, outW, outH) {
+export function resizeBicubic(rgb, width, height, outW, outH, filter = bicubic) {
   let pixels = rgb;
-  if (outW !== width) pixels = pass(pixels, width, height, outW, true);
-  if (outH !== height) pixels = pass(pixels, outW, height, outH, false);
+  if (outW !== width) pixels = pass(pixels, width, height, outW, true, filter);
+  if (outH !== height) pixels = pass(pixels, outW, height, outH, false, filter);
   return pixels;
+}
+
+/**
+ * An aligned photo (ImageData) -> (1,3,size,size) in [-1,1], Pillow's LANCZOS resize: preprocess.photo_to_pixels,
+ * the photo the refiner compares with each reconstruction.
+ */
+export function photoToPixels(image, size) {
+  const rgb = resizeBicubic(rgbaToRgb(image.data), image.width, image.height, size, size, lanczos);
+  const plane = size * size;
+  const out = new Float32Array(3 * plane);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) out[c * plane + i] = rgb[i * 3 + c] / 127.5 - 1;
+  }
+  return out;
 }
 
 /** RGBA (ImageData.data) -> RGB bytes, transparency composited on white with Pillow's alpha_composite rounding. */
