@@ -2,8 +2,8 @@
 
 The export is ``CELEBLOOK_ONNX_DIR`` (default ``<weights>/<preset>/onnx``), as ``python -m celeblook export onnx``
 or ``train all`` write it in the full install, or as a heads repository holds it (``CELEBLOOK_HEADS_REPO``, fetched
-at the app's start). Paths that need gradients (refinement, CLIP-guided optimisation) say that they
-need the full install (``Models.gradients`` is False).
+at the app's start). Paths that need gradients (refinement by optimisation, CLIP-guided optimisation) say that they
+need the full install (``Models.gradients`` is False); the learned refiner is an exported graph and runs here.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ def load_runtime_models(preset: Preset, heads: Path | None = None, export: Path 
         engine.file(graph)  # the fast paths need these three: a WeightsError names the export command
     missing = tuple(Missing(part, str(directory / f"{part}.onnx"), remedy("export", preset.name))
                     for part in HEADS if not engine.has(part))
-    notices = [*preset.notices, f"runtime install (ONNX Runtime, no torch): refinement and CLIP-guided optimisation need {FULL_INSTALL}"
-               if export is None else f"served from the ONNX export in {directory} by ONNX Runtime: refinement and CLIP-guided "
-               f"optimisation need the torch models of a preset or heads folder, in {FULL_INSTALL}"]
+    notices = [*preset.notices, "runtime install (ONNX Runtime, no torch): refinement by optimisation and CLIP-guided "
+               f"optimisation need {FULL_INSTALL}"
+               if export is None else f"served from the ONNX export in {directory} by ONNX Runtime: refinement by optimisation and "
+               f"CLIP-guided optimisation need the torch models of a preset or heads folder, in {FULL_INSTALL}"]
     if missing:  # the export command needs the full install and trained heads: say how to get both
         notices.append(f"trained heads: train them (`{remedy('heads', preset.name)}`) or fetch published ones "
                        f"(`{command('weights', 'download', '--heads', 'OWNER/NAME')}`), then export, in the full install")
