@@ -115,6 +115,21 @@ def test_faces_are_numbered_from_0_and_the_identity_distance_is_shown(page):
     ends_with(page, "face-scores", "; identity distance: not measured (no face found in the result)")  # filled in when measured
 
 
+def test_the_refiner_control_shows_the_refiners_count_and_a_new_count_redoes_the_inversion(page):
+    """A site with refiner.onnx offers its iterations next to the photo (the schema's label and range, the refiner's
+    own count); 0 redoes the inversion from the mapper alone."""
+    box = page.locator("#refine-iterations")
+    assert box.is_visible() and box.input_value() == "2" and (box.get_attribute("min"), box.get_attribute("max")) == ("0", "8")
+    assert page.text_content("#refine-box").startswith("Refiner iterations (0 = the mapper alone)")
+    page.evaluate(HAND_OVER, ["drop", png_b64(astronaut())])
+    wait_done(page, "Photo")
+    assert "refined by the learned refiner: 2 iterations" in page.text_content("#result > .notes")
+    box.fill("0")
+    box.dispatch_event("change")
+    wait_done(page, "Inversion")
+    assert "refined by the learned refiner" not in page.text_content("#result > .notes")
+
+
 def test_pasted_text_is_left_to_the_prompt_box(page):
     page.focus("#prompt")
     page.evaluate("""() => { const data = new DataTransfer(); data.setData('text/plain', 'x');

@@ -25,7 +25,8 @@ export function createApi(sessions, processors, engine, pipeline) {
       return {
         backend: chosen.backend, precision: sessions.precision, reason: chosen.reason, adapter: chosen.adapter,
         sizes: pipeline.sizes, defaultSize, threads: sessions.threads, isolated: Boolean(globalThis.crossOriginIsolated),
-        constants: {preset: constants.preset, trained: constants.trained, c_max: limits.c_max, photo_encoder: engine.photoGraph},
+        constants: {preset: constants.preset, trained: constants.trained, c_max: limits.c_max, photo_encoder: engine.photoGraph,
+          refiner_iterations: engine.refinerIterations},
         models: Object.fromEntries(manifest.files.map((f) => [f.model, entryFor(f.model)]).filter(([, e]) => e)
           .map(([m, e]) => [m, {file: e.file, bytes: e.bytes}])),
         prompts: site.prompts ? {prompts: site.prompts.prompts, examples: site.prompts.examples, bytes: site.prompts.bytes} : null,

@@ -310,7 +310,9 @@ async function usePhotoFace(index) {
   state.photo.chosen = index;
   [...$('faces').children].forEach((b, i) => b.setAttribute('aria-pressed', String(i === index)));
   const photo = faces.length ? {source: image, quad: faces[index].quad} : {source: image, aligned: true};
-  const result = await cl.pipeline.invert(photo, {size: Number($('size').value)});
+  // the refiner's own count unless the visitor changed it (the control shows only where the site has a refiner)
+  const refineIterations = $('refine-box').hidden ? undefined : Number($('refine-iterations').value);
+  const result = await cl.pipeline.invert(photo, {size: Number($('size').value), refineIterations});
   showOriginal(true);
   draw('original', result.photo.crop, result.photo.crop.width);
   state.photo.crop = result.photo.crop;
@@ -342,7 +344,7 @@ function showIdentity(face, captionId, caption, stillShown) {
 const SCHEMA_CONTROLS = {
   'seed': 'random_faces.seed', 'psi': 'random_faces.psi', 'text-seed': 'text_to_face.seed',
   'target': 'edit.target', 'source': 'edit.source', 'sweep-frames': 'sweep.n_frames', 'sweep-cmax': 'sweep.c_max',
-  'frames': 'morph.n_frames', 'morph-mode': 'morph.mode',
+  'frames': 'morph.n_frames', 'morph-mode': 'morph.mode', 'refine-iterations': 'invert.refine_iterations',
 };
 
 /** A control's label (the text before it in its label), help (its title) and range from the request schema. */
@@ -397,6 +399,8 @@ ready.then((cl) => {
   const {defaults} = info.limits;
   $('c').max = String(info.limits.c_max);
   for (const [id, field] of Object.entries(SCHEMA_CONTROLS)) describeControl($(id), field);
+  $('refine-box').hidden = !info.constants.refiner_iterations;
+  $('refine-iterations').value = String(info.constants.refiner_iterations);
   $('sweep-cmax').value = String(defaults.sweep.c_max);
   $('psi').value = $('psi-value').value = String(defaults.random_faces.psi);
   $('source').value = info.limits.default_source;
@@ -466,6 +470,9 @@ ready.then((cl) => {
     return usePhotoFace(chosen);
   }, 'result');
   $('photo').onchange = () => usePhoto(() => imageDataOf($('photo').files[0]));
+  // a new count redoes the photo's inversion (the face chosen stays)
+  $('refine-iterations').onchange = () => state.photo?.image
+    && busy('Inversion', () => usePhotoFace(state.photo.chosen ?? 0), 'result');
   const drop = $('drop');
   drop.addEventListener('dragover', (event) => { event.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
