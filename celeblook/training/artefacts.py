@@ -21,7 +21,7 @@ from ..export.graphs import SYNTHESIS_SIZES, TOKEN_AXIS
 from ..export.onnx import MANIFEST
 from ..export.preset import INT8_ALWAYS, TEACHER
 from ..files import sha256_file
-from ..presets import Preset, StrengthTrainConfig, get_preset
+from ..presets import Preset, RefinerTrainConfig, StrengthTrainConfig, get_preset
 from .all import RECORD, STAGES, figure_lines, head_files
 
 PUBLISH = "publish"  # OUT/publish: what `weights publish` would upload besides OUT's files
@@ -185,6 +185,8 @@ def expected_graphs(preset: Preset) -> dict[str, tuple[list[list], list[list]]]:
               "text_encoder": ([["batch", TOKEN_AXIS]], [["batch", e]]),
               "mapper": ([["batch", e]], [wplus]),
               "strength": ([wplus, ["batch", e], wplus], [["batch"]])}
+    r = RefinerTrainConfig.from_preset(preset).size  # the refiner's photo and reconstruction, and the exit G renders
+    graphs |= {"refiner": ([["batch", 3, r, r]] * 2, [wplus]), f"synthesis_{r}": ([wplus], [["batch", 3, r, r]])}
     return {**graphs, **{f"{name}_int8": graphs[name] for name in INT8_ALWAYS}}
 
 
