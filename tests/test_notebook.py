@@ -35,7 +35,10 @@ CELL_TIMEOUT = 1800  # s: `train all --preset tiny` took 3 min on the idle 2-cor
 HEADS = f"{WHOAMI}/celeblook-heads-tiny"  # the notebook's default names, from whoami
 SPACE = f"spaces/{WHOAMI}/celeblook"
 SKIPPED = "done in an earlier run, skipped"
-QUICK = "--mapper-steps 20 --strength-steps 6 --encoder-steps 4"  # the train cell's TRAIN_ARGS
+# the train cell's TRAIN_ARGS: few steps per stage, but the mapper's own 200 (the refiner reads G(f(E_I(x))); a
+# 20-step mapper's latents send G's pixels to ~1e7 and the refiner diverges: a known issue, see docs/training.md)
+QUICK = ("--strength-steps 6 --encoder-steps 4 --refiner-steps 2 --refiner-batch 2 --refiner-calibration-faces 0 "
+         "--refiner-eval-n 2 --refiner-optimise-steps 1")
 
 
 def test_the_notebook_is_committed_without_outputs():
