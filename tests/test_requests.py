@@ -12,7 +12,7 @@ import pytest
 from celeblook.cli import build_parser, main
 from celeblook.cli.requests import LIMITS, flag_of, flagged
 from celeblook.errors import InputError
-from celeblook.limits import Choice, Range
+from celeblook.limits import Choice, Range, bound
 from celeblook.pipeline import (
     REQUESTS,
     EditRequest,
@@ -153,7 +153,7 @@ def test_the_cli_flags_are_the_request_fields(command, request_type, skip):
         assert action.required == (f.default is MISSING) and action.default == (None if f.default is MISSING else f.default)
         assert action.choices == (limit.options if isinstance(limit, Choice) else None)
         if isinstance(limit, Range):
-            assert f"{limit.low:g}..{limit.high:g}" in action.help
+            assert f"{bound(limit.low)}..{bound(limit.high)}" in action.help
 
 
 @pytest.mark.parametrize("args, field", [

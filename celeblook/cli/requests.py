@@ -11,7 +11,7 @@ import argparse
 from dataclasses import MISSING, Field
 from typing import Any
 
-from ..limits import Choice, Limits, Range
+from ..limits import Choice, Limits, Range, bound
 from ..models import GeneratorConfig
 from ..pipeline.requests import Request, limit_of
 from ..settings import scalar_type
@@ -50,7 +50,7 @@ def add_request_flags(parser: argparse.ArgumentParser, request: type[Request], s
 def help_of(f: Field, default: Any) -> str:
     """The field's help, then its range and default: "... (0..500, default 0)"."""
     limit = limit_of(f, LIMITS)
-    notes = [f"{limit.low:g}..{limit.high:g}"] if isinstance(limit, Range) else []
+    notes = [f"{bound(limit.low)}..{bound(limit.high)}"] if isinstance(limit, Range) else []
     if default not in (MISSING, None):
         notes.append(f"default {' '.join(map(str, default)) if isinstance(default, tuple) else default}")
     return (f.metadata["help"] + (f" ({', '.join(notes)})" if notes else "")).replace("%", "%%")

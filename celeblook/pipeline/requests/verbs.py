@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ...errors import InputError
-from ...limits import C_MAX, Limits
+from ...limits import C_MAX, Limits, bound
 from ...text.prompts import DEFAULT_SOURCE, SOURCE_FROM_IMAGE, check_prompt
 from ..results import EditResult
 from .base import Request, param
@@ -53,8 +53,8 @@ def check_strength(limits: Limits, strength: object) -> float | str:
     try:
         return limits.strength.check(strength)
     except InputError:
-        raise InputError(f"strength must be a number from {limits.strength.low:g} to "
-                         f"{limits.strength.high:g}, 'learned' or 'oracle', got {strength!r}"[:200]) from None
+        raise InputError(f"strength must be a number from {bound(limits.strength.low)} to "
+                         f"{bound(limits.strength.high)}, 'learned' or 'oracle', got {strength!r}"[:200]) from None
 
 
 def _strengths(limits: Limits, value: object) -> tuple[tuple[float | str, ...], list[str]]:
