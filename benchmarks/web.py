@@ -6,6 +6,7 @@ and bundle size.
     python benchmarks/web.py --quick              # tiny preset, 256 px: for debugging this script
     python benchmarks/web.py --sizes-only         # only the download table (no browser)
     python benchmarks/web.py --live               # live mode and the photo path per stage (benchmarks/web_live.py)
+    python benchmarks/web.py --refiner            # the page's inversion for 0..k learned refiner iterations
 
 Feature timing (``visits``): a fresh browser profile opens the page (cold: every file downloaded), makes a
 random face at 512 px, aligns and inverts scikit-image's astronaut photo, and edits with the learned C at 512
@@ -20,6 +21,15 @@ the ffhq config. The onnxruntime-web runtime and the page come on top; the table
 Latency depends on shapes, not values, so random weights of the real architectures measure it (student =
 the preset's real EfficientFormer variant). The text encoder is left out of the size (it is fetched only when
 someone types a prompt). Medians after warm-up; on a shared machine numbers are noisy, so the load is recorded.
+
+Refiner (``--refiner``, issue 23; benchmarks/refiner.py has the native rows): the same export plus the ffhq
+refiner R with seeded weights, in its own folder. In one page session the astronaut's aligned crop is inverted by
+the page's pipeline.invert (encode, map, k x (G at R's render size + R), G at the output size, the score) for
+k = 0..3 (``--iterations``) at 1024 and 256 px out, and G is rendered alone at both sizes, every call round-robin. One
+iteration's cost is the least-squares slope of the inversion's median time over k = 1..3 (the first iteration also
+resizes the photo to R's size once: that is the "first iteration's extra"), compared with one G call at 256 (what
+an iteration runs besides R) and with the plain inversion's G call at 1024 (the issue's target: <= 1.5x). The
+committed run: ``--refiner --runs 9 --threads 2 --json benchmarks/results_refiner_web.json`` (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -39,7 +49,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from benchmarks.common import median_seconds, print_table, seeded_models  # noqa: E402
-from celeblook.export.graphs import generator_graphs, image_encoder_graph, mapper_graph, strength_graph  # noqa: E402
+from benchmarks.refiner import seeded_refiner  # noqa: E402
+from celeblook.export.graphs import (  # noqa: E402
+    generator_graphs,
+    image_encoder_graph,
+    mapper_graph,
+    refiner_graph,
+    strength_graph,
+)
 from celeblook.export.onnx import export_models  # noqa: E402
 from celeblook.export.preset import clip_constants  # noqa: E402
 from celeblook.files import sha256_file  # noqa: E402
@@ -58,12 +75,14 @@ RUNTIME = {"webgpu": ["ort/ort.webgpu.min.mjs", "ort/ort-wasm-simd-threaded.asyn
            "wasm": ["ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.mjs", "ort/ort-wasm-simd-threaded.wasm"]}
 
 
-def export_real_size(directory: Path, quick: bool) -> Path:
-    """Real-size (or tiny) generator, student, mapper and strength head with seeded weights, fp32 + fp16.
+def export_real_size(directory: Path, quick: bool, refiner: bool = False) -> Path:
+    """Real-size (or tiny) generator, student, mapper and strength head with seeded weights, fp32 + fp16; with
+    ``refiner``, also the ffhq refiner R (seeded; the page then runs its iterations in every inversion).
 
-    An earlier export in ``directory`` is reused only when it was made for the same preset and student."""
+    An earlier export in ``directory`` is reused only when it was made for the same preset, student and refiner."""
     preset = get_preset("tiny" if quick else "ffhq")
-    source = {"preset": preset.name, "student": preset.student, "weights": "seeded random", "format": 2}
+    source = {"preset": preset.name, "student": preset.student, "weights": "seeded random", "format": 2,
+              **({"refiner": "ffhq, seeded"} if refiner else {})}
     manifest = directory / "manifest.json"
     if manifest.is_file() and json.loads(manifest.read_text()).get("source") == source:
         return directory
@@ -73,7 +92,8 @@ def export_real_size(directory: Path, quick: bool) -> Path:
     constants = {"preset": preset.name, "trained": False, "w_avg": generator.w_avg[0].tolist(), "c_max": strength.config.c_max,
                  "clip": clip_constants(spec.mean, spec.std), "mapper_encoder": "teacher",
                  "photo_encoder": "image_encoder"}  # a trained build: the distilled student is E_I
-    graphs = [*generator_graphs(generator), image_encoder_graph(student), mapper_graph(mapper), strength_graph(strength)]
+    graphs = [*generator_graphs(generator), image_encoder_graph(student), mapper_graph(mapper), strength_graph(strength),
+              *([refiner_graph(seeded_refiner())] if refiner else [])]
     export_models(graphs, directory, fp16=True, constants=constants, source=source, progress=lambda m: print(m, flush=True))
     return directory
 
@@ -156,15 +176,18 @@ def seeded_prompt_bank(site: Path, dim: int = 768) -> None:
     (site / SITE_CONFIG).write_text(json.dumps(config, indent=1))
 
 
+# JS: ``photo`` (a URL) -> ``pixels``, its ImageData
+PHOTO_PIXELS = """const img = new Image(); img.src = photo; await img.decode();
+    const canvas = new OffscreenCanvas(img.width, img.height); const context = canvas.getContext('2d'); context.drawImage(img, 0, 0);
+    const pixels = context.getImageData(0, 0, img.width, img.height);"""
 VISIT = """async ([size, photo, target]) => {
   const cl = await window.celeblook.ready; const out = {ready: performance.now()};
   const face = await cl.randomLatent(1, 0.7); const image = await cl.render(face.wplus, 1, size);
   document.getElementById('face').getContext('2d').putImageData(cl.toImageData(image, size), 0, 0);
   out.face = performance.now();
   if (photo) {
-    const img = new Image(); img.src = photo; await img.decode();
-    const canvas = new OffscreenCanvas(img.width, img.height); const context = canvas.getContext('2d'); context.drawImage(img, 0, 0);
-    const start = performance.now(); const crop = await cl.alignedCrop(context.getImageData(0, 0, img.width, img.height), 0, 512);
+    """ + PHOTO_PIXELS + """
+    const start = performance.now(); const crop = await cl.alignedCrop(pixels, 0, 512);
     await cl.invert(crop, {size}); out.photo = performance.now() - start;
   }
   const start = performance.now(); await cl.edit(face.wplus, target, {size}); out.edit = performance.now() - start;
@@ -257,9 +280,14 @@ def main() -> None:
     parser.add_argument("--sizes-only", action="store_true", help="only the download sizes: no speed timing, no browser")
     parser.add_argument("--live", action="store_true", help="live mode and the photo path per stage, tiny and real-size graphs")
     parser.add_argument("--live-seconds", type=float, default=20, help="live: seconds measured after 8 s of warm-up")
+    parser.add_argument("--refiner", action="store_true", help="the page's inversion for 0..k learned refiner iterations")
+    parser.add_argument("--iterations", type=int, default=3, help="refiner: the largest k timed")
     args = parser.parse_args()
     if args.live:
         live(args)
+        return
+    if args.refiner:
+        refiner_wasm(args)
         return
 
     exports = export_real_size(args.work / ("exports_tiny" if args.quick else "exports_ffhq"), args.quick)
@@ -328,6 +356,87 @@ def live(args: argparse.Namespace) -> None:
                 photo_table)
     if args.json:
         args.json.write_text(json.dumps({"live": live_table, "photo": photo_table, "time": time.time()}, indent=1))
+
+
+# JS: every call round-robin in one page session, one warm-up each (sessions load), so the load falls on all alike
+REFINER = """async ([photo, sizes, iterations, runs]) => {
+  const cl = await window.celeblook.ready;
+  """ + PHOTO_PIXELS + """
+  const crop = await cl.alignedCrop(pixels, 0, 512);
+  const w = new Float32Array(23 * 512).map((_, i) => Math.sin(i));
+  const calls = {};
+  for (const s of sizes) calls[`G ${s}`] = () => cl.render(w, 1, s);
+  for (let k = 0; k <= iterations; k++) {
+    for (const s of sizes) {
+      calls[`inversion ${k} ${s}`] = () => cl.pipeline.invert({source: crop, aligned: true}, {size: s, refineIterations: k});
+    }
+  }
+  const times = Object.fromEntries(Object.keys(calls).map((name) => [name, []]));
+  for (let r = -1; r < runs; r++) {
+    for (const [name, call] of Object.entries(calls)) {
+      const start = performance.now(); await call(); if (r >= 0) times[name].push(performance.now() - start);
+    }
+  }
+  return {times, threads: cl.info.threads, isolated: cl.info.isolated, backend: cl.info.backend};
+}"""
+
+
+def refiner_wasm(args: argparse.Namespace) -> None:
+    """The page's inversion time for 0..k refiner iterations in wasm, one iteration's cost and its ratio to G."""
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.web_live import astronaut_png
+
+    sizes, ks = [1024, 256], range(args.iterations + 1)
+    steps = list(ks)[1:] if args.iterations >= 2 else list(ks)  # past the first iteration's one-time photo resize
+    exports = export_real_size(args.work / ("exports_tiny_refiner" if args.quick else "exports_ffhq_refiner"), args.quick,
+                               refiner=True)
+    site = build_benchmark_site(args.work / ("site_tiny_refiner" if args.quick else "site_refiner"), exports)
+    photo = astronaut_png(site)
+    server, url = serve_in_thread(site)
+    load_before, runs = os.getloadavg(), []
+    try:
+        with sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
+                                                           args=["--no-sandbox"])
+            try:
+                for threads in args.threads:
+                    page = context.new_page()
+                    page.goto(f"{url}?backend=wasm&threads={threads}")
+                    got = page.evaluate(REFINER, [photo, sizes, args.iterations, args.runs])
+                    page.close()
+                    runs.append({"threads requested": threads, **{k: got[k] for k in ("threads", "isolated", "backend")},
+                                 "median_ms": {name: float(np.median(t)) for name, t in got["times"].items()},
+                                 "times_ms": got["times"]})
+                    print(runs[-1]["median_ms"], flush=True)
+            finally:
+                context.close()
+    finally:
+        server.shutdown()
+    load_after = os.getloadavg()
+    where = (f"{os.cpu_count()} cores, load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
+             f"({'tiny' if args.quick else 'real-size ffhq'} graphs, seeded)")
+    print(f"\nRefiner R in the page, wasm in headless Chromium, median of {args.runs} round-robin (ms); {where}")
+    for run in runs:
+        median = run["median_ms"]
+        # least-squares slope of the median inversion time over k: what one iteration adds
+        run["per_iteration_ms"] = {s: float(np.polyfit(steps, [median[f"inversion {k} {s}"] for k in steps], 1)[0]) for s in sizes}
+        run["first_iteration_extra_ms"] = {s: median[f"inversion 1 {s}"] - median[f"inversion 0 {s}"] - run["per_iteration_ms"][s]
+                                           for s in sizes if args.iterations >= 2}
+        iteration = float(np.mean(list(run["per_iteration_ms"].values())))
+        run["ratio_to_G_256"], run["ratio_to_G_1024"] = iteration / median["G 256"], iteration / median["G 1024"]
+        print(f"{run['threads']} wasm threads (cross-origin isolated: {run['isolated']}), backend {run['backend']}: "
+              f"G 1024 {median['G 1024']:.0f}, G 256 {median['G 256']:.0f}")
+        print_table(["iterations k", *(f"inversion, {s} px out" for s in sizes)],
+                    [[k, *(f"{median[f'inversion {k} {s}']:.0f}" for s in sizes)] for k in ks])
+        print(f"one iteration (slope over k = {steps[0]}..{steps[-1]}): "
+              f"{', '.join(f'{v:.0f} ms ({s} out)' for s, v in run['per_iteration_ms'].items())}; "
+              f"their mean is {run['ratio_to_G_256']:.2f}x G at 256 and {run['ratio_to_G_1024']:.2f}x the plain inversion's "
+              f"G 1024 (target <= {TARGET_RATIO}x); the first iteration's extra: "
+              f"{', '.join(f'{v:.0f} ms ({s} out)' for s, v in run['first_iteration_extra_ms'].items()) or 'not measured'}")
+    if args.json:
+        args.json.write_text(json.dumps({"refiner_wasm": runs, "machine": where, "runs": args.runs, "sizes": sizes,
+                                         "iterations": args.iterations, "quick": args.quick, "time": time.time()}, indent=1))
 
 
 if __name__ == "__main__":
