@@ -6,18 +6,23 @@
 #                       (e.g. bash dev.sh celeblook invert me.jpg --out out/me)
 # It installs this checkout editable with its development extras (pip install -e ".[dev]", the versions pinned by
 # requirements.txt as constraints) into .venv. CELEBLOOK_RUNTIME=1 makes the runtime install instead
-# (".[runtime]": ONNX Runtime, no torch, pinned by requirements-runtime.txt) in .venv-runtime, which serves an ONNX
-# export: CELEBLOOK_RUNTIME=1 CELEBLOOK_ONNX_DIR=DIR bash dev.sh app. CELEBLOOK_VENV=DIR picks another venv.
+# (".[runtime]": ONNX Runtime, no torch, pinned by requirements-runtime.txt; --no-compile) in .venv-runtime, which
+# serves an ONNX export: CELEBLOOK_RUNTIME=1 CELEBLOOK_ONNX_DIR=DIR bash dev.sh app. CELEBLOOK_VENV=DIR picks another
+# venv.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")" && pwd)
 
 if [ "${CELEBLOOK_RUNTIME:-}" = 1 ]; then
   EXTRA=runtime
   PINS=$ROOT/requirements-runtime.txt
+  # no bytecode for every module of every dependency at install (106 MiB, pandas' tests among them): Python writes
+  # it at first import, for what the app uses (its size bar counts the whole site-packages: docs/install.md)
+  FLAGS=--no-compile
   VENV=${CELEBLOOK_VENV:-$ROOT/.venv-runtime}
 else
   EXTRA=dev
   PINS=$ROOT/requirements.txt
+  FLAGS=
   VENV=${CELEBLOOK_VENV:-$ROOT/.venv}
 fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # busy-waiting OpenMP threads wreck latency on small shared CPUs
@@ -25,13 +30,14 @@ export GRADIO_ANALYTICS_ENABLED=False
 export HF_HUB_DISABLE_TELEMETRY=1
 
 stamp="$VENV/.install.sha256"
-want=$(cat "$PINS" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)  # the pins and the package's dependencies
+# the pins, the package's dependencies and the install's flags (none for dev: its stamp is what it was)
+want=$( { cat "$PINS" "$ROOT/pyproject.toml"; printf %s "$FLAGS"; } | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[dev.sh] installing celeblook[$EXTRA] into $VENV (first run takes a few minutes)"
   # the runtime venv starts empty each time, so it holds only what its pins name (its size is held to a bar:
   # docs/install.md); the dev venv is updated in place (torch is gigabytes)
   python3 -m venv $([ "$EXTRA" = runtime ] && echo --clear) "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$PINS" -e "$ROOT[$EXTRA]"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check $FLAGS -c "$PINS" -e "$ROOT[$EXTRA]"
   echo "$want" > "$stamp"
 fi
 
