@@ -165,7 +165,9 @@ class RefinerTrainConfig(TrainRun):
     iterations: int = setting("refinement iterations k, trained and then the default of every inversion", 2,
                               at_least=1, at_most=8)
     size: int = setting("generator exit (px) of the faces and reconstructions", at_least=1)
-    input_size: int = setting("the size (px) R sees both images at, a multiple of 16", at_least=1)
+    input_size: int = setting("the size (px) R sees both images at, a multiple of --grid", at_least=1)
+    grid: int = setting("R's pixel readout sees both images averaged to grid x grid", at_least=1)
+    hidden: int = setting("rank of R's residual: its readouts meet in this many units", at_least=1)
     psi_min: float | None = setting("truncation psi is drawn from [psi-min, 1] (default: the mapper's)", None,
                                     at_least=0, at_most=1)
     mix_prob: float | None = setting("share of style-mixed faces (default: the mapper's)", None, at_least=0, at_most=1)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -38,10 +40,10 @@ def test_an_untrained_refiner_leaves_the_mappers_answer_as_it_is():
 
 def test_calibration_is_the_ridge_regression_of_the_residuals_on_the_pooled_pairs():
     torch.manual_seed(0)
-    refiner = Refiner(TINY_R).eval()
+    refiner = Refiner(replace(TINY_R, grid=8)).eval()  # more pairs than readout inputs, as a calibration has
     photo, reconstruction = torch.rand(600, 3, 64, 64) * 2 - 1, torch.rand(600, 3, 64, 64) * 2 - 1
     pooled = refiner.pooled(refiner.pair(photo, reconstruction))
-    assert pooled.shape == (600, 6 * 16 * 16)
+    assert pooled.shape == (600, 6 * 8 * 8)
     # residuals that a rank-8 linear map of the pooled pairs (plus an offset) explains exactly
     low_rank = torch.randn(pooled.shape[1], 8) @ torch.randn(8, 22 * 512) / 40
     residuals = torch.zeros(600, 23, 512)
@@ -56,23 +58,23 @@ def test_calibration_is_the_ridge_regression_of_the_residuals_on_the_pooled_pair
 
 def test_a_short_tiny_run_learns_the_bars(tmp_path, tiny_mapper, capsys):
     """`train refiner --preset tiny` with the preset's settings but fewer steps, on the tiny mapper, through the E_I
-    the pipeline serves with it (the teacher's tower: no student beside the mapper); OUT/metrics.json's figures.
-
-    Issue 23 asks for pixel_mse_refiner <= 0.5 x pixel_mse_mapper: NOT reached yet. Measured (this shared 2-core
-    CPU at load ~11, 16 held-out faces): mapper 0.00693, refiner 0.00398 (0.57 x), optimisation (10 steps) 0.00409,
-    i.e. R matches the optimisation at about 1/270 of its time; a 200-step run at lr 1e-4 reached 0.65 x (training
-    after the calibration made it worse). The test holds what is reached, with a margin: 0.7 x."""
+    the pipeline serves with it (the teacher's tower: no student beside the mapper); OUT/metrics.json's figures
+    hold issue 23's bars: pixel_mse_refiner <= 0.5 x pixel_mse_mapper and within 1.5 x of the optimisation's, at a
+    fraction of its time (docs/training.md: the preset's 200 steps reached 0.29 x; its calibration alone 0.33 x)."""
     out = tmp_path / "refiner"
     code = main(["train", "refiner", "--preset", "tiny", "--out", str(out), "--mapper", str(tiny_mapper),
                  "--device", "cpu", "--steps", "20", "--eval-n", "16"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["iterations"] == 2 and metrics["optimise_steps"] == 10
-    assert metrics["pixel_mse_refiner"] <= 0.7 * metrics["pixel_mse_mapper"], metrics
+    assert metrics["pixel_mse_refiner"] <= 0.5 * metrics["pixel_mse_mapper"], metrics
     assert metrics["wplus_mse_refiner"] < metrics["wplus_mse_mapper"], metrics
     assert metrics["pixel_mse_refiner"] <= 1.5 * metrics["pixel_mse_optimised"], metrics
     assert metrics["seconds_per_face_refiner_torch"] < metrics["seconds_per_face_optimised_torch"]
     assert metrics["ms_per_iteration"] > 0 and metrics["ms_per_generator_call"] > 0
+    # the tiny preset's random pictures hold no face: the identity figures say so rather than give a number
+    assert (metrics["identity_faces"], metrics["identity_distance_mapper"], metrics["identity_distance_refiner"]) == (
+        0, None, None)
     assert "held-out pixel MSE" in capsys.readouterr().out
     refiner = load_refiner(out / "refiner.safetensors", "tiny")
     assert refiner.config.iterations == 2 and refiner.config.backbone == TINY.refiner_backbone
@@ -144,3 +146,51 @@ def test_the_pipeline_inverts_with_the_refiner_by_default_and_with_the_iteration
         plain.invert(PhotoStart(photo, aligned=True), size=256, refine_iterations=1)
     with pytest.raises(InputError, match="refine iterations"):
         refined.invert(PhotoStart(photo, aligned=True), size=256, refine_iterations=9)
+
+
+def test_a_poor_mapper_neither_makes_the_refiner_diverge_nor_starts_it_from_a_worse_step(tmp_path):
+    """After a very short mapper run G's pixels reach ~1e7 on its latents: R reads both images clamped as a photo
+    holds them (its loss and figures stay finite), and a calibrated step that makes fresh faces worse is dropped."""
+    mapper = tmp_path / "mapper"
+    train_mapper(MapperTrainConfig.from_preset(TINY, device="cpu", steps=20), mapper, log=lambda _line: None)
+    lines: list[str] = []
+    config = RefinerTrainConfig.from_preset(TINY, device="cpu", steps=2, batch=4, calibration_faces=8)
+    models = serving_models(TINY, "refiner", mapper / "mapper.safetensors", None, "cpu", lambda _line: None)
+    torch.manual_seed(config.seed)
+    refiner = Refiner(refiner_config(TINY, config))
+    train_refiner(refiner, models, config, 0.5, 0.0, tmp_path / "refiner", show_progress=False, log=lines.append)
+    calibrated = next(line for line in lines if line.startswith("refiner calibrated"))
+    assert "fresh faces' pixel MSE" in calibrated, calibrated
+    logged = [json.loads(line) for line in (tmp_path / "refiner" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(entry["loss"]) for entry in logged), logged
+    assert all(torch.isfinite(value).all() for value in refiner.state_dict().values())
+
+
+def test_the_identity_figures_average_the_faces_found_in_photo_and_both_reconstructions():
+    """evaluate_refiner's identity distance before and after R (ffhq: faces dlib finds), on real photos: a stand-in
+    generator renders latent 0 as the astronaut and latent 1 as Grace Hopper; a picture without a face is skipped."""
+    import numpy as np
+    from PIL import Image
+    from real_photos import astronaut, grace_hopper
+
+    from celeblook.photo.align import align_face
+    from celeblook.photo.identity import face_descriptor
+    from celeblook.training.refiner import identity_figures
+
+    faces = [np.array(align_face(photo, 256).image) for photo in (astronaut(), grace_hopper())]
+    pictures = [torch.from_numpy(face).permute(2, 0, 1).float() / 127.5 - 1 for face in faces]
+    pictures.append(torch.zeros(3, 256, 256))  # latent 2: no face
+
+    def generator(wplus: torch.Tensor, size: int) -> torch.Tensor:
+        assert size == 256
+        return torch.stack([pictures[int(w[0, 0])] for w in wplus])
+
+    def latents(*which: int) -> torch.Tensor:
+        return torch.tensor(which, dtype=torch.float)[:, None, None].expand(-1, 23, 512)
+
+    # photo, mapper's answer, R's answer per face: (astronaut, astronaut, Hopper), (Hopper, Hopper, Hopper), (none, ...)
+    figures = identity_figures(generator, latents(0, 1, 2), latents(0, 1, 0), latents(1, 1, 0))
+    assert figures["identity_faces"] == 2
+    assert figures["identity_distance_mapper"] < 1e-6  # each reconstruction was the photo itself
+    different = np.linalg.norm(face_descriptor(Image.fromarray(faces[0])) - face_descriptor(Image.fromarray(faces[1])))
+    assert abs(figures["identity_distance_refiner"] - different / 2) < 1e-6

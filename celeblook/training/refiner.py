@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -60,11 +61,11 @@ HELD_OUT_SEED_OFFSET = 2_000_029  # held-out faces: a stream neither this nor an
 
 def refiner_config(preset, config: RefinerTrainConfig) -> RefinerConfig:
     """The refiner a preset's job trains: its backbone and the job's sizes and iterations."""
-    grid = RefinerConfig.grid
-    if config.input_size % grid:
-        raise InputError(f"refiner setting input_size must be a multiple of {grid}, got {config.input_size}")
+    if config.input_size % config.grid:
+        raise InputError(f"refiner setting input_size must be a multiple of grid {config.grid}, got {config.input_size}")
     return RefinerConfig(backbone=preset.refiner_backbone, backbone_kwargs=dict(preset.refiner_kwargs),
-                         input_size=config.input_size, render_size=config.size, iterations=config.iterations)
+                         input_size=config.input_size, render_size=config.size, iterations=config.iterations,
+                         grid=config.grid, hidden=config.hidden)
 
 
 def refiner_loss(refiner, models: ServingModels, x: Tensor, wplus: Tensor | None, config: RefinerTrainConfig,
@@ -109,18 +110,29 @@ def calibrate(refiner: Refiner, models: ServingModels, config: RefinerTrainConfi
         x = g(wplus, size=size)
         with autocast(x.device, config.amp):
             first.append(models.mapper(models.encoder.embed_tensor(x).float()).float())
-        faces.append(x.cpu())
+        faces.append(x.half().cpu())  # half: ffhq's thousands of 256 px faces in a few GB of host memory
         targets.append(wplus)
     starts = [first]  # starts[t][b]: the iteration-t latents of batch b
     for _ in range(config.iterations):
-        pooled = [refiner.pooled(refiner.pair(x.to(w.device), g(w, size=size)))
+        pooled = [refiner.pooled(refiner.pair(x.to(w.device).float(), g(w, size=size)))
                   for latents in starts for x, w in zip(faces, latents)]
         residuals = [target - w for latents in starts for target, w in zip(targets, latents)]
         error = refiner.calibrate(torch.cat(pooled), torch.cat(residuals), config.ridge)
-        steps = [refine_steps(refiner, g, x.to(w.device), w, len(starts)) for x, w in zip(faces, first)]
+        steps = [refine_steps(refiner, g, x.to(w.device).float(), w, len(starts)) for x, w in zip(faces, first)]
         starts = [first, *([batch[t] for batch in steps] for t in range(len(starts)))]
+    # judged on fresh faces: a fit that does not generalise (too few faces, a poor mapper) is no start at all
+    wplus = sample_wplus(g, config.batch, psi_min, mix_prob, rng)
+    x = g(wplus, size=size)
+    with autocast(x.device, config.amp):
+        w0 = models.mapper(models.encoder.embed_tensor(x).float()).float()
+    before = pixel_mse(g, w0, x, size)
+    after = pixel_mse(g, refine_steps(refiner, g, x, w0, config.iterations)[-1], x, size)
+    verdict = f"fresh faces' pixel MSE {before:.5f} -> {after:.5f}"
+    if not after < before:  # NaN included
+        refiner.reset()
+        verdict += ": worse, so training starts from no step"
     log(f"refiner calibrated on {config.calibration_faces} faces x {config.iterations} iterations "
-        f"(relative fit error {error:.3f})")
+        f"(relative fit error {error:.3f}; {verdict})")
 
 
 def train_refiner(
@@ -225,6 +237,7 @@ def evaluate_refiner(
         optimised.append(torch.from_numpy(result.wplus).to(x.device))
     optimised = torch.cat(optimised)
     return {
+        **identity_figures(g, wplus, w0, refined),
         "pixel_mse_mapper": pixel_mse(g, w0, x, size),
         "pixel_mse_refiner": pixel_mse(g, refined, x, size),
         "pixel_mse_optimised": pixel_mse(g, optimised, x, size),
@@ -240,13 +253,39 @@ def evaluate_refiner(
     }
 
 
+def identity_figures(generator, wplus: Tensor, mapper: Tensor, refined: Tensor) -> dict[str, float | int | None]:
+    """dlib's identity distance of the faces at 256 px to the mapper's and to R's reconstructions, averaged over the
+    faces where all three are found (a trained ffhq G's faces; the tiny preset's random pictures hold none)."""
+    from PIL import Image
+
+    from ..photo.identity import face_descriptor
+
+    before, after = [], []
+    for latents in zip(wplus, mapper, refined):
+        images = to_uint8(generator(torch.stack(latents), size=256))
+        found = [face_descriptor(Image.fromarray(image)) for image in images]
+        if all(descriptor is not None for descriptor in found):
+            before.append(float(np.linalg.norm(found[0] - found[1])))
+            after.append(float(np.linalg.norm(found[0] - found[2])))
+    return {"identity_faces": len(before),
+            "identity_distance_mapper": float(np.mean(before)) if before else None,
+            "identity_distance_refiner": float(np.mean(after)) if after else None}
+
+
 def refiner_line(metrics: dict) -> str:
     """``evaluate_refiner``'s figures (``train refiner`` and ``train all`` print it)."""
     return (f"held-out pixel MSE at {metrics['size']} px: mapper {metrics['pixel_mse_mapper']:.5f}, refiner "
             f"({metrics['iterations']} iterations) {metrics['pixel_mse_refiner']:.5f} "
             f"({metrics['pixel_mse_refiner'] / metrics['pixel_mse_mapper']:.2f} x), optimisation "
             f"({metrics['optimise_steps']} steps) {metrics['pixel_mse_optimised']:.5f}; W+ MSE "
-            f"{metrics['wplus_mse_mapper']:.4f} -> {metrics['wplus_mse_refiner']:.4f}")
+            f"{metrics['wplus_mse_mapper']:.4f} -> {metrics['wplus_mse_refiner']:.4f}; " + identity_words(metrics))
+
+
+def identity_words(metrics: dict) -> str:
+    if not metrics["identity_faces"]:
+        return f"identity distance: no face found in the {metrics['n']} held-out faces"
+    return (f"identity distance to the photo {metrics['identity_distance_mapper']:.3f} -> "
+            f"{metrics['identity_distance_refiner']:.3f} ({metrics['identity_faces']} of {metrics['n']} faces found)")
 
 
 def refiner_job(
