@@ -35,8 +35,8 @@ CELL_TIMEOUT = 1800  # s: `train all --preset tiny` took 3 min on the idle 2-cor
 HEADS = f"{WHOAMI}/celeblook-heads-tiny"  # the notebook's default names, from whoami
 SPACE = f"spaces/{WHOAMI}/celeblook"
 SKIPPED = "done in an earlier run, skipped"
-# the train cell's TRAIN_ARGS: few steps per stage, but the mapper's own 200 (the refiner reads G(f(E_I(x))); a
-# 20-step mapper's latents send G's pixels to ~1e7 and the refiner diverges: a known issue, see docs/training.md)
+# the train cell's TRAIN_ARGS: few steps per stage, but the mapper's own 200 (a 20-step mapper's latents send G's
+# pixels to ~1e6, which the refiner, reading both images clamped, survives; its figures would mean nothing)
 QUICK = ("--strength-steps 6 --encoder-steps 4 --refiner-steps 2 --refiner-batch 2 --refiner-calibration-faces 0 "
          "--refiner-eval-n 2 --refiner-optimise-steps 1")
 
