@@ -84,10 +84,12 @@ def shot(page, path: Path) -> np.ndarray:
 
 def open_tab(page, name: str):
     tab = page.get_by_role("tab", name=name, exact=True)
+    more = page.get_by_role("button", name="More tabs")
+    tab.or_(more).first.wait_for(state="visible")  # a loaded machine lays the tab bar out late: wait for either
     if tab.is_visible():
         tab.click()
     else:  # on a phone the tabs that do not fit are in Gradio's "More tabs" menu
-        page.get_by_role("button", name="More tabs").click()
+        more.click()
         page.get_by_role("button", name=name, exact=True).click()
 
 
