@@ -188,12 +188,7 @@ def _mean(values: list[float]) -> float:
 
 def table_lines(results: dict) -> list[str]:
     """The preset, the pipeline's notes and a (section, metric, value) table: what the CLIs print."""
-    def cell(value: object) -> object:
-        if value is None:  # a figure with nothing to measure (e.g. no face found)
-            return "-"
-        return f"{value:.4f}" if isinstance(value, float) and not math.isnan(value) else value
-
-    rows = [[section, key, cell(value)]
+    rows = [[section, key, f"{value:.4f}" if isinstance(value, float) and not math.isnan(value) else value]
             for section in ("inversion", "edit", "refiner", "strength") for key, value in results.get(section, {}).items()]
     rows = [["section", "metric", "value"], *rows]
     widths = [max(len(str(row[i])) for row in rows) for i in range(3)]

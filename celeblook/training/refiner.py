@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -103,13 +104,19 @@ def calibrate(refiner: Refiner, models: ServingModels, config: RefinerTrainConfi
     ``calibration_faces`` generated faces, one fit per iteration, each on the pairs that every earlier fit's
     iterations start from (so the step fitted last also serves the later iterations, whose errors are smaller)."""
     g, size = models.generator, config.size
-    batches = [min(config.batch, config.calibration_faces - i) for i in range(0, config.calibration_faces, config.batch)]
-    faces, targets, first = [], [], []  # per batch; the faces kept on the CPU (ffhq's would crowd a GPU)
-    for n in batches:
+
+    def draw(n: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``n`` generated faces: their W+, the faces and the mapper's answer for them."""
         wplus = sample_wplus(g, n, psi_min, mix_prob, rng)
         x = g(wplus, size=size)
         with autocast(x.device, config.amp):
-            first.append(models.mapper(models.encoder.embed_tensor(x).float()).float())
+            return wplus, x, models.mapper(models.encoder.embed_tensor(x).float()).float()
+
+    batches = [min(config.batch, config.calibration_faces - i) for i in range(0, config.calibration_faces, config.batch)]
+    faces, targets, first = [], [], []  # per batch; the faces kept on the CPU (ffhq's would crowd a GPU)
+    for n in batches:
+        wplus, x, w0 = draw(n)
+        first.append(w0)
         faces.append(x.half().cpu())  # half: ffhq's thousands of 256 px faces in a few GB of host memory
         targets.append(wplus)
     starts = [first]  # starts[t][b]: the iteration-t latents of batch b
@@ -121,10 +128,7 @@ def calibrate(refiner: Refiner, models: ServingModels, config: RefinerTrainConfi
         steps = [refine_steps(refiner, g, x.to(w.device).float(), w, len(starts)) for x, w in zip(faces, first)]
         starts = [first, *([batch[t] for batch in steps] for t in range(len(starts)))]
     # judged on fresh faces: a fit that does not generalise (too few faces, a poor mapper) is no start at all
-    wplus = sample_wplus(g, config.batch, psi_min, mix_prob, rng)
-    x = g(wplus, size=size)
-    with autocast(x.device, config.amp):
-        w0 = models.mapper(models.encoder.embed_tensor(x).float()).float()
+    _, x, w0 = draw(config.batch)
     before = pixel_mse(g, w0, x, size)
     after = pixel_mse(g, refine_steps(refiner, g, x, w0, config.iterations)[-1], x, size)
     verdict = f"fresh faces' pixel MSE {before:.5f} -> {after:.5f}"
@@ -227,9 +231,9 @@ def evaluate_refiner(
     mapper_seconds = time.perf_counter() - started
     refined = refine_steps(refiner, g, x, w0, k)[-1] if k else w0
     refiner_seconds = time.perf_counter() - started - mapper_seconds
+    photos = [Image.fromarray(face) for face in to_uint8(g(wplus, size=256))]  # the 8-bit faces a person would send
     optimised, optimise_seconds = [], 0.0
-    for i in range(n):  # the existing slow path, as the pipeline runs it: one photo (the 8-bit face) at a time
-        photo = Image.fromarray(to_uint8(g(wplus[i: i + 1], size=256))[0])
+    for i, photo in enumerate(photos):  # the existing slow path, as the pipeline runs it: one photo at a time
         started = time.perf_counter()
         with torch.enable_grad():
             result = refine_inversion(g, encoder, photo, w0[i: i + 1].cpu().numpy(), optimise_steps)
@@ -237,7 +241,7 @@ def evaluate_refiner(
         optimised.append(torch.from_numpy(result.wplus).to(x.device))
     optimised = torch.cat(optimised)
     return {
-        **identity_figures(g, wplus, w0, refined),
+        **identity_figures(g, photos, w0, refined),
         "pixel_mse_mapper": pixel_mse(g, w0, x, size),
         "pixel_mse_refiner": pixel_mse(g, refined, x, size),
         "pixel_mse_optimised": pixel_mse(g, optimised, x, size),
@@ -253,23 +257,24 @@ def evaluate_refiner(
     }
 
 
-def identity_figures(generator, wplus: Tensor, mapper: Tensor, refined: Tensor) -> dict[str, float | int | None]:
-    """dlib's identity distance of the faces at 256 px to the mapper's and to R's reconstructions, averaged over the
-    faces where all three are found (a trained ffhq G's faces; the tiny preset's random pictures hold none)."""
+def identity_figures(generator, photos: list, mapper: Tensor, refined: Tensor) -> dict[str, float | int]:
+    """dlib's identity distance of the faces (``photos``, 256 px) to the mapper's and to R's reconstructions, averaged
+    over the faces where all three are found (a trained ffhq G's faces); NaN where none is (the tiny preset's random
+    pictures hold none), as every figure with nothing to average."""
     from PIL import Image
 
     from ..photo.identity import face_descriptor
 
     before, after = [], []
-    for latents in zip(wplus, mapper, refined):
-        images = to_uint8(generator(torch.stack(latents), size=256))
-        found = [face_descriptor(Image.fromarray(image)) for image in images]
+    for photo, latents in zip(photos, zip(mapper, refined)):
+        found = [face_descriptor(photo), *(face_descriptor(Image.fromarray(image))
+                                           for image in to_uint8(generator(torch.stack(latents), size=256)))]
         if all(descriptor is not None for descriptor in found):
             before.append(float(np.linalg.norm(found[0] - found[1])))
             after.append(float(np.linalg.norm(found[0] - found[2])))
     return {"identity_faces": len(before),
-            "identity_distance_mapper": float(np.mean(before)) if before else None,
-            "identity_distance_refiner": float(np.mean(after)) if after else None}
+            "identity_distance_mapper": float(np.mean(before)) if before else math.nan,
+            "identity_distance_refiner": float(np.mean(after)) if after else math.nan}
 
 
 def refiner_line(metrics: dict) -> str:
