@@ -19,6 +19,15 @@ def conformance_dir() -> Path:
     return CONFORMANCE
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _gradio_files_in_the_session_folder(tmp_path_factory):
+    """Gradio caches every served file under GRADIO_TEMP_DIR (default /tmp/gradio, never emptied): the app servers
+    the tests start (and their subprocesses) write into the session's own folder, which pytest removes."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_preset_from_the_environment(monkeypatch):
     """Each test picks its preset itself: neither the user's shell nor the app tests' import leaks one in."""

@@ -113,7 +113,7 @@ def test_train_all_resumes_an_interrupted_stage_and_skips_finished_ones(tmp_path
     again = evaluate(TINY, config.evaluation, heads=out)
     for section in ("inversion", "edit", "refiner", "strength"):
         untimed = {key: value for key, value in measured[section].items() if not key.startswith("seconds")}
-        assert untimed == pytest.approx({key: again[section][key] for key in untimed}, rel=1e-5), section
+        assert untimed == pytest.approx({key: again[section][key] for key in untimed}, rel=1e-5, nan_ok=True), section
     assert measured["strength"]["target"] == 0.98  # what the tiny head is trained for
     assert f"preset: {TINY.label} ({measured['label']}), heads in {out}" in lines
     assert any(line.startswith("inversion  similarity_refined") for line in lines)

@@ -17,7 +17,6 @@ import importlib.util
 import io
 import json
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -126,9 +125,10 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(tmp_path_factory):
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True, args=ARGS)
+        context = p.chromium.launch_persistent_context(tmp_path_factory.mktemp("profile"), executable_path=CHROMIUM, headless=True,
+                                                       args=ARGS)
         context.add_init_script(HELPERS)
         yield Browser(context)
         context.close()

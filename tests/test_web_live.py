@@ -7,8 +7,6 @@ the very frame each result was made from (the composite canvas, with the face pa
 
 from __future__ import annotations
 
-import tempfile
-
 import numpy as np
 import pytest
 from camera_video import two_people_y4m
@@ -24,7 +22,7 @@ def browser(tmp_path_factory):
     args = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-video-capture={camera}"]
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
+        context = p.chromium.launch_persistent_context(tmp_path_factory.mktemp("profile"), executable_path=CHROMIUM, headless=True,
                                                        args=args, permissions=["camera"])
         context.add_init_script(HELPERS + STREAMS + LONG_TASKS)
         yield context

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +48,8 @@ def browser(playwright, tmp_path_factory):
     video.write_bytes(y4m(face_crop()))
     args = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-video-capture={video}"]
-    context = playwright.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
-                                                            args=args, permissions=["camera"])
+    context = playwright.chromium.launch_persistent_context(tmp_path_factory.mktemp("profile"), executable_path=CHROMIUM,
+                                                            headless=True, args=args, permissions=["camera"])
     context.add_init_script(HELPERS + STREAMS)
     yield context
     context.close()
@@ -247,9 +246,9 @@ MAKE_FACE = """async () => { const cl = await window.celeblook.ready; const r = 
 IDENTITY = """async ([a, b]) => (await window.celeblook.ready).identity(window.__img(...a), window.__img(...b))"""
 
 
-def test_a_returning_visitor_makes_faces_offline_and_nothing_leaves_the_site(playwright, url):  # noqa: F811
+def test_a_returning_visitor_makes_faces_offline_and_nothing_leaves_the_site(playwright, url, tmp_path):  # noqa: F811
     requests: list[tuple[str, str]] = []
-    context = playwright.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
+    context = playwright.chromium.launch_persistent_context(tmp_path / "profile", executable_path=CHROMIUM, headless=True,
                                                    args=["--no-sandbox"])
     context.add_init_script(HELPERS)
     faces = [rgba_b64(astronaut()), rgba_b64(astronaut()[:, ::-1].copy())]
