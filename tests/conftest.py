@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -6,6 +8,11 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
+# Gradio keeps every file it receives or serves under GRADIO_TEMP_DIR (default /tmp/gradio, never emptied). The
+# apps of this run, in-process (app.py reads the folder when collection imports it) and in subprocesses, use one
+# folder of their own, removed when the run ends.
+GRADIO_FILES = tempfile.mkdtemp(prefix="celeblook-tests-gradio-")
+os.environ.setdefault("GRADIO_TEMP_DIR", GRADIO_FILES)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CELEBLOOK_SHARED", REPO.parent / "shared"))
@@ -19,16 +26,11 @@ def conformance_dir() -> Path:
     return CONFORMANCE
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _gradio_files_in_the_session_folder(tmp_path_factory):
-    """Gradio caches every served file under GRADIO_TEMP_DIR (default /tmp/gradio, never emptied): the app servers
-    the tests start (and their subprocesses) write into the session's own folder, which pytest removes."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
-        yield
-
-
 @pytest.fixture(autouse=True)
 def _no_preset_from_the_environment(monkeypatch):
     """Each test picks its preset itself: neither the user's shell nor the app tests' import leaks one in."""
     monkeypatch.delenv("CELEBLOOK_PRESET", raising=False)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(GRADIO_FILES, ignore_errors=True)
