@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -117,7 +118,9 @@ def child(backend: str, onnx_dir: Path, clip_file: Path | None, sessions: int, o
     os.environ["CELEBLOOK_PRESET"] = "ffhq"
     # no weights: the module-level Pipeline.from_pretrained in app.py stops at the missing generator (cheap);
     # the real-size pipeline is put in its place below
-    os.environ["CELEBLOOK_WEIGHTS"] = tempfile.mkdtemp(prefix="celeblook_no_weights_")
+    no_weights = onnx_dir.parent / "no_weights"
+    no_weights.mkdir(exist_ok=True)
+    os.environ["CELEBLOOK_WEIGHTS"] = str(no_weights)
     stages: list[dict] = []
     clip_weights = "file" if clip_file else "seeded"
 
@@ -155,7 +158,9 @@ def child(backend: str, onnx_dir: Path, clip_file: Path | None, sessions: int, o
     app.demo = app.build_demo()  # the handlers read the uploads this demo receives
     _, url, _ = app.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                                 **app.LAUNCH)
-    work = Path(tempfile.mkdtemp(prefix="celeblook_app_memory_"))
+    work = onnx_dir.parent / f"client_{backend}_{clip_weights}"  # the photo and the client's downloads, this run's only
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
     photo = work / "wild.png"
     wild_photo(0.0)[0].save(photo)
     client = Client(url, verbose=False, download_files=str(work / "downloads"))

@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
+from benchmarks.browser import CHROMIUM  # noqa: E402
 from benchmarks.common import print_table  # noqa: E402
 from celeblook.clips import encode_clip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("results_clips.json")
-CHROMIUM = "/usr/bin/chromium"
 FRAMES, SIDE, FRAME_MS = 16, 512, 80
 RUNS = 3
 

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 
+from benchmarks.browser import CHROMIUM  # noqa: E402
 from benchmarks.common import print_table  # noqa: E402
 from celeblook.photo.align import align_face  # noqa: E402
 from celeblook.photo.identity import SAME_PERSON, face_descriptor  # noqa: E402
@@ -43,7 +44,6 @@ from celeblook.web.build import ensure_vendor  # noqa: E402
 from celeblook.web.serve import serve_in_thread  # noqa: E402
 from tests.real_photos import astronaut, grace_hopper  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
 ALIGN_NETS = ("ssd_mobilenetv1_model", "face_landmark_68_model")
 IDENTITY_NET = "face_recognition_model"
 

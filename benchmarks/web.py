@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.browser import chromium_context  # noqa: E402
 from benchmarks.common import median_seconds, print_table, seeded_models  # noqa: E402
 from benchmarks.refiner import seeded_refiner  # noqa: E402
 from celeblook.export.graphs import (  # noqa: E402
@@ -66,7 +67,6 @@ from celeblook.runtime.ort import open_session  # noqa: E402
 from celeblook.web.build import PROMPTS_FILE, SITE_CONFIG, bank_prompts, build_site  # noqa: E402
 from celeblook.web.serve import serve_in_thread  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
 TARGET_RATIO = 1.5
 TARGET_MB = 60
 MB = 10**6  # sizes in decimal megabytes; the verdict also gives MiB
@@ -212,9 +212,7 @@ def visits(url: str, site: Path, size: int) -> list[list]:
     except ImportError:
         print("scikit-image is not installed: the photo step is skipped")
     rows = []
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
-                                                       args=["--no-sandbox"])
+    with sync_playwright() as p, chromium_context(p) as context:
         context.add_init_script(LONG_TASKS)
         responses: list = []
         context.on("response", lambda r: responses.append(r))
@@ -232,7 +230,6 @@ def visits(url: str, site: Path, size: int) -> list[list]:
                      [visit, "all of the above: MB fetched", "", mb],
                      [visit, "longest main-thread task, ms", got["longest"], ""]]
             page.close()
-        context.close()
     return rows
 
 
@@ -255,9 +252,7 @@ def native_ms(models: Path, size: int, threads: int, runs: int) -> float:
 def browser_ms(url: str, size: int, threads: int, runs: int) -> float:
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
-                                                       args=["--no-sandbox"])
+    with sync_playwright() as p, chromium_context(p) as context:
         page = context.new_page()
         page.goto(f"{url}?backend=wasm&threads={threads}")
         times = page.evaluate("""async ([size, runs]) => { const cl = await window.celeblook.ready;
@@ -265,7 +260,6 @@ def browser_ms(url: str, size: int, threads: int, runs: int) -> float:
             for (let i = 0; i < 2; i++) await cl.render(w, 1, size);
             const out = []; for (let i = 0; i < runs; i++) { const t = performance.now(); await cl.render(w, 1, size);
               out.push(performance.now() - t); } return out; }""", [size, runs])
-        context.close()
     return float(np.median(times))
 
 
@@ -396,21 +390,16 @@ def refiner_wasm(args: argparse.Namespace) -> None:
     server, url = serve_in_thread(site)
     load_before, runs = os.getloadavg(), []
     try:
-        with sync_playwright() as p:
-            context = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
-                                                           args=["--no-sandbox"])
-            try:
-                for threads in args.threads:
-                    page = context.new_page()
-                    page.goto(f"{url}?backend=wasm&threads={threads}")
-                    got = page.evaluate(REFINER, [photo, sizes, args.iterations, args.runs])
-                    page.close()
-                    runs.append({"threads requested": threads, **{k: got[k] for k in ("threads", "isolated", "backend")},
-                                 "median_ms": {name: float(np.median(t)) for name, t in got["times"].items()},
-                                 "times_ms": got["times"]})
-                    print(runs[-1]["median_ms"], flush=True)
-            finally:
-                context.close()
+        with sync_playwright() as p, chromium_context(p) as context:
+            for threads in args.threads:
+                page = context.new_page()
+                page.goto(f"{url}?backend=wasm&threads={threads}")
+                got = page.evaluate(REFINER, [photo, sizes, args.iterations, args.runs])
+                page.close()
+                runs.append({"threads requested": threads, **{k: got[k] for k in ("threads", "isolated", "backend")},
+                             "median_ms": {name: float(np.median(t)) for name, t in got["times"].items()},
+                             "times_ms": got["times"]})
+                print(runs[-1]["median_ms"], flush=True)
     finally:
         server.shutdown()
     load_after = os.getloadavg()

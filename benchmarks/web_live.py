@@ -19,7 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the camera video the tests use
 
-CHROMIUM = "/usr/bin/chromium"
+from benchmarks.browser import chromium_context  # noqa: E402
+
 STAGES = ["track", "crop", "encode", "map", "edit", "synth", "paste"]
 
 LIVE = """async ([size, warmup, seconds, options]) => {
@@ -68,15 +69,13 @@ def live_rows(url: str, graphs: str, sizes: list[int], threads: list[int], warmu
     from camera_video import two_people_y4m
     from playwright.sync_api import sync_playwright
 
-    camera = Path(tempfile.mkdtemp()) / "two_people.y4m"
-    camera.write_bytes(two_people_y4m())
-    args = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={camera}"]
     rows = []
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
-                                                       args=args, permissions=["camera"])
-        try:
+    with tempfile.TemporaryDirectory() as folder, sync_playwright() as p:
+        camera = Path(folder) / "two_people.y4m"
+        camera.write_bytes(two_people_y4m())
+        args = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera}"]
+        with chromium_context(p, args=args, permissions=["camera"]) as context:
             for n in threads:
                 page = context.new_page()
                 page.goto(f"{url}?backend=wasm&threads={n}")
@@ -87,8 +86,6 @@ def live_rows(url: str, graphs: str, sizes: list[int], threads: list[int], warmu
                                      *(round(s["stages"][k] or 0, 1) for k in STAGES), s["frames"], s["dropped"], machine()])
                         print(rows[-1], flush=True)
                 page.close()
-        finally:
-            context.close()
     return rows
 
 
@@ -99,21 +96,16 @@ def photo_rows(url: str, photo: str, size: int, runs: int, threads: list[int], v
     from playwright.sync_api import sync_playwright
 
     rows = []
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path=CHROMIUM, headless=True,
-                                                       args=["--no-sandbox"])
-        try:
-            for n in threads:
-                page = context.new_page()
-                page.goto(f"{url}?backend=wasm&threads={n}")
-                for name, options in variants.items():
-                    t = page.evaluate(PHOTO, [photo, size, runs, options])
-                    rows.append([n, name, *(round(t[k]) for k in ("align", "crop", "encode", "map", "synth", "total", "score", "first")),
-                                 machine()])
-                    print(rows[-1], flush=True)
-                page.close()
-        finally:
-            context.close()
+    with sync_playwright() as p, chromium_context(p) as context:
+        for n in threads:
+            page = context.new_page()
+            page.goto(f"{url}?backend=wasm&threads={n}")
+            for name, options in variants.items():
+                t = page.evaluate(PHOTO, [photo, size, runs, options])
+                rows.append([n, name, *(round(t[k]) for k in ("align", "crop", "encode", "map", "synth", "total", "score", "first")),
+                             machine()])
+                print(rows[-1], flush=True)
+            page.close()
     return rows
 
 
