@@ -263,15 +263,18 @@ def identity_figures(generator, photos: list, mapper: Tensor, refined: Tensor) -
     pictures hold none), as every figure with nothing to average."""
     from PIL import Image
 
-    from ..photo.identity import face_descriptor
+    from ..photo.identity import face_descriptor, identity_distance
 
     before, after = [], []
-    for photo, latents in zip(photos, zip(mapper, refined)):
-        found = [face_descriptor(photo), *(face_descriptor(Image.fromarray(image))
-                                           for image in to_uint8(generator(torch.stack(latents), size=256)))]
-        if all(descriptor is not None for descriptor in found):
-            before.append(float(np.linalg.norm(found[0] - found[1])))
-            after.append(float(np.linalg.norm(found[0] - found[2])))
+    for photo, latents in zip(photos, torch.stack([mapper, refined], dim=1)):
+        reference = face_descriptor(photo)
+        if reference is None:  # nothing to compare with: its reconstructions are not rendered
+            continue
+        found = [identity_distance(reference, Image.fromarray(image)).distance
+                 for image in to_uint8(generator(latents, size=256))]
+        if None not in found:
+            before.append(found[0])
+            after.append(found[1])
     return {"identity_faces": len(before),
             "identity_distance_mapper": float(np.mean(before)) if before else math.nan,
             "identity_distance_refiner": float(np.mean(after)) if after else math.nan}
